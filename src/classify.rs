@@ -1,0 +1,202 @@
+//! What a statement does to the connection it runs on, learned from SQLite's authorizer at
+//! prepare time (never by parsing SQL), and the pool-wide cache of those classes.
+
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Pragmas whose value belongs to one connection, so a session that sets one must see it on
+/// every connection it later takes. Database-wide pragmas (journal_mode, user_version, ...)
+/// persist in the file and are not replayed.
+const CONNECTION_PRAGMAS: &[&str] = &[
+    "automatic_index",
+    "busy_timeout",
+    "cache_size",
+    "cache_spill",
+    "case_sensitive_like",
+    "cell_size_check",
+    "defer_foreign_keys",
+    "foreign_keys",
+    "ignore_check_constraints",
+    "query_only",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+    "secure_delete",
+    "temp_store",
+    "trusted_schema",
+];
+
+/// How a statement must be routed, cached per SQL text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Class {
+    /// `sqlite3_stmt_readonly`: the statement does not write the database file.
+    pub readonly: bool,
+    /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE.
+    pub transaction_control: bool,
+    /// BEGIN in particular (rewritten to BEGIN IMMEDIATE when deferred).
+    pub begin: bool,
+    /// Creates TEMP objects or attaches/detaches a database: state only one connection has.
+    pub pins: bool,
+    /// A connection-local pragma assignment (`name`, `value`) to replay on later connections.
+    pub pragma_set: Option<(String, String)>,
+}
+
+impl Class {
+    /// Whether the statement must run on the writer (when the session is not pinned elsewhere).
+    pub(crate) fn needs_writer(&self) -> bool {
+        !self.readonly || self.transaction_control || self.pins || self.pragma_set.is_some()
+    }
+}
+
+/// What the authorizer saw while the last statement was prepared on one connection.
+#[derive(Default)]
+pub(crate) struct AuthLog {
+    /// Any action was seen: the statement was compiled, not taken from the statement cache.
+    compiled: bool,
+    transaction_control: bool,
+    begin: bool,
+    pins: bool,
+    pragma_set: Option<(String, String)>,
+}
+
+/// The authorizer installed on every pool connection; it only records, never denies.
+pub(crate) fn recording_authorizer(
+    log: Arc<Mutex<AuthLog>>,
+) -> impl for<'r> FnMut(AuthContext<'r>) -> Authorization + Send + 'static {
+    move |ctx: AuthContext<'_>| {
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        log.compiled = true;
+        match ctx.action {
+            AuthAction::CreateTempIndex { .. }
+            | AuthAction::CreateTempTable { .. }
+            | AuthAction::CreateTempTrigger { .. }
+            | AuthAction::CreateTempView { .. }
+            | AuthAction::Attach { .. }
+            | AuthAction::Detach { .. } => log.pins = true,
+            AuthAction::Transaction { operation } => {
+                log.transaction_control = true;
+                if operation == rusqlite::hooks::TransactionOperation::Begin {
+                    log.begin = true;
+                }
+            }
+            AuthAction::Savepoint { .. } => log.transaction_control = true,
+            AuthAction::Pragma {
+                pragma_name,
+                pragma_value: Some(value),
+            } => {
+                let name = pragma_name.to_ascii_lowercase();
+                if CONNECTION_PRAGMAS.contains(&name.as_str()) {
+                    log.pragma_set = Some((name, value.to_string()));
+                }
+            }
+            _ => {}
+        }
+        Authorization::Allow
+    }
+}
+
+impl AuthLog {
+    /// Forgets what was recorded, before a new prepare.
+    pub(crate) fn clear(&mut self) {
+        *self = AuthLog::default();
+    }
+
+    /// Whether anything was compiled since the last [`AuthLog::clear`].
+    pub(crate) fn compiled(&self) -> bool {
+        self.compiled
+    }
+
+    /// Whether what was compiled since the last clear created TEMP objects or attached.
+    pub(crate) fn pins(&self) -> bool {
+        self.pins
+    }
+
+    /// The class of the statement just prepared.
+    pub(crate) fn class(&self, readonly: bool) -> Class {
+        Class {
+            readonly,
+            transaction_control: self.transaction_control,
+            begin: self.begin,
+            pins: self.pins,
+            pragma_set: self.pragma_set.clone(),
+        }
+    }
+}
+
+/// Statement classes shared by every session of a pool, bounded so ad-hoc SQL cannot grow it.
+#[derive(Default)]
+pub(crate) struct ClassCache {
+    map: Mutex<HashMap<Arc<str>, Class>>,
+}
+
+const CLASS_CACHE_LIMIT: usize = 4096;
+
+impl ClassCache {
+    pub(crate) fn get(&self, sql: &str) -> Option<Class> {
+        self.map
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sql)
+            .cloned()
+    }
+
+    pub(crate) fn insert(&self, sql: &str, class: Class) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= CLASS_CACHE_LIMIT {
+            map.clear();
+        }
+        map.insert(Arc::from(sql), class);
+    }
+}
+
+/// `BEGIN` and `BEGIN DEFERRED` become `BEGIN IMMEDIATE`: a deferred read-to-write upgrade
+/// skips the busy timeout and fails at once. Returns `None` when the SQL is already
+/// IMMEDIATE or EXCLUSIVE.
+pub(crate) fn immediate_begin(sql: &str) -> Option<String> {
+    let mut words = sql
+        .trim_start()
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .filter(|w| !w.is_empty());
+    if !words.next()?.eq_ignore_ascii_case("begin") {
+        return None;
+    }
+    match words.next() {
+        Some(w) if w.eq_ignore_ascii_case("immediate") || w.eq_ignore_ascii_case("exclusive") => {
+            None
+        }
+        Some(w) if w.eq_ignore_ascii_case("deferred") => Some(
+            std::iter::once("BEGIN IMMEDIATE")
+                .chain(words)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        Some(w) => Some(
+            ["BEGIN IMMEDIATE", w]
+                .into_iter()
+                .chain(words)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        None => Some("BEGIN IMMEDIATE".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::immediate_begin;
+
+    #[test]
+    fn deferred_begins_become_immediate() {
+        assert_eq!(immediate_begin("BEGIN").as_deref(), Some("BEGIN IMMEDIATE"));
+        assert_eq!(
+            immediate_begin("  begin deferred transaction;").as_deref(),
+            Some("BEGIN IMMEDIATE transaction")
+        );
+        assert_eq!(
+            immediate_begin("begin transaction").as_deref(),
+            Some("BEGIN IMMEDIATE transaction")
+        );
+        assert_eq!(immediate_begin("BEGIN IMMEDIATE"), None);
+        assert_eq!(immediate_begin("begin exclusive"), None);
+    }
+}

@@ -1,0 +1,1269 @@
+//! Pool options, and the one parser every host uses to turn a DSN into a path and a [`Config`].
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// The most reader connections a pool may have.
+const MAX_READERS: usize = 64;
+
+/// SQLite's `sqlite3_busy_timeout` takes an `int` of milliseconds (and rusqlite panics above it).
+const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
+/// Cap on the other timeouts, so `Instant::now() + timeout` can never overflow (and panic).
+const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+const KIB: i64 = 1024;
+const MIB: i64 = 1024 * KIB;
+const GIB: i64 = 1024 * MIB;
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+
+const MODE_EXPECTED: &str = "is not a mode (expected ro, rw or rwc)";
+const MODE_MEMORY: &str = "is not supported (open the path \":memory:\" for an in-memory database)";
+const CACHE_EXPECTED: &str = "is not a cache mode (expected private)";
+const CACHE_SHARED: &str = "is not supported: litepool does not support SQLite's shared cache";
+
+/// Every key [`Config::set`] accepts, in the order [`Config::to_query`] renders them.
+const KEYS: &[&str] = &[
+    "max_readers",
+    "acquire_timeout",
+    "busy_timeout",
+    "idle_timeout",
+    "close_timeout",
+    "journal_mode",
+    "synchronous",
+    "foreign_keys",
+    "journal_size_limit",
+    "statement_cache_capacity",
+    "mode",
+    "cache",
+];
+
+/// Options of one pool. Defaults match the stdlib `sqlite3` module where one exists.
+///
+/// Build one with [`Config::default`] and assign fields, or parse one with [`Config::set`],
+/// [`Config::from_query`] or [`parse_dsn`]. The parsers reject out-of-range values; a config
+/// whose fields were assigned directly can be checked with [`Config::validate`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// How many reader connections the pool may open: 1 to 64. Default 4.
+    pub max_readers: usize,
+    /// How long a caller waits for a free connection before failing with
+    /// [`Error::AcquireTimeout`]. At most 100 years. Default 5 s.
+    pub acquire_timeout: Duration,
+    /// SQLite's `busy_timeout`, set on every connection: how long SQLite retries a locked
+    /// database. At most 2147483.647 s (SQLite takes an `int` of milliseconds), truncated to
+    /// whole milliseconds. Default 5 s, as in the stdlib.
+    pub busy_timeout: Duration,
+    /// Reader connections idle for longer than this are closed. At most 100 years. Default 60 s.
+    pub idle_timeout: Duration,
+    /// How long `Pool::close` waits for in-flight work before interrupting it. At most 100 years.
+    /// Default 5 s.
+    pub close_timeout: Duration,
+    /// The `journal_mode` pragma. Default [`JournalMode::Wal`], which lets readers run
+    /// alongside the writer.
+    pub journal_mode: JournalMode,
+    /// The `synchronous` pragma. Default [`Synchronous::Normal`], which is durable-enough and
+    /// safe from corruption in WAL mode.
+    pub synchronous: Synchronous,
+    /// The `foreign_keys` pragma. Default `false`, as in the stdlib (the bundled SQLite build
+    /// would otherwise turn it on).
+    pub foreign_keys: bool,
+    /// The `journal_size_limit` pragma, in bytes: `-1` for no limit, otherwise 0 or more.
+    /// Default 64 MiB, so a WAL file does not stay large after a burst of writes.
+    pub journal_size_limit: i64,
+    /// How many prepared statements each connection keeps cached; 0 disables the cache.
+    /// Default 128.
+    pub statement_cache_capacity: usize,
+    /// Open every connection read-only (`mode=ro`); writes fail. Default `false`.
+    pub read_only: bool,
+    /// Create the database file if it does not exist (`mode=rwc`); when `false` (`mode=rw`) the
+    /// file must exist. Ignored when [`read_only`](Config::read_only) is set: a read-only open
+    /// never creates the file. Default `true`.
+    pub create: bool,
+}
+
+impl Default for Config {
+    /// The defaults documented on each field.
+    fn default() -> Config {
+        Config {
+            max_readers: 4,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            close_timeout: Duration::from_secs(5),
+            journal_mode: JournalMode::Wal,
+            synchronous: Synchronous::Normal,
+            foreign_keys: false,
+            journal_size_limit: 64 * MIB,
+            statement_cache_capacity: 128,
+            read_only: false,
+            create: true,
+        }
+    }
+}
+
+/// The `journal_mode` pragma's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JournalMode {
+    /// Write-ahead log: readers do not block the writer nor it them.
+    Wal,
+    /// Rollback journal, deleted at the end of each transaction (SQLite's own default).
+    Delete,
+    /// Rollback journal, truncated to zero length at the end of each transaction.
+    Truncate,
+    /// Rollback journal, its header zeroed at the end of each transaction.
+    Persist,
+    /// Rollback journal kept in memory; a crash mid-transaction can corrupt the database.
+    Memory,
+    /// No journal: no rollback, and a crash mid-transaction can corrupt the database.
+    Off,
+}
+
+impl JournalMode {
+    /// The pragma's value as SQLite spells it: `"WAL"`, `"DELETE"`, `"TRUNCATE"`, `"PERSIST"`,
+    /// `"MEMORY"` or `"OFF"`.
+    pub fn as_sql(&self) -> &'static str {
+        match self {
+            JournalMode::Wal => "WAL",
+            JournalMode::Delete => "DELETE",
+            JournalMode::Truncate => "TRUNCATE",
+            JournalMode::Persist => "PERSIST",
+            JournalMode::Memory => "MEMORY",
+            JournalMode::Off => "OFF",
+        }
+    }
+
+    fn parse(value: &str) -> Option<JournalMode> {
+        [
+            JournalMode::Wal,
+            JournalMode::Delete,
+            JournalMode::Truncate,
+            JournalMode::Persist,
+            JournalMode::Memory,
+            JournalMode::Off,
+        ]
+        .into_iter()
+        .find(|mode| mode.as_sql().eq_ignore_ascii_case(value))
+    }
+}
+
+/// The `synchronous` pragma's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Never sync; an OS crash or power loss can corrupt the database.
+    Off,
+    /// Sync at critical moments; in WAL mode a power loss can lose the last commits but not
+    /// corrupt the database.
+    Normal,
+    /// Sync on every commit.
+    Full,
+    /// Like `Full`, and also sync the directory after deleting a rollback journal.
+    Extra,
+}
+
+impl Synchronous {
+    /// The pragma's value as SQLite spells it: `"OFF"`, `"NORMAL"`, `"FULL"` or `"EXTRA"`.
+    pub fn as_sql(&self) -> &'static str {
+        match self {
+            Synchronous::Off => "OFF",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+            Synchronous::Extra => "EXTRA",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Synchronous> {
+        // The numbers are SQLite's own aliases (0 = OFF ... 3 = EXTRA).
+        let all = [
+            Synchronous::Off,
+            Synchronous::Normal,
+            Synchronous::Full,
+            Synchronous::Extra,
+        ];
+        all.into_iter().enumerate().find_map(|(number, sync)| {
+            (sync.as_sql().eq_ignore_ascii_case(value) || value == number.to_string())
+                .then_some(sync)
+        })
+    }
+}
+
+impl Config {
+    /// Sets one option by name from its text form, as found in a DSN's query string.
+    ///
+    /// Keys are case-sensitive and lower case: `max_readers`, `acquire_timeout`,
+    /// `busy_timeout`, `idle_timeout`, `close_timeout`, `journal_mode`, `synchronous`,
+    /// `foreign_keys`, `journal_size_limit`, `statement_cache_capacity`, `mode` and `cache`.
+    /// Values:
+    ///
+    /// - durations: `500ms`, `5s`, `2m`, `1h`, `1.5s`, or a bare number of seconds (`0.25`);
+    ///   0 or more, truncated to whole nanoseconds, within the field's limit;
+    /// - booleans: `1`/`0`, `true`/`false`, `yes`/`no`, `on`/`off`, any case;
+    /// - `journal_mode`: `wal`, `delete`, `truncate`, `persist`, `memory`, `off`, any case;
+    /// - `synchronous`: `off`, `normal`, `full`, `extra`, any case, or `0` to `3`;
+    /// - `journal_size_limit`: bytes as an integer, optionally suffixed `KiB`, `MiB` or `GiB`
+    ///   (`64MiB`), or `-1` for no limit;
+    /// - `mode`: `ro` sets [`read_only`](Config::read_only) (leaving `create` as it was), `rw`
+    ///   clears `read_only` and `create`, `rwc` clears `read_only` and sets `create`. SQLite's
+    ///   `mode=memory` is refused: open the path `:memory:` instead;
+    /// - `cache`: only `private` (a no-op); shared cache is not supported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an unknown key (the message lists the valid ones) or a bad value
+    /// (the message names the key, the value and what was expected). The config is left
+    /// unchanged on error.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "max_readers" => {
+                let n = parse_uint(key, value, "an integer from 1 to 64")?;
+                if !(1..=MAX_READERS).contains(&n) {
+                    return Err(out_of_range(key, value, "an integer from 1 to 64"));
+                }
+                self.max_readers = n;
+            }
+            "acquire_timeout" => self.acquire_timeout = parse_duration(key, value, MAX_TIMEOUT)?,
+            "busy_timeout" => self.busy_timeout = parse_duration(key, value, MAX_BUSY_TIMEOUT)?,
+            "idle_timeout" => self.idle_timeout = parse_duration(key, value, MAX_TIMEOUT)?,
+            "close_timeout" => self.close_timeout = parse_duration(key, value, MAX_TIMEOUT)?,
+            "journal_mode" => {
+                self.journal_mode = JournalMode::parse(value).ok_or_else(|| {
+                    bad_value(
+                        key,
+                        value,
+                        "is not a journal mode (expected wal, delete, truncate, persist, memory or off)",
+                    )
+                })?;
+            }
+            "synchronous" => {
+                self.synchronous = Synchronous::parse(value).ok_or_else(|| {
+                    bad_value(
+                        key,
+                        value,
+                        "is not a synchronous level (expected off, normal, full, extra, or 0 to 3)",
+                    )
+                })?;
+            }
+            "foreign_keys" => self.foreign_keys = parse_bool(key, value)?,
+            "journal_size_limit" => self.journal_size_limit = parse_size(key, value)?,
+            "statement_cache_capacity" => {
+                self.statement_cache_capacity =
+                    parse_uint(key, value, "a number of statements, e.g. 128")?;
+            }
+            "mode" => {
+                let (read_only, create) = match value.to_ascii_lowercase().as_str() {
+                    "ro" => (true, self.create),
+                    "rw" => (false, false),
+                    "rwc" => (false, true),
+                    "memory" => return Err(bad_value(key, value, MODE_MEMORY)),
+                    _ => return Err(bad_value(key, value, MODE_EXPECTED)),
+                };
+                self.read_only = read_only;
+                self.create = create;
+            }
+            "cache" => match value.to_ascii_lowercase().as_str() {
+                "private" => {}
+                "shared" => return Err(bad_value(key, value, CACHE_SHARED)),
+                _ => return Err(bad_value(key, value, CACHE_EXPECTED)),
+            },
+            _ => {
+                let mut message = format!("unknown option {key:?}");
+                if KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                    // The likeliest mistake, so say it outright.
+                    message.push_str(" (option names are lower case)");
+                }
+                let _ = write!(message, "; valid options: {}", KEYS.join(", "));
+                return Err(Error::config(message));
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses a query string `key=value&key=value` into a config, starting from the defaults
+    /// and applying each pair in order with [`Config::set`] (so a repeated key's last value
+    /// wins).
+    ///
+    /// Keys and values are percent-decoded (`%2F`); `+` is a literal `+`, not a space. An
+    /// empty query gives the defaults, and empty segments (`a=1&&b=2`) are skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a segment without `=`, an empty key, a bad percent escape, an
+    /// escape that does not decode to UTF-8, or anything [`Config::set`] rejects.
+    pub fn from_query(query: &str) -> Result<Config> {
+        let mut config = Config::default();
+        for segment in query.split('&').filter(|s| !s.is_empty()) {
+            let Some((raw_key, raw_value)) = segment.split_once('=') else {
+                return Err(Error::config(format!(
+                    "{segment:?} has no value (expected key=value)"
+                )));
+            };
+            let key = percent_decode(raw_key, "option name")?;
+            if key.is_empty() {
+                return Err(Error::config(format!(
+                    "{segment:?} has no option name (expected key=value)"
+                )));
+            }
+            let value = percent_decode(raw_value, &key)?;
+            config.set(&key, &value)?;
+        }
+        Ok(config)
+    }
+
+    /// Renders every option as a query string that [`Config::from_query`] parses back into an
+    /// equal config, e.g. `max_readers=4&acquire_timeout=5s&...&mode=rwc`.
+    ///
+    /// The read/create flags render as `mode`; a read-only config with `create` cleared
+    /// renders as `mode=rw&mode=ro`, because `mode=ro` alone leaves `create` as it was.
+    pub fn to_query(&self) -> String {
+        let mode = match (self.read_only, self.create) {
+            (false, true) => "rwc",
+            (false, false) => "rw",
+            (true, true) => "ro",
+            (true, false) => "rw&mode=ro",
+        };
+        // Every value rendered here is made of [0-9A-Za-z.-], so none needs percent-encoding.
+        format!(
+            "max_readers={}&acquire_timeout={}&busy_timeout={}&idle_timeout={}&close_timeout={}\
+             &journal_mode={}&synchronous={}&foreign_keys={}&journal_size_limit={}\
+             &statement_cache_capacity={}&mode={}",
+            self.max_readers,
+            render_duration(self.acquire_timeout),
+            render_duration(self.busy_timeout),
+            render_duration(self.idle_timeout),
+            render_duration(self.close_timeout),
+            self.journal_mode.as_sql().to_ascii_lowercase(),
+            self.synchronous.as_sql().to_ascii_lowercase(),
+            self.foreign_keys,
+            render_size(self.journal_size_limit),
+            self.statement_cache_capacity,
+            mode,
+        )
+    }
+
+    /// Checks every field against the limits [`Config::set`] enforces, for configs whose
+    /// fields were assigned directly.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] naming the first field out of range.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=MAX_READERS).contains(&self.max_readers) {
+            return Err(Error::config(format!(
+                "max_readers: {} is out of range (expected an integer from 1 to 64)",
+                self.max_readers
+            )));
+        }
+        let durations = [
+            ("acquire_timeout", self.acquire_timeout, MAX_TIMEOUT),
+            ("busy_timeout", self.busy_timeout, MAX_BUSY_TIMEOUT),
+            ("idle_timeout", self.idle_timeout, MAX_TIMEOUT),
+            ("close_timeout", self.close_timeout, MAX_TIMEOUT),
+        ];
+        for (key, value, max) in durations {
+            if value > max {
+                return Err(Error::config(format!(
+                    "{key}: {} is too long (at most {})",
+                    render_duration(value),
+                    render_duration(max)
+                )));
+            }
+        }
+        if self.journal_size_limit < -1 {
+            return Err(Error::config(format!(
+                "journal_size_limit: {} is out of range (expected -1 for no limit, or 0 or more bytes)",
+                self.journal_size_limit
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Turns a DSN into the database path and its [`Config`]; the one place every host (Python, C,
+/// Go) does this, so they all accept the same forms:
+///
+/// - a plain path, `/a/b.db` or `rel.db`, returned unchanged with the default config. It is
+///   taken literally even if it contains `?` or `%`: only `file:` URIs have a query;
+/// - a `file:` URI (prefix in any case): `file:rel.db`, `file:/a/b.db`, `file:///a/b.db` or
+///   `file://localhost/a/b.db`, optionally followed by `?query` (parsed by
+///   [`Config::from_query`]) and `#fragment` (ignored). The path is percent-decoded;
+/// - `:memory:` or `file::memory:`, which return the path `":memory:"`.
+///
+/// # Errors
+///
+/// [`Error::Config`] for an empty DSN, an empty path, a path containing a NUL byte, a URI
+/// authority other than empty or `localhost`, a bad percent escape, or a bad query.
+pub fn parse_dsn(dsn: &str) -> Result<(String, Config)> {
+    if dsn.is_empty() {
+        return Err(Error::config(
+            "empty DSN (expected a file path, a file: URI, or :memory:)",
+        ));
+    }
+    // SQLite recognises the scheme in any case, so do the same.
+    let uri_rest = dsn
+        .get(..5)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("file:"))
+        .map(|_| &dsn[5..]);
+    let Some(rest) = uri_rest else {
+        // `:memory:` needs no special case: it is its own path.
+        check_path(dsn, dsn)?;
+        return Ok((dsn.to_owned(), Config::default()));
+    };
+
+    let rest = rest.split_once('#').map_or(rest, |(before, _)| before);
+    let (raw_path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let raw_path = match raw_path.strip_prefix("//") {
+        Some(after) => {
+            let (authority, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            if !authority.is_empty() && !authority.eq_ignore_ascii_case("localhost") {
+                return Err(Error::config(format!(
+                    "DSN {dsn:?}: authority {authority:?} is not supported (expected file:///abs/path, \
+                     file://localhost/abs/path, or file:rel/path)"
+                )));
+            }
+            path
+        }
+        None => raw_path,
+    };
+    let path = percent_decode(raw_path, "DSN path")?;
+    check_path(dsn, &path)?;
+    let config = Config::from_query(query)?;
+    Ok((path, config))
+}
+
+/// Rejects paths SQLite cannot open as a file: empty (a private temporary database, useless in a
+/// pool) or containing NUL (not representable as a C string).
+fn check_path(dsn: &str, path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(Error::config(format!(
+            "DSN {dsn:?} has an empty path (use \":memory:\" for an in-memory database)"
+        )));
+    }
+    if path.contains('\0') {
+        return Err(Error::config(format!(
+            "DSN {dsn:?}: the path contains a NUL byte"
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes `%XX` escapes; `what` names the decoded thing in errors.
+fn percent_decode(text: &str, what: &str) -> Result<String> {
+    if !text.contains('%') {
+        return Ok(text.to_owned());
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = |j: usize| bytes.get(j).and_then(|&b| (b as char).to_digit(16));
+        match (hex(i + 1), hex(i + 2)) {
+            (Some(hi), Some(lo)) => {
+                // Two hex digits are at most 0xFF, so this never truncates.
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            _ => {
+                let escape: String = text[i..].chars().take(3).collect();
+                return Err(Error::config(format!(
+                    "{what}: {text:?} has a bad percent escape {escape:?} (expected % and two hex digits)"
+                )));
+            }
+        }
+    }
+    String::from_utf8(out)
+        .map_err(|_| Error::config(format!("{what}: {text:?} does not percent-decode to UTF-8")))
+}
+
+/// `key: "value" <problem>`, the shape of every bad-value message.
+fn bad_value(key: &str, value: &str, problem: &str) -> Error {
+    Error::config(format!("{key}: {value:?} {problem}"))
+}
+
+fn out_of_range(key: &str, value: &str, expected: &str) -> Error {
+    bad_value(
+        key,
+        value,
+        &format!("is out of range (expected {expected})"),
+    )
+}
+
+/// A non-negative decimal integer; digits only, so `+5` and ` 5` are refused.
+fn parse_uint(key: &str, value: &str, expected: &str) -> Result<usize> {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad_value(
+            key,
+            value,
+            &format!("is not a non-negative integer (expected {expected})"),
+        ));
+    }
+    // Only overflow is left to fail.
+    value
+        .parse()
+        .map_err(|_| out_of_range(key, value, expected))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(bad_value(
+            key,
+            value,
+            "is not a boolean (expected 1/0, true/false, yes/no or on/off)",
+        )),
+    }
+}
+
+/// A duration, parsed as exact decimal (not through `f64`) so that [`render_duration`]'s output
+/// parses back to the same nanosecond.
+fn parse_duration(key: &str, value: &str, max: Duration) -> Result<Duration> {
+    let not_a_duration = || {
+        bad_value(
+            key,
+            value,
+            "is not a duration (use e.g. 5s, 500ms, 2m, or seconds as a number)",
+        )
+    };
+    let too_long = || {
+        bad_value(
+            key,
+            value,
+            &format!("is too long (at most {})", render_duration(max)),
+        )
+    };
+    if value.starts_with('-') {
+        return Err(bad_value(
+            key,
+            value,
+            "is negative (expected a duration of 0 or more)",
+        ));
+    }
+    let (number, unit_nanos): (&str, u128) = if let Some(n) = value.strip_suffix("ms") {
+        (n, 1_000_000)
+    } else if let Some(n) = value.strip_suffix('s') {
+        (n, NANOS_PER_SEC)
+    } else if let Some(n) = value.strip_suffix('m') {
+        (n, 60 * NANOS_PER_SEC)
+    } else if let Some(n) = value.strip_suffix('h') {
+        (n, 3600 * NANOS_PER_SEC)
+    } else {
+        (value, NANOS_PER_SEC)
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits_only = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits_only(whole) || !digits_only(fraction) {
+        return Err(not_a_duration());
+    }
+
+    let mut units: u128 = 0;
+    for digit in whole.bytes() {
+        units = units
+            .checked_mul(10)
+            .and_then(|u| u.checked_add(u128::from(digit - b'0')))
+            .ok_or_else(too_long)?;
+    }
+    let mut nanos = units.checked_mul(unit_nanos).ok_or_else(too_long)?;
+    // Digits past the 24th are worth far less than a nanosecond at any unit, and dropping them
+    // keeps 10^len and fraction * unit_nanos inside u128.
+    let fraction = &fraction[..fraction.len().min(24)];
+    if !fraction.is_empty() {
+        let numerator: u128 = fraction.parse().map_err(|_| not_a_duration())?;
+        let denominator = 10u128.pow(fraction.len() as u32);
+        nanos += numerator * unit_nanos / denominator;
+    }
+
+    let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| too_long())?;
+    // The remainder is below 10^9, so it fits in u32.
+    let duration = Duration::new(secs, (nanos % NANOS_PER_SEC) as u32);
+    if duration > max {
+        return Err(too_long());
+    }
+    Ok(duration)
+}
+
+/// The shortest exact form [`parse_duration`] reads back: `5s`, `250ms`, or `1.000000001s`.
+fn render_duration(duration: Duration) -> String {
+    let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+    if nanos == 0 {
+        format!("{secs}s")
+    } else if secs == 0 && nanos % 1_000_000 == 0 {
+        format!("{}ms", nanos / 1_000_000)
+    } else {
+        let fraction = format!("{nanos:09}");
+        format!("{secs}.{}s", fraction.trim_end_matches('0'))
+    }
+}
+
+fn parse_size(key: &str, value: &str) -> Result<i64> {
+    const EXPECTED: &str =
+        "bytes as an integer, optionally with KiB, MiB or GiB, or -1 for no limit";
+    if value == "-1" {
+        return Ok(-1);
+    }
+    if value.starts_with('-') {
+        return Err(out_of_range(key, value, EXPECTED));
+    }
+    // The binary suffixes are unambiguous in any case, unlike KB/kb.
+    let lower = value.to_ascii_lowercase();
+    let (number, multiplier) = [("kib", KIB), ("mib", MIB), ("gib", GIB)]
+        .into_iter()
+        .find_map(|(suffix, m)| {
+            lower
+                .ends_with(suffix)
+                .then(|| (&value[..value.len() - suffix.len()], m))
+        })
+        .unwrap_or((value, 1));
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad_value(
+            key,
+            value,
+            &format!("is not a size (expected {EXPECTED})"),
+        ));
+    }
+    number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| out_of_range(key, value, EXPECTED))
+}
+
+/// The largest whole binary unit: `64MiB`, `1000`, `-1`.
+fn render_size(bytes: i64) -> String {
+    if bytes > 0 {
+        for (suffix, unit) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+            if bytes % unit == 0 {
+                return format!("{}{suffix}", bytes / unit);
+            }
+        }
+    }
+    bytes.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message of a config error; panics on any other outcome.
+    fn config_error<T: std::fmt::Debug>(result: Result<T>) -> String {
+        match result {
+            Err(Error::Config { message }) => message,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    fn set_err(key: &str, value: &str) -> String {
+        config_error(Config::default().set(key, value))
+    }
+
+    fn parsed(key: &str, value: &str) -> Config {
+        let mut config = Config::default();
+        config
+            .set(key, value)
+            .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
+        config
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!(c.max_readers, 4);
+        assert_eq!(c.acquire_timeout, Duration::from_secs(5));
+        assert_eq!(c.busy_timeout, Duration::from_secs(5));
+        assert_eq!(c.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.close_timeout, Duration::from_secs(5));
+        assert_eq!(c.journal_mode, JournalMode::Wal);
+        assert_eq!(c.synchronous, Synchronous::Normal);
+        assert!(!c.foreign_keys);
+        assert_eq!(c.journal_size_limit, 67_108_864);
+        assert_eq!(c.statement_cache_capacity, 128);
+        assert!(!c.read_only);
+        assert!(c.create);
+        c.validate().unwrap();
+        assert_eq!(Config::from_query("").unwrap(), c);
+    }
+
+    #[test]
+    fn as_sql() {
+        assert_eq!(JournalMode::Wal.as_sql(), "WAL");
+        assert_eq!(JournalMode::Delete.as_sql(), "DELETE");
+        assert_eq!(JournalMode::Truncate.as_sql(), "TRUNCATE");
+        assert_eq!(JournalMode::Persist.as_sql(), "PERSIST");
+        assert_eq!(JournalMode::Memory.as_sql(), "MEMORY");
+        assert_eq!(JournalMode::Off.as_sql(), "OFF");
+        assert_eq!(Synchronous::Off.as_sql(), "OFF");
+        assert_eq!(Synchronous::Normal.as_sql(), "NORMAL");
+        assert_eq!(Synchronous::Full.as_sql(), "FULL");
+        assert_eq!(Synchronous::Extra.as_sql(), "EXTRA");
+    }
+
+    #[test]
+    fn max_readers() {
+        assert_eq!(parsed("max_readers", "1").max_readers, 1);
+        assert_eq!(parsed("max_readers", "64").max_readers, 64);
+        for bad in ["0", "65", "99999999999999999999999"] {
+            let m = set_err("max_readers", bad);
+            assert!(
+                m.starts_with("max_readers: ") && m.contains("out of range"),
+                "{m}"
+            );
+        }
+        for bad in ["", "x", "-1", "+4", " 4", "4.0"] {
+            let m = set_err("max_readers", bad);
+            assert!(m.contains("not a non-negative integer"), "{m}");
+            assert!(m.contains(&format!("{bad:?}")), "{m}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("500ms", Duration::from_millis(500)),
+            ("5s", Duration::from_secs(5)),
+            ("2m", Duration::from_secs(120)),
+            ("1h", Duration::from_secs(3600)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("0.25", Duration::from_millis(250)),
+            ("7", Duration::from_secs(7)),
+            ("0", Duration::ZERO),
+            ("0ms", Duration::ZERO),
+            (".5", Duration::from_millis(500)),
+            ("1.5ms", Duration::from_micros(1500)),
+            ("0.5m", Duration::from_secs(30)),
+            ("1.000000001", Duration::new(1, 1)),
+            ("0.0000000019", Duration::new(0, 1)),
+            ("0.1h", Duration::from_secs(360)),
+        ];
+        for key in [
+            "acquire_timeout",
+            "busy_timeout",
+            "idle_timeout",
+            "close_timeout",
+        ] {
+            for (text, want) in cases {
+                let c = parsed(key, text);
+                let got = match key {
+                    "acquire_timeout" => c.acquire_timeout,
+                    "busy_timeout" => c.busy_timeout,
+                    "idle_timeout" => c.idle_timeout,
+                    _ => c.close_timeout,
+                };
+                assert_eq!(got, want, "{key}={text}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_durations() {
+        assert_eq!(
+            set_err("busy_timeout", "abc"),
+            r#"busy_timeout: "abc" is not a duration (use e.g. 5s, 500ms, 2m, or seconds as a number)"#
+        );
+        for bad in [
+            "", "s", "ms", ".", "nan", "NaN", "inf", "1e3", "5 s", "5S", "1..2", "1.2.3", "5d",
+            "+5", "5sec",
+        ] {
+            let m = set_err("acquire_timeout", bad);
+            assert!(
+                m.starts_with("acquire_timeout: ") && m.contains("is not a duration"),
+                "{bad}: {m}"
+            );
+        }
+        for bad in ["-1", "-0.5s", "-0"] {
+            let m = set_err("idle_timeout", bad);
+            assert!(
+                m.starts_with("idle_timeout: ") && m.contains("negative"),
+                "{m}"
+            );
+        }
+        for bad in [
+            "999999999999999999999999999999999999999999999h",
+            "18446744073709551616",
+            "3153600001s",
+        ] {
+            let m = set_err("close_timeout", bad);
+            assert!(
+                m.starts_with("close_timeout: ") && m.contains("too long"),
+                "{m}"
+            );
+        }
+        // SQLite's busy_timeout is an int of milliseconds.
+        assert_eq!(
+            parsed("busy_timeout", "2147483647ms").busy_timeout,
+            Duration::from_millis(i32::MAX as u64)
+        );
+        let m = set_err("busy_timeout", "2147483648ms");
+        assert!(
+            m.starts_with("busy_timeout: ") && m.contains("too long"),
+            "{m}"
+        );
+        // A failed set leaves the config alone.
+        let mut c = Config::default();
+        assert!(c.set("busy_timeout", "x").is_err());
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn journal_mode() {
+        for (text, want) in [
+            ("wal", JournalMode::Wal),
+            ("WAL", JournalMode::Wal),
+            ("delete", JournalMode::Delete),
+            ("Truncate", JournalMode::Truncate),
+            ("persist", JournalMode::Persist),
+            ("memory", JournalMode::Memory),
+            ("off", JournalMode::Off),
+        ] {
+            assert_eq!(parsed("journal_mode", text).journal_mode, want);
+        }
+        for bad in ["", "wal2", "0"] {
+            let m = set_err("journal_mode", bad);
+            assert!(
+                m.starts_with("journal_mode: ") && m.contains("not a journal mode"),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn synchronous() {
+        for (text, want) in [
+            ("off", Synchronous::Off),
+            ("NORMAL", Synchronous::Normal),
+            ("Full", Synchronous::Full),
+            ("extra", Synchronous::Extra),
+            ("0", Synchronous::Off),
+            ("1", Synchronous::Normal),
+            ("2", Synchronous::Full),
+            ("3", Synchronous::Extra),
+        ] {
+            assert_eq!(parsed("synchronous", text).synchronous, want);
+        }
+        for bad in ["", "4", "-1", "on", "01"] {
+            let m = set_err("synchronous", bad);
+            assert!(
+                m.starts_with("synchronous: ") && m.contains("not a synchronous level"),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_keys() {
+        for text in ["1", "true", "TRUE", "yes", "Yes", "on", "ON"] {
+            assert!(parsed("foreign_keys", text).foreign_keys, "{text}");
+        }
+        let mut c = parsed("foreign_keys", "on");
+        for text in ["0", "false", "False", "no", "NO", "off", "Off"] {
+            c.set("foreign_keys", text).unwrap();
+            assert!(!c.foreign_keys, "{text}");
+            c.foreign_keys = true;
+        }
+        for bad in ["", "2", "y", "maybe", "enabled"] {
+            let m = set_err("foreign_keys", bad);
+            assert!(
+                m.starts_with("foreign_keys: ") && m.contains("not a boolean"),
+                "{m}"
+            );
+        }
+    }
+
+    #[test]
+    fn journal_size_limit() {
+        for (text, want) in [
+            ("-1", -1),
+            ("0", 0),
+            ("1000", 1000),
+            ("1KiB", 1024),
+            ("64MiB", 67_108_864),
+            ("64mib", 67_108_864),
+            ("2GiB", 2 * 1024 * 1024 * 1024),
+            ("0KiB", 0),
+        ] {
+            assert_eq!(parsed("journal_size_limit", text).journal_size_limit, want);
+        }
+        for bad in ["", "x", "1.5MiB", "MiB", "64MB", "64 MiB", "+1", "64KB"] {
+            let m = set_err("journal_size_limit", bad);
+            assert!(
+                m.starts_with("journal_size_limit: ") && m.contains("not a size"),
+                "{bad}: {m}"
+            );
+        }
+        for bad in ["-2", "-1KiB", "9223372036854775808", "9999999999GiB"] {
+            let m = set_err("journal_size_limit", bad);
+            assert!(
+                m.starts_with("journal_size_limit: ") && m.contains("out of range"),
+                "{bad}: {m}"
+            );
+        }
+    }
+
+    #[test]
+    fn statement_cache_capacity() {
+        assert_eq!(
+            parsed("statement_cache_capacity", "0").statement_cache_capacity,
+            0
+        );
+        assert_eq!(
+            parsed("statement_cache_capacity", "1000").statement_cache_capacity,
+            1000
+        );
+        for bad in ["", "x", "-1", "1.5"] {
+            let m = set_err("statement_cache_capacity", bad);
+            assert!(m.starts_with("statement_cache_capacity: "), "{m}");
+        }
+    }
+
+    #[test]
+    fn mode_and_cache() {
+        let ro = parsed("mode", "ro");
+        assert!(ro.read_only && ro.create);
+        let rw = parsed("mode", "rw");
+        assert!(!rw.read_only && !rw.create);
+        let mut c = ro.clone();
+        c.set("mode", "rwc").unwrap();
+        assert!(!c.read_only && c.create);
+        c.set("mode", "RW").unwrap();
+        assert!(!c.read_only && !c.create);
+
+        let m = set_err("mode", "memory");
+        assert!(m.starts_with("mode: ") && m.contains("\":memory:\""), "{m}");
+        for bad in ["", "r", "rwx", "readonly"] {
+            let m = set_err("mode", bad);
+            assert!(m.starts_with("mode: ") && m.contains("not a mode"), "{m}");
+        }
+
+        assert_eq!(parsed("cache", "private"), Config::default());
+        let m = set_err("cache", "shared");
+        assert!(
+            m.starts_with("cache: ") && m.contains("shared cache") && m.contains("litepool"),
+            "{m}"
+        );
+        let m = set_err("cache", "whatever");
+        assert!(m.starts_with("cache: ") && m.contains("private"), "{m}");
+    }
+
+    #[test]
+    fn unknown_key() {
+        let m = set_err("max_reader", "4");
+        assert!(m.contains("\"max_reader\""), "{m}");
+        for key in KEYS {
+            assert!(m.contains(key), "{m}");
+        }
+        let m = set_err("Max_Readers", "4");
+        assert!(m.contains("lower case"), "{m}");
+        let m = set_err("vfs", "unix");
+        assert!(m.contains("unknown option \"vfs\""), "{m}");
+    }
+
+    #[test]
+    fn from_query() {
+        let c = Config::from_query(
+            "max_readers=8&busy_timeout=250ms&journal_mode=delete&synchronous=full\
+             &foreign_keys=on&journal_size_limit=-1&statement_cache_capacity=16&mode=ro\
+             &cache=private&acquire_timeout=1.5&idle_timeout=2m&close_timeout=0",
+        )
+        .unwrap();
+        let want = Config {
+            max_readers: 8,
+            busy_timeout: Duration::from_millis(250),
+            journal_mode: JournalMode::Delete,
+            synchronous: Synchronous::Full,
+            foreign_keys: true,
+            journal_size_limit: -1,
+            statement_cache_capacity: 16,
+            read_only: true,
+            acquire_timeout: Duration::from_millis(1500),
+            idle_timeout: Duration::from_secs(120),
+            close_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(c, want);
+
+        // Last value wins; empty segments are skipped.
+        let c = Config::from_query("&max_readers=2&&max_readers=3&").unwrap();
+        assert_eq!(c.max_readers, 3);
+
+        let m = config_error(Config::from_query("max_readers=2&foreign_keys"));
+        assert!(
+            m.contains("\"foreign_keys\"") && m.contains("no value"),
+            "{m}"
+        );
+        let m = config_error(Config::from_query("=5"));
+        assert!(m.contains("no option name"), "{m}");
+        let m = config_error(Config::from_query("max_readers=0"));
+        assert!(m.starts_with("max_readers: "), "{m}");
+    }
+
+    #[test]
+    fn query_percent_decoding() {
+        let c = Config::from_query("max%5Freaders=%38&busy_timeout=1%2E5s").unwrap();
+        assert_eq!(c.max_readers, 8);
+        assert_eq!(c.busy_timeout, Duration::from_millis(1500));
+        // `+` stays a `+`, which max_readers refuses.
+        let m = config_error(Config::from_query("max_readers=+4"));
+        assert!(m.contains("\"+4\""), "{m}");
+        let m = config_error(Config::from_query("busy_timeout=5%20s"));
+        assert!(m.contains("\"5 s\""), "{m}");
+        for bad in [
+            "max_readers=%4",
+            "max_readers=4%",
+            "max_readers=%zz",
+            "max%g1=4",
+        ] {
+            let m = config_error(Config::from_query(bad));
+            assert!(m.contains("bad percent escape"), "{bad}: {m}");
+        }
+        let m = config_error(Config::from_query("max_readers=%4"));
+        assert!(m.starts_with("max_readers: "), "{m}");
+        let m = config_error(Config::from_query("mode=%FF"));
+        assert!(m.contains("UTF-8"), "{m}");
+    }
+
+    #[test]
+    fn to_query_round_trip() {
+        let default = Config::default();
+        assert_eq!(
+            default.to_query(),
+            "max_readers=4&acquire_timeout=5s&busy_timeout=5s&idle_timeout=60s&close_timeout=5s\
+             &journal_mode=wal&synchronous=normal&foreign_keys=false&journal_size_limit=64MiB\
+             &statement_cache_capacity=128&mode=rwc"
+        );
+
+        let mut configs = vec![default.clone()];
+        let journal_modes = [
+            JournalMode::Wal,
+            JournalMode::Delete,
+            JournalMode::Truncate,
+            JournalMode::Persist,
+            JournalMode::Memory,
+            JournalMode::Off,
+        ];
+        let syncs = [
+            Synchronous::Off,
+            Synchronous::Normal,
+            Synchronous::Full,
+            Synchronous::Extra,
+        ];
+        let durations = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_millis(250),
+            Duration::new(1, 500_000_000),
+            Duration::new(3, 1),
+            Duration::new(59, 999_999_999),
+            MAX_BUSY_TIMEOUT,
+        ];
+        let sizes = [-1, 0, 1, 1023, KIB, 1536, MIB, 3 * GIB, i64::MAX];
+        for (i, flags) in [(false, true), (false, false), (true, true), (true, false)]
+            .into_iter()
+            .enumerate()
+        {
+            for (j, &duration) in durations.iter().enumerate() {
+                let mut c = default.clone();
+                c.read_only = flags.0;
+                c.create = flags.1;
+                c.max_readers = 1 + (i * 7 + j) % MAX_READERS;
+                c.acquire_timeout = duration;
+                c.busy_timeout = durations[(j + 1) % durations.len()];
+                c.idle_timeout = durations[(j + 2) % durations.len()];
+                c.close_timeout = MAX_TIMEOUT;
+                c.journal_mode = journal_modes[(i + j) % journal_modes.len()];
+                c.synchronous = syncs[(i + j) % syncs.len()];
+                c.foreign_keys = j % 2 == 0;
+                c.journal_size_limit = sizes[(i + j) % sizes.len()];
+                c.statement_cache_capacity = if j == 0 { usize::MAX } else { i * j };
+                configs.push(c);
+            }
+        }
+        for c in configs {
+            c.validate().unwrap();
+            let query = c.to_query();
+            assert!(
+                query
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"=&._-".contains(&b)),
+                "{query}"
+            );
+            assert_eq!(Config::from_query(&query).unwrap(), c, "{query}");
+            // And through a DSN, as hosts will pass it.
+            let (path, via_dsn) = parse_dsn(&format!("file:x.db?{query}")).unwrap();
+            assert_eq!((path.as_str(), &via_dsn), ("x.db", &c));
+        }
+    }
+
+    #[test]
+    fn validate() {
+        let d = Config::default;
+        let cases = [
+            (
+                "max_readers: ",
+                Config {
+                    max_readers: 0,
+                    ..d()
+                },
+            ),
+            (
+                "max_readers: ",
+                Config {
+                    max_readers: 65,
+                    ..d()
+                },
+            ),
+            (
+                "busy_timeout: ",
+                Config {
+                    busy_timeout: MAX_BUSY_TIMEOUT + Duration::from_millis(1),
+                    ..d()
+                },
+            ),
+            (
+                "acquire_timeout: ",
+                Config {
+                    acquire_timeout: Duration::MAX,
+                    ..d()
+                },
+            ),
+            (
+                "idle_timeout: ",
+                Config {
+                    idle_timeout: MAX_TIMEOUT * 2,
+                    ..d()
+                },
+            ),
+            (
+                "close_timeout: ",
+                Config {
+                    close_timeout: MAX_TIMEOUT * 2,
+                    ..d()
+                },
+            ),
+            (
+                "journal_size_limit: ",
+                Config {
+                    journal_size_limit: -2,
+                    ..d()
+                },
+            ),
+        ];
+        for (prefix, c) in cases {
+            let m = config_error(c.validate());
+            assert!(m.starts_with(prefix), "{m}");
+        }
+    }
+
+    #[test]
+    fn dsn_plain_paths() {
+        for path in [
+            "/a/b.db",
+            "rel.db",
+            "dir/rel.db",
+            "odd?name.db",
+            "odd%20name.db",
+            "x.db?mode=ro",
+            "C:\\data\\x.db",
+        ] {
+            let (got, config) = parse_dsn(path).unwrap();
+            assert_eq!(got, path);
+            assert_eq!(config, Config::default());
+        }
+    }
+
+    #[test]
+    fn dsn_file_uris() {
+        let want_ro = Config {
+            max_readers: 8,
+            read_only: true,
+            ..Config::default()
+        };
+        for (dsn, want_path, want_config) in [
+            ("file:/a/b.db", "/a/b.db", Config::default()),
+            ("file:rel.db", "rel.db", Config::default()),
+            ("file:///a/b.db", "/a/b.db", Config::default()),
+            ("file://localhost/a/b.db", "/a/b.db", Config::default()),
+            ("FILE://LocalHost/a/b.db", "/a/b.db", Config::default()),
+            (
+                "file:/a/b.db?max_readers=8&mode=ro",
+                "/a/b.db",
+                want_ro.clone(),
+            ),
+            (
+                "file:///a/b.db?max_readers=8&mode=ro#frag",
+                "/a/b.db",
+                want_ro.clone(),
+            ),
+            (
+                "file:/a/b.db#frag?max_readers=99",
+                "/a/b.db",
+                Config::default(),
+            ),
+            ("file:/a/b.db?", "/a/b.db", Config::default()),
+            ("file:/a%20b/c%3Fd%25.db", "/a b/c?d%.db", Config::default()),
+            ("file:/caf%C3%A9.db", "/café.db", Config::default()),
+            ("file:/a+b.db", "/a+b.db", Config::default()),
+        ] {
+            let (path, config) = parse_dsn(dsn).unwrap_or_else(|e| panic!("{dsn}: {e}"));
+            assert_eq!(path, want_path, "{dsn}");
+            assert_eq!(config, want_config, "{dsn}");
+        }
+    }
+
+    #[test]
+    fn dsn_memory() {
+        for dsn in [":memory:", "file::memory:", "file::memory:?max_readers=1"] {
+            let (path, _) = parse_dsn(dsn).unwrap();
+            assert_eq!(path, ":memory:", "{dsn}");
+        }
+        let m = config_error(parse_dsn("file::memory:?cache=shared"));
+        assert!(m.starts_with("cache: "), "{m}");
+        let m = config_error(parse_dsn("file:x.db?mode=memory"));
+        assert!(m.contains(":memory:"), "{m}");
+    }
+
+    #[test]
+    fn dsn_errors() {
+        let m = config_error(parse_dsn(""));
+        assert!(m.contains("empty DSN"), "{m}");
+        for dsn in [
+            "file:",
+            "file:?mode=ro",
+            "file://",
+            "file://localhost",
+            "file:#x",
+        ] {
+            let m = config_error(parse_dsn(dsn));
+            assert!(m.contains("empty path"), "{dsn}: {m}");
+        }
+        for dsn in [
+            "file://host/a.db",
+            "file://a.db",
+            "file://localhost:80/a.db",
+        ] {
+            let m = config_error(parse_dsn(dsn));
+            assert!(m.contains("authority"), "{dsn}: {m}");
+        }
+        for dsn in ["file:/a%2.db", "file:/a%zz.db", "file:/a.db%"] {
+            let m = config_error(parse_dsn(dsn));
+            assert!(m.contains("bad percent escape"), "{dsn}: {m}");
+        }
+        for dsn in ["file:/a%00.db", "a\0.db"] {
+            let m = config_error(parse_dsn(dsn));
+            assert!(m.contains("NUL"), "{dsn:?}: {m}");
+        }
+        let m = config_error(parse_dsn("file:/a.db?max_readers=abc"));
+        assert!(m.starts_with("max_readers: \"abc\""), "{m}");
+        let m = config_error(parse_dsn("file:/a.db?nope=1"));
+        assert!(m.contains("unknown option \"nope\""), "{m}");
+        // Display carries the crate's prefix.
+        let e = parse_dsn("").unwrap_err();
+        assert!(e.to_string().starts_with("invalid litepool option: "));
+    }
+}

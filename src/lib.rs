@@ -1,0 +1,53 @@
+//! litepool: a SQLite connection manager for long-running services.
+//!
+//! Per database file and process: one writer and at most `max_readers` reader connections
+//! ([`Pool`]), each owned for its whole life by one OS thread; host "connections" are
+//! [`Session`]s that hold no SQLite connection while idle; every handle has an explicit,
+//! idempotent `close` that really releases what it holds. See `DESIGN.md` for the why.
+//!
+//! ```no_run
+//! use litepool::{Config, Params, Pool, Value};
+//! let pool = Pool::open("app.db", Config::default())?;
+//! let session = pool.session()?;
+//! session.execute("CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v TEXT)", Params::None)?;
+//! session.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)",
+//!                 vec![Value::Text("a".into()), Value::Text("1".into())])?;
+//! for row in session.query("SELECT k, v FROM kv", Params::None)? {
+//!     let row = row?; // an error mid-iteration arrives here, never as a short result
+//!     println!("{row:?}");
+//! }
+//! session.close()?;
+//! pool.close()?;
+//! # Ok::<(), litepool::Error>(())
+//! ```
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod classify;
+pub mod config;
+mod error;
+mod fd;
+mod handoff;
+mod pool;
+mod registry;
+mod rows;
+mod session;
+mod statement;
+mod stats;
+mod worker;
+
+pub use config::{parse_dsn, Config, JournalMode, Synchronous};
+pub use error::{Error, ErrorKind, Result, Role};
+pub use fd::count_fds_on;
+pub use pool::Pool;
+pub use registry::close_all;
+pub use rows::Rows;
+pub use rusqlite::types::Value;
+pub use session::{ExecResult, InterruptHandle, Session};
+pub use statement::Params;
+pub use stats::Stats;
+
+/// The version of the bundled SQLite library, e.g. `"3.54.1"`.
+pub fn sqlite_version() -> &'static str {
+    rusqlite::version()
+}

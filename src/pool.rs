@@ -1,0 +1,636 @@
+//! The pool: one writer and up to `max_readers` readers for one database file, handed out
+//! FIFO with a timeout, closed explicitly.
+
+use crate::classify::ClassCache;
+use crate::config::Config;
+use crate::error::{Error, Result, Role};
+use crate::fd;
+use crate::registry::{self, Fingerprint};
+use crate::session::Session;
+use crate::stats::Stats;
+use crate::worker::{ConnState, Worker, WorkerShared};
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+/// A connection pool for one database file.
+///
+/// `Pool` is a cheap handle (clone it freely); every handle to the same file opened through
+/// [`Pool::open`] in this process is the same pool. The pool stays open until [`Pool::close`]
+/// (or [`crate::close_all`]) is called — dropping handles does not close it, so hosts that
+/// "connect" per request reuse its connections instead of re-opening the file.
+#[derive(Clone)]
+pub struct Pool {
+    pub(crate) inner: Arc<PoolInner>,
+}
+
+/// A connection lent to a session: the worker, its role, and its state after the last job.
+pub(crate) struct Lease {
+    pub worker: Arc<WorkerShared>,
+    pub role: Role,
+    /// The reader's key in the pool, 0 for the writer, `u64::MAX` for a private connection.
+    reader_id: u64,
+    pub state: ConnState,
+}
+
+enum Grant {
+    Lease(Lease),
+    /// Permission to open a new connection of the waited-for role (one failed to open).
+    Open,
+}
+
+struct Waiter {
+    id: u64,
+    wake: Arc<Condvar>,
+}
+
+#[derive(Default)]
+struct Counters {
+    acquires: u64,
+    waits: u64,
+    total_wait: Duration,
+    max_wait: Duration,
+    timeouts: u64,
+    statements_reset_on_return: u64,
+    rollbacks_on_return: u64,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    writer: Option<Worker>,
+    writer_leased: bool,
+    writer_opening: bool,
+    readers: HashMap<u64, Worker>,
+    idle_readers: Vec<(u64, Arc<WorkerShared>, Instant)>,
+    readers_opening: usize,
+    readers_leased: usize,
+    next_reader_id: u64,
+    private_open: usize,
+    writer_waiters: VecDeque<Waiter>,
+    reader_waiters: VecDeque<Waiter>,
+    grants: HashMap<u64, Grant>,
+    next_waiter: u64,
+    counters: Counters,
+}
+
+impl State {
+    fn waiters(&mut self, role: Role) -> &mut VecDeque<Waiter> {
+        match role {
+            Role::Writer => &mut self.writer_waiters,
+            Role::Reader => &mut self.reader_waiters,
+        }
+    }
+
+    fn in_use(&self) -> usize {
+        usize::from(self.writer_leased) + self.readers_leased
+    }
+}
+
+pub(crate) struct PoolInner {
+    pub(crate) path: PathBuf,
+    pub(crate) config: Config,
+    pub(crate) memory: bool,
+    pub(crate) fingerprint: Option<Fingerprint>,
+    pub(crate) classes: ClassCache,
+    state: Mutex<State>,
+    returned: Condvar,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
+    next_session: AtomicU64,
+}
+
+impl Pool {
+    /// Opens (or joins) the pool for the database at `path`.
+    ///
+    /// The writer connection is opened now, so a path in a missing directory, a directory or
+    /// a file that is not a database fails here with a typed error; readers open lazily. A
+    /// second `open` of the same file (by canonical path and device+inode) returns the same
+    /// pool and fails if `config` differs from the one it was opened with. A file replaced on
+    /// disk gets a fresh pool. A file that failed as not-a-database is not opened again until
+    /// it changes on disk: the same error is returned at once.
+    ///
+    /// `":memory:"` (or an empty path) opens a pool whose every session has a private
+    /// in-memory database on a connection thread of its own.
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
+        config.validate()?;
+        registry::open(path.as_ref(), config)
+    }
+
+    /// Opens a pool from a DSN: a path or `file:` URI whose query string holds the options
+    /// (see [`crate::config::parse_dsn`]).
+    pub fn open_dsn(dsn: &str) -> Result<Pool> {
+        let (path, config) = crate::config::parse_dsn(dsn)?;
+        Pool::open(path, config)
+    }
+
+    /// Starts a session: a host-level "connection" that holds no SQLite connection while
+    /// idle. Fails with `Closed` after [`Pool::close`].
+    pub fn session(&self) -> Result<Session> {
+        Session::new(Arc::clone(&self.inner))
+    }
+
+    /// The canonical path of the database (or `:memory:`).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The options the pool was opened with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// A snapshot of the pool's connections, waiters, counters and file descriptors.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Whether [`Pool::close`] has been called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    /// Closes the pool for every handle and session that shares it.
+    ///
+    /// Waiting acquires fail with `Closed`; in-flight work gets up to `close_timeout` to
+    /// return its connection, then is interrupted. Then readers are closed, the writer runs
+    /// `PRAGMA optimize` and a TRUNCATE checkpoint and is closed, and every connection thread
+    /// is joined: afterwards this process holds no file descriptor on the database and (in
+    /// WAL mode, with no other process using it) the `-wal` and `-shm` files are gone.
+    /// Idempotent; returns the first error a connection reported while closing.
+    pub fn close(&self) -> Result<()> {
+        registry::forget(&self.inner);
+        self.inner.close()
+    }
+
+    /// Whether two handles are the same pool.
+    pub fn same_pool(&self, other: &Pool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl PoolInner {
+    /// Creates the pool and opens its first connection (the writer, or a reader for a
+    /// read-only pool); in-memory pools open nothing until a session starts.
+    pub(crate) fn create(
+        path: PathBuf,
+        config: Config,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<Arc<PoolInner>> {
+        let memory = path.as_os_str() == ":memory:";
+        let inner = Arc::new(PoolInner {
+            path,
+            config,
+            memory,
+            fingerprint,
+            classes: ClassCache::default(),
+            state: Mutex::new(State::default()),
+            returned: Condvar::new(),
+            maintenance: Mutex::new(None),
+            next_session: AtomicU64::new(1),
+        });
+        if memory {
+            return Ok(inner);
+        }
+        if inner.config.read_only {
+            let worker = inner.spawn(Role::Reader)?;
+            let mut st = inner.lock();
+            let id = st.next_reader_id;
+            st.next_reader_id += 1;
+            st.idle_readers
+                .push((id, Arc::clone(worker.shared()), Instant::now()));
+            st.readers.insert(id, worker);
+        } else {
+            let worker = inner.spawn(Role::Writer)?;
+            inner.lock().writer = Some(worker);
+        }
+        let weak = Arc::downgrade(&inner);
+        let tick = (inner.config.idle_timeout / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let handle = thread::Builder::new()
+            .name("litepool-maint".into())
+            .spawn(move || maintain(weak, tick))
+            .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
+        *inner.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(inner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spawn(&self, role: Role) -> Result<Worker> {
+        let name = match role {
+            Role::Writer => "litepool-writer".to_string(),
+            Role::Reader => "litepool-reader".to_string(),
+        };
+        Worker::spawn(&self.path, &self.config, role, name)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Opens a private connection for a `:memory:` session; the session owns it.
+    pub(crate) fn spawn_private(&self) -> Result<Worker> {
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::Closed { what: "pool" });
+            }
+            st.private_open += 1;
+        }
+        let worker = Worker::spawn(
+            Path::new(":memory:"),
+            &self.config,
+            Role::Writer,
+            "litepool-memory".into(),
+        );
+        if worker.is_err() {
+            self.lock().private_open -= 1;
+        }
+        worker
+    }
+
+    /// Closes a private connection opened by [`PoolInner::spawn_private`].
+    pub(crate) fn close_private(&self, worker: Worker) -> Result<()> {
+        let result = worker.shutdown(false);
+        self.lock().private_open -= 1;
+        result
+    }
+
+    /// Waits (FIFO, up to `acquire_timeout`) for a connection of `role`. A read-only pool
+    /// lends a reader when the writer is asked for, so writes fail as SQLite's "attempt to
+    /// write a readonly database".
+    pub(crate) fn acquire(&self, role: Role) -> Result<Lease> {
+        let role = if self.config.read_only {
+            Role::Reader
+        } else {
+            role
+        };
+        let start = Instant::now();
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::Closed { what: "pool" });
+        }
+        if st.waiters(role).is_empty() {
+            if let Some(lease) = self.take_idle(&mut st, role) {
+                st.counters.acquires += 1;
+                return Ok(lease);
+            }
+            if self.reserve_open(&mut st, role) {
+                drop(st);
+                return self.open_for_lease(role, start);
+            }
+        }
+        let id = st.next_waiter;
+        st.next_waiter += 1;
+        let wake = Arc::new(Condvar::new());
+        st.waiters(role).push_back(Waiter {
+            id,
+            wake: Arc::clone(&wake),
+        });
+        let deadline = start + self.config.acquire_timeout;
+        loop {
+            if let Some(grant) = st.grants.remove(&id) {
+                match grant {
+                    Grant::Lease(lease) => {
+                        self.count_wait(&mut st, start);
+                        return Ok(lease);
+                    }
+                    Grant::Open => {
+                        drop(st);
+                        return self.open_for_lease(role, start);
+                    }
+                }
+            }
+            let now = Instant::now();
+            if st.closed || now >= deadline {
+                st.waiters(role).retain(|w| w.id != id);
+                if st.closed {
+                    return Err(Error::Closed { what: "pool" });
+                }
+                st.counters.timeouts += 1;
+                return Err(Error::AcquireTimeout {
+                    role,
+                    waited: now - start,
+                    limit: match role {
+                        Role::Writer => 1,
+                        Role::Reader => self.config.max_readers,
+                    },
+                });
+            }
+            st = wake
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn take_idle(&self, st: &mut State, role: Role) -> Option<Lease> {
+        match role {
+            Role::Writer => {
+                if st.writer_leased {
+                    return None;
+                }
+                let worker = Arc::clone(st.writer.as_ref()?.shared());
+                st.writer_leased = true;
+                Some(Lease::new(worker, Role::Writer, 0))
+            }
+            Role::Reader => {
+                let (id, worker, _) = st.idle_readers.pop()?;
+                st.readers_leased += 1;
+                Some(Lease::new(worker, Role::Reader, id))
+            }
+        }
+    }
+
+    fn reserve_open(&self, st: &mut State, role: Role) -> bool {
+        match role {
+            Role::Writer if st.writer.is_none() && !st.writer_opening => {
+                st.writer_opening = true;
+                true
+            }
+            Role::Reader if st.readers.len() + st.readers_opening < self.config.max_readers => {
+                st.readers_opening += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn count_wait(&self, st: &mut State, start: Instant) {
+        let waited = start.elapsed();
+        let c = &mut st.counters;
+        c.acquires += 1;
+        c.waits += 1;
+        c.total_wait += waited;
+        c.max_wait = c.max_wait.max(waited);
+    }
+
+    /// Opens a connection for a slot reserved by `reserve_open` and lends it to the caller.
+    fn open_for_lease(&self, role: Role, start: Instant) -> Result<Lease> {
+        let opened = self.spawn(role);
+        let mut st = self.lock();
+        match role {
+            Role::Writer => st.writer_opening = false,
+            Role::Reader => st.readers_opening -= 1,
+        }
+        let worker = match opened {
+            Ok(worker) => worker,
+            Err(e) => {
+                if let Some(next) = st.waiters(role).pop_front() {
+                    st.grants.insert(next.id, Grant::Open);
+                    next.wake.notify_one();
+                }
+                return Err(e);
+            }
+        };
+        if st.closed {
+            drop(st);
+            drop(worker);
+            return Err(Error::Closed { what: "pool" });
+        }
+        let shared = Arc::clone(worker.shared());
+        let lease = match role {
+            Role::Writer => {
+                st.writer = Some(worker);
+                st.writer_leased = true;
+                Lease::new(shared, role, 0)
+            }
+            Role::Reader => {
+                let id = st.next_reader_id;
+                st.next_reader_id += 1;
+                st.readers.insert(id, worker);
+                st.readers_leased += 1;
+                Lease::new(shared, role, id)
+            }
+        };
+        if start.elapsed() > Duration::from_millis(1) {
+            self.count_wait(&mut st, start);
+        } else {
+            st.counters.acquires += 1;
+        }
+        Ok(lease)
+    }
+
+    /// Takes a connection back: straight to the longest waiter, or into the idle set. The
+    /// session has already made it clean (no transaction, no open statement).
+    pub(crate) fn release(&self, lease: Lease) {
+        let mut st = self.lock();
+        if st.closed {
+            match lease.role {
+                Role::Writer => st.writer_leased = false,
+                Role::Reader => st.readers_leased -= 1,
+            }
+            drop(st);
+            self.returned.notify_all();
+            return;
+        }
+        if let Some(next) = st.waiters(lease.role).pop_front() {
+            st.grants.insert(next.id, Grant::Lease(lease.fresh()));
+            drop(st);
+            next.wake.notify_one();
+            return;
+        }
+        match lease.role {
+            Role::Writer => st.writer_leased = false,
+            Role::Reader => {
+                st.readers_leased -= 1;
+                st.idle_readers
+                    .push((lease.reader_id, lease.worker, Instant::now()));
+            }
+        }
+    }
+
+    /// Counts what a returning connection had left open.
+    pub(crate) fn count_cleanup(&self, statements_reset: usize, rolled_back: bool) {
+        let mut st = self.lock();
+        st.counters.statements_reset_on_return += statements_reset as u64;
+        st.counters.rollbacks_on_return += u64::from(rolled_back);
+    }
+
+    /// Closes idle readers unused for longer than `idle_timeout`.
+    fn reap_idle_readers(&self) {
+        let idle_timeout = self.config.idle_timeout;
+        let stale: Vec<Worker> = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            let mut stale_ids = Vec::new();
+            st.idle_readers.retain(|(id, _, since)| {
+                let keep = since.elapsed() < idle_timeout;
+                if !keep {
+                    stale_ids.push(*id);
+                }
+                keep
+            });
+            stale_ids
+                .iter()
+                .filter_map(|id| st.readers.remove(id))
+                .collect()
+        };
+        for worker in stale {
+            let _ = worker.shutdown(false);
+        }
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let st = self.lock();
+        let c = &st.counters;
+        let stats = Stats {
+            path: self.path.display().to_string(),
+            closed: st.closed,
+            writer_open: st.writer.is_some(),
+            writer_in_use: st.writer_leased,
+            readers_open: st.readers.len(),
+            readers_in_use: st.readers_leased,
+            max_readers: self.config.max_readers,
+            private_open: st.private_open,
+            waiters: st.writer_waiters.len() + st.reader_waiters.len(),
+            acquires: c.acquires,
+            waits: c.waits,
+            total_wait: c.total_wait,
+            max_wait: c.max_wait,
+            timeouts: c.timeouts,
+            statements_reset_on_return: c.statements_reset_on_return,
+            rollbacks_on_return: c.rollbacks_on_return,
+            fds: 0,
+        };
+        drop(st);
+        Stats {
+            fds: if self.memory {
+                0
+            } else {
+                fd::count_fds_on(&self.path)
+            },
+            ..stats
+        }
+    }
+
+    pub(crate) fn close(&self) -> Result<()> {
+        let mut st = self.lock();
+        if st.closed {
+            return Ok(());
+        }
+        st.closed = true;
+        for waiter in st.writer_waiters.iter().chain(st.reader_waiters.iter()) {
+            waiter.wake.notify_one();
+        }
+        let deadline = Instant::now() + self.config.close_timeout;
+        while st.in_use() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            st = self
+                .returned
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        if st.in_use() > 0 {
+            let idle: Vec<u64> = st.idle_readers.iter().map(|(id, _, _)| *id).collect();
+            for (id, worker) in &st.readers {
+                if !idle.contains(id) {
+                    worker.shared().interrupt();
+                }
+            }
+            if st.writer_leased {
+                if let Some(writer) = &st.writer {
+                    writer.shared().interrupt();
+                }
+            }
+        }
+        st.idle_readers.clear();
+        let readers: Vec<Worker> = st.readers.drain().map(|(_, w)| w).collect();
+        let writer = st.writer.take();
+        drop(st);
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = maintenance {
+            if handle.thread().id() != thread::current().id() {
+                handle.thread().unpark();
+                let _ = handle.join();
+            }
+        }
+        let mut first_error = None;
+        for worker in readers {
+            if let Err(e) = worker.shutdown(false) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(writer) = writer {
+            if let Err(e) = writer.shutdown(true) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Lease {
+    fn new(worker: Arc<WorkerShared>, role: Role, reader_id: u64) -> Lease {
+        Lease {
+            worker,
+            role,
+            reader_id,
+            state: ConnState {
+                autocommit: true,
+                cursors: 0,
+            },
+        }
+    }
+
+    /// A lease on a session's own `:memory:` connection, never returned to the pool.
+    pub(crate) fn private(worker: Arc<WorkerShared>) -> Lease {
+        Lease::new(worker, Role::Writer, u64::MAX)
+    }
+
+    /// Whether this lease is a session's private connection.
+    pub(crate) fn is_private(&self) -> bool {
+        self.reader_id == u64::MAX
+    }
+
+    fn fresh(self) -> Lease {
+        Lease::new(self.worker, self.role, self.reader_id)
+    }
+}
+
+/// The maintenance thread: holds only a weak reference, so it never keeps a pool alive.
+fn maintain(pool: Weak<PoolInner>, tick: Duration) {
+    loop {
+        thread::park_timeout(tick);
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        if pool.lock().closed {
+            return;
+        }
+        pool.reap_idle_readers();
+    }
+}

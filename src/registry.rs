@@ -1,0 +1,143 @@
+//! The process-wide registry: one pool per database file, keyed by canonical path and
+//! checked against the file's device+inode so a replaced file gets a fresh pool.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fd;
+use crate::pool::{Pool, PoolInner};
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// A file's identity on disk: (device, inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    dev: u64,
+    ino: u64,
+}
+
+#[derive(Default)]
+struct Registry {
+    pools: HashMap<PathBuf, Arc<PoolInner>>,
+    /// Files that failed as not-a-database, with the fingerprint they had then.
+    failed: HashMap<PathBuf, (Fingerprint, Error)>,
+}
+
+static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = fs::metadata(path).ok()?;
+    Some(Fingerprint {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
+
+/// The canonical form of `path`, which need not exist yet (its directory must).
+fn canonical(path: &Path) -> Result<PathBuf> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(fd::io_error(
+                path,
+                &std::io::Error::from_raw_os_error(libc::EISDIR),
+            ))
+        }
+        Ok(_) => return fs::canonicalize(path).map_err(|e| fd::io_error(path, &e)),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fd::io_error(path, &e)),
+        Err(_) => {}
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| fd::io_error(path, &std::io::Error::from_raw_os_error(libc::EISDIR)))?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent = fs::canonicalize(parent).map_err(|e| fd::io_error(path, &e))?;
+    Ok(parent.join(name))
+}
+
+/// Opens or joins the pool for `path`; see [`Pool::open`] for the contract.
+pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        let inner = PoolInner::create(PathBuf::from(":memory:"), config, None)?;
+        return Ok(Pool { inner });
+    }
+    let path = canonical(path)?;
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let current = fingerprint(&path);
+    if let (Some((failed_print, err)), Some(now)) = (reg.failed.get(&path), current) {
+        if *failed_print == now {
+            return Err(err.clone());
+        }
+    }
+    reg.failed.remove(&path);
+    if let Some(inner) = reg.pools.get(&path) {
+        if inner.fingerprint == current && !inner.is_closed() {
+            if inner.config != config {
+                return Err(Error::config(format!(
+                    "{} is already open in this process with different options ({}); \
+                     open it with the same options or close the other pool first",
+                    path.display(),
+                    inner.config.to_query()
+                )));
+            }
+            return Ok(Pool {
+                inner: Arc::clone(inner),
+            });
+        }
+        reg.pools.remove(&path);
+    }
+    match PoolInner::create(path.clone(), config.clone(), None) {
+        Ok(created) => {
+            // The first connection may have created the file: fingerprint it now.
+            let inner = if created.fingerprint.is_none() {
+                drop(created);
+                PoolInner::create(path.clone(), config, fingerprint(&path))?
+            } else {
+                created
+            };
+            reg.pools.insert(path, Arc::clone(&inner));
+            Ok(Pool { inner })
+        }
+        Err(e @ Error::NotADatabase { .. }) => {
+            if let Some(print) = fingerprint(&path) {
+                reg.failed.insert(path, (print, e.clone()));
+            }
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `inner` from the registry (if it is the registered pool for its path).
+pub(crate) fn forget(inner: &Arc<PoolInner>) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if reg
+        .pools
+        .get(&inner.path)
+        .is_some_and(|p| Arc::ptr_eq(p, inner))
+    {
+        reg.pools.remove(&inner.path);
+    }
+}
+
+/// Closes every pool in the registry (for a host's exit hook). Returns the first error.
+pub fn close_all() -> crate::Result<()> {
+    let pools: Vec<Arc<PoolInner>> = REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pools
+        .drain()
+        .map(|(_, p)| p)
+        .collect();
+    let mut first_error = None;
+    for inner in pools {
+        if let Err(e) = (Pool { inner }).close() {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}

@@ -1,0 +1,155 @@
+//! Rows of an executing statement, fetched from the connection thread in batches.
+
+use crate::error::{Error, Result};
+use crate::session::{ExecResult, Ran, SessionShared};
+use rusqlite::types::Value;
+use std::sync::Arc;
+
+/// The rows of a statement started with [`crate::Session::query`].
+///
+/// Rows arrive in batches (one hand-off per batch, never per row). A step error part-way
+/// through is returned by the read that reaches it, after the rows before it — it is never
+/// turned into "no more rows". While rows remain on the connection the session keeps that
+/// connection; reading to the end, [`Rows::close`] or drop gives it back.
+pub struct Rows {
+    session: Arc<SessionShared>,
+    cursor: Option<u64>,
+    columns: Arc<[String]>,
+    buffered: std::vec::IntoIter<Value>,
+    error: Option<Error>,
+    result: ExecResult,
+    closed: bool,
+}
+
+impl Rows {
+    pub(crate) fn new(session: Arc<SessionShared>, ran: Ran) -> Rows {
+        Rows {
+            session,
+            cursor: ran.cursor,
+            columns: ran.columns,
+            buffered: ran.batch.values.into_iter(),
+            error: ran.batch.error,
+            result: ran.result,
+            closed: false,
+        }
+    }
+
+    /// The result column names, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// Change count and last rowid as of the statement's first batch (final for statements
+    /// that return no rows).
+    pub fn result(&self) -> ExecResult {
+        self.result
+    }
+
+    /// The next row, `Ok(None)` at the end, or the error that ended the statement.
+    pub fn next_row(&mut self) -> Result<Option<Vec<Value>>> {
+        let ncols = self.columns.len();
+        if ncols == 0 {
+            return self.end();
+        }
+        if self.buffered.len() == 0 {
+            self.refill()?;
+        }
+        if self.buffered.len() == 0 {
+            return self.end();
+        }
+        Ok(Some(self.buffered.by_ref().take(ncols).collect()))
+    }
+
+    /// The next batch of rows as one row-major vector (`columns().len()` values per row);
+    /// `Ok(None)` at the end. For hosts that convert whole batches at once.
+    pub fn next_batch(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.buffered.len() == 0 {
+            self.refill()?;
+        }
+        if self.buffered.len() == 0 || self.columns.is_empty() {
+            return self.end();
+        }
+        Ok(Some(std::mem::take(&mut self.buffered).collect()))
+    }
+
+    /// Reads every remaining row.
+    pub fn collect_rows(mut self) -> Result<Vec<Vec<Value>>> {
+        let mut out = Vec::new();
+        while let Some(row) = self.next_row()? {
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    fn end(&mut self) -> Result<Option<Vec<Value>>> {
+        if self.closed {
+            return Err(Error::Closed { what: "rows" });
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    fn refill(&mut self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed { what: "rows" });
+        }
+        if self.error.is_some() {
+            return Ok(());
+        }
+        let Some(cursor) = self.cursor else {
+            return Ok(());
+        };
+        let batch = self.session.fetch(cursor);
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                self.cursor = None;
+                return Err(e);
+            }
+        };
+        if batch.done {
+            self.cursor = None;
+        }
+        self.error = batch.error;
+        self.buffered = batch.values.into_iter();
+        Ok(())
+    }
+
+    /// Stops the statement and gives its connection back. Reads after this fail with
+    /// `Closed`. Idempotent.
+    pub fn close(&mut self) {
+        if let Some(cursor) = self.cursor.take() {
+            self.session.close_cursor(cursor);
+        }
+        self.buffered = Vec::new().into_iter();
+        self.error = None;
+        self.closed = true;
+    }
+}
+
+impl Iterator for Rows {
+    type Item = Result<Vec<Value>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.closed {
+            return None;
+        }
+        match self.next_row() {
+            Ok(Some(row)) => Some(Ok(row)),
+            Ok(None) => None,
+            Err(e) => {
+                self.cursor = None;
+                self.buffered = Vec::new().into_iter();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl Drop for Rows {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

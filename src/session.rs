@@ -1,0 +1,632 @@
+//! Sessions: what a host calls a "connection". A session holds no SQLite connection while
+//! idle; each statement borrows the writer or a reader for as long as it needs one.
+
+use crate::classify::{immediate_begin, Class};
+use crate::error::{Error, Result, Role};
+use crate::pool::{Lease, PoolInner};
+use crate::rows::Rows;
+use crate::statement::{self, Batch, Params};
+use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, Worker, WorkerShared};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A session on a pool: the unit hosts hand out as a "connection".
+///
+/// Routing: a read-only statement (`sqlite3_stmt_readonly`) outside a transaction runs on a
+/// free reader; a write, a transaction statement, or anything inside a transaction takes the
+/// writer until the transaction ends; transactions begin `IMMEDIATE`. A session that creates
+/// TEMP objects or attaches a database stays on the writer until it closes. Pragmas the
+/// session assigns (connection-local ones such as `foreign_keys`) follow it to every
+/// connection it uses. A session on a `:memory:` pool has a private connection of its own.
+///
+/// Methods take `&self` and are serialized by an internal lock, so a host may call from any
+/// thread. [`Session::close`] (also run on drop) rolls back an open transaction, resets open
+/// cursors and returns every connection.
+pub struct Session {
+    shared: Arc<SessionShared>,
+}
+
+/// The result of a statement run to completion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecResult {
+    /// Rows changed by the statement (`sqlite3_changes64`), or 0 when it changed nothing.
+    pub changes: u64,
+    /// `sqlite3_last_insert_rowid` of the connection after the statement.
+    pub last_insert_rowid: i64,
+}
+
+pub(crate) struct SessionShared {
+    pool: Arc<PoolInner>,
+    id: u64,
+    state: Mutex<SessionState>,
+    running: Mutex<Option<Arc<WorkerShared>>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Writer,
+    Reader,
+}
+
+struct SessionState {
+    closed: bool,
+    /// The private connection of a `:memory:` session, lent to itself as its writer.
+    private: Option<Worker>,
+    writer: Option<Lease>,
+    reader: Option<Lease>,
+    pinned: bool,
+    cursors: HashMap<u64, Slot>,
+    next_cursor: u64,
+    settings: Settings,
+}
+
+impl SessionState {
+    fn lease(&mut self, slot: Slot) -> Option<&mut Lease> {
+        match slot {
+            Slot::Writer => self.writer.as_mut(),
+            Slot::Reader => self.reader.as_mut(),
+        }
+    }
+}
+
+/// What the connection thread answers to a statement.
+enum Outcome {
+    /// The statement was classified on a reader but needs the writer; nothing ran.
+    NeedsWriter(Class),
+    Ran(Box<Ran>),
+}
+
+pub(crate) struct Ran {
+    class: Class,
+    learned: bool,
+    pub(crate) columns: Arc<[String]>,
+    pub(crate) batch: Batch,
+    pub(crate) result: ExecResult,
+    pub(crate) cursor: Option<u64>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Run to the end on the connection thread, sending no rows back.
+    Execute,
+    /// Send the first batch; keep the statement open as cursor `id` if rows remain.
+    Query(u64),
+}
+
+impl Session {
+    pub(crate) fn new(pool: Arc<PoolInner>) -> Result<Session> {
+        let id = pool.next_session_id();
+        let private = if pool.memory {
+            Some(pool.spawn_private()?)
+        } else if pool.is_closed() {
+            return Err(Error::Closed { what: "pool" });
+        } else {
+            None
+        };
+        let writer = private
+            .as_ref()
+            .map(|w| Lease::private(Arc::clone(w.shared())));
+        Ok(Session {
+            shared: Arc::new(SessionShared {
+                pool,
+                id,
+                state: Mutex::new(SessionState {
+                    closed: false,
+                    pinned: private.is_some(),
+                    private,
+                    writer,
+                    reader: None,
+                    cursors: HashMap::new(),
+                    next_cursor: 1,
+                    settings: Settings {
+                        key: SettingsKey {
+                            session: id,
+                            version: 0,
+                        },
+                        pragmas: Arc::new(Vec::new()),
+                    },
+                }),
+                running: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// Runs one statement to completion and returns its change count and last rowid. Rows
+    /// it produces are discarded on the connection thread.
+    pub fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
+        let ran = self.shared.run(sql, params.into(), Mode::Execute)?;
+        match ran.batch.error {
+            Some(e) => Err(e),
+            None => Ok(ran.result),
+        }
+    }
+
+    /// Starts one statement and returns its rows. The first batch comes back with this call;
+    /// while rows remain, the session keeps the connection the statement runs on (a reader
+    /// outside a transaction) until the rows are read to the end or closed.
+    pub fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
+        let cursor = {
+            let mut st = self.shared.lock()?;
+            st.next_cursor += 1;
+            st.next_cursor
+        };
+        let ran = self.shared.run(sql, params.into(), Mode::Query(cursor))?;
+        Ok(Rows::new(Arc::clone(&self.shared), *ran))
+    }
+
+    /// Runs a script of `;`-separated statements on the writer, as `executescript` does.
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        let sql = sql.to_string();
+        self.shared.on_writer(move |ctx| {
+            ctx.conn.execute_batch(&sql)?;
+            Ok(())
+        })
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`) on the writer, held until commit or
+    /// rollback.
+    pub fn begin(&self) -> Result<()> {
+        self.execute("BEGIN IMMEDIATE", Params::None).map(drop)
+    }
+
+    /// Begins a read transaction on a reader: every read until commit or rollback sees one
+    /// snapshot. Writes inside it fail as they would on a read-only connection.
+    pub fn begin_read(&self) -> Result<()> {
+        let mut st = self.shared.lock()?;
+        let slot = if st.writer.is_some() {
+            Slot::Writer
+        } else {
+            if st.reader.is_none() {
+                st.reader = Some(self.shared.pool.acquire(Role::Reader)?);
+            }
+            Slot::Reader
+        };
+        let ran = self
+            .shared
+            .run_on(&mut st, slot, "BEGIN", Params::None, Mode::Execute, false);
+        let result = ran.and_then(|r| match r {
+            Outcome::Ran(r) => r.batch.error.map_or(Ok(()), Err),
+            Outcome::NeedsWriter(_) => Err(Error::internal("BEGIN was redirected")),
+        });
+        self.shared.settle(&mut st);
+        result
+    }
+
+    /// Commits the open transaction; does nothing when none is open (as the stdlib does).
+    pub fn commit(&self) -> Result<()> {
+        self.end_transaction("COMMIT")
+    }
+
+    /// Rolls back the open transaction; does nothing when none is open.
+    pub fn rollback(&self) -> Result<()> {
+        self.end_transaction("ROLLBACK")
+    }
+
+    fn end_transaction(&self, sql: &'static str) -> Result<()> {
+        if !self.in_transaction()? {
+            return Ok(());
+        }
+        self.execute(sql, Params::None).map(drop)
+    }
+
+    /// Whether a transaction is open on this session.
+    pub fn in_transaction(&self) -> Result<bool> {
+        let st = self.shared.lock()?;
+        let open = [st.writer.as_ref(), st.reader.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|l| !l.state.autocommit);
+        Ok(open)
+    }
+
+    /// A handle that interrupts the statement this session is running, from any thread.
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        InterruptHandle {
+            session: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Whether [`Session::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .closed
+    }
+
+    /// Closes the session: open cursors are reset (and their [`Rows`] fail with `Closed`), an
+    /// open transaction is rolled back, and every connection goes back to the pool (a private
+    /// `:memory:` connection is closed). Idempotent.
+    pub fn close(&self) -> Result<()> {
+        self.shared.close()
+    }
+
+    /// The OS thread ids of the connections this session holds now (for diagnostics).
+    pub fn held_connections(&self) -> Result<Vec<(Role, i64)>> {
+        let st = self.shared.lock()?;
+        let held = [st.writer.as_ref(), st.reader.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|l| (l.worker.role(), l.worker.tid()))
+            .collect();
+        Ok(held)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.shared.close();
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.shared.id)
+            .field("path", &self.shared.pool.path)
+            .finish()
+    }
+}
+
+/// Interrupts the statement its session is running (`sqlite3_interrupt`), and only that:
+/// a connection the session has returned to the pool is never touched.
+#[derive(Clone)]
+pub struct InterruptHandle {
+    session: Arc<SessionShared>,
+}
+
+impl InterruptHandle {
+    /// Interrupts the running statement, if any; the statement fails with `SQLITE_INTERRUPT`.
+    pub fn interrupt(&self) {
+        let running = self
+            .session
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(worker) = running.as_ref() {
+            worker.interrupt();
+        }
+    }
+}
+
+impl SessionShared {
+    fn lock(&self) -> Result<MutexGuard<'_, SessionState>> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return Err(Error::Closed { what: "session" });
+        }
+        Ok(st)
+    }
+
+    /// Runs `f` on `worker`, visible to [`InterruptHandle`] while it runs.
+    fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
+    {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(worker));
+        let result = worker.call(f);
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        result
+    }
+
+    fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
+        let known = self.pool.classes.get(sql);
+        let mut st = self.lock()?;
+        let result = self.run_routed(&mut st, sql, params, mode, known);
+        self.settle(&mut st);
+        result
+    }
+
+    fn run_routed(
+        &self,
+        st: &mut SessionState,
+        sql: &str,
+        params: Params,
+        mode: Mode,
+        known: Option<Class>,
+    ) -> Result<Box<Ran>> {
+        let in_read_txn = st.reader.as_ref().is_some_and(|l| !l.state.autocommit);
+        let slot = if st.writer.is_some() {
+            Slot::Writer
+        } else if in_read_txn || known.as_ref().is_some_and(|c| !c.needs_writer()) {
+            Slot::Reader
+        } else if known.is_some() {
+            st.writer = Some(self.pool.acquire(Role::Writer)?);
+            Slot::Writer
+        } else {
+            Slot::Reader
+        };
+        if slot == Slot::Reader && st.reader.is_none() {
+            st.reader = Some(self.pool.acquire(Role::Reader)?);
+        }
+        let redirect = slot == Slot::Reader && !in_read_txn;
+        let outcome = self.run_on(st, slot, sql, params.clone(), mode, redirect)?;
+        match outcome {
+            Outcome::Ran(ran) => Ok(ran),
+            Outcome::NeedsWriter(class) => {
+                self.pool.classes.insert(sql, class.clone());
+                self.settle(st);
+                st.writer = Some(self.pool.acquire(Role::Writer)?);
+                match self.run_on(st, Slot::Writer, sql, params, mode, false)? {
+                    Outcome::Ran(ran) => Ok(ran),
+                    Outcome::NeedsWriter(_) => Err(Error::internal("the writer redirected")),
+                }
+            }
+        }
+    }
+
+    /// Runs one statement on the connection in `slot` and records what it did.
+    fn run_on(
+        &self,
+        st: &mut SessionState,
+        slot: Slot,
+        sql: &str,
+        params: Params,
+        mode: Mode,
+        redirect: bool,
+    ) -> Result<Outcome> {
+        let known = self.pool.classes.get(sql);
+        let settings = st.settings.clone();
+        let lease = st
+            .lease(slot)
+            .ok_or_else(|| Error::internal("no connection in the routed slot"))?;
+        let worker = Arc::clone(&lease.worker);
+        let sql_owned = sql.to_string();
+        let on_writer = slot == Slot::Writer;
+        let outcome = self.call(&worker, move |ctx| {
+            run_statement(
+                ctx, &sql_owned, &params, known, &settings, mode, redirect, on_writer,
+            )
+        })?;
+        let (outcome, state) = match outcome {
+            (Ok(o), state) => (o, state),
+            (Err(e), state) => {
+                if let Some(lease) = st.lease(slot) {
+                    lease.state = state;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(lease) = st.lease(slot) {
+            lease.state = state;
+        }
+        if let Outcome::Ran(ran) = &outcome {
+            if ran.learned {
+                self.pool.classes.insert(sql, ran.class.clone());
+            }
+            if ran.class.pins {
+                st.pinned = true;
+            }
+            if let (Some((name, value)), None) = (&ran.class.pragma_set, &ran.batch.error) {
+                let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
+                pragmas.retain(|(n, _)| n != name);
+                pragmas.push((name.clone(), value.clone()));
+                st.settings.pragmas = Arc::new(pragmas);
+                st.settings.key.version += 1;
+            }
+            if let Some(id) = ran.cursor {
+                st.cursors.insert(id, slot);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Runs `f` on the writer (taking it if needed) and settles the lease afterwards.
+    fn on_writer<F>(&self, f: F) -> Result<()>
+    where
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<()> + Send + 'static,
+    {
+        let mut st = self.lock()?;
+        if st.writer.is_none() {
+            st.writer = Some(self.pool.acquire(Role::Writer)?);
+        }
+        let settings = st.settings.clone();
+        let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
+        let result = self.call(&worker, move |ctx| {
+            let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
+            let pinned = ctx.take_pins();
+            (result, ctx.state(), pinned)
+        });
+        let result = match result {
+            Ok((result, state, pinned)) => {
+                if let Some(lease) = st.writer.as_mut() {
+                    lease.state = state;
+                }
+                st.pinned |= pinned;
+                result
+            }
+            Err(e) => Err(e),
+        };
+        self.settle(&mut st);
+        result
+    }
+
+    /// Returns connections the session no longer needs: outside a transaction, with no open
+    /// cursor on them, and not pinned.
+    fn settle(&self, st: &mut SessionState) {
+        for slot in [Slot::Writer, Slot::Reader] {
+            let busy_cursor = st.cursors.values().any(|s| *s == slot);
+            let keep = match st.lease(slot) {
+                None => continue,
+                Some(lease) => {
+                    !lease.state.autocommit
+                        || busy_cursor
+                        || lease.state.cursors > 0
+                        || (slot == Slot::Writer && st.pinned)
+                }
+            };
+            if !keep {
+                let lease = match slot {
+                    Slot::Writer => st.writer.take(),
+                    Slot::Reader => st.reader.take(),
+                };
+                if let Some(lease) = lease {
+                    self.pool.release(lease);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn fetch(&self, cursor: u64) -> Result<Batch> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match st.cursors.get(&cursor) {
+            Some(slot) if !st.closed => *slot,
+            _ => return Err(Error::Closed { what: "rows" }),
+        };
+        let worker = match st.lease(slot) {
+            Some(lease) => Arc::clone(&lease.worker),
+            None => return Err(Error::internal("cursor without a connection")),
+        };
+        let result = self.call(&worker, move |ctx| {
+            let batch = match ctx.cursors.get_mut(&cursor) {
+                Some(stmt) => {
+                    let ncols = stmt.column_count();
+                    statement::step_batch(stmt, ncols)
+                }
+                None => Batch {
+                    done: true,
+                    ..Batch::default()
+                },
+            };
+            if batch.done {
+                ctx.cursors.remove(&cursor);
+            }
+            (batch, ctx.state())
+        });
+        let result = result.map(|(batch, state)| {
+            if let Some(lease) = st.lease(slot) {
+                lease.state = state;
+            }
+            if batch.done {
+                st.cursors.remove(&cursor);
+            }
+            batch
+        });
+        self.settle(&mut st);
+        result
+    }
+
+    pub(crate) fn close_cursor(&self, cursor: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = st.cursors.remove(&cursor) else {
+            return;
+        };
+        if let Some(lease) = st.lease(slot) {
+            let worker = Arc::clone(&lease.worker);
+            if let Ok(state) = self.call(&worker, move |ctx| {
+                if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
+                    statement::reset(&mut stmt);
+                }
+                ctx.state()
+            }) {
+                if let Some(lease) = st.lease(slot) {
+                    lease.state = state;
+                }
+            }
+        }
+        self.settle(&mut st);
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.closed {
+            return Ok(());
+        }
+        st.closed = true;
+        st.cursors.clear();
+        let private = st.private.take();
+        let leases: Vec<Lease> = [st.writer.take(), st.reader.take()]
+            .into_iter()
+            .flatten()
+            .collect();
+        drop(st);
+        for lease in leases {
+            let dirty = !lease.state.autocommit || lease.state.cursors > 0;
+            if dirty {
+                if let Ok((reset, rolled_back)) = self.call(&lease.worker, |ctx| ctx.make_clean()) {
+                    self.pool.count_cleanup(reset, rolled_back);
+                }
+            }
+            if !lease.is_private() {
+                self.pool.release(lease);
+            }
+        }
+        match private {
+            Some(worker) => self.pool.close_private(worker),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The statement job, run on the connection thread.
+#[allow(clippy::too_many_arguments)]
+fn run_statement(
+    ctx: &mut ConnCtx<'_>,
+    sql: &str,
+    params: &Params,
+    known: Option<Class>,
+    settings: &Settings,
+    mode: Mode,
+    redirect: bool,
+    on_writer: bool,
+) -> (Result<Outcome>, ConnState) {
+    let result = (|| {
+        ctx.apply_settings(settings)?;
+        let (mut stmt, class, learned) = ctx.prepare_classified(sql, known)?;
+        if redirect && class.needs_writer() {
+            return Ok(Outcome::NeedsWriter(class));
+        }
+        if let Some((name, _)) = &class.pragma_set {
+            ctx.remember_baseline(name)?;
+        }
+        if class.begin && on_writer {
+            if let Some(immediate) = immediate_begin(sql) {
+                drop(stmt);
+                stmt = ctx.conn.prepare_cached(&immediate)?;
+            }
+        }
+        statement::bind(&mut stmt, params)?;
+        let columns = statement::columns(&stmt).columns;
+        let ncols = columns.len();
+        let before = ctx.conn.total_changes();
+        let mut batch = statement::step_batch(&mut stmt, ncols);
+        if mode == Mode::Execute {
+            while !batch.done {
+                batch = statement::step_batch(&mut stmt, ncols);
+            }
+            batch.values.clear();
+        }
+        let changes = if ctx.conn.total_changes() != before {
+            ctx.conn.changes()
+        } else {
+            0
+        };
+        let cursor = match mode {
+            Mode::Query(id) if !batch.done => {
+                ctx.cursors.insert(id, stmt);
+                Some(id)
+            }
+            _ => None,
+        };
+        if class.pragma_set.is_some() && batch.error.is_none() {
+            ctx.settings_now(SettingsKey {
+                session: settings.key.session,
+                version: settings.key.version + 1,
+            });
+        }
+        Ok(Outcome::Ran(Box::new(Ran {
+            class,
+            learned,
+            columns,
+            batch,
+            result: ExecResult {
+                changes,
+                last_insert_rowid: ctx.conn.last_insert_rowid(),
+            },
+            cursor,
+        })))
+    })();
+    (result, ctx.state())
+}

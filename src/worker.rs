@@ -1,0 +1,447 @@
+//! A worker: one OS thread that opens, owns, uses and closes one SQLite connection. Nothing
+//! else ever touches that connection; callers hand it jobs and get results back.
+
+use crate::classify::{recording_authorizer, AuthLog, Class};
+use crate::config::Config;
+use crate::error::{Error, Result, Role};
+use crate::fd;
+use crate::handoff::{reply_slot, spin_until, JOB_SPIN};
+use crate::statement;
+use rusqlite::functions::FunctionFlags;
+use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags};
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::{self, JoinHandle, Thread};
+
+/// Identifies the pragma settings of one session at one moment, so a connection knows
+/// whether it already has them applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SettingsKey {
+    pub session: u64,
+    pub version: u64,
+}
+
+/// A session's connection-local pragma assignments, in the order it made them.
+#[derive(Clone, Debug)]
+pub(crate) struct Settings {
+    pub key: SettingsKey,
+    pub pragmas: Arc<Vec<(String, String)>>,
+}
+
+/// Everything a job may touch, owned by the connection thread. `'c` is the connection's
+/// borrow, so open cursors (prepared statements part-way through their rows) can live here
+/// between jobs.
+pub(crate) struct ConnCtx<'c> {
+    pub conn: &'c Connection,
+    pub cursors: HashMap<u64, CachedStatement<'c>>,
+    auth: Arc<Mutex<AuthLog>>,
+    applied: Option<SettingsKey>,
+    /// Values the connection had before a session changed them, to restore for the next one.
+    baselines: HashMap<String, String>,
+}
+
+/// The state a connection reports after each job, so the session knows when to return it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnState {
+    pub autocommit: bool,
+    pub cursors: usize,
+}
+
+impl<'c> ConnCtx<'c> {
+    fn new(conn: &'c Connection, auth: Arc<Mutex<AuthLog>>) -> Self {
+        ConnCtx {
+            conn,
+            cursors: HashMap::new(),
+            auth,
+            applied: None,
+            baselines: HashMap::new(),
+        }
+    }
+
+    /// The connection's transaction and cursor state.
+    pub(crate) fn state(&self) -> ConnState {
+        ConnState {
+            autocommit: self.conn.is_autocommit(),
+            cursors: self.cursors.len(),
+        }
+    }
+
+    /// Prepares `sql` through the statement cache and classifies it: from `known` when the
+    /// pool has seen it before, otherwise from what the authorizer records while compiling
+    /// (a cached statement is discarded and compiled again so the authorizer sees it).
+    /// Returns whether the class was learned here.
+    pub(crate) fn prepare_classified(
+        &mut self,
+        sql: &str,
+        known: Option<Class>,
+    ) -> Result<(CachedStatement<'c>, Class, bool)> {
+        if let Some(class) = known {
+            return Ok((self.conn.prepare_cached(sql)?, class, false));
+        }
+        self.auth_log().clear();
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        if !self.auth_log().compiled() {
+            stmt.discard();
+            self.auth_log().clear();
+            stmt = self.conn.prepare_cached(sql)?;
+        }
+        let class = self.auth_log().class(stmt.readonly());
+        Ok((stmt, class, true))
+    }
+
+    /// Whether the statements compiled since the last check created TEMP objects or attached
+    /// a database (for scripts, which bypass [`ConnCtx::prepare_classified`]).
+    pub(crate) fn take_pins(&mut self) -> bool {
+        let mut log = self.auth_log();
+        let pins = log.pins();
+        log.clear();
+        pins
+    }
+
+    fn auth_log(&self) -> std::sync::MutexGuard<'_, AuthLog> {
+        self.auth.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the connection carry exactly `settings`' pragmas (restoring what an earlier
+    /// session changed), unless it already does.
+    pub(crate) fn apply_settings(&mut self, settings: &Settings) -> Result<()> {
+        if self.applied == Some(settings.key) {
+            return Ok(());
+        }
+        let restore: Vec<(String, String)> = self
+            .baselines
+            .iter()
+            .filter(|(name, _)| !settings.pragmas.iter().any(|(n, _)| n == *name))
+            .map(|(n, v)| (n.clone(), v.clone()))
+            .collect();
+        for (name, value) in restore {
+            self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+            self.baselines.remove(&name);
+        }
+        for (name, value) in settings.pragmas.iter() {
+            self.remember_baseline(name)?;
+            self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+        }
+        self.applied = Some(settings.key);
+        Ok(())
+    }
+
+    /// Records the current value of a connection pragma before it is first changed.
+    pub(crate) fn remember_baseline(&mut self, name: &str) -> Result<()> {
+        if !self.baselines.contains_key(name) {
+            let value: rusqlite::types::Value =
+                self.conn
+                    .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?;
+            let text = match value {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                rusqlite::types::Value::Real(f) => f.to_string(),
+                _ => return Ok(()),
+            };
+            self.baselines.insert(name.to_string(), text);
+        }
+        Ok(())
+    }
+
+    /// Marks the connection as carrying `key`'s settings (after the session changed one here).
+    pub(crate) fn settings_now(&mut self, key: SettingsKey) {
+        self.applied = Some(key);
+    }
+
+    /// Resets every open cursor and rolls back any open transaction: the state a connection
+    /// must be in when it goes back to the pool. Returns (cursors reset, rolled back).
+    pub(crate) fn make_clean(&mut self) -> (usize, bool) {
+        let cursors = self.cursors.len();
+        for (_, mut stmt) in self.cursors.drain() {
+            statement::reset(&mut stmt);
+        }
+        let rolled_back = !self.conn.is_autocommit();
+        if rolled_back {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+        (cursors, rolled_back)
+    }
+}
+
+/// A unit of work run on a connection thread.
+type Job = Box<dyn for<'c> FnOnce(&mut ConnCtx<'c>) + Send>;
+
+enum Msg {
+    Job(Job),
+    Shutdown { checkpoint: bool },
+}
+
+/// The part of a worker that callers share: its queue and its interrupt handle.
+pub(crate) struct WorkerShared {
+    queue: Mutex<Queue>,
+    pending: AtomicUsize,
+    sleeping: AtomicBool,
+    thread: Thread,
+    interrupt: InterruptHandle,
+    tid: i64,
+    role: Role,
+}
+
+struct Queue {
+    msgs: VecDeque<Msg>,
+    closed: bool,
+}
+
+impl WorkerShared {
+    /// Runs `f` on the connection thread and returns its result. Fails with `Closed` when the
+    /// worker has shut down (or shuts down before running the job).
+    pub(crate) fn call<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
+    {
+        let (tx, rx) = reply_slot();
+        self.submit(Msg::Job(Box::new(move |ctx| tx.send(f(ctx)))))?;
+        rx.wait().ok_or(Error::Closed { what: "pool" })
+    }
+
+    fn submit(&self, msg: Msg) -> Result<()> {
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            if queue.closed {
+                return Err(Error::Closed { what: "pool" });
+            }
+            queue.msgs.push_back(msg);
+        }
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) {
+            self.thread.unpark();
+        }
+        Ok(())
+    }
+
+    /// Interrupts whatever statement the connection is running now (`sqlite3_interrupt`).
+    pub(crate) fn interrupt(&self) {
+        self.interrupt.interrupt();
+    }
+
+    /// The OS thread id of the connection thread.
+    pub(crate) fn tid(&self) -> i64 {
+        self.tid
+    }
+
+    /// Whether this worker is the writer or a reader.
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
+    fn next_msg(&self) -> Msg {
+        loop {
+            if self.pending.load(Ordering::Acquire) > 0 {
+                let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(msg) = queue.msgs.pop_front() {
+                    self.pending.fetch_sub(1, Ordering::AcqRel);
+                    return msg;
+                }
+            }
+            if spin_until(JOB_SPIN, || self.pending.load(Ordering::Acquire) > 0) {
+                continue;
+            }
+            self.sleeping.store(true, Ordering::SeqCst);
+            if self.pending.load(Ordering::SeqCst) == 0 {
+                thread::park();
+            }
+            self.sleeping.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Refuses new jobs and drops queued ones (their callers get `Closed`).
+    fn close_queue(&self) {
+        let dropped = {
+            let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            queue.closed = true;
+            std::mem::take(&mut queue.msgs)
+        };
+        drop(dropped);
+    }
+}
+
+/// The owner of a connection thread. Shutting it down (explicitly or on drop) closes the
+/// connection on its own thread and joins the thread.
+pub(crate) struct Worker {
+    shared: Arc<WorkerShared>,
+    thread: Option<JoinHandle<Result<()>>>,
+}
+
+impl Worker {
+    /// Starts a thread that opens `path` for `role` and serves jobs. Returns once the
+    /// connection is open and configured, or with the error that prevented it.
+    pub(crate) fn spawn(path: &Path, config: &Config, role: Role, name: String) -> Result<Worker> {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let path = path.to_path_buf();
+        let config = config.clone();
+        let thread = thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let auth = Arc::new(Mutex::new(AuthLog::default()));
+                let tid = fd::current_tid();
+                let conn = match open_connection(&path, &config, role, tid, &auth) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return Ok(());
+                    }
+                };
+                let shared = Arc::new(WorkerShared {
+                    queue: Mutex::new(Queue {
+                        msgs: VecDeque::new(),
+                        closed: false,
+                    }),
+                    pending: AtomicUsize::new(0),
+                    sleeping: AtomicBool::new(false),
+                    thread: thread::current(),
+                    interrupt: conn.get_interrupt_handle(),
+                    tid,
+                    role,
+                });
+                if ready_tx.send(Ok(Arc::clone(&shared))).is_err() {
+                    return close_connection(conn, false);
+                }
+                serve(conn, &shared, auth)
+            })
+            .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
+        match ready_rx.recv() {
+            Ok(Ok(shared)) => Ok(Worker {
+                shared,
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => {
+                let _ = thread.join();
+                Err(Error::internal("connection thread died while opening"))
+            }
+        }
+    }
+
+    /// The handle callers use to send jobs.
+    pub(crate) fn shared(&self) -> &Arc<WorkerShared> {
+        &self.shared
+    }
+
+    /// Stops the thread after the jobs already queued, optionally running a TRUNCATE
+    /// checkpoint and `PRAGMA optimize` first, closes the connection and joins the thread.
+    /// Returns the error if the connection did not close cleanly.
+    pub(crate) fn shutdown(mut self, checkpoint: bool) -> Result<()> {
+        self.stop(checkpoint)
+    }
+
+    fn stop(&mut self, checkpoint: bool) -> Result<()> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        if self.shared.submit(Msg::Shutdown { checkpoint }).is_err() {
+            self.shared.interrupt();
+        }
+        thread
+            .join()
+            .unwrap_or_else(|_| Err(Error::internal("connection thread panicked")))
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.stop(false);
+    }
+}
+
+fn serve(conn: Connection, shared: &WorkerShared, auth: Arc<Mutex<AuthLog>>) -> Result<()> {
+    let mut ctx = ConnCtx::new(&conn, auth);
+    let checkpoint = loop {
+        match shared.next_msg() {
+            Msg::Job(job) => {
+                if catch_unwind(AssertUnwindSafe(|| job(&mut ctx))).is_err() {
+                    ctx.make_clean();
+                }
+            }
+            Msg::Shutdown { checkpoint } => break checkpoint,
+        }
+    };
+    shared.close_queue();
+    ctx.make_clean();
+    drop(ctx);
+    close_connection(conn, checkpoint)
+}
+
+fn close_connection(conn: Connection, checkpoint: bool) -> Result<()> {
+    if checkpoint {
+        let _ = conn.execute_batch("PRAGMA optimize");
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+    conn.flush_prepared_statement_cache();
+    conn.close().map_err(|(_, e)| Error::from(e))
+}
+
+fn open_connection(
+    path: &Path,
+    config: &Config,
+    role: Role,
+    tid: i64,
+    auth: &Arc<Mutex<AuthLog>>,
+) -> Result<Connection> {
+    let memory = path.as_os_str() == ":memory:";
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if role == Role::Reader || config.read_only {
+        flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
+    } else {
+        flags |= OpenFlags::SQLITE_OPEN_READ_WRITE;
+        if config.create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+    }
+    let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fd::open_error(path, e))?;
+    let not_a_db = |e: rusqlite::Error| fd::classify_open_failure(path, e);
+    conn.busy_timeout(config.busy_timeout).map_err(not_a_db)?;
+    conn.query_row("PRAGMA schema_version", [], |_| Ok(()))
+        .map_err(not_a_db)?;
+    if role == Role::Writer && !memory && !config.read_only {
+        let mode: String = conn
+            .query_row(
+                &format!("PRAGMA journal_mode={}", config.journal_mode.as_sql()),
+                [],
+                |row| row.get(0),
+            )
+            .map_err(not_a_db)?;
+        if !mode.eq_ignore_ascii_case(config.journal_mode.as_sql()) {
+            return Err(Error::Open {
+                path: path.display().to_string(),
+                message: format!(
+                    "journal_mode {} was asked for but the database is in {mode}",
+                    config.journal_mode.as_sql()
+                ),
+                errno: None,
+            });
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA synchronous={}; PRAGMA journal_size_limit={};",
+            config.synchronous.as_sql(),
+            config.journal_size_limit
+        ))
+        .map_err(not_a_db)?;
+    }
+    conn.execute_batch(if config.foreign_keys {
+        "PRAGMA foreign_keys=ON"
+    } else {
+        "PRAGMA foreign_keys=OFF"
+    })
+    .map_err(not_a_db)?;
+    conn.set_prepared_statement_cache_capacity(config.statement_cache_capacity);
+    conn.create_scalar_function(
+        "litepool_thread_id",
+        0,
+        FunctionFlags::SQLITE_UTF8,
+        move |_| Ok(tid),
+    )?;
+    conn.authorizer(Some(recording_authorizer(Arc::clone(auth))))?;
+    Ok(conn)
+}
