@@ -1,0 +1,23 @@
+# The only entry points a user needs: make test, make demo, make bench.
+# Each installs or builds what it needs by itself.
+
+CARGO ?= cargo
+
+.PHONY: test test-rust demo bench check-tools
+
+test: test-rust
+
+check-tools:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
+
+# Unit, integration and doc tests of the Rust core; the benches are built (not run) so they
+# cannot rot.
+test-rust: check-tools
+	$(CARGO) test --locked
+	$(CARGO) build --locked --release --benches --examples
+
+demo: check-tools
+	$(CARGO) run --locked --release --example demo
+
+bench: check-tools
+	$(CARGO) bench --locked --bench handoff
