@@ -8,6 +8,7 @@ use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
 use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, Worker, WorkerShared};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A session on a pool: the unit hosts hand out as a "connection".
@@ -40,6 +41,7 @@ pub(crate) struct SessionShared {
     id: u64,
     state: Mutex<SessionState>,
     running: Mutex<Option<Arc<WorkerShared>>>,
+    next_cursor: AtomicU64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +58,6 @@ struct SessionState {
     reader: Option<Lease>,
     pinned: bool,
     cursors: HashMap<u64, Slot>,
-    next_cursor: u64,
     settings: Settings,
 }
 
@@ -71,8 +72,9 @@ impl SessionState {
 
 /// What the connection thread answers to a statement.
 enum Outcome {
-    /// The statement was classified on a reader but needs the writer; nothing ran.
-    NeedsWriter(Class),
+    /// The statement was classified on a reader but needs the writer; nothing ran. The
+    /// parameters come back so they need not be cloned for the retry.
+    NeedsWriter(Class, Params),
     Ran(Box<Ran>),
 }
 
@@ -117,7 +119,6 @@ impl Session {
                     writer,
                     reader: None,
                     cursors: HashMap::new(),
-                    next_cursor: 1,
                     settings: Settings {
                         key: SettingsKey {
                             session: id,
@@ -127,6 +128,7 @@ impl Session {
                     },
                 }),
                 running: Mutex::new(None),
+                next_cursor: AtomicU64::new(1),
             }),
         })
     }
@@ -145,11 +147,7 @@ impl Session {
     /// while rows remain, the session keeps the connection the statement runs on (a reader
     /// outside a transaction) until the rows are read to the end or closed.
     pub fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        let cursor = {
-            let mut st = self.shared.lock()?;
-            st.next_cursor += 1;
-            st.next_cursor
-        };
+        let cursor = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
         let ran = self.shared.run(sql, params.into(), Mode::Query(cursor))?;
         Ok(Rows::new(Arc::clone(&self.shared), *ran))
     }
@@ -181,12 +179,19 @@ impl Session {
             }
             Slot::Reader
         };
-        let ran = self
-            .shared
-            .run_on(&mut st, slot, "BEGIN", Params::None, Mode::Execute, false);
+        let known = self.shared.pool.classes.get("BEGIN");
+        let ran = self.shared.run_on(
+            &mut st,
+            slot,
+            "BEGIN",
+            Params::None,
+            known,
+            Mode::Execute,
+            false,
+        );
         let result = ran.and_then(|r| match r {
             Outcome::Ran(r) => r.batch.error.map_or(Ok(()), Err),
-            Outcome::NeedsWriter(_) => Err(Error::internal("BEGIN was redirected")),
+            Outcome::NeedsWriter(..) => Err(Error::internal("BEGIN was redirected")),
         });
         self.shared.settle(&mut st);
         result
@@ -342,32 +347,32 @@ impl SessionShared {
             st.reader = Some(self.pool.acquire(Role::Reader)?);
         }
         let redirect = slot == Slot::Reader && !in_read_txn;
-        let outcome = self.run_on(st, slot, sql, params.clone(), mode, redirect)?;
-        match outcome {
+        match self.run_on(st, slot, sql, params, known, mode, redirect)? {
             Outcome::Ran(ran) => Ok(ran),
-            Outcome::NeedsWriter(class) => {
+            Outcome::NeedsWriter(class, params) => {
                 self.pool.classes.insert(sql, class.clone());
                 self.settle(st);
                 st.writer = Some(self.pool.acquire(Role::Writer)?);
-                match self.run_on(st, Slot::Writer, sql, params, mode, false)? {
+                match self.run_on(st, Slot::Writer, sql, params, Some(class), mode, false)? {
                     Outcome::Ran(ran) => Ok(ran),
-                    Outcome::NeedsWriter(_) => Err(Error::internal("the writer redirected")),
+                    Outcome::NeedsWriter(..) => Err(Error::internal("the writer redirected")),
                 }
             }
         }
     }
 
     /// Runs one statement on the connection in `slot` and records what it did.
+    #[allow(clippy::too_many_arguments)]
     fn run_on(
         &self,
         st: &mut SessionState,
         slot: Slot,
         sql: &str,
         params: Params,
+        known: Option<Class>,
         mode: Mode,
         redirect: bool,
     ) -> Result<Outcome> {
-        let known = self.pool.classes.get(sql);
         let settings = st.settings.clone();
         let lease = st
             .lease(slot)
@@ -377,7 +382,7 @@ impl SessionShared {
         let on_writer = slot == Slot::Writer;
         let outcome = self.call(&worker, move |ctx| {
             run_statement(
-                ctx, &sql_owned, &params, known, &settings, mode, redirect, on_writer,
+                ctx, &sql_owned, params, known, &settings, mode, redirect, on_writer,
             )
         })?;
         let (outcome, state) = match outcome {
@@ -565,7 +570,7 @@ impl SessionShared {
 fn run_statement(
     ctx: &mut ConnCtx<'_>,
     sql: &str,
-    params: &Params,
+    params: Params,
     known: Option<Class>,
     settings: &Settings,
     mode: Mode,
@@ -576,7 +581,7 @@ fn run_statement(
         ctx.apply_settings(settings)?;
         let (mut stmt, class, learned) = ctx.prepare_classified(sql, known)?;
         if redirect && class.needs_writer() {
-            return Ok(Outcome::NeedsWriter(class));
+            return Ok(Outcome::NeedsWriter(class, params));
         }
         if let Some((name, _)) = &class.pragma_set {
             ctx.remember_baseline(name)?;
@@ -587,7 +592,7 @@ fn run_statement(
                 stmt = ctx.conn.prepare_cached(&immediate)?;
             }
         }
-        statement::bind(&mut stmt, params)?;
+        statement::bind(&mut stmt, &params)?;
         let columns = statement::columns(&stmt).columns;
         let ncols = columns.len();
         let before = ctx.conn.total_changes();
