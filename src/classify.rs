@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex};
 /// Pragmas whose value belongs to one connection, so a session that sets one must see it on
 /// every connection it later takes. Database-wide pragmas (journal_mode, user_version, ...)
 /// persist in the file and are not replayed.
-const CONNECTION_PRAGMAS: &[&str] = &[
+pub(crate) const CONNECTION_PRAGMAS: &[&str] = &[
     "automatic_index",
     "busy_timeout",
     "cache_size",
     "cache_spill",
-    "case_sensitive_like",
     "cell_size_check",
     "defer_foreign_keys",
     "foreign_keys",
@@ -73,6 +72,12 @@ pub(crate) fn recording_authorizer(
             | AuthAction::CreateTempView { .. }
             | AuthAction::Attach { .. }
             | AuthAction::Detach { .. } => log.pins = true,
+            // rusqlite reports ATTACH of a bound file name (no literal) as Unknown.
+            AuthAction::Unknown { code, .. }
+                if code == rusqlite::ffi::SQLITE_ATTACH || code == rusqlite::ffi::SQLITE_DETACH =>
+            {
+                log.pins = true
+            }
             AuthAction::Transaction { operation } => {
                 log.transaction_control = true;
                 if operation == rusqlite::hooks::TransactionOperation::Begin {

@@ -269,7 +269,7 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
         match e {
             rusqlite::Error::SqliteFailure(ffi_err, msg) => Error::Sqlite {
-                code: ffi_err.code as i32,
+                code: ffi_err.extended_code & 0xff,
                 extended_code: ffi_err.extended_code,
                 message: msg.unwrap_or_else(|| ffi_err.to_string()),
             },
@@ -283,7 +283,7 @@ impl From<rusqlite::Error> for Error {
             rusqlite::Error::SqlInputError {
                 error, msg, offset, ..
             } => Error::Sqlite {
-                code: error.code as i32,
+                code: error.extended_code & 0xff,
                 extended_code: error.extended_code,
                 message: if offset >= 0 { msg } else { error.to_string() },
             },

@@ -542,6 +542,7 @@ impl SessionShared {
         st.closed = true;
         st.cursors.clear();
         let private = st.private.take();
+        let pinned = st.pinned;
         let leases: Vec<Lease> = [st.writer.take(), st.reader.take()]
             .into_iter()
             .flatten()
@@ -549,8 +550,18 @@ impl SessionShared {
         drop(st);
         for lease in leases {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
-            if dirty {
-                if let Ok((reset, rolled_back)) = self.call(&lease.worker, |ctx| ctx.make_clean()) {
+            let leaves_objects = pinned && lease.role == Role::Writer && !lease.is_private();
+            if dirty || leaves_objects {
+                let cleaned = self.call(&lease.worker, move |ctx| {
+                    let counts = ctx.make_clean();
+                    if leaves_objects {
+                        // Best effort: a failure leaves objects a later session could see,
+                        // but must not keep the writer from going back to the pool.
+                        let _ = ctx.clear_session_objects();
+                    }
+                    counts
+                });
+                if let Ok((reset, rolled_back)) = cleaned {
                     self.pool.count_cleanup(reset, rolled_back);
                 }
             }
@@ -580,11 +591,15 @@ fn run_statement(
     let result = (|| {
         ctx.apply_settings(settings)?;
         let (mut stmt, class, learned) = ctx.prepare_classified(sql, known)?;
+        let next_key = SettingsKey {
+            session: settings.key.session,
+            version: settings.key.version + 1,
+        };
         if redirect && class.needs_writer() {
+            if let Some((name, _)) = &class.pragma_set {
+                ctx.pragma_compiled(name, None);
+            }
             return Ok(Outcome::NeedsWriter(class, params));
-        }
-        if let Some((name, _)) = &class.pragma_set {
-            ctx.remember_baseline(name)?;
         }
         if class.begin && on_writer {
             if let Some(immediate) = immediate_begin(sql) {
@@ -613,13 +628,16 @@ fn run_statement(
                 ctx.cursors.insert(id, stmt);
                 Some(id)
             }
+            // A pragma assignment acts when compiled, so a cached copy would do nothing.
+            _ if class.pragma_set.is_some() => {
+                stmt.discard();
+                None
+            }
             _ => None,
         };
-        if class.pragma_set.is_some() && batch.error.is_none() {
-            ctx.settings_now(SettingsKey {
-                session: settings.key.session,
-                version: settings.key.version + 1,
-            });
+        if let Some((name, _)) = &class.pragma_set {
+            let now = batch.error.is_none().then_some(next_key);
+            ctx.pragma_compiled(name, now);
         }
         Ok(Outcome::Ran(Box::new(Ran {
             class,

@@ -1,7 +1,7 @@
 //! A worker: one OS thread that opens, owns, uses and closes one SQLite connection. Nothing
 //! else ever touches that connection; callers hand it jobs and get results back.
 
-use crate::classify::{recording_authorizer, AuthLog, Class};
+use crate::classify::{recording_authorizer, AuthLog, Class, CONNECTION_PRAGMAS};
 use crate::config::Config;
 use crate::error::{Error, Result, Role};
 use crate::fd;
@@ -39,8 +39,11 @@ pub(crate) struct ConnCtx<'c> {
     pub cursors: HashMap<u64, CachedStatement<'c>>,
     auth: Arc<Mutex<AuthLog>>,
     applied: Option<SettingsKey>,
-    /// Values the connection had before a session changed them, to restore for the next one.
-    baselines: HashMap<String, String>,
+    /// The connection-local pragmas' values as opened, to restore for the next session.
+    defaults: HashMap<&'static str, String>,
+    /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
+    /// when the statement is compiled, so merely classifying one changes the connection.
+    changed: Vec<String>,
 }
 
 /// The state a connection reports after each job, so the session knows when to return it.
@@ -52,12 +55,17 @@ pub(crate) struct ConnState {
 
 impl<'c> ConnCtx<'c> {
     fn new(conn: &'c Connection, auth: Arc<Mutex<AuthLog>>) -> Self {
+        let defaults = CONNECTION_PRAGMAS
+            .iter()
+            .filter_map(|name| Some((*name, pragma_value(conn, name)?)))
+            .collect();
         ConnCtx {
             conn,
             cursors: HashMap::new(),
             auth,
             applied: None,
-            baselines: HashMap::new(),
+            defaults,
+            changed: Vec::new(),
         }
     }
 
@@ -105,50 +113,63 @@ impl<'c> ConnCtx<'c> {
         self.auth.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Makes the connection carry exactly `settings`' pragmas (restoring what an earlier
-    /// session changed), unless it already does.
+    /// Makes the connection carry exactly `settings`' pragmas (restoring the defaults of what
+    /// an earlier session changed), unless it already does.
     pub(crate) fn apply_settings(&mut self, settings: &Settings) -> Result<()> {
         if self.applied == Some(settings.key) {
             return Ok(());
         }
-        let restore: Vec<(String, String)> = self
-            .baselines
-            .iter()
-            .filter(|(name, _)| !settings.pragmas.iter().any(|(n, _)| n == *name))
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect();
-        for (name, value) in restore {
-            self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
-            self.baselines.remove(&name);
+        for name in std::mem::take(&mut self.changed) {
+            if settings.pragmas.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            if let Some(value) = self.defaults.get(name.as_str()) {
+                self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+            }
         }
         for (name, value) in settings.pragmas.iter() {
-            self.remember_baseline(name)?;
             self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+            self.changed.push(name.clone());
         }
         self.applied = Some(settings.key);
         Ok(())
     }
 
-    /// Records the current value of a connection pragma before it is first changed.
-    pub(crate) fn remember_baseline(&mut self, name: &str) -> Result<()> {
-        if !self.baselines.contains_key(name) {
-            let value: rusqlite::types::Value =
-                self.conn
-                    .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?;
-            let text = match value {
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                rusqlite::types::Value::Real(f) => f.to_string(),
-                _ => return Ok(()),
-            };
-            self.baselines.insert(name.to_string(), text);
+    /// Records that a pragma assignment was compiled here. When it ran for the session whose
+    /// settings now include it, `now` is that session's new key; otherwise (it was compiled
+    /// only to classify it) the connection no longer matches any session's settings.
+    pub(crate) fn pragma_compiled(&mut self, name: &str, now: Option<SettingsKey>) {
+        if !self.changed.iter().any(|n| n == name) {
+            self.changed.push(name.to_string());
         }
-        Ok(())
+        self.applied = now;
     }
 
-    /// Marks the connection as carrying `key`'s settings (after the session changed one here).
-    pub(crate) fn settings_now(&mut self, key: SettingsKey) {
-        self.applied = Some(key);
+    /// Drops the TEMP objects and detaches the databases a pinned session left behind, so the
+    /// next session finds the connection as it was opened.
+    pub(crate) fn clear_session_objects(&mut self) -> Result<()> {
+        let attached: Vec<String> = self
+            .conn
+            .prepare("SELECT name FROM pragma_database_list WHERE name NOT IN ('main', 'temp')")?
+            .query_map([], |row| row.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for name in attached {
+            self.conn.execute("DETACH DATABASE ?", [name])?;
+        }
+        let temp: Vec<(String, String)> = self
+            .conn
+            .prepare(
+                "SELECT type, name FROM temp.sqlite_master \
+                 WHERE type IN ('table', 'view', 'trigger') AND name NOT LIKE 'sqlite_%'",
+            )?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (kind, name) in temp {
+            let quoted = name.replace('"', "\"\"");
+            self.conn
+                .execute_batch(&format!("DROP {kind} IF EXISTS temp.\"{quoted}\""))?;
+        }
+        Ok(())
     }
 
     /// Resets every open cursor and rolls back any open transaction: the state a connection
@@ -371,6 +392,19 @@ fn serve(conn: Connection, shared: &WorkerShared, auth: Arc<Mutex<AuthLog>>) -> 
     ctx.make_clean();
     drop(ctx);
     close_connection(conn, checkpoint)
+}
+
+/// A pragma's current value as SQL text, or `None` for one that cannot be read back.
+fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
+    let value: rusqlite::types::Value = conn
+        .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+        .ok()?;
+    match value {
+        rusqlite::types::Value::Integer(i) => Some(i.to_string()),
+        rusqlite::types::Value::Text(t) => Some(t),
+        rusqlite::types::Value::Real(f) => Some(f.to_string()),
+        _ => None,
+    }
 }
 
 fn close_connection(conn: Connection, checkpoint: bool) -> Result<()> {
