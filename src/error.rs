@@ -277,6 +277,9 @@ impl From<rusqlite::Error> for Error {
                 Error::ParameterCount { expected, given }
             }
             rusqlite::Error::InvalidParameterName(name) => Error::ParameterName { name },
+            rusqlite::Error::Empty => Error::StatementCount {
+                message: "The SQL is empty or holds only comments.".into(),
+            },
             rusqlite::Error::MultipleStatement => Error::StatementCount {
                 message: "You can only execute one statement at a time.".into(),
             },

@@ -18,7 +18,10 @@ pub(crate) fn current_tid() -> i64 {
 /// or its `-shm`, counted from `/proc/self/fd`.
 pub fn count_fds_on(db: &Path) -> usize {
     let base = db.as_os_str().to_string_lossy().into_owned();
-    let names = [base.clone(), format!("{base}-wal"), format!("{base}-shm")];
+    let names: Vec<String> = [base.clone(), format!("{base}-wal"), format!("{base}-shm")]
+        .into_iter()
+        .flat_map(|n| [format!("{n} (deleted)"), n])
+        .collect();
     let Ok(entries) = fs::read_dir("/proc/self/fd") else {
         return 0;
     };

@@ -181,38 +181,51 @@ impl std::fmt::Debug for Pool {
 
 impl PoolInner {
     /// Creates the pool and opens its first connection (the writer, or a reader for a
-    /// read-only pool); in-memory pools open nothing until a session starts.
-    pub(crate) fn create(
-        path: PathBuf,
-        config: Config,
-        fingerprint: Option<Fingerprint>,
-    ) -> Result<Arc<PoolInner>> {
+    /// read-only pool), then fingerprints the file that connection opened (or created);
+    /// in-memory pools open nothing until a session starts.
+    pub(crate) fn create(path: PathBuf, config: Config) -> Result<Arc<PoolInner>> {
         let memory = path.as_os_str() == ":memory:";
+        let first_role = if config.read_only {
+            Role::Reader
+        } else {
+            Role::Writer
+        };
+        let first = if memory {
+            None
+        } else {
+            Some(Worker::spawn(
+                &path,
+                &config,
+                first_role,
+                worker_name(first_role),
+            )?)
+        };
+        let fingerprint = first.as_ref().and_then(|_| registry::fingerprint(&path));
+        let mut state = State::default();
+        match (first, first_role) {
+            (None, _) => {}
+            (Some(worker), Role::Writer) => state.writer = Some(worker),
+            (Some(worker), Role::Reader) => {
+                state
+                    .idle_readers
+                    .push((0, Arc::clone(worker.shared()), Instant::now()));
+                state.readers.insert(0, worker);
+                state.next_reader_id = 1;
+            }
+        }
         let inner = Arc::new(PoolInner {
             path,
             config,
             memory,
             fingerprint,
             classes: ClassCache::default(),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(state),
             returned: Condvar::new(),
             maintenance: Mutex::new(None),
             next_session: AtomicU64::new(1),
         });
         if memory {
             return Ok(inner);
-        }
-        if inner.config.read_only {
-            let worker = inner.spawn(Role::Reader)?;
-            let mut st = inner.lock();
-            let id = st.next_reader_id;
-            st.next_reader_id += 1;
-            st.idle_readers
-                .push((id, Arc::clone(worker.shared()), Instant::now()));
-            st.readers.insert(id, worker);
-        } else {
-            let worker = inner.spawn(Role::Writer)?;
-            inner.lock().writer = Some(worker);
         }
         let weak = Arc::downgrade(&inner);
         let tick = (inner.config.idle_timeout / 4)
@@ -230,11 +243,7 @@ impl PoolInner {
     }
 
     fn spawn(&self, role: Role) -> Result<Worker> {
-        let name = match role {
-            Role::Writer => "litepool-writer".to_string(),
-            Role::Reader => "litepool-reader".to_string(),
-        };
-        Worker::spawn(&self.path, &self.config, role, name)
+        Worker::spawn(&self.path, &self.config, role, worker_name(role))
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -339,6 +348,32 @@ impl PoolInner {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Lends a connection of `role` only if one is free (or may be opened) now, without
+    /// waiting behind anyone.
+    pub(crate) fn try_acquire(&self, role: Role) -> Result<Option<Lease>> {
+        let role = if self.config.read_only {
+            Role::Reader
+        } else {
+            role
+        };
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::Closed { what: "pool" });
+        }
+        if !st.waiters(role).is_empty() {
+            return Ok(None);
+        }
+        if let Some(lease) = self.take_idle(&mut st, role) {
+            st.counters.acquires += 1;
+            return Ok(Some(lease));
+        }
+        if self.reserve_open(&mut st, role) {
+            drop(st);
+            return self.open_for_lease(role, Instant::now()).map(Some);
+        }
+        Ok(None)
     }
 
     fn take_idle(&self, st: &mut State, role: Role) -> Option<Lease> {
@@ -619,6 +654,10 @@ impl Lease {
     fn fresh(self) -> Lease {
         Lease::new(self.worker, self.role, self.reader_id)
     }
+}
+
+fn worker_name(role: Role) -> String {
+    format!("litepool-{role}")
 }
 
 /// The maintenance thread: holds only a weak reference, so it never keeps a pool alive.

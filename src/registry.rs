@@ -27,7 +27,8 @@ struct Registry {
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
-fn fingerprint(path: &Path) -> Option<Fingerprint> {
+/// The fingerprint of the file at `path`, if it exists.
+pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
     let meta = fs::metadata(path).ok()?;
     Some(Fingerprint {
         dev: meta.dev(),
@@ -62,7 +63,7 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 /// Opens or joins the pool for `path`; see [`Pool::open`] for the contract.
 pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
-        let inner = PoolInner::create(PathBuf::from(":memory:"), config, None)?;
+        let inner = PoolInner::create(PathBuf::from(":memory:"), config)?;
         return Ok(Pool { inner });
     }
     let path = canonical(path)?;
@@ -90,15 +91,8 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
         }
         reg.pools.remove(&path);
     }
-    match PoolInner::create(path.clone(), config.clone(), None) {
-        Ok(created) => {
-            // The first connection may have created the file: fingerprint it now.
-            let inner = if created.fingerprint.is_none() {
-                drop(created);
-                PoolInner::create(path.clone(), config, fingerprint(&path))?
-            } else {
-                created
-            };
+    match PoolInner::create(path.clone(), config) {
+        Ok(inner) => {
             reg.pools.insert(path, Arc::clone(&inner));
             Ok(Pool { inner })
         }

@@ -72,9 +72,10 @@ impl SessionState {
 
 /// What the connection thread answers to a statement.
 enum Outcome {
-    /// The statement was classified on a reader but needs the writer; nothing ran. The
-    /// parameters come back so they need not be cloned for the retry.
-    NeedsWriter(Class, Params),
+    /// The statement was classified on a connection of the wrong role (a write on a reader,
+    /// a read outside a transaction on the writer); nothing ran. The parameters come back so
+    /// they need not be cloned for the retry.
+    Moved(Class, Params),
     Ran(Box<Ran>),
 }
 
@@ -191,7 +192,7 @@ impl Session {
         );
         let result = ran.and_then(|r| match r {
             Outcome::Ran(r) => r.batch.error.map_or(Ok(()), Err),
-            Outcome::NeedsWriter(..) => Err(Error::internal("BEGIN was redirected")),
+            Outcome::Moved(..) => Err(Error::internal("BEGIN was moved")),
         });
         self.shared.settle(&mut st);
         result
@@ -324,6 +325,11 @@ impl SessionShared {
         result
     }
 
+    /// Picks the connection for a statement and runs it there. A statement the pool has not
+    /// seen yet is compiled first to learn its class (from the authorizer): on a free reader,
+    /// else on the writer if it is free, else on a reader once one frees up. When that
+    /// connection is the wrong one for the class, the statement moves before it runs, so a
+    /// write never waits for a reader and a read never runs on the writer.
     fn run_routed(
         &self,
         st: &mut SessionState,
@@ -333,32 +339,76 @@ impl SessionShared {
         known: Option<Class>,
     ) -> Result<Box<Ran>> {
         let in_read_txn = st.reader.as_ref().is_some_and(|l| !l.state.autocommit);
+        // A new statement compiled on a reader outside a read transaction may move to the
+        // writer; one compiled on the writer may move to a reader only if the writer was
+        // taken just to compile it (not held for a transaction, cursor or pin).
+        let held_nothing = st.writer.is_none() && st.reader.is_none();
         let slot = if st.writer.is_some() {
             Slot::Writer
-        } else if in_read_txn || known.as_ref().is_some_and(|c| !c.needs_writer()) {
-            Slot::Reader
-        } else if known.is_some() {
-            st.writer = Some(self.pool.acquire(Role::Writer)?);
-            Slot::Writer
+        } else if in_read_txn || st.reader.is_some() {
+            match &known {
+                Some(class) if class.needs_writer() && !in_read_txn => {
+                    self.take(st, Slot::Writer)?
+                }
+                _ => Slot::Reader,
+            }
         } else {
-            Slot::Reader
+            match &known {
+                Some(class) if class.needs_writer() => self.take(st, Slot::Writer)?,
+                Some(_) => self.take(st, Slot::Reader)?,
+                None => self.take_any(st)?,
+            }
         };
-        if slot == Slot::Reader && st.reader.is_none() {
-            st.reader = Some(self.pool.acquire(Role::Reader)?);
-        }
-        let redirect = slot == Slot::Reader && !in_read_txn;
-        match self.run_on(st, slot, sql, params, known, mode, redirect)? {
+        let movable = known.is_none()
+            && match slot {
+                Slot::Reader => !in_read_txn,
+                Slot::Writer => held_nothing,
+            };
+        match self.run_on(st, slot, sql, params, known, mode, movable)? {
             Outcome::Ran(ran) => Ok(ran),
-            Outcome::NeedsWriter(class, params) => {
+            Outcome::Moved(class, params) => {
                 self.pool.classes.insert(sql, class.clone());
                 self.settle(st);
-                st.writer = Some(self.pool.acquire(Role::Writer)?);
-                match self.run_on(st, Slot::Writer, sql, params, Some(class), mode, false)? {
+                let slot = if class.needs_writer() {
+                    Slot::Writer
+                } else {
+                    Slot::Reader
+                };
+                let slot = self.take(st, slot)?;
+                match self.run_on(st, slot, sql, params, Some(class), mode, false)? {
                     Outcome::Ran(ran) => Ok(ran),
-                    Outcome::NeedsWriter(..) => Err(Error::internal("the writer redirected")),
+                    Outcome::Moved(..) => Err(Error::internal("a statement moved twice")),
                 }
             }
         }
+    }
+
+    /// Makes sure the session holds a connection for `slot`, waiting for one if needed.
+    fn take(&self, st: &mut SessionState, slot: Slot) -> Result<Slot> {
+        match slot {
+            Slot::Writer if st.writer.is_none() => {
+                st.writer = Some(self.pool.acquire(Role::Writer)?)
+            }
+            Slot::Reader if st.reader.is_none() => {
+                st.reader = Some(self.pool.acquire(Role::Reader)?)
+            }
+            _ => {}
+        }
+        Ok(slot)
+    }
+
+    /// Takes whichever connection is free now to classify a new statement: a reader, else
+    /// the writer, else waits for a reader.
+    fn take_any(&self, st: &mut SessionState) -> Result<Slot> {
+        if let Some(reader) = self.pool.try_acquire(Role::Reader)? {
+            st.reader = Some(reader);
+            return Ok(Slot::Reader);
+        }
+        if let Some(writer) = self.pool.try_acquire(Role::Writer)? {
+            st.writer = Some(writer);
+            return Ok(Slot::Writer);
+        }
+        self.take(st, Slot::Reader)
     }
 
     /// Runs one statement on the connection in `slot` and records what it did.
@@ -371,7 +421,7 @@ impl SessionShared {
         params: Params,
         known: Option<Class>,
         mode: Mode,
-        redirect: bool,
+        movable: bool,
     ) -> Result<Outcome> {
         let settings = st.settings.clone();
         let lease = st
@@ -382,7 +432,7 @@ impl SessionShared {
         let on_writer = slot == Slot::Writer;
         let outcome = self.call(&worker, move |ctx| {
             run_statement(
-                ctx, &sql_owned, params, known, &settings, mode, redirect, on_writer,
+                ctx, &sql_owned, params, known, &settings, mode, movable, on_writer,
             )
         })?;
         let (outcome, state) = match outcome {
@@ -585,7 +635,7 @@ fn run_statement(
     known: Option<Class>,
     settings: &Settings,
     mode: Mode,
-    redirect: bool,
+    movable: bool,
     on_writer: bool,
 ) -> (Result<Outcome>, ConnState) {
     let result = (|| {
@@ -595,11 +645,11 @@ fn run_statement(
             session: settings.key.session,
             version: settings.key.version + 1,
         };
-        if redirect && class.needs_writer() {
+        if movable && class.needs_writer() != on_writer {
             if let Some((name, _)) = &class.pragma_set {
                 ctx.pragma_compiled(name, None);
             }
-            return Ok(Outcome::NeedsWriter(class, params));
+            return Ok(Outcome::Moved(class, params));
         }
         if class.begin && on_writer {
             if let Some(immediate) = immediate_begin(sql) {
