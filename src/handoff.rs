@@ -14,18 +14,28 @@ pub(crate) const REPLY_SPIN: Duration = Duration::from_micros(30);
 /// How long a connection thread spins for its next job before parking.
 pub(crate) const JOB_SPIN: Duration = Duration::from_micros(30);
 
-/// Spins until `ready()` or `budget` elapses; returns whether `ready()` became true.
+/// How long to spin without yielding: about one short job on another core.
+const PURE_SPIN: Duration = Duration::from_micros(3);
+
+/// Waits for `ready()` up to `budget` without sleeping: a pure spin first (the other side is
+/// most likely running on another core), then yielding between checks, so that when cores
+/// are scarce the thread being waited for gets to run instead of being starved by the
+/// spinner. Returns whether `ready()` became true.
 pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
-        for _ in 0..64 {
+        for _ in 0..32 {
             if ready() {
                 return true;
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() >= budget {
+        let spun = start.elapsed();
+        if spun >= budget {
             return ready();
+        }
+        if spun >= PURE_SPIN {
+            thread::yield_now();
         }
     }
 }
