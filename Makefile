@@ -5,7 +5,11 @@ CARGO ?= cargo
 
 .PHONY: test test-rust demo bench check-tools
 
-test: test-rust
+# Each host layer adds its own test target to HOST_TESTS in mk/<host>.mk.
+HOST_TESTS :=
+include $(wildcard mk/*.mk)
+
+test: test-rust $(HOST_TESTS)
 
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
