@@ -21,7 +21,9 @@
 //! # Ok::<(), litepool::Error>(())
 //! ```
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// The core has no `unsafe`; only the host layers that cross a foreign boundary (the C ABI,
+// the Python module) may allow it, module by module, with a `SAFETY:` comment per block.
+#![deny(unsafe_code)]
 
 mod classify;
 pub mod config;
@@ -35,6 +37,11 @@ mod session;
 mod statement;
 mod stats;
 mod worker;
+
+#[cfg(feature = "capi")]
+pub mod ffi;
+#[cfg(feature = "python")]
+mod python;
 
 pub use config::{parse_dsn, Config, JournalMode, Synchronous};
 pub use error::{Error, ErrorKind, Result, Role};
