@@ -14,6 +14,10 @@ const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 /// Cap on the other timeouts, so `Instant::now() + timeout` can never overflow (and panic).
 const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
+/// The maintenance tick's limits: a tick is a few syscalls, but not a busy loop.
+const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
+const MAX_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3600);
+
 const KIB: i64 = 1024;
 const MIB: i64 = 1024 * KIB;
 const GIB: i64 = 1024 * MIB;
@@ -37,6 +41,17 @@ const KEYS: &[&str] = &[
     "foreign_keys",
     "journal_size_limit",
     "statement_cache_capacity",
+    "checkpoint",
+    "checkpoint_interval",
+    "checkpoint_passive_frames",
+    "checkpoint_max_delay",
+    "checkpoint_truncate_frames",
+    "checkpoint_stuck_ticks",
+    "checkpoint_busy_timeout",
+    "wal_cap_frames",
+    "max_read_txn_age",
+    "optimize_interval",
+    "incremental_vacuum",
     "mode",
     "cache",
 ];
@@ -84,6 +99,40 @@ pub struct Config {
     /// file must exist. Ignored when [`read_only`](Config::read_only) is set: a read-only open
     /// never creates the file. Default `true`.
     pub create: bool,
+    /// Who checkpoints the WAL. Default [`CheckpointPolicy::Timed`]: litepool alone.
+    pub checkpoint: CheckpointPolicy,
+    /// How often the maintenance thread looks at the WAL. 1 ms to 1 h. Default 1 s.
+    pub checkpoint_interval: Duration,
+    /// A PASSIVE checkpoint runs once the WAL holds this many frames (pages). Default 1,000,
+    /// SQLite's own autocheckpoint threshold.
+    pub checkpoint_passive_frames: u32,
+    /// A PASSIVE checkpoint also runs when frames have waited this long since the last
+    /// checkpoint, however few. At most 100 years. Default 60 s.
+    pub checkpoint_max_delay: Duration,
+    /// When a WAL of at least this many frames stayed un-checkpointed for
+    /// [`checkpoint_stuck_ticks`](Config::checkpoint_stuck_ticks) ticks (readers kept it in
+    /// use), the checkpoint escalates to TRUNCATE, holding new reads back. Default 16,384
+    /// (64 MiB of 4 KiB pages).
+    pub checkpoint_truncate_frames: u32,
+    /// Ticks a PASSIVE checkpoint must be stuck before escalating. At least 1. Default 3.
+    pub checkpoint_stuck_ticks: u32,
+    /// How long a TRUNCATE checkpoint waits for in-flight reads (and SQLite's locks) before it
+    /// gives up and backs off. At most 2147483.647 s. Default 500 ms.
+    pub checkpoint_busy_timeout: Duration,
+    /// The emergency threshold: while the WAL holds at least this many frames, read
+    /// transactions older than [`max_read_txn_age`](Config::max_read_txn_age) are ended with
+    /// [`crate::Error::ReadTransactionEnded`] so a TRUNCATE can finish. Default 65,536
+    /// (256 MiB of 4 KiB pages).
+    pub wal_cap_frames: u32,
+    /// See [`wal_cap_frames`](Config::wal_cap_frames). At most 100 years. Default 30 s.
+    pub max_read_txn_age: Duration,
+    /// How often the writer runs `PRAGMA optimize` (it also runs once at open). At most 100
+    /// years. Default 1 h.
+    pub optimize_interval: Duration,
+    /// Create new database files with `auto_vacuum=INCREMENTAL` and return free pages to the
+    /// file system when the freelist grows past a quarter of the file (at least 1,024
+    /// pages). Default `true`.
+    pub incremental_vacuum: bool,
 }
 
 impl Default for Config {
@@ -102,6 +151,38 @@ impl Default for Config {
             statement_cache_capacity: 128,
             read_only: false,
             create: true,
+            checkpoint: CheckpointPolicy::Timed,
+            checkpoint_interval: Duration::from_secs(1),
+            checkpoint_passive_frames: 1000,
+            checkpoint_max_delay: Duration::from_secs(60),
+            checkpoint_truncate_frames: 16_384,
+            checkpoint_stuck_ticks: 3,
+            checkpoint_busy_timeout: Duration::from_millis(500),
+            wal_cap_frames: 65_536,
+            max_read_txn_age: Duration::from_secs(30),
+            optimize_interval: Duration::from_secs(3600),
+            incremental_vacuum: true,
+        }
+    }
+}
+
+/// Who checkpoints a pool's WAL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointPolicy {
+    /// litepool is the only checkpointer: SQLite's autocheckpoint is off and the maintenance
+    /// thread checkpoints on a timer and on WAL size, escalating to TRUNCATE.
+    Timed,
+    /// Another program checkpoints (e.g. Litestream): litepool turns SQLite's autocheckpoint
+    /// off and never checkpoints, not even when the pool closes.
+    External,
+}
+
+impl CheckpointPolicy {
+    /// The option's text form: `"timed"` or `"external"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CheckpointPolicy::Timed => "timed",
+            CheckpointPolicy::External => "external",
         }
     }
 }
@@ -194,9 +275,8 @@ impl Synchronous {
 impl Config {
     /// Sets one option by name from its text form, as found in a DSN's query string.
     ///
-    /// Keys are case-sensitive and lower case: `max_readers`, `acquire_timeout`,
-    /// `busy_timeout`, `idle_timeout`, `close_timeout`, `journal_mode`, `synchronous`,
-    /// `foreign_keys`, `journal_size_limit`, `statement_cache_capacity`, `mode` and `cache`.
+    /// Keys are case-sensitive and lower case: the names of [`Config`]'s fields except
+    /// `read_only` and `create`, plus `mode` and `cache`.
     /// Values:
     ///
     /// - durations: `500ms`, `5s`, `2m`, `1h`, `1.5s`, or a bare number of seconds (`0.25`);
@@ -206,6 +286,9 @@ impl Config {
     /// - `synchronous`: `off`, `normal`, `full`, `extra`, any case, or `0` to `3`;
     /// - `journal_size_limit`: bytes as an integer, optionally suffixed `KiB`, `MiB` or `GiB`
     ///   (`64MiB`), or `-1` for no limit;
+    /// - frame and tick counts (`checkpoint_passive_frames`, `checkpoint_truncate_frames`,
+    ///   `wal_cap_frames`, `checkpoint_stuck_ticks`): an integer up to 2147483647;
+    /// - `checkpoint`: `timed` or `external`, any case;
     /// - `mode`: `ro` sets [`read_only`](Config::read_only) (leaving `create` as it was), `rw`
     ///   clears `read_only` and `create`, `rwc` clears `read_only` and sets `create`. SQLite's
     ///   `mode=memory` is refused: open the path `:memory:` instead;
@@ -264,6 +347,53 @@ impl Config {
                 self.read_only = read_only;
                 self.create = create;
             }
+            "checkpoint" => {
+                self.checkpoint = match value.to_ascii_lowercase().as_str() {
+                    "timed" => CheckpointPolicy::Timed,
+                    "external" => CheckpointPolicy::External,
+                    _ => {
+                        return Err(bad_value(
+                            key,
+                            value,
+                            "is not a checkpoint policy (expected timed or external)",
+                        ))
+                    }
+                }
+            }
+            "checkpoint_interval" => {
+                let interval = parse_duration(key, value, MAX_CHECKPOINT_INTERVAL)?;
+                if interval < MIN_CHECKPOINT_INTERVAL {
+                    return Err(out_of_range(key, value, "a duration from 1ms to 1h"));
+                }
+                self.checkpoint_interval = interval;
+            }
+            "checkpoint_passive_frames" => {
+                self.checkpoint_passive_frames = parse_frames(key, value)?;
+            }
+            "checkpoint_max_delay" => {
+                self.checkpoint_max_delay = parse_duration(key, value, MAX_TIMEOUT)?;
+            }
+            "checkpoint_truncate_frames" => {
+                self.checkpoint_truncate_frames = parse_frames(key, value)?;
+            }
+            "checkpoint_stuck_ticks" => {
+                let ticks = parse_frames(key, value)?;
+                if ticks == 0 {
+                    return Err(out_of_range(key, value, "1 or more ticks"));
+                }
+                self.checkpoint_stuck_ticks = ticks;
+            }
+            "checkpoint_busy_timeout" => {
+                self.checkpoint_busy_timeout = parse_duration(key, value, MAX_BUSY_TIMEOUT)?;
+            }
+            "wal_cap_frames" => self.wal_cap_frames = parse_frames(key, value)?,
+            "max_read_txn_age" => {
+                self.max_read_txn_age = parse_duration(key, value, MAX_TIMEOUT)?;
+            }
+            "optimize_interval" => {
+                self.optimize_interval = parse_duration(key, value, MAX_TIMEOUT)?;
+            }
+            "incremental_vacuum" => self.incremental_vacuum = parse_bool(key, value)?,
             "cache" => match value.to_ascii_lowercase().as_str() {
                 "private" => {}
                 "shared" => return Err(bad_value(key, value, CACHE_SHARED)),
@@ -329,7 +459,11 @@ impl Config {
         format!(
             "max_readers={}&acquire_timeout={}&busy_timeout={}&idle_timeout={}&close_timeout={}\
              &journal_mode={}&synchronous={}&foreign_keys={}&journal_size_limit={}\
-             &statement_cache_capacity={}&mode={}",
+             &statement_cache_capacity={}&checkpoint={}&checkpoint_interval={}\
+             &checkpoint_passive_frames={}&checkpoint_max_delay={}\
+             &checkpoint_truncate_frames={}&checkpoint_stuck_ticks={}\
+             &checkpoint_busy_timeout={}&wal_cap_frames={}&max_read_txn_age={}\
+             &optimize_interval={}&incremental_vacuum={}&mode={}",
             self.max_readers,
             render_duration(self.acquire_timeout),
             render_duration(self.busy_timeout),
@@ -340,6 +474,17 @@ impl Config {
             self.foreign_keys,
             render_size(self.journal_size_limit),
             self.statement_cache_capacity,
+            self.checkpoint.as_str(),
+            render_duration(self.checkpoint_interval),
+            self.checkpoint_passive_frames,
+            render_duration(self.checkpoint_max_delay),
+            self.checkpoint_truncate_frames,
+            self.checkpoint_stuck_ticks,
+            render_duration(self.checkpoint_busy_timeout),
+            self.wal_cap_frames,
+            render_duration(self.max_read_txn_age),
+            render_duration(self.optimize_interval),
+            self.incremental_vacuum,
             mode,
         )
     }
@@ -362,6 +507,23 @@ impl Config {
             ("busy_timeout", self.busy_timeout, MAX_BUSY_TIMEOUT),
             ("idle_timeout", self.idle_timeout, MAX_TIMEOUT),
             ("close_timeout", self.close_timeout, MAX_TIMEOUT),
+            (
+                "checkpoint_interval",
+                self.checkpoint_interval,
+                MAX_CHECKPOINT_INTERVAL,
+            ),
+            (
+                "checkpoint_max_delay",
+                self.checkpoint_max_delay,
+                MAX_TIMEOUT,
+            ),
+            (
+                "checkpoint_busy_timeout",
+                self.checkpoint_busy_timeout,
+                MAX_BUSY_TIMEOUT,
+            ),
+            ("max_read_txn_age", self.max_read_txn_age, MAX_TIMEOUT),
+            ("optimize_interval", self.optimize_interval, MAX_TIMEOUT),
         ];
         for (key, value, max) in durations {
             if value > max {
@@ -371,6 +533,17 @@ impl Config {
                     render_duration(max)
                 )));
             }
+        }
+        if self.checkpoint_interval < MIN_CHECKPOINT_INTERVAL {
+            return Err(Error::config(format!(
+                "checkpoint_interval: {} is too short (at least 1ms)",
+                render_duration(self.checkpoint_interval)
+            )));
+        }
+        if self.checkpoint_stuck_ticks == 0 {
+            return Err(Error::config(
+                "checkpoint_stuck_ticks: 0 is out of range (expected 1 or more ticks)",
+            ));
         }
         if self.journal_size_limit < -1 {
             return Err(Error::config(format!(
@@ -509,6 +682,16 @@ fn parse_uint(key: &str, value: &str, expected: &str) -> Result<usize> {
     value
         .parse()
         .map_err(|_| out_of_range(key, value, expected))
+}
+
+/// A count of WAL frames (or ticks) that fits SQLite's `int` frame counters.
+fn parse_frames(key: &str, value: &str) -> Result<u32> {
+    const EXPECTED: &str = "an integer from 0 to 2147483647";
+    let n = parse_uint(key, value, EXPECTED)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|&n| n <= i32::MAX as u32)
+        .ok_or_else(|| out_of_range(key, value, EXPECTED))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -952,6 +1135,34 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_options() {
+        let c = Config::default();
+        assert_eq!(c.checkpoint, CheckpointPolicy::Timed);
+        assert_eq!(c.checkpoint_interval, Duration::from_secs(1));
+        assert_eq!(c.checkpoint_passive_frames, 1000);
+        assert_eq!(c.checkpoint_truncate_frames, 16_384);
+        assert_eq!(c.checkpoint_stuck_ticks, 3);
+        assert_eq!(c.checkpoint_busy_timeout, Duration::from_millis(500));
+        assert_eq!(c.max_read_txn_age, Duration::from_secs(30));
+        assert_eq!(
+            parsed("checkpoint", "EXTERNAL").checkpoint,
+            CheckpointPolicy::External
+        );
+        assert!(set_err("checkpoint", "never").contains("expected timed or external"));
+        assert_eq!(
+            parsed("checkpoint_interval", "50ms").checkpoint_interval,
+            Duration::from_millis(50)
+        );
+        assert!(set_err("checkpoint_interval", "0").contains("out of range"));
+        assert!(set_err("checkpoint_interval", "2h").contains("too long"));
+        assert_eq!(parsed("wal_cap_frames", "0").wal_cap_frames, 0);
+        assert!(set_err("wal_cap_frames", "2147483648").contains("out of range"));
+        assert!(set_err("checkpoint_passive_frames", "-1").contains("non-negative"));
+        assert!(set_err("checkpoint_stuck_ticks", "0").contains("out of range"));
+        assert!(!parsed("incremental_vacuum", "off").incremental_vacuum);
+    }
+
+    #[test]
     fn unknown_key() {
         let m = set_err("max_reader", "4");
         assert!(m.contains("\"max_reader\""), "{m}");
@@ -1035,7 +1246,11 @@ mod tests {
             default.to_query(),
             "max_readers=4&acquire_timeout=5s&busy_timeout=5s&idle_timeout=60s&close_timeout=5s\
              &journal_mode=wal&synchronous=normal&foreign_keys=false&journal_size_limit=64MiB\
-             &statement_cache_capacity=128&mode=rwc"
+             &statement_cache_capacity=128&checkpoint=timed&checkpoint_interval=1s\
+             &checkpoint_passive_frames=1000&checkpoint_max_delay=60s\
+             &checkpoint_truncate_frames=16384&checkpoint_stuck_ticks=3\
+             &checkpoint_busy_timeout=500ms&wal_cap_frames=65536&max_read_txn_age=30s\
+             &optimize_interval=3600s&incremental_vacuum=true&mode=rwc"
         );
 
         let mut configs = vec![default.clone()];
@@ -1081,6 +1296,21 @@ mod tests {
                 c.foreign_keys = j % 2 == 0;
                 c.journal_size_limit = sizes[(i + j) % sizes.len()];
                 c.statement_cache_capacity = if j == 0 { usize::MAX } else { i * j };
+                c.checkpoint = if j % 2 == 0 {
+                    CheckpointPolicy::External
+                } else {
+                    CheckpointPolicy::Timed
+                };
+                c.checkpoint_interval = Duration::from_millis(1 + (i * j) as u64);
+                c.checkpoint_passive_frames = (i * 1000 + j) as u32;
+                c.checkpoint_max_delay = durations[(j + 3) % durations.len()];
+                c.checkpoint_truncate_frames = i32::MAX as u32 - j as u32;
+                c.checkpoint_stuck_ticks = 1 + j as u32;
+                c.checkpoint_busy_timeout = durations[(j + 4) % durations.len()];
+                c.wal_cap_frames = (j * 7) as u32;
+                c.max_read_txn_age = durations[(j + 5) % durations.len()];
+                c.optimize_interval = durations[(j + 6) % durations.len()];
+                c.incremental_vacuum = j % 3 == 0;
                 configs.push(c);
             }
         }
@@ -1150,6 +1380,27 @@ mod tests {
                 "journal_size_limit: ",
                 Config {
                     journal_size_limit: -2,
+                    ..d()
+                },
+            ),
+            (
+                "checkpoint_interval: ",
+                Config {
+                    checkpoint_interval: Duration::ZERO,
+                    ..d()
+                },
+            ),
+            (
+                "checkpoint_stuck_ticks: ",
+                Config {
+                    checkpoint_stuck_ticks: 0,
+                    ..d()
+                },
+            ),
+            (
+                "max_read_txn_age: ",
+                Config {
+                    max_read_txn_age: Duration::MAX,
                     ..d()
                 },
             ),

@@ -158,6 +158,28 @@ pub enum Error {
         /// The primary result code (`SQLITE_NOTADB` or `SQLITE_CORRUPT`).
         code: i32,
     },
+    /// litepool ended a read transaction that was older than `max_read_txn_age` while the
+    /// WAL was over its cap, so a checkpoint could reset the WAL.
+    ReadTransactionEnded {
+        /// The database path of the pool.
+        path: String,
+        /// How old the read transaction was when it was ended.
+        age: Duration,
+        /// The pool's `max_read_txn_age`.
+        limit: Duration,
+        /// WAL frames when it was ended.
+        wal_frames: u64,
+    },
+    /// The disk filled up while litepool maintained the database (a checkpoint could not copy
+    /// WAL pages into the database file). Nothing committed is lost: the frames stay in the WAL.
+    DiskFull {
+        /// The database path of the pool.
+        path: String,
+        /// What litepool was doing, e.g. `"checkpoint"`.
+        during: &'static str,
+        /// SQLite's message.
+        message: String,
+    },
     /// The operation is not supported (e.g. a pool option a host cannot honour).
     NotSupported {
         /// What is not supported.
@@ -175,7 +197,10 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Sqlite { code, .. } => ErrorKind::from_sqlite_code(*code),
-            Error::AcquireTimeout { .. } | Error::Open { .. } => ErrorKind::Operational,
+            Error::AcquireTimeout { .. }
+            | Error::Open { .. }
+            | Error::ReadTransactionEnded { .. }
+            | Error::DiskFull { .. } => ErrorKind::Operational,
             Error::Closed { .. }
             | Error::ParameterCount { .. }
             | Error::ParameterName { .. }
@@ -198,6 +223,12 @@ impl Error {
             Error::NotADatabase { code, .. } => Some((*code, *code)),
             Error::AcquireTimeout { .. } => {
                 Some((rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_BUSY))
+            }
+            Error::ReadTransactionEnded { .. } => {
+                Some((rusqlite::ffi::SQLITE_ABORT, rusqlite::ffi::SQLITE_ABORT))
+            }
+            Error::DiskFull { .. } => {
+                Some((rusqlite::ffi::SQLITE_FULL, rusqlite::ffi::SQLITE_FULL))
             }
             _ => None,
         }
@@ -257,6 +288,28 @@ impl fmt::Display for Error {
                 write!(f, "unable to open database file {path}: {message}")
             }
             Error::NotADatabase { path, message, .. } => write!(f, "{message}: {path}"),
+            Error::ReadTransactionEnded {
+                path,
+                age,
+                limit,
+                wal_frames,
+            } => write!(
+                f,
+                "litepool ended this read transaction on {path} after {:.1} s: it was older than \
+                 max_read_txn_age ({:.1} s) while the WAL ({wal_frames} frames) was over its cap; \
+                 finish reads sooner or raise max_read_txn_age",
+                age.as_secs_f64(),
+                limit.as_secs_f64()
+            ),
+            Error::DiskFull {
+                path,
+                during,
+                message,
+            } => write!(
+                f,
+                "disk full during {during} of {path} ({message}); nothing committed is lost, \
+                 litepool retries with back-off"
+            ),
             Error::NotSupported { message } => f.write_str(message),
             Error::Internal { message } => write!(f, "litepool internal error: {message}"),
         }

@@ -25,11 +25,13 @@
 // the Python module) may allow it, module by module, with a `SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
+mod checkpoint;
 mod classify;
 pub mod config;
 mod error;
 mod fd;
 mod handoff;
+mod maintenance;
 mod pool;
 mod registry;
 mod rows;
@@ -43,7 +45,8 @@ pub mod ffi;
 #[cfg(feature = "python")]
 mod python;
 
-pub use config::{parse_dsn, Config, JournalMode, Synchronous};
+pub use checkpoint::{CheckpointMode, CheckpointResult};
+pub use config::{parse_dsn, CheckpointPolicy, Config, JournalMode, Synchronous};
 pub use error::{Error, ErrorKind, Result, Role};
 pub use fd::count_fds_on;
 pub use pool::Pool;
@@ -52,7 +55,7 @@ pub use rows::Rows;
 pub use rusqlite::types::Value;
 pub use session::{ExecResult, InterruptHandle, Session};
 pub use statement::Params;
-pub use stats::Stats;
+pub use stats::{CheckpointCounts, Metric, MetricKind, ResultCounts, Stats};
 
 /// The version of the bundled SQLite library, e.g. `"3.54.1"`.
 pub fn sqlite_version() -> &'static str {

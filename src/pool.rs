@@ -1,10 +1,12 @@
 //! The pool: one writer and up to `max_readers` readers for one database file, handed out
 //! FIFO with a timeout, closed explicitly.
 
+use crate::checkpoint::{self, CheckpointLog, CheckpointMode, CheckpointResult, WalWatch};
 use crate::classify::ClassCache;
-use crate::config::Config;
+use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
+use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
 use crate::stats::Stats;
@@ -12,7 +14,7 @@ use crate::worker::{ConnState, Worker, WorkerShared};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,14 @@ struct Waiter {
     wake: Arc<Condvar>,
 }
 
+/// A reader lent to a session: since when (its read transaction is at most this old), and
+/// whether the maintenance thread has ended that read transaction.
+struct ReaderLease {
+    worker: Arc<WorkerShared>,
+    since: Instant,
+    ended: bool,
+}
+
 #[derive(Default)]
 struct Counters {
     acquires: u64,
@@ -67,7 +77,9 @@ struct State {
     readers: HashMap<u64, Worker>,
     idle_readers: Vec<(u64, Arc<WorkerShared>, Instant)>,
     readers_opening: usize,
-    readers_leased: usize,
+    reader_leases: HashMap<u64, ReaderLease>,
+    /// New read leases wait while a TRUNCATE checkpoint needs the WAL free of readers.
+    hold_readers: bool,
     next_reader_id: u64,
     private_open: usize,
     writer_waiters: VecDeque<Waiter>,
@@ -86,7 +98,23 @@ impl State {
     }
 
     fn in_use(&self) -> usize {
-        usize::from(self.writer_leased) + self.readers_leased
+        usize::from(self.writer_leased) + self.reader_leases.len()
+    }
+
+    /// Readers lent out whose read transaction may still hold a WAL snapshot.
+    fn active_reads(&self) -> usize {
+        self.reader_leases.values().filter(|l| !l.ended).count()
+    }
+
+    fn lend_reader(&mut self, id: u64, worker: &Arc<WorkerShared>) {
+        self.reader_leases.insert(
+            id,
+            ReaderLease {
+                worker: Arc::clone(worker),
+                since: Instant::now(),
+                ended: false,
+            },
+        );
     }
 }
 
@@ -96,6 +124,9 @@ pub(crate) struct PoolInner {
     pub(crate) memory: bool,
     pub(crate) fingerprint: Option<Fingerprint>,
     pub(crate) classes: ClassCache,
+    /// The writer's view of the WAL's size, updated on every commit.
+    pub(crate) wal: Arc<WalWatch>,
+    pub(crate) checkpoints: Mutex<CheckpointLog>,
     state: Mutex<State>,
     returned: Condvar,
     maintenance: Mutex<Option<JoinHandle<()>>>,
@@ -147,6 +178,45 @@ impl Pool {
         self.inner.stats()
     }
 
+    /// Runs a checkpoint now, in `mode`, on the writer's thread, and returns what it did.
+    ///
+    /// RESTART and TRUNCATE hold new read leases back while in-flight reads finish (up to
+    /// `checkpoint_busy_timeout`), then wait for SQLite's locks for as long again. A checkpoint
+    /// that could not finish — readers or another process kept the WAL in use, or the writer
+    /// is inside a session's transaction — returns `busy: true`; compare
+    /// [`CheckpointResult::complete`]. Runs whatever the `checkpoint` policy is: an explicit
+    /// call is the caller's decision. Counted in [`Stats`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after close; [`Error::NotSupported`] for in-memory, read-only and
+    /// non-WAL pools; [`Error::DiskFull`] when the database file could not grow; other SQLite
+    /// errors as they come.
+    pub fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointResult> {
+        self.inner.checkpoint(mode)
+    }
+
+    /// Writes a compacted, consistent copy of the database to `path` (`VACUUM INTO`), e.g. for
+    /// a backup. The file must not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after close; SQLite's error when `path` exists or cannot be written.
+    pub fn vacuum_into(&self, path: impl AsRef<Path>) -> Result<()> {
+        let target = path.as_ref().to_str().ok_or_else(|| {
+            Error::config(format!("{} is not a UTF-8 path", path.as_ref().display()))
+        })?;
+        let session = self.session()?;
+        let result = session
+            .execute(
+                "VACUUM INTO ?",
+                vec![rusqlite::types::Value::Text(target.into())],
+            )
+            .map(|_| ());
+        session.close()?;
+        result
+    }
+
     /// Whether [`Pool::close`] has been called.
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
@@ -185,6 +255,7 @@ impl PoolInner {
     /// in-memory pools open nothing until a session starts.
     pub(crate) fn create(path: PathBuf, config: Config) -> Result<Arc<PoolInner>> {
         let memory = path.as_os_str() == ":memory:";
+        let wal = Arc::new(WalWatch::default());
         let first_role = if config.read_only {
             Role::Reader
         } else {
@@ -198,6 +269,7 @@ impl PoolInner {
                 &config,
                 first_role,
                 worker_name(first_role),
+                (first_role == Role::Writer).then(|| Arc::clone(&wal)),
             )?)
         };
         let fingerprint = first.as_ref().and_then(|_| registry::fingerprint(&path));
@@ -219,6 +291,8 @@ impl PoolInner {
             memory,
             fingerprint,
             classes: ClassCache::default(),
+            wal,
+            checkpoints: Mutex::new(CheckpointLog::default()),
             state: Mutex::new(state),
             returned: Condvar::new(),
             maintenance: Mutex::new(None),
@@ -228,11 +302,9 @@ impl PoolInner {
             return Ok(inner);
         }
         let weak = Arc::downgrade(&inner);
-        let tick = (inner.config.idle_timeout / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let handle = thread::Builder::new()
             .name("litepool-maint".into())
-            .spawn(move || maintain(weak, tick))
+            .spawn(move || maintenance::run(weak))
             .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
         *inner.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(inner)
@@ -243,7 +315,8 @@ impl PoolInner {
     }
 
     fn spawn(&self, role: Role) -> Result<Worker> {
-        Worker::spawn(&self.path, &self.config, role, worker_name(role))
+        let wal = (role == Role::Writer).then(|| Arc::clone(&self.wal));
+        Worker::spawn(&self.path, &self.config, role, worker_name(role), wal)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -268,6 +341,7 @@ impl PoolInner {
             &self.config,
             Role::Writer,
             "litepool-memory".into(),
+            None,
         );
         if worker.is_err() {
             self.lock().private_open -= 1;
@@ -387,8 +461,11 @@ impl PoolInner {
                 Some(Lease::new(worker, Role::Writer, 0))
             }
             Role::Reader => {
+                if st.hold_readers {
+                    return None;
+                }
                 let (id, worker, _) = st.idle_readers.pop()?;
-                st.readers_leased += 1;
+                st.lend_reader(id, &worker);
                 Some(Lease::new(worker, Role::Reader, id))
             }
         }
@@ -400,7 +477,10 @@ impl PoolInner {
                 st.writer_opening = true;
                 true
             }
-            Role::Reader if st.readers.len() + st.readers_opening < self.config.max_readers => {
+            Role::Reader
+                if !st.hold_readers
+                    && st.readers.len() + st.readers_opening < self.config.max_readers =>
+            {
                 st.readers_opening += 1;
                 true
             }
@@ -451,7 +531,7 @@ impl PoolInner {
                 let id = st.next_reader_id;
                 st.next_reader_id += 1;
                 st.readers.insert(id, worker);
-                st.readers_leased += 1;
+                st.lend_reader(id, &shared);
                 Lease::new(shared, role, id)
             }
         };
@@ -467,28 +547,229 @@ impl PoolInner {
     /// session has already made it clean (no transaction, no open statement).
     pub(crate) fn release(&self, lease: Lease) {
         let mut st = self.lock();
+        if lease.role == Role::Reader {
+            st.reader_leases.remove(&lease.reader_id);
+        }
         if st.closed {
-            match lease.role {
-                Role::Writer => st.writer_leased = false,
-                Role::Reader => st.readers_leased -= 1,
+            if lease.role == Role::Writer {
+                st.writer_leased = false;
             }
             drop(st);
             self.returned.notify_all();
             return;
         }
-        if let Some(next) = st.waiters(lease.role).pop_front() {
-            st.grants.insert(next.id, Grant::Lease(lease.fresh()));
-            drop(st);
-            next.wake.notify_one();
-            return;
+        let held = lease.role == Role::Reader && st.hold_readers;
+        if !held {
+            if let Some(next) = st.waiters(lease.role).pop_front() {
+                if lease.role == Role::Reader {
+                    st.lend_reader(lease.reader_id, &lease.worker);
+                }
+                st.grants.insert(next.id, Grant::Lease(lease.fresh()));
+                drop(st);
+                next.wake.notify_one();
+                return;
+            }
         }
         match lease.role {
             Role::Writer => st.writer_leased = false,
             Role::Reader => {
-                st.readers_leased -= 1;
                 st.idle_readers
                     .push((lease.reader_id, lease.worker, Instant::now()));
             }
+        }
+        drop(st);
+        if held {
+            // The checkpoint waiting for in-flight reads to finish.
+            self.returned.notify_all();
+        }
+    }
+
+    /// Holds new read leases back and waits up to `timeout` for in-flight reads to finish,
+    /// so a RESTART/TRUNCATE checkpoint can find the WAL unused. Returns whether they all
+    /// finished; [`PoolInner::release_readers`] must follow.
+    fn hold_readers(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        st.hold_readers = true;
+        while st.active_reads() > 0 && !st.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .returned
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Ends a hold: hands idle readers to the readers that queued meanwhile, and lets the
+    /// rest open new ones.
+    fn release_readers(&self) {
+        let mut st = self.lock();
+        st.hold_readers = false;
+        while !st.reader_waiters.is_empty() {
+            let grant = if let Some(lease) = self.take_idle(&mut st, Role::Reader) {
+                Grant::Lease(lease)
+            } else if self.reserve_open(&mut st, Role::Reader) {
+                Grant::Open
+            } else {
+                break;
+            };
+            let next = st
+                .reader_waiters
+                .pop_front()
+                .expect("checked non-empty above");
+            st.grants.insert(next.id, grant);
+            next.wake.notify_one();
+        }
+    }
+
+    /// How old the oldest read transaction still holding a snapshot is.
+    pub(crate) fn oldest_read_age(&self) -> Option<Duration> {
+        let st = self.lock();
+        st.reader_leases
+            .values()
+            .filter(|l| !l.ended)
+            .map(|l| l.since.elapsed())
+            .max()
+    }
+
+    /// Ends every read transaction older than `max_read_txn_age`, with an error that says why.
+    /// Returns how many it ended.
+    pub(crate) fn end_old_reads(&self, wal_frames: u64) -> usize {
+        let limit = self.config.max_read_txn_age;
+        let mut st = self.lock();
+        let mut ended = 0;
+        for lease in st.reader_leases.values_mut() {
+            let age = lease.since.elapsed();
+            if lease.ended || age < limit {
+                continue;
+            }
+            lease.ended = true;
+            // Under the pool lock the reader cannot go back and be lent to someone else, so
+            // the interrupt only reaches the session that held the snapshot too long.
+            lease.worker.end_read_txn(Error::ReadTransactionEnded {
+                path: self.path.display().to_string(),
+                age,
+                limit,
+                wal_frames,
+            });
+            ended += 1;
+        }
+        drop(st);
+        if ended > 0 {
+            self.checkpoint_log().read_txns_ended += ended as u64;
+        }
+        ended
+    }
+
+    pub(crate) fn checkpoint_log(&self) -> MutexGuard<'_, CheckpointLog> {
+        self.checkpoints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The writer's connection thread, for maintenance jobs; `None` when the pool has none.
+    pub(crate) fn writer(&self) -> Option<Arc<WorkerShared>> {
+        let st = self.lock();
+        if st.closed {
+            return None;
+        }
+        st.writer.as_ref().map(|w| Arc::clone(w.shared()))
+    }
+
+    /// Whether this pool checkpoints at all: a file pool in WAL mode that can write.
+    pub(crate) fn checkpoints_wal(&self) -> bool {
+        !self.memory && !self.config.read_only && self.config.journal_mode == JournalMode::Wal
+    }
+
+    /// Runs one checkpoint on the writer's thread (holding readers back for RESTART and
+    /// TRUNCATE) and records it.
+    pub(crate) fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointResult> {
+        if !self.checkpoints_wal() {
+            return Err(Error::NotSupported {
+                message: "checkpoint needs a writable file database in WAL mode".into(),
+            });
+        }
+        let writer = self.writer().ok_or(Error::Closed { what: "pool" })?;
+        let timeout = self.config.checkpoint_busy_timeout;
+        let hold = matches!(mode, CheckpointMode::Restart | CheckpointMode::Truncate);
+        let held_since = Instant::now();
+        if hold {
+            self.hold_readers(timeout);
+        }
+        let path = self.path.display().to_string();
+        let result = writer
+            .call(move |ctx| checkpoint::run(ctx, mode, hold.then_some(timeout), &path))
+            .and_then(|r| r);
+        if hold {
+            self.release_readers();
+        }
+        let mut log = self.checkpoint_log();
+        if hold {
+            log.held_back(held_since.elapsed());
+        }
+        log.record(mode, &result, &self.wal);
+        result
+    }
+
+    /// The size of the `-wal` file now (from `stat`, so it is what the disk holds), recorded
+    /// in the high-water mark.
+    pub(crate) fn observe_wal_file(&self) -> u64 {
+        if self.memory {
+            return 0;
+        }
+        let mut wal_path = self.path.clone().into_os_string();
+        wal_path.push("-wal");
+        let bytes = std::fs::metadata(&wal_path).map_or(0, |m| m.len());
+        let mut log = self.checkpoint_log();
+        log.wal_bytes_high_water = log.wal_bytes_high_water.max(bytes);
+        bytes
+    }
+
+    /// Runs `PRAGMA optimize` on the writer when it is not inside a transaction.
+    pub(crate) fn optimize(&self) {
+        let Some(writer) = self.writer() else {
+            return;
+        };
+        let ran = writer.call(|ctx| {
+            ctx.conn.is_autocommit()
+                && ctx.cursors.is_empty()
+                && ctx.conn.execute_batch("PRAGMA optimize").is_ok()
+        });
+        if ran == Ok(true) {
+            self.checkpoint_log().optimizes += 1;
+        }
+    }
+
+    /// Gives free pages back to the file system when the freelist holds at least
+    /// `min_free` pages and a quarter of the file (only in files made with
+    /// `auto_vacuum=INCREMENTAL`).
+    pub(crate) fn incremental_vacuum(&self, min_free: i64) {
+        let Some(writer) = self.writer() else {
+            return;
+        };
+        let freed = writer.call(move |ctx| -> rusqlite::Result<i64> {
+            let conn = ctx.conn;
+            if !conn.is_autocommit() || !ctx.cursors.is_empty() {
+                return Ok(0);
+            }
+            let mode: i64 = conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+            let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            // 2 = INCREMENTAL.
+            if mode != 2 || free < min_free || free * 4 < pages {
+                return Ok(0);
+            }
+            let mut stmt = conn.prepare(&format!("PRAGMA incremental_vacuum({free})"))?;
+            let mut rows = stmt.query([])?;
+            while rows.next()?.is_some() {}
+            let left: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+            Ok(free - left)
+        });
+        if let Ok(Ok(freed)) = freed {
+            self.checkpoint_log().vacuumed_pages += freed.max(0) as u64;
         }
     }
 
@@ -500,7 +781,7 @@ impl PoolInner {
     }
 
     /// Closes idle readers unused for longer than `idle_timeout`.
-    fn reap_idle_readers(&self) {
+    pub(crate) fn reap_idle_readers(&self) {
         let idle_timeout = self.config.idle_timeout;
         let stale: Vec<Worker> = {
             let mut st = self.lock();
@@ -534,7 +815,7 @@ impl PoolInner {
             writer_open: st.writer.is_some(),
             writer_in_use: st.writer_leased,
             readers_open: st.readers.len(),
-            readers_in_use: st.readers_leased,
+            readers_in_use: st.reader_leases.len(),
             max_readers: self.config.max_readers,
             private_open: st.private_open,
             waiters: st.writer_waiters.len() + st.reader_waiters.len(),
@@ -545,15 +826,34 @@ impl PoolInner {
             timeouts: c.timeouts,
             statements_reset_on_return: c.statements_reset_on_return,
             rollbacks_on_return: c.rollbacks_on_return,
-            fds: 0,
+            ..Stats::default()
         };
         drop(st);
+        let wal_bytes = self.observe_wal_file();
+        let oldest_read_txn_age = self.oldest_read_age();
+        let log = self.checkpoint_log();
         Stats {
             fds: if self.memory {
                 0
             } else {
                 fd::count_fds_on(&self.path)
             },
+            wal_frames: self.wal.frames(),
+            wal_bytes,
+            wal_bytes_high_water: log.wal_bytes_high_water,
+            checkpoints: log.counts,
+            checkpoint_disk_full: log.disk_full,
+            last_checkpoint: log.last,
+            checkpoint_escalations: log.escalations,
+            checkpoint_consecutive_failures: log.consecutive_failures,
+            since_wal_reset: log.last_reset.elapsed(),
+            oldest_read_txn_age,
+            read_txns_ended: log.read_txns_ended,
+            reader_holdbacks: log.holdbacks,
+            reader_holdback_total: log.holdback_total,
+            reader_holdback_max: log.holdback_max,
+            optimizes: log.optimizes,
+            vacuumed_pages: log.vacuumed_pages,
             ..stats
         }
     }
@@ -614,7 +914,8 @@ impl PoolInner {
             }
         }
         if let Some(writer) = writer {
-            if let Err(e) = writer.shutdown(true) {
+            let checkpoint = self.config.checkpoint == CheckpointPolicy::Timed;
+            if let Err(e) = writer.shutdown(checkpoint) {
                 first_error.get_or_insert(e);
             }
         }
@@ -658,18 +959,4 @@ impl Lease {
 
 fn worker_name(role: Role) -> String {
     format!("litepool-{role}")
-}
-
-/// The maintenance thread: holds only a weak reference, so it never keeps a pool alive.
-fn maintain(pool: Weak<PoolInner>, tick: Duration) {
-    loop {
-        thread::park_timeout(tick);
-        let Some(pool) = pool.upgrade() else {
-            return;
-        };
-        if pool.lock().closed {
-            return;
-        }
-        pool.reap_idle_readers();
-    }
 }

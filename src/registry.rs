@@ -106,6 +106,27 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
     }
 }
 
+/// Joins the open pool for `path` whatever options it was opened with, or opens one with
+/// `config`: for hosts whose "connect" carries only per-connection options (Python's
+/// `sqlite3.connect`), which must not fail because another part of the program opened the
+/// same file with other pool options.
+#[allow(dead_code)]
+pub(crate) fn join(path: &Path, config: Config) -> Result<Pool> {
+    if !(path.as_os_str().is_empty() || path.as_os_str() == ":memory:") {
+        let canon = canonical(path)?;
+        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(inner) = reg.pools.get(&canon) {
+            if inner.fingerprint == fingerprint(&canon) && !inner.is_closed() {
+                return Ok(Pool {
+                    inner: Arc::clone(inner),
+                });
+            }
+        }
+    }
+    config.validate()?;
+    open(path, config)
+}
+
 /// Removes `inner` from the registry (if it is the registered pool for its path).
 pub(crate) fn forget(inner: &Arc<PoolInner>) {
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());

@@ -232,6 +232,32 @@ impl Session {
         }
     }
 
+    /// Runs `f` with the writer's SQLite connection (taken if needed, with the session's
+    /// pragmas applied), for host features SQLite offers only on a connection: backup,
+    /// blobs, limits, serialize, column declared types.
+    #[allow(dead_code)]
+    pub(crate) fn with_writer<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<R> + Send + 'static,
+    {
+        self.shared.on_writer(move |ctx| f(ctx.conn))
+    }
+
+    /// Makes a connection-local pragma part of the session's settings without running it
+    /// now: it is applied on the next connection the session uses (a host's per-connection
+    /// option, e.g. the busy timeout of Python's `connect(timeout=)`).
+    #[allow(dead_code)]
+    pub(crate) fn set_connection_pragma(&self, name: &str, value: &str) -> Result<()> {
+        let mut st = self.shared.lock()?;
+        let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
+        pragmas.retain(|(n, _)| n != name);
+        pragmas.push((name.to_string(), value.to_string()));
+        st.settings.pragmas = Arc::new(pragmas);
+        st.settings.key.version += 1;
+        Ok(())
+    }
+
     /// Whether [`Session::close`] has run.
     pub fn is_closed(&self) -> bool {
         self.shared
@@ -469,9 +495,10 @@ impl SessionShared {
     }
 
     /// Runs `f` on the writer (taking it if needed) and settles the lease afterwards.
-    fn on_writer<F>(&self, f: F) -> Result<()>
+    fn on_writer<R, F>(&self, f: F) -> Result<R>
     where
-        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<()> + Send + 'static,
+        R: Send + 'static,
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<R> + Send + 'static,
     {
         let mut st = self.lock()?;
         if st.writer.is_none() {
@@ -535,16 +562,18 @@ impl SessionShared {
             None => return Err(Error::internal("cursor without a connection")),
         };
         let result = self.call(&worker, move |ctx| {
-            let batch = match ctx.cursors.get_mut(&cursor) {
+            let mut batch = match ctx.cursors.get_mut(&cursor) {
                 Some(stmt) => {
                     let ncols = stmt.column_count();
                     statement::step_batch(stmt, ncols)
                 }
                 None => Batch {
                     done: true,
+                    error: ctx.take_expired(cursor),
                     ..Batch::default()
                 },
             };
+            batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
             if batch.done {
                 ctx.cursors.remove(&cursor);
             }
@@ -639,6 +668,9 @@ fn run_statement(
     on_writer: bool,
 ) -> (Result<Outcome>, ConnState) {
     let result = (|| {
+        if let Some(ended) = ctx.take_txn_ended() {
+            return Err(ended);
+        }
         ctx.apply_settings(settings)?;
         let (mut stmt, class, learned) = ctx.prepare_classified(sql, known)?;
         let next_key = SettingsKey {
@@ -668,6 +700,7 @@ fn run_statement(
             }
             batch.values.clear();
         }
+        batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
         let changes = if ctx.conn.total_changes() != before {
             ctx.conn.changes()
         } else {

@@ -1,12 +1,14 @@
 //! A worker: one OS thread that opens, owns, uses and closes one SQLite connection. Nothing
 //! else ever touches that connection; callers hand it jobs and get results back.
 
+use crate::checkpoint::WalWatch;
 use crate::classify::{recording_authorizer, AuthLog, Class, CONNECTION_PRAGMAS};
-use crate::config::Config;
+use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::handoff::{reply_slot, spin_until, JOB_SPIN};
 use crate::statement;
+use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags};
 use std::collections::{HashMap, VecDeque};
@@ -44,6 +46,13 @@ pub(crate) struct ConnCtx<'c> {
     /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
     /// when the statement is compiled, so merely classifying one changes the connection.
     changed: Vec<String>,
+    /// Why the maintenance thread is ending this connection's read transaction, set before it
+    /// interrupts a running statement (shared with [`WorkerShared`]).
+    ending: Arc<Mutex<Option<Error>>>,
+    /// Cursors that an ended read transaction closed, and the error their next fetch returns.
+    expired: HashMap<u64, Error>,
+    /// The error the next statement returns because its transaction was ended.
+    txn_ended: Option<Error>,
 }
 
 /// The state a connection reports after each job, so the session knows when to return it.
@@ -54,7 +63,11 @@ pub(crate) struct ConnState {
 }
 
 impl<'c> ConnCtx<'c> {
-    fn new(conn: &'c Connection, auth: Arc<Mutex<AuthLog>>) -> Self {
+    fn new(
+        conn: &'c Connection,
+        auth: Arc<Mutex<AuthLog>>,
+        ending: Arc<Mutex<Option<Error>>>,
+    ) -> Self {
         let defaults = CONNECTION_PRAGMAS
             .iter()
             .filter_map(|name| Some((*name, pragma_value(conn, name)?)))
@@ -66,7 +79,46 @@ impl<'c> ConnCtx<'c> {
             applied: None,
             defaults,
             changed: Vec::new(),
+            ending,
+            expired: HashMap::new(),
+            txn_ended: None,
         }
+    }
+
+    /// Ends the read transaction the maintenance thread asked to end: resets every cursor
+    /// (their next fetch fails with the reason) and rolls back an explicit transaction (the
+    /// session's next statement fails with it).
+    fn end_read_txn(&mut self) {
+        let Some(reason) = self.ending.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return;
+        };
+        for id in self.cursors.keys() {
+            self.expired.insert(*id, reason.clone());
+        }
+        let (_, rolled_back) = self.make_clean();
+        if rolled_back {
+            self.txn_ended = Some(reason);
+        }
+    }
+
+    /// The error a fetch of `cursor` returns because its read transaction was ended.
+    pub(crate) fn take_expired(&mut self, cursor: u64) -> Option<Error> {
+        self.expired.remove(&cursor)
+    }
+
+    /// The error the next statement returns because its transaction was ended.
+    pub(crate) fn take_txn_ended(&mut self) -> Option<Error> {
+        self.txn_ended.take()
+    }
+
+    /// Replaces an interrupt caused by ending the read transaction with the reason.
+    pub(crate) fn explain_interrupt(&self, error: Error) -> Error {
+        if error.is_interrupted() {
+            if let Some(reason) = &*self.ending.lock().unwrap_or_else(|e| e.into_inner()) {
+                return reason.clone();
+            }
+        }
+        error
     }
 
     /// The connection's transaction and cursor state.
@@ -192,6 +244,7 @@ type Job = Box<dyn for<'c> FnOnce(&mut ConnCtx<'c>) + Send>;
 
 enum Msg {
     Job(Job),
+    EndReadTxn,
     Shutdown { checkpoint: bool },
 }
 
@@ -202,6 +255,7 @@ pub(crate) struct WorkerShared {
     sleeping: AtomicBool,
     thread: Thread,
     interrupt: InterruptHandle,
+    ending: Arc<Mutex<Option<Error>>>,
     tid: i64,
     role: Role,
 }
@@ -242,6 +296,16 @@ impl WorkerShared {
     /// Interrupts whatever statement the connection is running now (`sqlite3_interrupt`).
     pub(crate) fn interrupt(&self) {
         self.interrupt.interrupt();
+    }
+
+    /// Ends the read transaction of the session that holds this connection, with `reason` as
+    /// the error it sees: interrupts a running statement, then (in turn on the connection
+    /// thread) resets its cursors and rolls back. The caller must hold the pool lock and
+    /// know the connection is still lent to that session, so no other session is hit.
+    pub(crate) fn end_read_txn(&self, reason: Error) {
+        *self.ending.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.interrupt.interrupt();
+        let _ = self.submit(Msg::EndReadTxn);
     }
 
     /// The OS thread id of the connection thread.
@@ -295,7 +359,14 @@ pub(crate) struct Worker {
 impl Worker {
     /// Starts a thread that opens `path` for `role` and serves jobs. Returns once the
     /// connection is open and configured, or with the error that prevented it.
-    pub(crate) fn spawn(path: &Path, config: &Config, role: Role, name: String) -> Result<Worker> {
+    /// The writer reports each commit's WAL size to `wal`.
+    pub(crate) fn spawn(
+        path: &Path,
+        config: &Config,
+        role: Role,
+        name: String,
+        wal: Option<Arc<WalWatch>>,
+    ) -> Result<Worker> {
         let (ready_tx, ready_rx) = mpsc::channel();
         let path = path.to_path_buf();
         let config = config.clone();
@@ -304,7 +375,7 @@ impl Worker {
             .spawn(move || {
                 let auth = Arc::new(Mutex::new(AuthLog::default()));
                 let tid = fd::current_tid();
-                let conn = match open_connection(&path, &config, role, tid, &auth) {
+                let conn = match open_connection(&path, &config, role, tid, &auth, wal) {
                     Ok(conn) => conn,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -320,13 +391,14 @@ impl Worker {
                     sleeping: AtomicBool::new(false),
                     thread: thread::current(),
                     interrupt: conn.get_interrupt_handle(),
+                    ending: Arc::new(Mutex::new(None)),
                     tid,
                     role,
                 });
                 if ready_tx.send(Ok(Arc::clone(&shared))).is_err() {
                     return close_connection(conn, false);
                 }
-                serve(conn, &shared, auth)
+                serve(conn, &shared, auth, Arc::clone(&shared.ending))
             })
             .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
         match ready_rx.recv() {
@@ -376,8 +448,13 @@ impl Drop for Worker {
     }
 }
 
-fn serve(conn: Connection, shared: &WorkerShared, auth: Arc<Mutex<AuthLog>>) -> Result<()> {
-    let mut ctx = ConnCtx::new(&conn, auth);
+fn serve(
+    conn: Connection,
+    shared: &WorkerShared,
+    auth: Arc<Mutex<AuthLog>>,
+    ending: Arc<Mutex<Option<Error>>>,
+) -> Result<()> {
+    let mut ctx = ConnCtx::new(&conn, auth, ending);
     let checkpoint = loop {
         match shared.next_msg() {
             Msg::Job(job) => {
@@ -385,6 +462,7 @@ fn serve(conn: Connection, shared: &WorkerShared, auth: Arc<Mutex<AuthLog>>) -> 
                     ctx.make_clean();
                 }
             }
+            Msg::EndReadTxn => ctx.end_read_txn(),
             Msg::Shutdown { checkpoint } => break checkpoint,
         }
     };
@@ -422,6 +500,7 @@ fn open_connection(
     role: Role,
     tid: i64,
     auth: &Arc<Mutex<AuthLog>>,
+    wal: Option<Arc<WalWatch>>,
 ) -> Result<Connection> {
     let memory = path.as_os_str() == ":memory:";
     let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -439,6 +518,17 @@ fn open_connection(
     conn.query_row("PRAGMA schema_version", [], |_| Ok(()))
         .map_err(not_a_db)?;
     if role == Role::Writer && !memory && !config.read_only {
+        if config.incremental_vacuum {
+            // Only takes effect on a file with no tables yet, which is what we want: existing
+            // files keep the auto_vacuum they were made with.
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |row| row.get(0))
+                .map_err(not_a_db)?;
+            if pages == 0 {
+                conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL")
+                    .map_err(not_a_db)?;
+            }
+        }
         let mode: String = conn
             .query_row(
                 &format!("PRAGMA journal_mode={}", config.journal_mode.as_sql()),
@@ -469,6 +559,27 @@ fn open_connection(
         "PRAGMA foreign_keys=OFF"
     })
     .map_err(not_a_db)?;
+    // litepool is the only checkpointer (or, with checkpoint=external, another program is):
+    // SQLite's autocheckpoint, which starves under overlapping readers, is off everywhere.
+    // The pragma installs a WAL hook of its own, so it must come before ours.
+    conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+        .map_err(not_a_db)?;
+    if config.checkpoint == CheckpointPolicy::External {
+        // SQLite checkpoints when the last connection closes; the external owner does it.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
+    }
+    if let Some(wal) = wal {
+        conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: i32| {
+            wal.committed(frames.max(0) as u64);
+            Ok(())
+        }))?;
+    }
+    if role == Role::Writer && !memory && !config.read_only {
+        // The form SQLite recommends at open for long-lived connections: cheap, and it
+        // analyzes only tables that never were.
+        conn.execute_batch("PRAGMA optimize=0x10002")
+            .map_err(not_a_db)?;
+    }
     conn.set_prepared_statement_cache_capacity(config.statement_cache_capacity);
     conn.create_scalar_function(
         "litepool_thread_id",

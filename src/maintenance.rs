@@ -1,0 +1,172 @@
+//! A pool's maintenance thread: timed checkpoints escalating from PASSIVE to TRUNCATE, ending
+//! over-age read transactions when the WAL is over its cap, `PRAGMA optimize`, incremental
+//! vacuum, and closing idle readers. It holds only a weak reference, so it never keeps a pool
+//! alive, and it stops when the pool closes.
+
+use crate::checkpoint::CheckpointMode;
+use crate::config::CheckpointPolicy;
+use crate::pool::PoolInner;
+use std::sync::Weak;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How often the freelist is looked at for incremental vacuum.
+const VACUUM_CHECK_EVERY: Duration = Duration::from_secs(60);
+/// A freelist smaller than this is not worth a vacuum.
+const VACUUM_MIN_FREE_PAGES: i64 = 1024;
+/// Back-off after failures doubles up to this many ticks.
+const MAX_BACKOFF_DOUBLINGS: u32 = 6;
+
+/// The thread's body.
+pub(crate) fn run(pool: Weak<PoolInner>) {
+    let Some(mut policy) = pool.upgrade().map(|p| Policy::new(&p)) else {
+        return;
+    };
+    loop {
+        thread::park_timeout(policy.tick);
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
+        if pool.is_closed() {
+            return;
+        }
+        pool.reap_idle_readers();
+        policy.tick(&pool);
+    }
+}
+
+/// The checkpoint policy's memory between ticks.
+struct Policy {
+    tick: Duration,
+    /// PASSIVE checkpoints in a row that left frames behind.
+    stuck: u32,
+    /// Checkpoints in a row that failed (an error, or a TRUNCATE that stayed busy).
+    failures: u32,
+    /// No checkpoint before this, after an error.
+    error_retry_at: Option<Instant>,
+    /// No TRUNCATE before this, after one stayed busy.
+    truncate_retry_at: Option<Instant>,
+    last_checkpoint: Instant,
+    commits_at_checkpoint: u64,
+    last_optimize: Instant,
+    last_vacuum_check: Instant,
+}
+
+impl Policy {
+    fn new(pool: &PoolInner) -> Policy {
+        let reap_tick =
+            (pool.config.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let now = Instant::now();
+        Policy {
+            tick: pool.config.checkpoint_interval.min(reap_tick),
+            stuck: 0,
+            failures: 0,
+            error_retry_at: None,
+            truncate_retry_at: None,
+            last_checkpoint: now,
+            commits_at_checkpoint: 0,
+            last_optimize: now,
+            last_vacuum_check: now,
+        }
+    }
+
+    fn tick(&mut self, pool: &PoolInner) {
+        if !pool.checkpoints_wal() {
+            return;
+        }
+        pool.observe_wal_file();
+        if pool.config.checkpoint == CheckpointPolicy::Timed {
+            self.checkpoint(pool);
+        }
+        let now = Instant::now();
+        if now - self.last_optimize >= pool.config.optimize_interval {
+            self.last_optimize = now;
+            pool.optimize();
+        }
+        if pool.config.incremental_vacuum && now - self.last_vacuum_check >= VACUUM_CHECK_EVERY {
+            self.last_vacuum_check = now;
+            pool.incremental_vacuum(VACUUM_MIN_FREE_PAGES);
+        }
+    }
+
+    /// One tick of the checkpoint policy (DESIGN.md, "Checkpoint policy").
+    fn checkpoint(&mut self, pool: &PoolInner) {
+        let config = &pool.config;
+        let now = Instant::now();
+        let commits = pool.wal.commits();
+        if commits == self.commits_at_checkpoint {
+            return;
+        }
+        let frames = pool.wal.frames();
+        let emergency = frames >= u64::from(config.wal_cap_frames);
+        let ended = if emergency {
+            pool.end_old_reads(frames)
+        } else {
+            0
+        };
+        if self.error_retry_at.is_some_and(|t| now < t) {
+            return;
+        }
+        let due = emergency
+            || frames >= u64::from(config.checkpoint_passive_frames)
+            || now - self.last_checkpoint >= config.checkpoint_max_delay;
+        if !due {
+            return;
+        }
+        self.commits_at_checkpoint = commits;
+        self.last_checkpoint = now;
+        let log_frames = match pool.checkpoint(CheckpointMode::Passive) {
+            Ok(result) if result.complete() => {
+                self.stuck = 0;
+                self.succeeded(pool);
+                return;
+            }
+            // The writer is inside a transaction; try again next tick.
+            Ok(result) if result.busy => return,
+            Ok(result) => {
+                self.stuck += 1;
+                result.log_frames
+            }
+            Err(_) => {
+                self.failed(pool, now, false);
+                return;
+            }
+        };
+        let escalate = emergency
+            || (self.stuck >= config.checkpoint_stuck_ticks
+                && log_frames >= u64::from(config.checkpoint_truncate_frames));
+        // Ending old reads is what a TRUNCATE in back-off was waiting for.
+        if !escalate || (ended == 0 && self.truncate_retry_at.is_some_and(|t| now < t)) {
+            return;
+        }
+        pool.checkpoint_log().escalations += 1;
+        match pool.checkpoint(CheckpointMode::Truncate) {
+            Ok(result) if result.complete() => {
+                self.stuck = 0;
+                self.succeeded(pool);
+            }
+            Ok(_) => self.failed(pool, now, true),
+            Err(_) => self.failed(pool, now, false),
+        }
+    }
+
+    fn succeeded(&mut self, pool: &PoolInner) {
+        self.failures = 0;
+        self.error_retry_at = None;
+        self.truncate_retry_at = None;
+        pool.checkpoint_log().consecutive_failures = 0;
+    }
+
+    /// Backs off exponentially: a failed TRUNCATE stalls the writer for its busy timeout, and
+    /// an error (a full disk) will not go away on the next tick.
+    fn failed(&mut self, pool: &PoolInner, now: Instant, busy: bool) {
+        self.failures += 1;
+        let wait = self.tick * 2u32.pow(self.failures.min(MAX_BACKOFF_DOUBLINGS));
+        if busy {
+            self.truncate_retry_at = Some(now + wait);
+        } else {
+            self.error_retry_at = Some(now + wait);
+        }
+        pool.checkpoint_log().consecutive_failures = self.failures;
+    }
+}
