@@ -94,7 +94,9 @@ impl Policy {
         let config = &pool.config;
         let now = Instant::now();
         let commits = pool.wal.commits();
-        if commits == self.commits_at_checkpoint {
+        // Nothing written since a checkpoint that copied everything: nothing to do, even
+        // with a large WAL file (the next write starts it over).
+        if commits == self.commits_at_checkpoint && self.stuck == 0 {
             return;
         }
         let frames = pool.wal.frames();
@@ -113,13 +115,21 @@ impl Policy {
         if !due {
             return;
         }
-        self.commits_at_checkpoint = commits;
         self.last_checkpoint = now;
-        let log_frames = match pool.checkpoint(CheckpointMode::Passive) {
+        let passive = pool.checkpoint(CheckpointMode::Passive);
+        if matches!(&passive, Ok(result) if !result.busy) {
+            self.commits_at_checkpoint = commits;
+        }
+        let log_frames = match passive {
             Ok(result) if result.complete() => {
                 self.stuck = 0;
                 self.succeeded(pool);
-                return;
+                // Every frame is copied, but a WAL over its cap stays that large on disk until
+                // a TRUNCATE (the next write only reuses it from the start).
+                if !emergency {
+                    return;
+                }
+                result.log_frames
             }
             // The writer is inside a transaction; try again next tick.
             Ok(result) if result.busy => return,
