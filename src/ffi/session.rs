@@ -1,0 +1,468 @@
+//! `litepool_session`: a host "connection". Statements (exec, query), transactions, and
+//! interrupts aimed at one statement.
+#![allow(unsafe_code)]
+
+use super::error::{litepool_error, Failure};
+use super::handle::Table;
+use super::panic::ffi_call;
+use super::pool::{litepool_pool, POOLS};
+use super::ptr::{self, check_out, write_out};
+use super::rows::{litepool_rows, RowsH, ROWS};
+use super::status::litepool_status;
+use super::value::{litepool_value, params_from_c};
+use crate::{InterruptHandle, Params, Session, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub(crate) static SESSIONS: Table<SessionH> = Table::new("session");
+
+/// A session handle: what a host calls a connection. It holds no SQLite connection while
+/// idle; each statement borrows the writer or a reader (see DESIGN.md).
+///
+/// A 64-bit id, not a pointer: a closed or made-up handle is refused with
+/// `LITEPOOL_INVALID_HANDLE`. `{0}` is the null handle.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct litepool_session {
+    /// The handle's id; 0 is never a valid handle.
+    pub id: u64,
+}
+
+/// What `litepool_session_exec` reports.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct litepool_exec_result {
+    /// Rows changed by the statement (`sqlite3_changes64`), 0 when it changed none.
+    pub changes: u64,
+    /// `sqlite3_last_insert_rowid` of the connection after the statement.
+    pub last_insert_rowid: i64,
+}
+
+/// Which operation of a session is inside the core now, for interrupts.
+#[derive(Default)]
+struct Gate {
+    running: bool,
+    tag: u64,
+    rows: u64,
+    /// The most recent tag an interrupt named: an operation with this tag that has not
+    /// started yet fails with `LITEPOOL_INTERRUPTED` when it starts.
+    cancelled_tag: u64,
+    /// The cancel flags of this session's open rows, by rows id, with their tags.
+    rows_flags: HashMap<u64, (u64, Arc<AtomicBool>)>,
+}
+
+pub(crate) struct SessionH {
+    session: Session,
+    interrupt: InterruptHandle,
+    /// Serializes the operations of this session, so the gate names the one running.
+    ops: Mutex<()>,
+    gate: Mutex<Gate>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Marks the operation finished even if the core panicked.
+struct Running<'a>(&'a SessionH);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut g = lock(&self.0.gate);
+        g.running = false;
+        g.tag = 0;
+        g.rows = 0;
+    }
+}
+
+impl SessionH {
+    /// Runs `f` as the operation `tag` (and rows `rows`, 0 for none) of this session: one at
+    /// a time, visible to interrupts while it runs, refused if an interrupt named it first.
+    pub(crate) fn run_op<R>(
+        &self,
+        tag: u64,
+        rows: u64,
+        cancelled: impl Fn() -> bool,
+        f: impl FnOnce(&Session) -> crate::Result<R>,
+    ) -> Result<R, Failure> {
+        let _serial = lock(&self.ops);
+        {
+            let mut g = lock(&self.gate);
+            if (tag != 0 && g.cancelled_tag == tag) || cancelled() {
+                return Err(litepool_error::interrupted(
+                    "interrupted: the statement was interrupted before it started",
+                ));
+            }
+            g.running = true;
+            g.tag = tag;
+            g.rows = rows;
+        }
+        let _running = Running(self);
+        Ok(f(&self.session)?)
+    }
+
+    /// Interrupts the operation with `tag` (any operation when `tag` is 0) if it is inside
+    /// the core now, and makes an operation with that tag that has not started fail.
+    pub(crate) fn interrupt_tag(&self, tag: u64) {
+        let mut g = lock(&self.gate);
+        if tag != 0 {
+            g.cancelled_tag = tag;
+            for (rows_tag, flag) in g.rows_flags.values() {
+                if *rows_tag == tag {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        if g.running && (tag == 0 || g.tag == tag) {
+            // Delivered under the gate lock: the operation cannot end and the next begin in
+            // between, and the core only interrupts a call that is running on a connection
+            // this session holds.
+            self.interrupt.interrupt();
+        }
+    }
+
+    /// Registers the cancel flag of rows `rows`, started with `tag`.
+    pub(crate) fn add_rows(&self, rows: u64, tag: u64, flag: Arc<AtomicBool>) {
+        let mut g = lock(&self.gate);
+        if tag != 0 && g.cancelled_tag == tag {
+            flag.store(true, Ordering::SeqCst);
+        }
+        g.rows_flags.insert(rows, (tag, flag));
+    }
+
+    /// Forgets rows `rows` (closed).
+    pub(crate) fn remove_rows(&self, rows: u64) {
+        lock(&self.gate).rows_flags.remove(&rows);
+    }
+
+    /// Marks rows `rows` interrupted and interrupts its fetch if one is inside the core now.
+    pub(crate) fn interrupt_rows(&self, rows: u64) {
+        let g = lock(&self.gate);
+        if let Some((_, flag)) = g.rows_flags.get(&rows) {
+            flag.store(true, Ordering::SeqCst);
+        }
+        if g.running && g.rows == rows {
+            self.interrupt.interrupt();
+        }
+    }
+}
+
+fn get_session(function: &str, s: litepool_session) -> Result<Arc<SessionH>, Failure> {
+    SESSIONS.get(function, s.id)
+}
+
+/// Starts a session on `pool`. On success `*out_session` receives a new handle.
+///
+/// Ownership: the caller owns the session handle and must close it with
+/// `litepool_session_close` (closing the pool does not release it). Thread-safety: any
+/// thread; for a `:memory:` pool it blocks while the session's private connection opens.
+#[no_mangle]
+pub extern "C" fn litepool_session_open(
+    pool: litepool_pool,
+    out_session: *mut litepool_session,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_open";
+    ffi_call(F, out_error, || {
+        check_out(F, "out_session", out_session)?;
+        let pool = POOLS.get(F, pool.id)?;
+        let session = pool.session()?;
+        let interrupt = session.interrupt_handle();
+        let (id, _) = SESSIONS.insert_with(|_| SessionH {
+            session,
+            interrupt,
+            ops: Mutex::new(()),
+            gate: Mutex::new(Gate::default()),
+        });
+        write_out(out_session, litepool_session { id });
+        Ok(())
+    })
+}
+
+/// Closes the session and releases the handle: an open transaction is rolled back, the
+/// session's rows handles fail with `LITEPOOL_CLOSED` from then on (they must still be
+/// closed), and every connection goes back to the pool. Waits for an operation of the
+/// session running on another thread to finish first.
+///
+/// Closing the null handle or a handle closed already does nothing and returns
+/// `LITEPOOL_OK`.
+///
+/// Ownership: takes the handle; it is invalid afterwards. Thread-safety: any thread.
+#[no_mangle]
+pub extern "C" fn litepool_session_close(
+    session: litepool_session,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    ffi_call("litepool_session_close", out_error, || {
+        if let Some(s) = SESSIONS.remove(session.id) {
+            let _serial = lock(&s.ops);
+            s.session.close()?;
+        }
+        Ok(())
+    })
+}
+
+/// Reads the SQL and parameters of a statement call.
+///
+/// # Safety
+/// As for `ptr::str` and `params_from_c`.
+unsafe fn statement_args(
+    function: &str,
+    sql: *const u8,
+    sql_len: usize,
+    params: *const litepool_value,
+    n_params: usize,
+) -> Result<(String, Params), Failure> {
+    if sql.is_null() {
+        return Err(litepool_error::null(function, "sql"));
+    }
+    // SAFETY: forwarded from this function's contract.
+    let sql = unsafe { ptr::str(function, "sql", sql, sql_len)? }.to_owned();
+    // SAFETY: forwarded from this function's contract.
+    let values: Vec<Value> = unsafe { params_from_c(function, params, n_params)? };
+    let params = if values.is_empty() {
+        Params::None
+    } else {
+        Params::Positional(values)
+    };
+    Ok((sql, params))
+}
+
+/// Runs one statement to completion with positional parameters (`?`, `?NNN`) and reports its
+/// change count and last insert rowid in `*out_result` (which may be NULL when not wanted).
+/// Rows the statement returns are discarded.
+///
+/// `sql` is `sql_len` bytes of UTF-8 (no NUL needed) holding one statement; `params` points
+/// to `n_params` values (NULL when `n_params` is 0). `op_tag` names this call for
+/// `litepool_session_interrupt`: any caller-chosen number that is unique within the session
+/// (e.g. a counter), or 0 for none.
+///
+/// Fails with `LITEPOOL_BUSY` when no connection came free within the acquire timeout, and
+/// `LITEPOOL_INTERRUPTED` when interrupted.
+///
+/// Ownership: `sql` and `params` (and the bytes they point to) are only read during the call.
+/// Thread-safety: any thread; calls on one session are serialized (a second thread waits).
+#[no_mangle]
+pub extern "C" fn litepool_session_exec(
+    session: litepool_session,
+    sql: *const u8,
+    sql_len: usize,
+    params: *const litepool_value,
+    n_params: usize,
+    op_tag: u64,
+    out_result: *mut litepool_exec_result,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_exec";
+    ffi_call(F, out_error, || {
+        if !out_result.is_null() {
+            check_out(F, "out_result", out_result)?;
+        }
+        let s = get_session(F, session)?;
+        // SAFETY: the caller passes readable `sql` and `params` for the call.
+        let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
+        let r = s.run_op(op_tag, 0, || false, |s| s.execute(&sql, params))?;
+        if !out_result.is_null() {
+            write_out(
+                out_result,
+                litepool_exec_result {
+                    changes: r.changes,
+                    last_insert_rowid: r.last_insert_rowid,
+                },
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Runs a script of `;`-separated statements without parameters on the writer (as
+/// `executescript` does). `sql` is `sql_len` bytes of UTF-8.
+///
+/// Ownership: `sql` is only read during the call. Thread-safety: as for
+/// `litepool_session_exec`.
+#[no_mangle]
+pub extern "C" fn litepool_session_exec_script(
+    session: litepool_session,
+    sql: *const u8,
+    sql_len: usize,
+    op_tag: u64,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_exec_script";
+    ffi_call(F, out_error, || {
+        let s = get_session(F, session)?;
+        // SAFETY: the caller passes readable `sql` for the call.
+        let (sql, _) = unsafe { statement_args(F, sql, sql_len, std::ptr::null(), 0)? };
+        s.run_op(op_tag, 0, || false, |s| s.execute_batch(&sql))
+    })
+}
+
+/// Starts one statement with positional parameters and returns its rows in `*out_rows`.
+/// The first batch of rows is read by this call, so a statement that fails before its first
+/// row (a constraint, an interrupt) fails here; while rows remain the session keeps the
+/// connection the statement runs on, until the rows are read to the end or closed.
+///
+/// Arguments as for `litepool_session_exec`; `op_tag` also names every later fetch of the
+/// returned rows, so `litepool_session_interrupt(session, op_tag)` interrupts them too.
+///
+/// Ownership: the caller owns the rows handle and must close it with `litepool_rows_close`.
+/// Thread-safety: as for `litepool_session_exec`.
+#[no_mangle]
+pub extern "C" fn litepool_session_query(
+    session: litepool_session,
+    sql: *const u8,
+    sql_len: usize,
+    params: *const litepool_value,
+    n_params: usize,
+    op_tag: u64,
+    out_rows: *mut litepool_rows,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_query";
+    ffi_call(F, out_error, || {
+        check_out(F, "out_rows", out_rows)?;
+        let s = get_session(F, session)?;
+        // SAFETY: the caller passes readable `sql` and `params` for the call.
+        let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
+        // The first batch is in hand after the query; reading it here costs no hop and makes a
+        // statement that failed before its first row fail this call.
+        let (rows, first) = s.run_op(
+            op_tag,
+            0,
+            || false,
+            |s| {
+                let mut rows = s.query(&sql, params)?;
+                let first = rows.next_batch()?;
+                Ok((rows, first))
+            },
+        )?;
+        let (id, _) = ROWS.insert_with(|id| RowsH::new(id, Arc::clone(&s), op_tag, rows, first));
+        write_out(out_rows, litepool_rows { id });
+        Ok(())
+    })
+}
+
+fn simple(
+    function: &'static str,
+    session: litepool_session,
+    out_error: *mut *mut litepool_error,
+    f: fn(&Session) -> crate::Result<()>,
+) -> litepool_status {
+    ffi_call(function, out_error, || {
+        SESSIONS
+            .get(function, session.id)?
+            .run_op(0, 0, || false, f)
+    })
+}
+
+/// Begins a write transaction (`BEGIN IMMEDIATE`): the session holds the writer until
+/// `litepool_session_commit` or `litepool_session_rollback`.
+///
+/// Ownership: borrows the handle. Thread-safety: any thread; serialized with the session's
+/// other calls. The transaction belongs to the session, not to the calling thread.
+#[no_mangle]
+pub extern "C" fn litepool_session_begin(
+    session: litepool_session,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    simple("litepool_session_begin", session, out_error, Session::begin)
+}
+
+/// Begins a read transaction on a reader: every read until commit or rollback sees one
+/// snapshot.
+///
+/// Ownership and thread-safety: as for `litepool_session_begin`.
+#[no_mangle]
+pub extern "C" fn litepool_session_begin_read(
+    session: litepool_session,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    simple(
+        "litepool_session_begin_read",
+        session,
+        out_error,
+        Session::begin_read,
+    )
+}
+
+/// Commits the open transaction; does nothing when none is open.
+///
+/// Ownership and thread-safety: as for `litepool_session_begin`.
+#[no_mangle]
+pub extern "C" fn litepool_session_commit(
+    session: litepool_session,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    simple(
+        "litepool_session_commit",
+        session,
+        out_error,
+        Session::commit,
+    )
+}
+
+/// Rolls back the open transaction; does nothing when none is open.
+///
+/// Ownership and thread-safety: as for `litepool_session_begin`.
+#[no_mangle]
+pub extern "C" fn litepool_session_rollback(
+    session: litepool_session,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    simple(
+        "litepool_session_rollback",
+        session,
+        out_error,
+        Session::rollback,
+    )
+}
+
+/// Stores 1 in `*out_in_transaction` if a transaction is open on the session, else 0.
+///
+/// Ownership: borrows the handle. Thread-safety: any thread.
+#[no_mangle]
+pub extern "C" fn litepool_session_in_transaction(
+    session: litepool_session,
+    out_in_transaction: *mut u32,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_in_transaction";
+    ffi_call(F, out_error, || {
+        check_out(F, "out_in_transaction", out_in_transaction)?;
+        let s = get_session(F, session)?;
+        let open = s.session.in_transaction()?;
+        write_out(out_in_transaction, u32::from(open));
+        Ok(())
+    })
+}
+
+/// Interrupts the call of this session that was started with `op_tag`
+/// (`sqlite3_interrupt`), and only that call: it fails with `LITEPOOL_INTERRUPTED`.
+///
+/// - If that call is running now, its statement is interrupted. If it has not started yet,
+///   it fails as it starts. If it has finished, nothing happens: a later call with another
+///   tag, and the next user of the connection it ran on, are never affected.
+/// - Rows started with `op_tag` are interrupted too: a fetch running now stops, later
+///   fetches fail.
+/// - `op_tag` 0 interrupts whatever call of this session is running now, if any, and
+///   nothing later.
+///
+/// Tags must be unique within a session (use a counter): an interrupted tag stays
+/// interrupted. Returns `LITEPOOL_INVALID_HANDLE` for a closed session.
+///
+/// Ownership: borrows the handle. Thread-safety: any thread, concurrently with the call it
+/// interrupts; never blocks on that call.
+#[no_mangle]
+pub extern "C" fn litepool_session_interrupt(
+    session: litepool_session,
+    op_tag: u64,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_interrupt";
+    ffi_call(F, out_error, || {
+        let s = SESSIONS.get(F, session.id)?;
+        s.interrupt_tag(op_tag);
+        Ok(())
+    })
+}
