@@ -25,3 +25,4 @@ demo: check-tools
 
 bench: check-tools
 	$(CARGO) bench --locked --bench handoff
+	$(CARGO) bench --locked --bench wal

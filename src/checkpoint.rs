@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::stats::CheckpointCounts;
 use crate::worker::ConnCtx;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// How far a checkpoint goes (`sqlite3_wal_checkpoint_v2`'s modes).
@@ -101,18 +103,41 @@ pub(crate) enum Outcome {
 
 /// What the writer's WAL hook last saw: SQLite calls it after every commit with the number of
 /// frames in the WAL, which is how the maintenance thread knows the WAL's size without a
-/// checkpoint or a `stat`.
-#[derive(Debug, Default)]
+/// checkpoint or a `stat`. Each time the WAL grows past another `step` frames it wakes the
+/// maintenance thread, so a fast writer does not outrun a once-a-second tick.
+#[derive(Debug)]
 pub(crate) struct WalWatch {
     frames: AtomicU64,
     commits: AtomicU64,
+    step: u64,
+    maintenance: OnceLock<Thread>,
 }
 
 impl WalWatch {
+    /// A watch that wakes the maintenance thread every `step` frames of growth.
+    pub(crate) fn new(step: u32) -> WalWatch {
+        WalWatch {
+            frames: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            step: u64::from(step.max(1)),
+            maintenance: OnceLock::new(),
+        }
+    }
+
+    /// Sets the thread to wake when the WAL grows.
+    pub(crate) fn wake_on_growth(&self, thread: Thread) {
+        let _ = self.maintenance.set(thread);
+    }
+
     /// Called from the writer's WAL hook after a commit.
     pub(crate) fn committed(&self, frames: u64) {
-        self.frames.store(frames, Ordering::Relaxed);
+        let before = self.frames.swap(frames, Ordering::Relaxed);
         self.commits.fetch_add(1, Ordering::Relaxed);
+        if frames / self.step > before / self.step {
+            if let Some(thread) = self.maintenance.get() {
+                thread.unpark();
+            }
+        }
     }
 
     /// Frames in the WAL after the last commit or checkpoint.
@@ -315,7 +340,7 @@ mod tests {
         assert_eq!(result(false, 10, 10).outcome(), Outcome::Ok);
         assert_eq!(result(false, 10, 4).outcome(), Outcome::Stuck);
         assert_eq!(result(true, 10, 10).outcome(), Outcome::Busy);
-        let wal = WalWatch::default();
+        let wal = WalWatch::new(1000);
         let mut log = CheckpointLog::default();
         assert_eq!(
             log.record(CheckpointMode::Passive, &Ok(result(false, 10, 4)), &wal),

@@ -101,7 +101,9 @@ pub struct Config {
     pub create: bool,
     /// Who checkpoints the WAL. Default [`CheckpointPolicy::Timed`]: litepool alone.
     pub checkpoint: CheckpointPolicy,
-    /// How often the maintenance thread looks at the WAL. 1 ms to 1 h. Default 1 s.
+    /// How often the maintenance thread looks at the WAL: one "tick". The WAL growing by
+    /// another [`checkpoint_passive_frames`](Config::checkpoint_passive_frames) frames also
+    /// makes a tick at once, so a fast writer cannot outrun the timer. 1 ms to 1 h. Default 1 s.
     pub checkpoint_interval: Duration,
     /// A PASSIVE checkpoint runs once the WAL holds this many frames (pages). Default 1,000,
     /// SQLite's own autocheckpoint threshold.

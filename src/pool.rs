@@ -255,7 +255,7 @@ impl PoolInner {
     /// in-memory pools open nothing until a session starts.
     pub(crate) fn create(path: PathBuf, config: Config) -> Result<Arc<PoolInner>> {
         let memory = path.as_os_str() == ":memory:";
-        let wal = Arc::new(WalWatch::default());
+        let wal = Arc::new(WalWatch::new(config.checkpoint_passive_frames));
         let first_role = if config.read_only {
             Role::Reader
         } else {
@@ -306,6 +306,9 @@ impl PoolInner {
             .name("litepool-maint".into())
             .spawn(move || maintenance::run(weak))
             .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
+        if inner.config.checkpoint == CheckpointPolicy::Timed {
+            inner.wal.wake_on_growth(handle.thread().clone());
+        }
         *inner.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(inner)
     }

@@ -69,7 +69,7 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &Params) -> Result<()> {
             for i in 1..=expected {
                 let name = stmt
                     .parameter_name(i)
-                    .ok_or_else(|| Error::ParameterCount {
+                    .ok_or(Error::ParameterCount {
                         expected,
                         given: pairs.len(),
                     })?
@@ -90,7 +90,7 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &Params) -> Result<()> {
 /// The column names of a prepared statement.
 pub(crate) fn columns(stmt: &Statement<'_>) -> Started {
     Started {
-        columns: stmt.column_names().into_iter().map(String::from).collect(),
+        columns: stmt.column_names().map(String::from).collect(),
     }
 }
 
