@@ -110,21 +110,23 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
 /// `config`: for hosts whose "connect" carries only per-connection options (Python's
 /// `sqlite3.connect`), which must not fail because another part of the program opened the
 /// same file with other pool options.
+/// Returns the pool and whether it was already open.
 #[allow(dead_code)]
-pub(crate) fn join(path: &Path, config: Config) -> Result<Pool> {
+pub(crate) fn join(path: &Path, config: Config) -> Result<(Pool, bool)> {
     if !(path.as_os_str().is_empty() || path.as_os_str() == ":memory:") {
         let canon = canonical(path)?;
         let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(inner) = reg.pools.get(&canon) {
             if inner.fingerprint == fingerprint(&canon) && !inner.is_closed() {
-                return Ok(Pool {
+                let pool = Pool {
                     inner: Arc::clone(inner),
-                });
+                };
+                return Ok((pool, true));
             }
         }
     }
     config.validate()?;
-    open(path, config)
+    open(path, config).map(|pool| (pool, false))
 }
 
 /// Removes `inner` from the registry (if it is the registered pool for its path).

@@ -1,0 +1,146 @@
+"""litepool: a drop-in replacement for the stdlib ``sqlite3`` module.
+
+``import litepool as sqlite3`` is all a program has to change. Connections to a database
+file are sessions over one process-wide pool per file (one writer, a few readers), so a
+``Connection`` holds no SQLite connection while idle, and a program that connects per
+request no longer runs out of file descriptors.
+
+The exception classes, ``Row``-compatible factories, the adapter and converter registries
+and ``PrepareProtocol`` are the stdlib's own objects, so ``except sqlite3.Error`` and
+``sqlite3.register_adapter`` keep working.
+"""
+
+import sqlite3 as _sqlite3
+import time as _time
+import datetime as _datetime
+
+from litepool import _litepool
+from litepool._litepool import (
+    Connection,
+    Cursor,
+    Row,
+    Pool,
+    open,
+    sqlite_version,
+    sqlite_version_info,
+    LEGACY_TRANSACTION_CONTROL,
+    PARSE_DECLTYPES,
+    PARSE_COLNAMES,
+)
+
+# The stdlib's own exception classes, so `except sqlite3.Error` catches ours.
+Warning = _sqlite3.Warning
+Error = _sqlite3.Error
+InterfaceError = _sqlite3.InterfaceError
+DatabaseError = _sqlite3.DatabaseError
+DataError = _sqlite3.DataError
+OperationalError = _sqlite3.OperationalError
+IntegrityError = _sqlite3.IntegrityError
+InternalError = _sqlite3.InternalError
+ProgrammingError = _sqlite3.ProgrammingError
+NotSupportedError = _sqlite3.NotSupportedError
+
+# The stdlib's registries: an adapter registered through either module applies to both.
+PrepareProtocol = _sqlite3.PrepareProtocol
+adapters = _sqlite3.adapters
+converters = _sqlite3.converters
+register_adapter = _sqlite3.register_adapter
+register_converter = _sqlite3.register_converter
+adapt = _sqlite3.adapt
+complete_statement = _sqlite3.complete_statement
+enable_callback_tracebacks = _sqlite3.enable_callback_tracebacks
+
+apilevel = "2.0"
+paramstyle = "qmark"
+threadsafety = 3
+version = "2.6.0"
+version_info = (2, 6, 0)
+
+Binary = memoryview
+Date = _datetime.date
+Time = _datetime.time
+Timestamp = _datetime.datetime
+
+
+def DateFromTicks(ticks):
+    return Date(*_time.localtime(ticks)[:3])
+
+
+def TimeFromTicks(ticks):
+    return Time(*_time.localtime(ticks)[3:6])
+
+
+def TimestampFromTicks(ticks):
+    return Timestamp(*_time.localtime(ticks)[:6])
+
+
+# The SQLITE_* constants (result codes, authorizer actions, limits) as the stdlib has them.
+for _name in dir(_sqlite3):
+    if _name.startswith("SQLITE_"):
+        globals()[_name] = getattr(_sqlite3, _name)
+del _name
+
+
+def connect(
+    database,
+    timeout=5.0,
+    detect_types=0,
+    isolation_level="",
+    check_same_thread=True,
+    factory=Connection,
+    cached_statements=128,
+    uri=False,
+    *,
+    autocommit=LEGACY_TRANSACTION_CONTROL,
+):
+    """Open a connection to ``database``, as ``sqlite3.connect`` does.
+
+    For a file, the connection is a session over the process-wide pool of that file;
+    ``":memory:"`` gives a private in-memory database. ``timeout`` is the busy timeout
+    this connection waits for locks. ``cached_statements`` is accepted and ignored (each
+    pooled connection caches statements itself).
+    """
+    if factory is None:
+        factory = Connection
+    if autocommit is LEGACY_TRANSACTION_CONTROL or autocommit == LEGACY_TRANSACTION_CONTROL and not isinstance(autocommit, bool):
+        return factory(database, timeout, detect_types, isolation_level,
+                       check_same_thread, factory, cached_statements, uri)
+    return factory(database, timeout, detect_types, isolation_level,
+                   check_same_thread, factory, cached_statements, uri,
+                   autocommit=autocommit)
+
+
+_installed = None
+
+
+def install():
+    """Make ``sqlite3.connect`` (and ``sqlite3.dbapi2.connect``) litepool's ``connect``,
+    process-wide, for libraries that import ``sqlite3`` themselves. Idempotent."""
+    global _installed
+    import sqlite3.dbapi2 as _dbapi2
+    if _installed is None:
+        _installed = (_sqlite3.connect, _dbapi2.connect)
+    _sqlite3.connect = connect
+    _dbapi2.connect = connect
+
+
+def uninstall():
+    """Undo :func:`install`. Idempotent."""
+    global _installed
+    import sqlite3.dbapi2 as _dbapi2
+    if _installed is not None:
+        _sqlite3.connect, _dbapi2.connect = _installed
+        _installed = None
+
+
+__all__ = [
+    "Binary", "Connection", "Cursor", "DataError", "DatabaseError", "Date",
+    "DateFromTicks", "Error", "IntegrityError", "InterfaceError", "InternalError",
+    "LEGACY_TRANSACTION_CONTROL", "NotSupportedError", "OperationalError",
+    "PARSE_COLNAMES", "PARSE_DECLTYPES", "Pool", "PrepareProtocol", "ProgrammingError",
+    "Row", "Time", "TimeFromTicks", "Timestamp", "TimestampFromTicks", "Warning",
+    "adapt", "adapters", "apilevel", "complete_statement", "connect", "converters",
+    "enable_callback_tracebacks", "install", "open", "paramstyle", "register_adapter",
+    "register_converter", "sqlite_version", "sqlite_version_info", "threadsafety",
+    "uninstall", "version", "version_info",
+] + [n for n in dir(_sqlite3) if n.startswith("SQLITE_")]

@@ -1,0 +1,659 @@
+//! `Connection`: a session over the process-wide pool of its database file (or a private
+//! `:memory:` database), with the stdlib's transaction control on top.
+
+use super::cursor::Cursor;
+use super::errors::{classes, closed_database, err, programming};
+use super::pool::pool_for;
+use super::values::TextFactory;
+use super::{thread_token, warn_resource};
+use crate::{InterruptHandle, Params, Pool, Session};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyString, PyType};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// `sqlite3.LEGACY_TRANSACTION_CONTROL`.
+pub(crate) const LEGACY: i32 = -1;
+pub(crate) const PARSE_DECLTYPES: i32 = 1;
+pub(crate) const PARSE_COLNAMES: i32 = 2;
+
+pub(crate) struct Attrs {
+    pub isolation_level: Option<String>,
+    /// `LEGACY`, 0 (False) or 1 (True).
+    pub autocommit: i32,
+    /// `autocommit=False`: a transaction is due and begins before the next statement.
+    pub pending_begin: bool,
+    pub row_factory: Option<Py<PyAny>>,
+    pub text_factory: TextFactory,
+    pub total_changes: u64,
+    pub last_rowid: i64,
+    decltypes: HashMap<String, Arc<[Option<String>]>>,
+}
+
+#[pyclass(module = "litepool", subclass, frozen, weakref)]
+pub(crate) struct Connection {
+    pub(crate) session: Session,
+    pub(crate) pool: Pool,
+    owner: u64,
+    owner_ident: u64,
+    check_same_thread: bool,
+    closed: AtomicBool,
+    pub(crate) detect_types: i32,
+    attrs: Mutex<Attrs>,
+    /// Serializes "in a transaction? else BEGIN" between threads sharing the connection.
+    txn: Mutex<()>,
+    interrupt: InterruptHandle,
+    /// Where the connection was opened, when tracemalloc or `LITEPOOL_DEBUG` is on.
+    site: Option<String>,
+}
+
+/// Options of `connect()` that belong to the connection, not the pool.
+pub(crate) struct Options {
+    pub timeout: f64,
+    pub detect_types: i32,
+    pub isolation_level: Option<String>,
+    pub check_same_thread: bool,
+    pub autocommit: i32,
+}
+
+pub(crate) fn parse_autocommit(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(i32::from(b.is_true()));
+    }
+    match obj.extract::<i64>() {
+        Ok(-1) => Ok(LEGACY),
+        _ => Err(PyValueError::new_err(
+            "autocommit must be True, False, or sqlite3.LEGACY_TRANSACTION_CONTROL",
+        )),
+    }
+}
+
+/// `isolation_level` as `connect()` takes it: `None` is a value here (autocommit), so the
+/// parameter's default ("") is this type's, not `Option`'s.
+pub(crate) struct Isolation(pub Option<String>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Isolation {
+    type Error = PyErr;
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Isolation> {
+        parse_isolation(Some(&obj.to_owned())).map(Isolation)
+    }
+}
+
+fn parse_isolation(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(obj) = obj else {
+        return Ok(None);
+    };
+    if obj.is_none() {
+        return Ok(None);
+    }
+    let s = obj
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err("isolation_level must be str or None"))?
+        .to_str()?;
+    let upper = s.to_ascii_uppercase();
+    if ["", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"].contains(&upper.as_str()) {
+        Ok(Some(upper))
+    } else {
+        Err(PyValueError::new_err(
+            "isolation_level string must be '', 'DEFERRED', 'IMMEDIATE', or 'EXCLUSIVE'",
+        ))
+    }
+}
+
+/// Whether `sql` starts (after whitespace and comments) with INSERT, UPDATE, DELETE or
+/// REPLACE: the statements before which the stdlib's legacy mode opens a transaction.
+pub(crate) fn is_dml(sql: &str) -> bool {
+    let mut s = sql;
+    loop {
+        s = s.trim_start();
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    let word: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    matches!(word.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE")
+}
+
+fn python_ident(py: Python<'_>) -> u64 {
+    py.import("threading")
+        .and_then(|t| t.getattr("get_ident")?.call0()?.extract::<u64>())
+        .unwrap_or(0)
+}
+
+fn opening_site(py: Python<'_>) -> Option<String> {
+    let debug = std::env::var_os("LITEPOOL_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
+    let tracing = || -> PyResult<bool> {
+        let modules = py.import("sys")?.getattr("modules")?;
+        match modules.get_item("tracemalloc") {
+            Ok(tm) => tm.call_method0("is_tracing")?.extract(),
+            Err(_) => Ok(false),
+        }
+    };
+    if !debug && !tracing().unwrap_or(false) {
+        return None;
+    }
+    let stack = py
+        .import("traceback")
+        .and_then(|t| t.call_method0("format_stack"))
+        .and_then(|s| PyString::new(py, "").call_method1("join", (s,)))
+        .and_then(|s| s.extract::<String>())
+        .ok()?;
+    Some(stack)
+}
+
+impl Connection {
+    pub(crate) fn create(
+        py: Python<'_>,
+        pool: Pool,
+        session: Session,
+        opts: Options,
+    ) -> PyResult<Connection> {
+        if (opts.timeout - 5.0).abs() > 1e-9 {
+            if !opts.timeout.is_finite() || opts.timeout < 0.0 {
+                return Err(PyValueError::new_err(
+                    "timeout must be a non-negative number",
+                ));
+            }
+            let ms = (opts.timeout * 1000.0).min(i32::MAX as f64) as i64;
+            session
+                .set_connection_pragma("busy_timeout", &ms.to_string())
+                .map_err(err(py))?;
+        }
+        let interrupt = session.interrupt_handle();
+        Ok(Connection {
+            session,
+            pool,
+            owner: thread_token(),
+            owner_ident: python_ident(py),
+            check_same_thread: opts.check_same_thread,
+            closed: AtomicBool::new(false),
+            detect_types: opts.detect_types,
+            attrs: Mutex::new(Attrs {
+                isolation_level: opts.isolation_level,
+                autocommit: opts.autocommit,
+                pending_begin: opts.autocommit == 0,
+                row_factory: None,
+                text_factory: TextFactory::Str,
+                total_changes: 0,
+                last_rowid: 0,
+                decltypes: HashMap::new(),
+            }),
+            txn: Mutex::new(()),
+            interrupt,
+            site: opening_site(py),
+        })
+    }
+
+    pub(crate) fn attrs(&self) -> MutexGuard<'_, Attrs> {
+        self.attrs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn check_thread(&self, py: Python<'_>) -> PyResult<()> {
+        if self.check_same_thread && thread_token() != self.owner {
+            return Err(programming(
+                py,
+                format!(
+                    "SQLite objects created in a thread can only be used in that same thread. \
+                     The object was created in thread id {} and this is thread id {}.",
+                    self.owner_ident,
+                    python_ident(py)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// The stdlib's `pysqlite_check_thread` + `pysqlite_check_connection`.
+    pub(crate) fn check(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_thread(py)?;
+        if self.is_closed() {
+            return Err(closed_database(py));
+        }
+        Ok(())
+    }
+
+    fn in_txn(&self, py: Python<'_>) -> PyResult<bool> {
+        let session = &self.session;
+        py.detach(|| session.in_transaction()).map_err(err(py))
+    }
+
+    fn run(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
+        let session = &self.session;
+        py.detach(|| session.execute(sql, Params::None))
+            .map(drop)
+            .map_err(err(py))
+    }
+
+    /// Opens the transaction the stdlib would open before `sql`: legacy mode before DML
+    /// outside a transaction, `autocommit=False` when one is due.
+    pub(crate) fn begin_if_needed(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
+        if self.attrs().autocommit == 1 {
+            return Ok(());
+        }
+        let _txn = super::lock_detached(py, &self.txn);
+        let (autocommit, level, pending) = {
+            let a = self.attrs();
+            (a.autocommit, a.isolation_level.clone(), a.pending_begin)
+        };
+        match autocommit {
+            LEGACY => {
+                if let Some(level) = level {
+                    if is_dml(sql) && !self.in_txn(py)? {
+                        self.run(py, &format!("BEGIN {level}"))?;
+                    }
+                }
+            }
+            0 if pending => {
+                if !self.in_txn(py)? {
+                    self.run(py, "BEGIN")?;
+                }
+                self.attrs().pending_begin = false;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The declared types of `sql`'s result columns (for `PARSE_DECLTYPES`), cached.
+    pub(crate) fn decltypes(&self, py: Python<'_>, sql: &str) -> PyResult<Arc<[Option<String>]>> {
+        if let Some(d) = self.attrs().decltypes.get(sql) {
+            return Ok(Arc::clone(d));
+        }
+        let owned = sql.to_string();
+        let session = &self.session;
+        let types = py
+            .detach(|| session.with_writer(move |conn| Ok(super::ffi::decltypes(conn, &owned))))
+            .map_err(err(py))?;
+        let types: Arc<[Option<String>]> = types.into();
+        let mut a = self.attrs();
+        if a.decltypes.len() > 256 {
+            a.decltypes.clear();
+        }
+        a.decltypes.insert(sql.to_string(), Arc::clone(&types));
+        Ok(types)
+    }
+
+    pub(crate) fn note_changes(&self, changes: u64, rowid: Option<i64>) {
+        let mut a = self.attrs();
+        a.total_changes += changes;
+        if let Some(r) = rowid {
+            a.last_rowid = r;
+        }
+    }
+
+    fn close_now(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let session = &self.session;
+        py.detach(|| session.close()).map_err(err(py))
+    }
+
+    fn new_cursor<'py>(
+        slf: &Bound<'py, Self>,
+        factory: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        slf.get().check(py)?;
+        match factory {
+            None => Ok(Bound::new(py, Cursor::new(py, slf.as_any())?)?.into_any()),
+            Some(f) => {
+                let cur = f.call1((slf,))?;
+                if !cur.is_instance_of::<Cursor>() {
+                    return Err(PyTypeError::new_err(
+                        "factory must return a cursor, not ".to_string()
+                            + &cur.get_type().name()?.to_string(),
+                    ));
+                }
+                Ok(cur)
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        Python::attach(|py| {
+            let mut msg = format!(
+                "unclosed database in <litepool.Connection to {:?}>",
+                self.pool.path()
+            );
+            if let Some(site) = &self.site {
+                msg.push_str("; opened at:\n");
+                msg.push_str(site);
+            }
+            warn_resource(py, &msg);
+            let session = &self.session;
+            let _ = py.detach(|| session.close());
+        });
+    }
+}
+
+#[pymethods]
+impl Connection {
+    #[new]
+    #[pyo3(signature = (database, timeout=5.0, detect_types=0, isolation_level=Isolation(Some(String::new())), check_same_thread=true, factory=None, cached_statements=128, uri=false, *, autocommit=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        database: &Bound<'_, PyAny>,
+        timeout: f64,
+        detect_types: i32,
+        isolation_level: Isolation,
+        check_same_thread: bool,
+        factory: Option<&Bound<'_, PyAny>>,
+        cached_statements: i64,
+        uri: bool,
+        autocommit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Connection> {
+        let _ = (factory, cached_statements);
+        let isolation_level = isolation_level.0;
+        let autocommit = match autocommit {
+            None => LEGACY,
+            Some(obj) => parse_autocommit(obj)?,
+        };
+        let path = py
+            .import("os")?
+            .call_method1(
+                "fsdecode",
+                (py.import("os")?.call_method1("fspath", (database,))?,),
+            )?
+            .extract::<String>()?;
+        let pool = pool_for(py, &path, uri)?;
+        let session = py.detach(|| pool.session()).map_err(err(py))?;
+        Connection::create(
+            py,
+            pool,
+            session,
+            Options {
+                timeout,
+                detect_types,
+                isolation_level,
+                check_same_thread,
+                autocommit,
+            },
+        )
+    }
+
+    #[pyo3(signature = (factory=None))]
+    fn cursor<'py>(
+        slf: &Bound<'py, Self>,
+        factory: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Connection::new_cursor(slf, factory)
+    }
+
+    #[pyo3(signature = (sql, parameters=None, /))]
+    fn execute<'py>(
+        slf: &Bound<'py, Self>,
+        sql: &Bound<'py, PyString>,
+        parameters: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cur = Connection::new_cursor(slf, None)?;
+        let c = cur.cast::<Cursor>()?;
+        Cursor::execute(c, sql, parameters)?;
+        Ok(cur)
+    }
+
+    #[pyo3(signature = (sql, parameters, /))]
+    fn executemany<'py>(
+        slf: &Bound<'py, Self>,
+        sql: &Bound<'py, PyString>,
+        parameters: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cur = Connection::new_cursor(slf, None)?;
+        let c = cur.cast::<Cursor>()?;
+        Cursor::executemany(c, sql, parameters)?;
+        Ok(cur)
+    }
+
+    #[pyo3(signature = (sql_script, /))]
+    fn executescript<'py>(
+        slf: &Bound<'py, Self>,
+        sql_script: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cur = Connection::new_cursor(slf, None)?;
+        let c = cur.cast::<Cursor>()?;
+        Cursor::executescript(c, sql_script)?;
+        Ok(cur)
+    }
+
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        self.check(py)?;
+        let autocommit = self.attrs().autocommit;
+        if autocommit == 1 {
+            return Ok(());
+        }
+        let session = &self.session;
+        py.detach(|| session.commit()).map_err(err(py))?;
+        if autocommit == 0 {
+            self.attrs().pending_begin = true;
+        }
+        Ok(())
+    }
+
+    fn rollback(&self, py: Python<'_>) -> PyResult<()> {
+        self.check(py)?;
+        let autocommit = self.attrs().autocommit;
+        if autocommit == 1 {
+            return Ok(());
+        }
+        let session = &self.session;
+        py.detach(|| session.rollback()).map_err(err(py))?;
+        if autocommit == 0 {
+            self.attrs().pending_begin = true;
+        }
+        Ok(())
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_thread(py)?;
+        self.close_now(py)
+    }
+
+    fn interrupt(&self, py: Python<'_>) -> PyResult<()> {
+        if self.is_closed() {
+            return Err(closed_database(py));
+        }
+        self.interrupt.interrupt();
+        Ok(())
+    }
+
+    #[getter]
+    fn in_transaction(&self, py: Python<'_>) -> PyResult<bool> {
+        self.check(py)?;
+        let pending = {
+            let a = self.attrs();
+            a.autocommit == 0 && a.pending_begin
+        };
+        Ok(pending || self.in_txn(py)?)
+    }
+
+    #[getter]
+    fn get_isolation_level(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.check(py)?;
+        Ok(self.attrs().isolation_level.clone())
+    }
+
+    #[setter]
+    fn set_isolation_level(&self, py: Python<'_>, value: Isolation) -> PyResult<()> {
+        self.check(py)?;
+        let level = value.0;
+        if level.is_none() && self.attrs().autocommit == LEGACY && self.in_txn(py)? {
+            let session = &self.session;
+            py.detach(|| session.commit()).map_err(err(py))?;
+        }
+        self.attrs().isolation_level = level;
+        Ok(())
+    }
+
+    #[getter]
+    fn get_autocommit(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.check(py)?;
+        Ok(match self.attrs().autocommit {
+            LEGACY => (-1i32).into_pyobject(py)?.into_any().unbind(),
+            v => PyBool::new(py, v == 1).to_owned().into_any().unbind(),
+        })
+    }
+
+    #[setter]
+    fn set_autocommit(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check(py)?;
+        let mode = parse_autocommit(value)?;
+        match mode {
+            1 => {
+                if self.in_txn(py)? {
+                    let session = &self.session;
+                    py.detach(|| session.commit()).map_err(err(py))?;
+                }
+                self.attrs().pending_begin = false;
+            }
+            0 => {
+                let in_txn = self.in_txn(py)?;
+                self.attrs().pending_begin = !in_txn;
+            }
+            _ => self.attrs().pending_begin = false,
+        }
+        self.attrs().autocommit = mode;
+        Ok(())
+    }
+
+    #[getter]
+    fn get_row_factory(&self, py: Python<'_>) -> Py<PyAny> {
+        match &self.attrs().row_factory {
+            Some(f) => f.clone_ref(py),
+            None => py.None(),
+        }
+    }
+
+    #[setter]
+    fn set_row_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.attrs().row_factory = (!value.is_none()).then(|| value.clone().unbind());
+        Ok(())
+    }
+
+    #[getter]
+    fn get_text_factory(&self, py: Python<'_>) -> Py<PyAny> {
+        self.attrs().text_factory.to_obj(py)
+    }
+
+    #[setter]
+    fn set_text_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.attrs().text_factory = TextFactory::from_obj(value);
+        Ok(())
+    }
+
+    #[getter]
+    fn total_changes(&self, py: Python<'_>) -> PyResult<u64> {
+        self.check(py)?;
+        Ok(self.attrs().total_changes)
+    }
+
+    fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
+        slf.get().check(slf.py())?;
+        Ok(slf.clone().unbind())
+    }
+
+    #[pyo3(signature = (exc_type, exc_value, traceback, /))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: &Bound<'_, PyAny>,
+        exc_value: &Bound<'_, PyAny>,
+        traceback: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let _ = (exc_value, traceback);
+        if exc_type.is_none() {
+            if let Err(e) = self.commit(py) {
+                let _ = self.rollback(py);
+                return Err(e);
+            }
+        } else {
+            self.rollback(py)?;
+        }
+        Ok(false)
+    }
+
+    #[pyo3(signature = (*, filter=None))]
+    fn iterdump<'py>(
+        slf: &Bound<'py, Self>,
+        filter: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        slf.get().check(py)?;
+        let dump = py.import("litepool._dump")?.getattr("_iterdump")?;
+        match filter {
+            Some(f) => dump.call1((slf, f)),
+            None => dump.call1((slf,)),
+        }
+    }
+
+    /// The pool this connection's session belongs to (litepool extension).
+    #[getter]
+    fn pool(&self, py: Python<'_>) -> PyResult<Py<super::pool::PyPool>> {
+        Py::new(
+            py,
+            super::pool::PyPool {
+                pool: self.pool.clone(),
+            },
+        )
+    }
+
+    #[getter(Warning)]
+    fn warning_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).warning.clone_ref(py)
+    }
+    #[getter(Error)]
+    fn error_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).error.clone_ref(py)
+    }
+    #[getter(InterfaceError)]
+    fn interface_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).interface.clone_ref(py)
+    }
+    #[getter(DatabaseError)]
+    fn database_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).database.clone_ref(py)
+    }
+    #[getter(DataError)]
+    fn data_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).data.clone_ref(py)
+    }
+    #[getter(OperationalError)]
+    fn operational_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).operational.clone_ref(py)
+    }
+    #[getter(IntegrityError)]
+    fn integrity_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).integrity.clone_ref(py)
+    }
+    #[getter(InternalError)]
+    fn internal_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).internal.clone_ref(py)
+    }
+    #[getter(ProgrammingError)]
+    fn programming_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).programming.clone_ref(py)
+    }
+    #[getter(NotSupportedError)]
+    fn not_supported_cls(&self, py: Python<'_>) -> Py<PyType> {
+        classes(py).not_supported.clone_ref(py)
+    }
+}

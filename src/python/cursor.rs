@@ -1,0 +1,640 @@
+//! `Cursor`: runs statements on its connection's session and hands rows back in batches.
+
+use super::connection::{is_dml, Connection, PARSE_COLNAMES, PARSE_DECLTYPES};
+use super::errors::{classes, closed_cursor, err, programming};
+use super::row::Row;
+use super::values::{converter_input, to_py, Adapt, TextFactory};
+use super::{lock_detached, thread_token, warn_resource};
+use crate::error::Error;
+use crate::statement::{self, Params};
+use crate::{Rows, Value};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Parameter sets sent to the writer per hand-off in `executemany`.
+const MANY_CHUNK: usize = 1024;
+
+/// What readers of `description`, row factories and `Row()` may look at while the cursor
+/// is busy; never locked across a call into Python or a wait.
+struct Meta {
+    description: Option<Py<PyAny>>,
+    names: Option<Py<PyTuple>>,
+    rowcount: i64,
+    lastrowid: Option<i64>,
+    arraysize: usize,
+    row_factory: Option<Py<PyAny>>,
+}
+
+/// The executing statement; locked for a whole execute/fetch call.
+#[derive(Default)]
+struct Run {
+    rows: Option<Rows>,
+    buf: std::vec::IntoIter<Value>,
+    ncols: usize,
+    converters: Vec<Option<Py<PyAny>>>,
+    text: Option<TextFactory>,
+}
+
+#[pyclass(module = "litepool", subclass, frozen, weakref)]
+pub(crate) struct Cursor {
+    conn: Py<PyAny>,
+    meta: Mutex<Meta>,
+    run: Mutex<Run>,
+    /// The thread inside an execute/fetch call now, to refuse recursive use.
+    busy: AtomicU64,
+    closed: std::sync::atomic::AtomicBool,
+}
+
+struct RunGuard<'a> {
+    run: MutexGuard<'a, Run>,
+    busy: &'a AtomicU64,
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        self.busy.store(0, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for RunGuard<'_> {
+    type Target = Run;
+    fn deref(&self) -> &Run {
+        &self.run
+    }
+}
+
+impl std::ops::DerefMut for RunGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Run {
+        &mut self.run
+    }
+}
+
+enum Factory {
+    Tuple,
+    Row,
+    Call(Py<PyAny>),
+}
+
+impl Cursor {
+    pub(crate) fn new(py: Python<'_>, conn: &Bound<'_, PyAny>) -> PyResult<Cursor> {
+        let c = conn
+            .cast::<Connection>()
+            .map_err(|_| PyTypeError::new_err("Cursor() argument must be a litepool.Connection"))?;
+        let row_factory = c
+            .get()
+            .attrs()
+            .row_factory
+            .as_ref()
+            .map(|f| f.clone_ref(py));
+        Ok(Cursor {
+            conn: conn.clone().unbind(),
+            meta: Mutex::new(Meta {
+                description: None,
+                names: None,
+                rowcount: -1,
+                lastrowid: None,
+                arraysize: 1,
+                row_factory,
+            }),
+            run: Mutex::new(Run::default()),
+            busy: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    fn meta(&self) -> MutexGuard<'_, Meta> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn names(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        self.meta().names.as_ref().map(|n| n.clone_ref(py))
+    }
+
+    fn connection<'py>(&self, py: Python<'py>) -> &Bound<'py, Connection> {
+        // `new` checked the type; the reference lives as long as the cursor.
+        self.conn
+            .bind(py)
+            .cast::<Connection>()
+            .expect("a cursor's connection is a Connection")
+    }
+
+    /// The stdlib's `check_cursor`: closed cursor, recursive use, wrong thread, closed
+    /// connection; then locks the statement state for this call.
+    fn enter(&self, py: Python<'_>) -> PyResult<RunGuard<'_>> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(closed_cursor(py));
+        }
+        let me = thread_token();
+        if self.busy.load(Ordering::Acquire) == me {
+            return Err(programming(py, "Recursive use of cursors not allowed."));
+        }
+        self.connection(py).get().check(py)?;
+        let run = lock_detached(py, &self.run);
+        self.busy.store(me, Ordering::Release);
+        Ok(RunGuard {
+            run,
+            busy: &self.busy,
+        })
+    }
+
+    /// Ends the current statement (giving back its connection) without holding the GIL.
+    fn reset(py: Python<'_>, run: &mut Run) {
+        if let Some(rows) = run.rows.take() {
+            py.detach(move || drop(rows));
+        }
+        run.buf = Vec::new().into_iter();
+        run.ncols = 0;
+        run.converters.clear();
+    }
+
+    fn factory(&self, py: Python<'_>) -> Factory {
+        match &self.meta().row_factory {
+            None => Factory::Tuple,
+            Some(f) => {
+                let b = f.bind(py);
+                let std_row = classes(py).module.bind(py).getattr("Row").ok();
+                if b.is(py.get_type::<Row>()) || std_row.is_some_and(|r| b.is(&r)) {
+                    Factory::Row
+                } else {
+                    Factory::Call(f.clone_ref(py))
+                }
+            }
+        }
+    }
+
+    /// The next row as the row factory makes it, or `None` at the end.
+    fn next_row<'py>(
+        slf: &Bound<'py, Self>,
+        run: &mut Run,
+        factory: &Factory,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        if run.buf.len() == 0 {
+            let Some(rows) = run.rows.as_mut() else {
+                return Ok(None);
+            };
+            match py.detach(|| rows.next_batch()) {
+                Ok(Some(values)) => run.buf = values.into_iter(),
+                Ok(None) => {
+                    Cursor::reset(py, run);
+                    return Ok(None);
+                }
+                Err(e) => {
+                    Cursor::reset(py, run);
+                    return Err(err(py)(e));
+                }
+            }
+        }
+        let text = run
+            .text
+            .as_ref()
+            .map_or(TextFactory::Str, |t| t.clone_ref(py));
+        let mut items = Vec::with_capacity(run.ncols);
+        for i in 0..run.ncols {
+            let v = run.buf.next().unwrap_or(Value::Null);
+            let item = match run.converters.get(i) {
+                Some(Some(conv)) => match converter_input(&v) {
+                    Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
+                    None => py.None().into_bound(py),
+                },
+                _ => to_py(py, v, &text)?,
+            };
+            items.push(item);
+        }
+        let tuple = PyTuple::new(py, items)?;
+        Ok(Some(match factory {
+            Factory::Tuple => tuple.into_any(),
+            Factory::Row => {
+                let names = slf
+                    .get()
+                    .names(py)
+                    .unwrap_or_else(|| PyTuple::empty(py).unbind());
+                Bound::new(
+                    py,
+                    Row {
+                        names,
+                        values: tuple.unbind(),
+                    },
+                )?
+                .into_any()
+            }
+            Factory::Call(f) => f.bind(py).call1((slf, tuple))?,
+        }))
+    }
+
+    /// Column names (as `description` shows them) and converters for a new statement.
+    fn columns_started(
+        &self,
+        py: Python<'_>,
+        conn: &Connection,
+        sql: &str,
+        columns: &[String],
+        run: &mut Run,
+    ) -> PyResult<()> {
+        let detect = conn.detect_types;
+        let mut names = Vec::with_capacity(columns.len());
+        let mut converters: Vec<Option<Py<PyAny>>> = Vec::new();
+        let registry = if detect & (PARSE_COLNAMES | PARSE_DECLTYPES) != 0 && !columns.is_empty() {
+            Some(
+                classes(py)
+                    .module
+                    .bind(py)
+                    .getattr("converters")?
+                    .cast_into::<PyDict>()?,
+            )
+        } else {
+            None
+        };
+        let decltypes = match &registry {
+            Some(_) if detect & PARSE_DECLTYPES != 0 => Some(conn.decltypes(py, sql)?),
+            _ => None,
+        };
+        for (i, col) in columns.iter().enumerate() {
+            let mut name = col.as_str();
+            let mut conv = None;
+            if let Some(reg) = &registry {
+                if detect & PARSE_COLNAMES != 0 {
+                    if let Some(open) = col.find('[') {
+                        if let Some(close) = col[open + 1..].find(']') {
+                            let key = col[open + 1..open + 1 + close].to_ascii_uppercase();
+                            conv = reg.get_item(key)?.map(|c| c.unbind());
+                        }
+                        name = col[..open].strip_suffix(' ').unwrap_or(&col[..open]);
+                    }
+                }
+                if conv.is_none() {
+                    if let Some(Some(decl)) = decltypes.as_ref().and_then(|d| d.get(i)) {
+                        let key: String = decl
+                            .split([' ', '('])
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_uppercase();
+                        conv = reg.get_item(key)?.map(|c| c.unbind());
+                    }
+                }
+            }
+            converters.push(conv);
+            names.push(name.to_string());
+        }
+        if converters.iter().all(Option::is_none) {
+            converters.clear();
+        }
+        run.converters = converters;
+        let mut meta = self.meta();
+        if names.is_empty() {
+            meta.description = None;
+            meta.names = None;
+        } else {
+            let name_tuple = PyTuple::new(py, &names)?;
+            let desc: Vec<Bound<'_, PyTuple>> = names
+                .iter()
+                .map(|n| {
+                    PyTuple::new(
+                        py,
+                        [
+                            PyString::new(py, n).into_any(),
+                            py.None().into_bound(py),
+                            py.None().into_bound(py),
+                            py.None().into_bound(py),
+                            py.None().into_bound(py),
+                            py.None().into_bound(py),
+                            py.None().into_bound(py),
+                        ],
+                    )
+                })
+                .collect::<PyResult<_>>()?;
+            meta.description = Some(PyTuple::new(py, desc)?.into_any().unbind());
+            meta.names = Some(name_tuple.unbind());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn execute<'py>(
+        slf: &Bound<'py, Self>,
+        sql: &Bound<'py, PyString>,
+        parameters: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut run = this.enter(py)?;
+        let conn_b = this.connection(py).clone();
+        let conn = conn_b.get();
+        Cursor::reset(py, &mut run);
+        {
+            let mut meta = this.meta();
+            meta.rowcount = -1;
+            meta.description = None;
+            meta.names = None;
+        }
+        let sql_str = sql.to_str()?;
+        if sql_str.contains('\0') {
+            return Err(programming(py, "the query contains a null character"));
+        }
+        let params = Adapt::new(py)?.params(parameters)?;
+        conn.begin_if_needed(py, sql_str)?;
+        let session = &conn.session;
+        let started = py.detach(|| -> crate::Result<(Rows, Option<Vec<Value>>)> {
+            let mut rows = session.query(sql_str, params)?;
+            let first = rows.next_batch()?;
+            Ok((rows, first))
+        });
+        let (rows, first) = started.map_err(err(py))?;
+        let result = rows.result();
+        let dml = is_dml(sql_str);
+        conn.note_changes(
+            if dml { result.changes } else { 0 },
+            dml.then_some(result.last_insert_rowid),
+        );
+        {
+            let last = conn.attrs().last_rowid;
+            let mut meta = this.meta();
+            meta.rowcount = if dml { result.changes as i64 } else { -1 };
+            meta.lastrowid = Some(last);
+        }
+        let columns: Vec<String> = rows.columns().to_vec();
+        this.columns_started(py, conn, sql_str, &columns, &mut run)?;
+        run.ncols = columns.len();
+        run.text = Some(conn.attrs().text_factory.clone_ref(py));
+        match first {
+            Some(values) => {
+                run.buf = values.into_iter();
+                run.rows = Some(rows);
+            }
+            None => py.detach(move || drop(rows)),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn executemany<'py>(
+        slf: &Bound<'py, Self>,
+        sql: &Bound<'py, PyString>,
+        seq: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut run = this.enter(py)?;
+        let conn_b = this.connection(py).clone();
+        let conn = conn_b.get();
+        Cursor::reset(py, &mut run);
+        {
+            let mut meta = this.meta();
+            meta.rowcount = -1;
+            meta.description = None;
+            meta.names = None;
+        }
+        let sql_str = sql.to_str()?;
+        if sql_str.contains('\0') {
+            return Err(programming(py, "the query contains a null character"));
+        }
+        let adapt = Adapt::new(py)?;
+        let mut iter = seq.try_iter()?;
+        let mut total: u64 = 0;
+        let mut rowid = None;
+        let mut began = false;
+        loop {
+            let mut chunk: Vec<Params> = Vec::new();
+            for item in iter.by_ref() {
+                chunk.push(adapt.params(Some(&item?))?);
+                if chunk.len() >= MANY_CHUNK {
+                    break;
+                }
+            }
+            let last = chunk.len() < MANY_CHUNK;
+            if chunk.is_empty() && began {
+                break;
+            }
+            if !began {
+                conn.begin_if_needed(py, sql_str)?;
+                began = true;
+            }
+            let sql_owned = sql_str.to_string();
+            let session = &conn.session;
+            let done = py.detach(move || {
+                session.with_writer(move |c| {
+                    let mut stmt = c.prepare_cached(&sql_owned)?;
+                    if stmt.readonly() {
+                        return Err(Error::StatementCount {
+                            message: "executemany() can only execute DML statements.".into(),
+                        });
+                    }
+                    let mut changes = 0u64;
+                    for params in &chunk {
+                        statement::bind(&mut stmt, params)?;
+                        let mut rows = stmt.raw_query();
+                        while rows.next()?.is_some() {}
+                        drop(rows);
+                        changes += c.changes();
+                    }
+                    Ok((changes, c.last_insert_rowid()))
+                })
+            });
+            let (changes, last_rowid) = done.map_err(err(py))?;
+            total += changes;
+            rowid = Some(last_rowid);
+            if last {
+                break;
+            }
+        }
+        let dml = is_dml(sql_str);
+        conn.note_changes(total, if dml { rowid } else { None });
+        let mut meta = this.meta();
+        meta.rowcount = if dml { total as i64 } else { -1 };
+        meta.lastrowid = Some(conn.attrs().last_rowid);
+        Ok(())
+    }
+
+    pub(crate) fn executescript<'py>(
+        slf: &Bound<'py, Self>,
+        script: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut run = this.enter(py)?;
+        let conn_b = this.connection(py).clone();
+        let conn = conn_b.get();
+        Cursor::reset(py, &mut run);
+        {
+            let mut meta = this.meta();
+            meta.rowcount = -1;
+            meta.description = None;
+            meta.names = None;
+        }
+        let script = script
+            .cast::<PyString>()
+            .map_err(|_| PyValueError::new_err("script argument must be unicode."))?
+            .to_str()?;
+        if script.contains('\0') {
+            return Err(programming(py, "the query contains a null character"));
+        }
+        let session = &conn.session;
+        if conn.attrs().autocommit == super::connection::LEGACY {
+            py.detach(|| session.commit()).map_err(err(py))?;
+        }
+        py.detach(|| session.execute_batch(script)).map_err(err(py))
+    }
+
+    fn fetch<'py>(slf: &Bound<'py, Self>, limit: Option<usize>) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut run = this.enter(py)?;
+        let factory = this.factory(py);
+        let list = PyList::empty(py);
+        while limit.is_none_or(|n| list.len() < n) {
+            match Cursor::next_row(slf, &mut run, &factory)? {
+                Some(row) => list.append(row)?,
+                None => break,
+            }
+        }
+        Ok(list)
+    }
+}
+
+impl Drop for Cursor {
+    fn drop(&mut self) {
+        let run = self.run.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(rows) = run.rows.take() {
+            Python::attach(|py| {
+                if !self.closed.load(Ordering::Acquire) {
+                    warn_resource(
+                        py,
+                        "unclosed litepool.Cursor with unread rows: its connection was given back",
+                    );
+                }
+                py.detach(move || drop(rows));
+            });
+        }
+    }
+}
+
+#[pymethods]
+impl Cursor {
+    #[new]
+    fn py_new(py: Python<'_>, connection: &Bound<'_, PyAny>) -> PyResult<Cursor> {
+        Cursor::new(py, connection)
+    }
+
+    #[pyo3(name = "execute", signature = (sql, parameters=None, /))]
+    fn py_execute<'py>(
+        slf: &Bound<'py, Self>,
+        sql: &Bound<'py, PyString>,
+        parameters: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        Cursor::execute(slf, sql, parameters)?;
+        Ok(slf.clone())
+    }
+
+    #[pyo3(name = "executemany", signature = (sql, seq_of_parameters, /))]
+    fn py_executemany<'py>(
+        slf: &Bound<'py, Self>,
+        sql: &Bound<'py, PyString>,
+        seq_of_parameters: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        Cursor::executemany(slf, sql, seq_of_parameters)?;
+        Ok(slf.clone())
+    }
+
+    #[pyo3(name = "executescript", signature = (sql_script, /))]
+    fn py_executescript<'py>(
+        slf: &Bound<'py, Self>,
+        sql_script: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        Cursor::executescript(slf, sql_script)?;
+        Ok(slf.clone())
+    }
+
+    fn fetchone<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        let this = slf.get();
+        let mut run = this.enter(py)?;
+        let factory = this.factory(py);
+        Cursor::next_row(slf, &mut run, &factory)
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn fetchmany<'py>(slf: &Bound<'py, Self>, size: Option<i64>) -> PyResult<Bound<'py, PyList>> {
+        let size = match size {
+            Some(n) => n.max(0) as usize,
+            None => slf.get().meta().arraysize,
+        };
+        Cursor::fetch(slf, Some(size))
+    }
+
+    fn fetchall<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        Cursor::fetch(slf, None)
+    }
+
+    fn __iter__(slf: &Bound<'_, Self>) -> Py<Self> {
+        slf.clone().unbind()
+    }
+
+    fn __next__<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        Cursor::fetchone(slf)
+    }
+
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.busy.load(Ordering::Acquire) == thread_token() {
+            return Err(programming(py, "Recursive use of cursors not allowed."));
+        }
+        self.connection(py).get().check_thread(py)?;
+        let mut run = lock_detached(py, &self.run);
+        Cursor::reset(py, &mut run);
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn setinputsizes(&self, _args: &Bound<'_, PyTuple>) {}
+
+    #[pyo3(signature = (*_args))]
+    fn setoutputsize(&self, _args: &Bound<'_, PyTuple>) {}
+
+    #[getter]
+    fn description(&self, py: Python<'_>) -> Py<PyAny> {
+        match &self.meta().description {
+            Some(d) => d.clone_ref(py),
+            None => py.None(),
+        }
+    }
+
+    #[getter]
+    fn rowcount(&self) -> i64 {
+        self.meta().rowcount
+    }
+
+    #[getter]
+    fn lastrowid(&self) -> Option<i64> {
+        self.meta().lastrowid
+    }
+
+    #[getter]
+    fn get_arraysize(&self) -> usize {
+        self.meta().arraysize
+    }
+
+    #[setter]
+    fn set_arraysize(&self, value: usize) {
+        self.meta().arraysize = value;
+    }
+
+    #[getter]
+    fn get_connection(&self, py: Python<'_>) -> Py<PyAny> {
+        self.conn.clone_ref(py)
+    }
+
+    #[getter]
+    fn get_row_factory(&self, py: Python<'_>) -> Py<PyAny> {
+        match &self.meta().row_factory {
+            Some(f) => f.clone_ref(py),
+            None => py.None(),
+        }
+    }
+
+    #[setter]
+    fn set_row_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.meta().row_factory = (!value.is_none()).then(|| value.clone().unbind());
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! Which pool a `connect()` uses, and `litepool.open()` → `Pool`.
+
+use super::connection::{parse_autocommit, Connection, Options, LEGACY};
+use super::errors::{err, programming};
+use crate::config::Config;
+use crate::registry::{self, Fingerprint};
+use crate::{count_fds_on, Pool};
+use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyString};
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::Path;
+use std::sync::{LazyLock, Mutex};
+
+/// Pools by the path string `connect()` was given, checked against the file's identity on
+/// every use: one `stat` instead of resolving the path, so connect-per-request stays cheap.
+static CACHE: LazyLock<Mutex<HashMap<String, (Pool, Fingerprint)>>> = LazyLock::new(Mutex::default);
+
+fn cached(path: &str, print: Option<Fingerprint>) -> Option<Pool> {
+    let print = print?;
+    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let (pool, at) = cache.get(path)?;
+    (*at == print && !pool.is_closed()).then(|| pool.clone())
+}
+
+fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
+    let print = registry::fingerprint(Path::new(path));
+    if let Some(pool) = cached(path, print) {
+        return Ok(pool);
+    }
+    let (pool, others) = py
+        .detach(|| {
+            let others = std::fs::canonicalize(path)
+                .map(|p| count_fds_on(&p))
+                .unwrap_or(0);
+            registry::join(Path::new(path), Config::default())
+                .map(|(pool, joined)| (pool, if joined { 0 } else { others }))
+        })
+        .map_err(err(py))?;
+    if others > 0 {
+        let msg = format!(
+            "{} is already open in this process through another SQLite library (e.g. the \
+             stdlib sqlite3 module): {others} file descriptors. Two SQLite copies using one \
+             file in one process can corrupt it, because POSIX locks are per process.",
+            pool.path().display()
+        );
+        let msg = CString::new(msg).unwrap_or_default();
+        PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 2)?;
+    }
+    if let Some(print) = registry::fingerprint(pool.path()) {
+        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 1024 {
+            cache.clear();
+        }
+        cache.insert(path.to_string(), (pool.clone(), print));
+    }
+    Ok(pool)
+}
+
+/// The pool a `connect(database, uri=...)` call uses: a private one for `:memory:`, else the
+/// process-wide pool of the file, joined whatever options it was opened with (`file:` URIs
+/// with options open it with exactly those).
+pub(crate) fn pool_for(py: Python<'_>, database: &str, uri: bool) -> PyResult<Pool> {
+    let memory = |config: Config| {
+        py.detach(|| Pool::open(":memory:", config))
+            .map_err(err(py))
+    };
+    if uri && database.len() >= 5 && database[..5].eq_ignore_ascii_case("file:") {
+        let (path, config) = crate::parse_dsn(database).map_err(err(py))?;
+        if path == ":memory:" {
+            return memory(config);
+        }
+        if config == Config::default() {
+            return join(py, &path);
+        }
+        return py.detach(|| Pool::open(&path, config)).map_err(err(py));
+    }
+    if database.is_empty() || database == ":memory:" {
+        return memory(Config::default());
+    }
+    join(py, database)
+}
+
+fn config_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(if b.is_true() { "true" } else { "false" }.into());
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(format!("{}", f.value()));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        return Ok(s.to_str()?.to_string());
+    }
+    Ok(v.str()?.to_str()?.to_string())
+}
+
+/// `litepool.open(path, **config)`: opens (or joins, with the same options) the pool of a
+/// database file.
+#[pyfunction]
+#[pyo3(signature = (path, **config))]
+pub(crate) fn open(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    config: Option<&Bound<'_, PyDict>>,
+) -> PyResult<PyPool> {
+    let path: String = py
+        .import("os")?
+        .call_method1(
+            "fsdecode",
+            (py.import("os")?.call_method1("fspath", (path,))?,),
+        )?
+        .extract()?;
+    let mut cfg = Config::default();
+    if let Some(config) = config {
+        for (k, v) in config.iter() {
+            let key: String = k.extract()?;
+            cfg.set(&key, &config_value(&v)?).map_err(err(py))?;
+        }
+    }
+    let pool = py.detach(|| Pool::open(&path, cfg)).map_err(err(py))?;
+    Ok(PyPool { pool })
+}
+
+#[pyclass(name = "Pool", module = "litepool", frozen)]
+pub(crate) struct PyPool {
+    pub(crate) pool: Pool,
+}
+
+#[pymethods]
+impl PyPool {
+    /// A connection (a session) on this pool.
+    #[pyo3(signature = (timeout=5.0, detect_types=0, isolation_level=Some(String::new()), check_same_thread=true, *, autocommit=None))]
+    fn connect(
+        &self,
+        py: Python<'_>,
+        timeout: f64,
+        detect_types: i32,
+        isolation_level: Option<String>,
+        check_same_thread: bool,
+        autocommit: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Connection> {
+        let autocommit = match autocommit {
+            None => LEGACY,
+            Some(a) => parse_autocommit(a)?,
+        };
+        let isolation_level = match isolation_level {
+            None => None,
+            Some(s) => {
+                let up = s.to_ascii_uppercase();
+                if !["", "DEFERRED", "IMMEDIATE", "EXCLUSIVE"].contains(&up.as_str()) {
+                    return Err(PyValueError::new_err(
+                        "isolation_level string must be '', 'DEFERRED', 'IMMEDIATE', or 'EXCLUSIVE'",
+                    ));
+                }
+                Some(up)
+            }
+        };
+        let pool = &self.pool;
+        let session = py.detach(|| pool.session()).map_err(err(py))?;
+        Connection::create(
+            py,
+            self.pool.clone(),
+            session,
+            Options {
+                timeout,
+                detect_types,
+                isolation_level,
+                check_same_thread,
+                autocommit,
+            },
+        )
+    }
+
+    /// A snapshot of the pool's connections, waits and file descriptors, as a dict.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pool = &self.pool;
+        let s = py.detach(|| pool.stats());
+        let d = PyDict::new(py);
+        d.set_item("path", &s.path)?;
+        d.set_item("closed", s.closed)?;
+        d.set_item("writer_open", s.writer_open)?;
+        d.set_item("writer_in_use", s.writer_in_use)?;
+        d.set_item("readers_open", s.readers_open)?;
+        d.set_item("readers_in_use", s.readers_in_use)?;
+        d.set_item("max_readers", s.max_readers)?;
+        d.set_item("private_open", s.private_open)?;
+        d.set_item("connections_open", s.connections_open())?;
+        d.set_item("waiters", s.waiters)?;
+        d.set_item("acquires", s.acquires)?;
+        d.set_item("waits", s.waits)?;
+        d.set_item("total_wait", s.total_wait.as_secs_f64())?;
+        d.set_item("max_wait", s.max_wait.as_secs_f64())?;
+        d.set_item("timeouts", s.timeouts)?;
+        d.set_item("statements_reset_on_return", s.statements_reset_on_return)?;
+        d.set_item("rollbacks_on_return", s.rollbacks_on_return)?;
+        d.set_item("fds", s.fds)?;
+        Ok(d)
+    }
+
+    /// Runs `PRAGMA wal_checkpoint(mode)` on the writer; returns (busy, log frames,
+    /// checkpointed frames).
+    #[pyo3(signature = (mode="PASSIVE"))]
+    fn checkpoint(&self, py: Python<'_>, mode: &str) -> PyResult<(i64, i64, i64)> {
+        let mode = mode.to_ascii_uppercase();
+        if !["PASSIVE", "FULL", "RESTART", "TRUNCATE"].contains(&mode.as_str()) {
+            return Err(PyValueError::new_err(
+                "mode must be 'PASSIVE', 'FULL', 'RESTART' or 'TRUNCATE'",
+            ));
+        }
+        let pool = &self.pool;
+        py.detach(|| {
+            let session = pool.session()?;
+            let sql = format!("PRAGMA wal_checkpoint({mode})");
+            let result = session.with_writer(move |c| {
+                Ok(c.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
+            });
+            let _ = session.close();
+            result
+        })
+        .map_err(err(py))
+    }
+
+    /// Closes the pool for everyone: afterwards this process holds no file descriptor on
+    /// the database. Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let pool = &self.pool;
+        py.detach(|| pool.close()).map_err(err(py))
+    }
+
+    #[getter]
+    fn path(&self) -> String {
+        self.pool.path().display().to_string()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.is_closed()
+    }
+
+    fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
+        if slf.get().pool.is_closed() {
+            return Err(programming(slf.py(), "Cannot operate on a closed pool."));
+        }
+        Ok(slf.clone().unbind())
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<litepool.Pool {:?}>", self.pool.path())
+    }
+}

@@ -1,0 +1,264 @@
+//! Moving values across: Python objects to SQLite values (through the stdlib's adapter
+//! registry, shared with `sqlite3`) and SQLite values back (through `text_factory` and the
+//! converter registry).
+
+use super::errors::{classes, programming};
+use crate::statement::Params;
+use crate::Value;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
+};
+
+/// The stdlib's adapter registry and `PrepareProtocol`, looked up once per statement.
+pub(crate) struct Adapt<'py> {
+    adapters: Bound<'py, PyDict>,
+    protocol: Bound<'py, PyAny>,
+    /// Whether an adapter is registered for a base type (int, float, str, bytearray), so
+    /// base-type values must be looked up too (as the stdlib's `BaseTypeAdapted`).
+    base_adapted: bool,
+    empty: bool,
+}
+
+impl<'py> Adapt<'py> {
+    pub(crate) fn new(py: Python<'py>) -> PyResult<Adapt<'py>> {
+        let m = classes(py).module.bind(py);
+        let adapters = m.getattr("adapters")?.cast_into::<PyDict>()?;
+        let protocol = m.getattr("PrepareProtocol")?;
+        let empty = adapters.is_empty();
+        let mut base_adapted = false;
+        if !empty {
+            for t in [
+                py.get_type::<PyInt>(),
+                py.get_type::<PyFloat>(),
+                py.get_type::<PyString>(),
+                py.get_type::<PyByteArray>(),
+            ] {
+                if adapters.contains((t, &protocol))? {
+                    base_adapted = true;
+                }
+            }
+        }
+        Ok(Adapt {
+            adapters,
+            protocol,
+            base_adapted,
+            empty,
+        })
+    }
+
+    /// The stdlib's `need_adapt` + `adapt`: registered adapter, else `__conform__`, else
+    /// the object itself.
+    fn adapt(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let base = obj.is_exact_instance_of::<PyInt>()
+            || obj.is_exact_instance_of::<PyFloat>()
+            || obj.is_exact_instance_of::<PyString>()
+            || obj.is_exact_instance_of::<PyByteArray>();
+        if base && !self.base_adapted {
+            return Ok(obj.clone());
+        }
+        if obj.is_none() || obj.is_exact_instance_of::<PyBytes>() {
+            return Ok(obj.clone());
+        }
+        if !self.empty {
+            if let Some(adapter) = self.adapters.get_item((obj.get_type(), &self.protocol))? {
+                return adapter.call1((obj,));
+            }
+        }
+        if let Ok(conform) = obj.getattr("__conform__") {
+            let adapted = conform.call1((&self.protocol,))?;
+            if !adapted.is_none() {
+                return Ok(adapted);
+            }
+        }
+        Ok(obj.clone())
+    }
+
+    /// One parameter, adapted and converted; `index` is 1-based, for messages.
+    pub(crate) fn value(&self, obj: &Bound<'py, PyAny>, index: usize) -> PyResult<Value> {
+        let obj = self.adapt(obj)?;
+        to_value(&obj).map_err(|e| {
+            if e.is_instance_of::<PyTypeError>(obj.py()) {
+                programming(
+                    obj.py(),
+                    format!(
+                        "Error binding parameter {index}: type '{}' is not supported",
+                        obj.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    /// A statement's parameters: a sequence binds by position, a dict by name.
+    pub(crate) fn params(&self, params: Option<&Bound<'py, PyAny>>) -> PyResult<Params> {
+        let Some(params) = params else {
+            return Ok(Params::None);
+        };
+        let py = params.py();
+        if params.is_none() {
+            return Ok(Params::None);
+        }
+        if let Ok(t) = params.cast::<PyTuple>() {
+            return positional(self, t.iter());
+        }
+        if let Ok(l) = params.cast::<PyList>() {
+            return positional(self, l.iter());
+        }
+        if let Ok(d) = params.cast::<PyDict>() {
+            let mut pairs = Vec::with_capacity(d.len());
+            for (k, v) in d.iter() {
+                let Ok(k) = k.cast_into::<PyString>() else {
+                    continue;
+                };
+                let name = k.to_str()?.to_string();
+                let value = self.value(&v, pairs.len() + 1)?;
+                pairs.push((name, value));
+            }
+            return Ok(Params::Named(pairs));
+        }
+        if params.is_instance_of::<PyString>() || params.is_instance_of::<PyBytes>() {
+            return Err(programming(py, "parameters are of unsupported type"));
+        }
+        match params.try_iter() {
+            Ok(_) if params.hasattr("__len__")? && params.hasattr("__getitem__")? => {
+                let n = params.len()?;
+                let mut values = Vec::with_capacity(n);
+                for i in 0..n {
+                    values.push(self.value(&params.get_item(i)?, i + 1)?);
+                }
+                Ok(Params::Positional(values))
+            }
+            _ => Err(programming(py, "parameters are of unsupported type")),
+        }
+    }
+}
+
+fn positional<'py>(
+    adapt: &Adapt<'py>,
+    items: impl ExactSizeIterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Params> {
+    if items.len() == 0 {
+        return Ok(Params::Positional(Vec::new()));
+    }
+    let mut values = Vec::with_capacity(items.len());
+    for (i, item) in items.enumerate() {
+        values.push(adapt.value(&item, i + 1)?);
+    }
+    Ok(Params::Positional(values))
+}
+
+/// An already adapted object as a SQLite value; `TypeError` for an unsupported type.
+pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let py = obj.py();
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return match obj.extract::<i64>() {
+            Ok(i) => Ok(Value::Integer(i)),
+            Err(e) if e.is_instance_of::<PyOverflowError>(py) => Err(PyOverflowError::new_err(
+                "Python int too large to convert to SQLite INTEGER",
+            )),
+            Err(e) => Err(e),
+        };
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Ok(Value::Real(f.value()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::Text(s.to_str()?.to_string()));
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(Value::Blob(b.as_bytes().to_vec()));
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(Value::Blob(b.to_vec()));
+    }
+    if let Ok(view) = PyMemoryView::from(obj) {
+        let bytes = view.call_method0("tobytes")?;
+        return Ok(Value::Blob(bytes.cast::<PyBytes>()?.as_bytes().to_vec()));
+    }
+    Err(PyTypeError::new_err("unsupported type"))
+}
+
+/// How TEXT values come back: `str` (the default), `bytes`, or any callable given bytes.
+pub(crate) enum TextFactory {
+    Str,
+    Bytes,
+    Call(Py<PyAny>),
+}
+
+impl TextFactory {
+    pub(crate) fn clone_ref(&self, py: Python<'_>) -> TextFactory {
+        match self {
+            TextFactory::Str => TextFactory::Str,
+            TextFactory::Bytes => TextFactory::Bytes,
+            TextFactory::Call(f) => TextFactory::Call(f.clone_ref(py)),
+        }
+    }
+
+    pub(crate) fn from_obj(obj: &Bound<'_, PyAny>) -> TextFactory {
+        let py = obj.py();
+        if obj.is(py.get_type::<PyString>()) {
+            TextFactory::Str
+        } else if obj.is(py.get_type::<PyBytes>()) {
+            TextFactory::Bytes
+        } else {
+            TextFactory::Call(obj.clone().unbind())
+        }
+    }
+
+    pub(crate) fn to_obj(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            TextFactory::Str => py.get_type::<PyString>().into_any().unbind(),
+            TextFactory::Bytes => py.get_type::<PyBytes>().into_any().unbind(),
+            TextFactory::Call(f) => f.clone_ref(py),
+        }
+    }
+}
+
+/// A SQLite value as a Python object.
+pub(crate) fn to_py<'py>(
+    py: Python<'py>,
+    v: Value,
+    text: &TextFactory,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
+        Value::Real(f) => PyFloat::new(py, f).into_any(),
+        Value::Text(s) => match text {
+            TextFactory::Str => PyString::new(py, &s).into_any(),
+            TextFactory::Bytes => PyBytes::new(py, s.as_bytes()).into_any(),
+            TextFactory::Call(f) => f.bind(py).call1((PyBytes::new(py, s.as_bytes()),))?,
+        },
+        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
+    })
+}
+
+/// The bytes a converter receives: the value as SQLite's `sqlite3_column_blob` renders it.
+pub(crate) fn converter_input(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::Null => None,
+        Value::Integer(i) => Some(i.to_string().into_bytes()),
+        Value::Real(f) => Some(render_real(*f).into_bytes()),
+        Value::Text(s) => Some(s.as_bytes().to_vec()),
+        Value::Blob(b) => Some(b.clone()),
+    }
+}
+
+fn render_real(f: f64) -> String {
+    let s = format!("{f}");
+    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
