@@ -29,6 +29,9 @@ pub(crate) struct Attrs {
     pub text_factory: TextFactory,
     pub total_changes: u64,
     pub last_rowid: i64,
+    /// The last statement's column names with their `description` and names tuple, reused
+    /// while a connection runs the same shape of query.
+    pub desc_cache: Option<(Vec<String>, Py<PyAny>, Py<pyo3::types::PyTuple>)>,
     decltypes: HashMap<String, Arc<[Option<String>]>>,
 }
 
@@ -116,24 +119,32 @@ pub(crate) fn is_dml(sql: &str) -> bool {
             break;
         }
     }
-    let word: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    matches!(word.as_str(), "INSERT" | "UPDATE" | "DELETE" | "REPLACE")
+    let end = s
+        .find(|c: char| !c.is_ascii_alphabetic())
+        .unwrap_or(s.len());
+    let word = &s[..end];
+    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+        .iter()
+        .any(|k| word.eq_ignore_ascii_case(k))
 }
 
 fn python_ident(py: Python<'_>) -> u64 {
-    py.import("threading")
-        .and_then(|t| t.getattr("get_ident")?.call0()?.extract::<u64>())
+    classes(py)
+        .get_ident
+        .bind(py)
+        .call0()
+        .and_then(|i| i.extract::<u64>())
         .unwrap_or(0)
 }
 
+static DEBUG: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
+    std::env::var_os("LITEPOOL_DEBUG").is_some_and(|v| !v.is_empty() && v != "0")
+});
+
 fn opening_site(py: Python<'_>) -> Option<String> {
-    let debug = std::env::var_os("LITEPOOL_DEBUG").is_some_and(|v| !v.is_empty() && v != "0");
+    let debug = *DEBUG;
     let tracing = || -> PyResult<bool> {
-        let modules = py.import("sys")?.getattr("modules")?;
+        let modules = classes(py).sys_modules.bind(py);
         match modules.get_item("tracemalloc") {
             Ok(tm) => tm.call_method0("is_tracing")?.extract(),
             Err(_) => Ok(false),
@@ -186,6 +197,7 @@ impl Connection {
                 text_factory: TextFactory::Str,
                 total_changes: 0,
                 last_rowid: 0,
+                desc_cache: None,
                 decltypes: HashMap::new(),
             }),
             txn: Mutex::new(()),

@@ -36,6 +36,8 @@ struct Run {
     ncols: usize,
     converters: Vec<Option<Py<PyAny>>>,
     text: Option<TextFactory>,
+    /// The error that ended the statement after the rows in `buf`.
+    pending: Option<Error>,
 }
 
 #[pyclass(module = "litepool", subclass, frozen, weakref)]
@@ -148,6 +150,7 @@ impl Cursor {
         run.buf = Vec::new().into_iter();
         run.ncols = 0;
         run.converters.clear();
+        run.pending = None;
     }
 
     fn factory(&self, py: Python<'_>) -> Factory {
@@ -155,8 +158,7 @@ impl Cursor {
             None => Factory::Tuple,
             Some(f) => {
                 let b = f.bind(py);
-                let std_row = classes(py).module.bind(py).getattr("Row").ok();
-                if b.is(py.get_type::<Row>()) || std_row.is_some_and(|r| b.is(&r)) {
+                if b.is(py.get_type::<Row>()) || b.is(classes(py).row.bind(py)) {
                     Factory::Row
                 } else {
                     Factory::Call(f.clone_ref(py))
@@ -173,6 +175,9 @@ impl Cursor {
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
         if run.buf.len() == 0 {
+            if let Some(e) = run.pending.take() {
+                return Err(err(py)(e));
+            }
             let Some(rows) = run.rows.as_mut() else {
                 return Ok(None);
             };
@@ -283,11 +288,25 @@ impl Cursor {
             converters.clear();
         }
         run.converters = converters;
-        let mut meta = self.meta();
         if names.is_empty() {
+            let mut meta = self.meta();
             meta.description = None;
             meta.names = None;
-        } else {
+            return Ok(());
+        }
+        let cached = match &conn.attrs().desc_cache {
+            Some((cols, desc, tuple)) if *cols == names => {
+                Some((desc.clone_ref(py), tuple.clone_ref(py)))
+            }
+            _ => None,
+        };
+        if let Some((desc, tuple)) = cached {
+            let mut meta = self.meta();
+            meta.description = Some(desc);
+            meta.names = Some(tuple);
+            return Ok(());
+        }
+        {
             let name_tuple = PyTuple::new(py, &names)?;
             let desc: Vec<Bound<'_, PyTuple>> = names
                 .iter()
@@ -306,7 +325,11 @@ impl Cursor {
                     )
                 })
                 .collect::<PyResult<_>>()?;
-            meta.description = Some(PyTuple::new(py, desc)?.into_any().unbind());
+            let desc = PyTuple::new(py, desc)?.into_any().unbind();
+            conn.attrs().desc_cache =
+                Some((names, desc.clone_ref(py), name_tuple.clone().unbind()));
+            let mut meta = self.meta();
+            meta.description = Some(desc);
             meta.names = Some(name_tuple.unbind());
         }
         Ok(())
@@ -336,12 +359,24 @@ impl Cursor {
         let params = Adapt::new(py)?.params(parameters)?;
         conn.begin_if_needed(py, sql_str)?;
         let session = &conn.session;
-        let started = py.detach(|| -> crate::Result<(Rows, Option<Vec<Value>>)> {
+        // The first batch, and a look past it: a statement that ended in its first batch
+        // (a point query) is done now, so the cursor holds nothing afterwards.
+        type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
+        let started = py.detach(|| -> crate::Result<Started> {
             let mut rows = session.query(sql_str, params)?;
-            let first = rows.next_batch()?;
-            Ok((rows, first))
+            let Some(mut first) = rows.next_batch()? else {
+                return Ok((rows, None, true, None));
+            };
+            match rows.next_batch() {
+                Ok(Some(more)) => {
+                    first.extend(more);
+                    Ok((rows, Some(first), false, None))
+                }
+                Ok(None) => Ok((rows, Some(first), true, None)),
+                Err(e) => Ok((rows, Some(first), true, Some(e))),
+            }
         });
-        let (rows, first) = started.map_err(err(py))?;
+        let (rows, first, done, pending) = started.map_err(err(py))?;
         let result = rows.result();
         let dml = is_dml(sql_str);
         conn.note_changes(
@@ -358,12 +393,14 @@ impl Cursor {
         this.columns_started(py, conn, sql_str, &columns, &mut run)?;
         run.ncols = columns.len();
         run.text = Some(conn.attrs().text_factory.clone_ref(py));
-        match first {
-            Some(values) => {
-                run.buf = values.into_iter();
-                run.rows = Some(rows);
-            }
-            None => py.detach(move || drop(rows)),
+        if let Some(values) = first {
+            run.buf = values.into_iter();
+        }
+        run.pending = pending;
+        if done {
+            drop(rows);
+        } else {
+            run.rows = Some(rows);
         }
         Ok(())
     }

@@ -8,6 +8,12 @@ use pyo3::types::{PyDict, PyType};
 
 pub(crate) struct Classes {
     pub module: Py<PyModule>,
+    /// `sqlite3.Row`, accepted as a row factory.
+    pub row: Py<PyAny>,
+    /// `threading.get_ident`.
+    pub get_ident: Py<PyAny>,
+    /// `sys.modules`.
+    pub sys_modules: Py<PyAny>,
     pub warning: Py<PyType>,
     pub error: Py<PyType>,
     pub interface: Py<PyType>,
@@ -84,6 +90,9 @@ pub(crate) fn classes(py: Python<'_>) -> &Classes {
             }
             Ok(Classes {
                 module: m.clone().unbind(),
+                row: m.getattr("Row")?.unbind(),
+                get_ident: py.import("threading")?.getattr("get_ident")?.unbind(),
+                sys_modules: py.import("sys")?.getattr("modules")?.unbind(),
                 warning: get("Warning")?,
                 error: get("Error")?,
                 interface: get("InterfaceError")?,
