@@ -245,6 +245,15 @@ impl Error {
         }
     }
 
+    /// SQLite's own interrupted error, for an operation stopped before it reached SQLite.
+    pub(crate) fn interrupted() -> Error {
+        Error::Sqlite {
+            code: rusqlite::ffi::SQLITE_INTERRUPT,
+            extended_code: rusqlite::ffi::SQLITE_INTERRUPT,
+            message: "interrupted".into(),
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Error {
         Error::Internal {
             message: message.into(),

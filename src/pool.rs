@@ -359,10 +359,10 @@ impl PoolInner {
         result
     }
 
-    /// Waits (FIFO, up to `acquire_timeout`) for a connection of `role`. A read-only pool
-    /// lends a reader when the writer is asked for, so writes fail as SQLite's "attempt to
-    /// write a readonly database".
-    pub(crate) fn acquire(&self, role: Role) -> Result<Lease> {
+    /// Waits (FIFO, up to `timeout`) for a connection of `role`. A read-only pool lends a
+    /// reader when the writer is asked for, so writes fail as SQLite's "attempt to write a
+    /// readonly database".
+    pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
         let role = if self.config.read_only {
             Role::Reader
         } else {
@@ -390,7 +390,7 @@ impl PoolInner {
             id,
             wake: Arc::clone(&wake),
         });
-        let deadline = start + self.config.acquire_timeout;
+        let deadline = start + timeout;
         loop {
             if let Some(grant) = st.grants.remove(&id) {
                 match grant {

@@ -15,6 +15,7 @@ pub struct Rows {
     session: Arc<SessionShared>,
     cursor: Option<u64>,
     columns: Arc<[String]>,
+    decltypes: Arc<[Option<String>]>,
     buffered: std::vec::IntoIter<Value>,
     error: Option<Error>,
     result: ExecResult,
@@ -27,6 +28,7 @@ impl Rows {
             session,
             cursor: ran.cursor,
             columns: ran.columns,
+            decltypes: ran.decltypes,
             buffered: ran.batch.values.into_iter(),
             error: ran.batch.error,
             result: ran.result,
@@ -37,6 +39,12 @@ impl Rows {
     /// The result column names, in order.
     pub fn columns(&self) -> &[String] {
         &self.columns
+    }
+
+    /// Each result column's declared type as written in `CREATE TABLE` (e.g. `"TIMESTAMP"`),
+    /// or `None` for an expression or a column declared without a type.
+    pub fn column_decltypes(&self) -> &[Option<String>] {
+        &self.decltypes
     }
 
     /// Change count and last rowid as of the statement's first batch (final for statements

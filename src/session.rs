@@ -10,6 +10,7 @@ use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, Worker, WorkerSha
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 /// A session on a pool: the unit hosts hand out as a "connection".
 ///
@@ -40,8 +41,21 @@ pub(crate) struct SessionShared {
     pool: Arc<PoolInner>,
     id: u64,
     state: Mutex<SessionState>,
-    running: Mutex<Option<Arc<WorkerShared>>>,
+    running: Arc<Mutex<Running>>,
     next_cursor: AtomicU64,
+    /// This session's acquire timeout in nanoseconds; `u64::MAX` for the pool's.
+    acquire_timeout: AtomicU64,
+}
+
+/// What an interrupt of the session would hit now.
+enum Running {
+    /// No operation is in progress: an interrupt does nothing.
+    Idle,
+    /// An operation is between connection jobs (waiting for a connection, routing): an
+    /// interrupt makes its next job fail before it runs.
+    Between { pending: bool },
+    /// A job of the session is running on this connection.
+    On(Arc<WorkerShared>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +97,7 @@ pub(crate) struct Ran {
     class: Class,
     learned: bool,
     pub(crate) columns: Arc<[String]>,
+    pub(crate) decltypes: Arc<[Option<String>]>,
     pub(crate) batch: Batch,
     pub(crate) result: ExecResult,
     pub(crate) cursor: Option<u64>,
@@ -128,8 +143,9 @@ impl Session {
                         pragmas: Arc::new(Vec::new()),
                     },
                 }),
-                running: Mutex::new(None),
+                running: Arc::new(Mutex::new(Running::Idle)),
                 next_cursor: AtomicU64::new(1),
+                acquire_timeout: AtomicU64::new(u64::MAX),
             }),
         })
     }
@@ -172,24 +188,30 @@ impl Session {
     /// snapshot. Writes inside it fail as they would on a read-only connection.
     pub fn begin_read(&self) -> Result<()> {
         let mut st = self.shared.lock()?;
-        let slot = if st.writer.is_some() {
-            Slot::Writer
-        } else {
-            if st.reader.is_none() {
-                st.reader = Some(self.shared.pool.acquire(Role::Reader)?);
-            }
-            Slot::Reader
-        };
-        let known = self.shared.pool.classes.get("BEGIN");
-        let ran = self.shared.run_on(
-            &mut st,
-            slot,
-            "BEGIN",
-            Params::None,
-            known,
-            Mode::Execute,
-            false,
-        );
+        let ran = self.shared.operation(|| {
+            let slot = if st.writer.is_some() {
+                Slot::Writer
+            } else {
+                if st.reader.is_none() {
+                    st.reader = Some(
+                        self.shared
+                            .pool
+                            .acquire(Role::Reader, self.shared.acquire_timeout())?,
+                    );
+                }
+                Slot::Reader
+            };
+            let known = self.shared.pool.classes.get("BEGIN");
+            self.shared.run_on(
+                &mut st,
+                slot,
+                "BEGIN",
+                Params::None,
+                known,
+                Mode::Execute,
+                false,
+            )
+        });
         let result = ran.and_then(|r| match r {
             Outcome::Ran(r) => r.batch.error.map_or(Ok(()), Err),
             Outcome::Moved(..) => Err(Error::internal("BEGIN was moved")),
@@ -258,6 +280,17 @@ impl Session {
         Ok(())
     }
 
+    /// Sets how long this session's statements wait for a free connection before failing
+    /// with [`Error::AcquireTimeout`], instead of the pool's `acquire_timeout`; `None` goes
+    /// back to the pool's. `Some(Duration::ZERO)` fails at once when none is free, for hosts
+    /// that wait on their own terms (Go contexts).
+    pub fn set_acquire_timeout(&self, timeout: Option<Duration>) {
+        // At most 100 years (as the pool's own), so a deadline can never overflow.
+        const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+        let nanos = timeout.map_or(u64::MAX, |t| t.min(LONGEST).as_nanos() as u64);
+        self.shared.acquire_timeout.store(nanos, Ordering::Relaxed);
+    }
+
     /// Whether [`Session::close`] has run.
     pub fn is_closed(&self) -> bool {
         self.shared
@@ -309,20 +342,31 @@ pub struct InterruptHandle {
 }
 
 impl InterruptHandle {
-    /// Interrupts the running statement, if any; the statement fails with `SQLITE_INTERRUPT`.
+    /// Interrupts the session's operation in progress, if any: a running statement fails with
+    /// `SQLITE_INTERRUPT`, and so does one that is still waiting for a connection (before it
+    /// runs). With no operation in progress it does nothing: it never affects a later one.
     pub fn interrupt(&self) {
-        let running = self
+        let mut running = self
             .session
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(worker) = running.as_ref() {
-            worker.interrupt();
+        match &mut *running {
+            Running::Idle => {}
+            Running::Between { pending } => *pending = true,
+            Running::On(worker) => worker.interrupt(),
         }
     }
 }
 
 impl SessionShared {
+    fn acquire_timeout(&self) -> Duration {
+        match self.acquire_timeout.load(Ordering::Relaxed) {
+            u64::MAX => self.pool.config.acquire_timeout,
+            nanos => Duration::from_nanos(nanos),
+        }
+    }
+
     fn lock(&self) -> Result<MutexGuard<'_, SessionState>> {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.closed {
@@ -331,22 +375,62 @@ impl SessionShared {
         Ok(st)
     }
 
-    /// Runs `f` on `worker`, visible to [`InterruptHandle`] while it runs.
+    /// Runs `f` as one operation that an [`InterruptHandle`] can stop at any point: while it
+    /// waits for a connection as well as while a statement runs.
+    fn operation<T>(&self, f: impl FnOnce() -> T) -> T {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
+            Running::Between { pending: false };
+        let result = f();
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Running::Idle;
+        result
+    }
+
+    /// Runs `f` on `worker`, visible to [`InterruptHandle`] while it runs. Inside an
+    /// [`SessionShared::operation`] that was interrupted before this, fails at once with
+    /// `SQLITE_INTERRUPT` instead. The job stops being interruptible on the connection thread,
+    /// before its result is handed back, so a late interrupt cannot land on the connection
+    /// once the job is done.
     fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(worker));
-        let result = worker.call(f);
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let in_operation = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            let in_operation = match &*running {
+                Running::Idle => false,
+                Running::Between { pending: true } => {
+                    *running = Running::Between { pending: false };
+                    return Err(Error::interrupted());
+                }
+                Running::Between { pending: false } | Running::On(_) => true,
+            };
+            *running = Running::On(Arc::clone(worker));
+            in_operation
+        };
+        let after = move || {
+            if in_operation {
+                Running::Between { pending: false }
+            } else {
+                Running::Idle
+            }
+        };
+        let running = Arc::clone(&self.running);
+        let result = worker.call(move |ctx| {
+            let result = f(ctx);
+            *running.lock().unwrap_or_else(|e| e.into_inner()) = after();
+            result
+        });
+        if result.is_err() {
+            *self.running.lock().unwrap_or_else(|e| e.into_inner()) = after();
+        }
         result
     }
 
     fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
         let known = self.pool.classes.get(sql);
         let mut st = self.lock()?;
-        let result = self.run_routed(&mut st, sql, params, mode, known);
+        let result = self.operation(|| self.run_routed(&mut st, sql, params, mode, known));
         self.settle(&mut st);
         result
     }
@@ -413,10 +497,10 @@ impl SessionShared {
     fn take(&self, st: &mut SessionState, slot: Slot) -> Result<Slot> {
         match slot {
             Slot::Writer if st.writer.is_none() => {
-                st.writer = Some(self.pool.acquire(Role::Writer)?)
+                st.writer = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?)
             }
             Slot::Reader if st.reader.is_none() => {
-                st.reader = Some(self.pool.acquire(Role::Reader)?)
+                st.reader = Some(self.pool.acquire(Role::Reader, self.acquire_timeout())?)
             }
             _ => {}
         }
@@ -501,15 +585,17 @@ impl SessionShared {
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<R> + Send + 'static,
     {
         let mut st = self.lock()?;
-        if st.writer.is_none() {
-            st.writer = Some(self.pool.acquire(Role::Writer)?);
-        }
-        let settings = st.settings.clone();
-        let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
-        let result = self.call(&worker, move |ctx| {
-            let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
-            let pinned = ctx.take_pins();
-            (result, ctx.state(), pinned)
+        let result = self.operation(|| {
+            if st.writer.is_none() {
+                st.writer = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
+            }
+            let settings = st.settings.clone();
+            let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
+            self.call(&worker, move |ctx| {
+                let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
+                let pinned = ctx.take_pins();
+                (result, ctx.state(), pinned)
+            })
         });
         let result = match result {
             Ok((result, state, pinned)) => {
@@ -561,23 +647,25 @@ impl SessionShared {
             Some(lease) => Arc::clone(&lease.worker),
             None => return Err(Error::internal("cursor without a connection")),
         };
-        let result = self.call(&worker, move |ctx| {
-            let mut batch = match ctx.cursors.get_mut(&cursor) {
-                Some(stmt) => {
-                    let ncols = stmt.column_count();
-                    statement::step_batch(stmt, ncols)
+        let result = self.operation(|| {
+            self.call(&worker, move |ctx| {
+                let mut batch = match ctx.cursors.get_mut(&cursor) {
+                    Some(stmt) => {
+                        let ncols = stmt.column_count();
+                        statement::step_batch(stmt, ncols)
+                    }
+                    None => Batch {
+                        done: true,
+                        error: ctx.take_expired(cursor),
+                        ..Batch::default()
+                    },
+                };
+                batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
+                if batch.done {
+                    ctx.cursors.remove(&cursor);
                 }
-                None => Batch {
-                    done: true,
-                    error: ctx.take_expired(cursor),
-                    ..Batch::default()
-                },
-            };
-            batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
-            if batch.done {
-                ctx.cursors.remove(&cursor);
-            }
-            (batch, ctx.state())
+                (batch, ctx.state())
+            })
         });
         let result = result.map(|(batch, state)| {
             if let Some(lease) = st.lease(slot) {
@@ -690,7 +778,7 @@ fn run_statement(
             }
         }
         statement::bind(&mut stmt, &params)?;
-        let columns = statement::columns(&stmt).columns;
+        let statement::Started { columns, decltypes } = statement::columns(&stmt);
         let ncols = columns.len();
         let before = ctx.conn.total_changes();
         let mut batch = statement::step_batch(&mut stmt, ncols);
@@ -726,6 +814,7 @@ fn run_statement(
             class,
             learned,
             columns,
+            decltypes,
             batch,
             result: ExecResult {
                 changes,

@@ -45,6 +45,9 @@ pub(crate) struct Batch {
 #[derive(Clone, Debug)]
 pub(crate) struct Started {
     pub columns: Arc<[String]>,
+    /// Each column's declared type (`CREATE TABLE t(x TIMESTAMP)` gives `TIMESTAMP`), for
+    /// columns that come straight from a table.
+    pub decltypes: Arc<[Option<String>]>,
 }
 
 /// Binds `params` after checking they match the statement's parameters.
@@ -91,6 +94,10 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &Params) -> Result<()> {
 pub(crate) fn columns(stmt: &Statement<'_>) -> Started {
     Started {
         columns: stmt.column_names().map(String::from).collect(),
+        decltypes: stmt
+            .columns()
+            .map(|c| c.decl_type().map(String::from))
+            .collect(),
     }
 }
 

@@ -1137,3 +1137,48 @@ fn writer_waiters_are_served_in_arrival_order() {
     holder.close().unwrap();
     pool.close().unwrap();
 }
+
+#[test]
+fn a_sessions_own_acquire_timeout_replaces_the_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir, "session_timeout.db");
+    let pool = Pool::open(&db, Config::default()).unwrap();
+    let holder = pool.session().unwrap();
+    holder.execute_batch("CREATE TABLE t(x)").unwrap();
+    holder.begin().unwrap();
+    let s = pool.session().unwrap();
+    s.set_acquire_timeout(Some(Duration::ZERO));
+    let start = Instant::now();
+    let e = s
+        .execute("INSERT INTO t VALUES (1)", Params::None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::AcquireTimeout {
+                role: Role::Writer,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(1), "it waited");
+    s.set_acquire_timeout(Some(Duration::from_millis(200)));
+    let start = Instant::now();
+    s.execute("INSERT INTO t VALUES (1)", Params::None)
+        .unwrap_err();
+    assert!(start.elapsed() >= Duration::from_millis(200));
+    // Back to the pool's 5 s: it waits until the holder commits.
+    s.set_acquire_timeout(None);
+    let committer = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(300));
+        holder.commit().unwrap();
+        holder
+    });
+    s.execute("INSERT INTO t VALUES (1)", Params::None).unwrap();
+    committer.join().unwrap().close().unwrap();
+    s.set_acquire_timeout(Some(Duration::MAX)); // clamped, no overflow
+    s.execute("INSERT INTO t VALUES (2)", Params::None).unwrap();
+    s.close().unwrap();
+    pool.close().unwrap();
+}

@@ -943,6 +943,11 @@ fn ten_thousand_rows_arrive_complete_and_in_order() {
         .query("SELECT x, x * 2 AS doubled FROM t ORDER BY x", Params::None)
         .unwrap();
     assert_eq!(rows.columns(), ["x", "doubled"]);
+    // A table column reports its declared type; an expression has none.
+    assert_eq!(
+        rows.column_decltypes(),
+        [Some("INTEGER".to_string()), None]
+    );
     let mut expected = 1;
     for row in rows {
         let row = row.unwrap();
@@ -1290,6 +1295,37 @@ fn an_idle_sessions_interrupt_touches_no_other_session() {
     assert_eq!(count_t(&b), 12);
     a.close().unwrap();
     b.close().unwrap();
+    pool.close().unwrap();
+}
+
+#[test]
+fn an_interrupt_while_waiting_for_a_connection_stops_the_statement_before_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("wait_intr.db"), Config::default(), 10);
+    let holder = pool.session().unwrap();
+    holder.begin().unwrap(); // holds the writer
+    let waiter = Arc::new(pool.session().unwrap());
+    let handle = waiter.interrupt_handle();
+    let runner = {
+        let waiter = Arc::clone(&waiter);
+        thread::spawn(move || waiter.execute("INSERT INTO t(x) VALUES (99)", Params::None))
+    };
+    wait_until("the insert to wait for the writer", || {
+        pool.stats().waiters == 1
+    });
+    handle.interrupt();
+    holder.commit().unwrap();
+    let err = runner
+        .join()
+        .unwrap()
+        .expect_err("the interrupted insert ran");
+    assert!(err.is_interrupted(), "{err:?}");
+    // It never ran, and the session works afterwards: the interrupt was used up.
+    assert_eq!(count_t(&waiter), 10);
+    exec(&waiter, "INSERT INTO t(x) VALUES (100)", Params::None);
+    assert_eq!(count_t(&waiter), 11);
+    holder.close().unwrap();
+    waiter.close().unwrap();
     pool.close().unwrap();
 }
 
