@@ -467,9 +467,7 @@ litepool_status litepool_rows_column_name(struct litepool_rows rows_handle,
 // Stores the declared type of column `index` (`sqlite3_column_decltype`, e.g. `"INTEGER"`,
 // `"TEXT"`) in `*out_decltype`, or `{NULL, 0}` when the column has none (an expression) or it
 // is not known. `LITEPOOL_INVALID_ARGUMENT` when `index` is not below the column count.
-//
-// Currently always `{NULL, 0}`: the Rust core does not report declared types yet. Hosts
-// must treat `{NULL, 0}` as "no declared type" (Go: `DatabaseTypeName` returns "").
+// A non-NULL `ptr` is followed by a NUL byte (not counted in `len`).
 //
 // Ownership: any bytes belong to the rows handle and stay valid until it is closed.
 // Thread-safety: any thread.

@@ -178,7 +178,10 @@ static void test_basic(void) {
     CHECK(name.len == 4 && memcmp(name.ptr, "expr", 4) == 0 && name.ptr[4] == '\0', "name");
     litepool_str decl = {(const uint8_t *)"x", 1};
     OK(litepool_rows_column_decltype(r, 0, &decl, &err), err);
-    CHECK(decl.ptr == NULL && decl.len == 0, "decltype unknown until the core reports it");
+    CHECK(decl.len == 7 && memcmp(decl.ptr, "INTEGER", 7) == 0 && decl.ptr[7] == '\0',
+          "decltype of i");
+    OK(litepool_rows_column_decltype(r, 5, &decl, &err), err);
+    CHECK(decl.ptr == NULL && decl.len == 0, "an expression has no decltype");
     EXPECT(litepool_rows_column_name(r, 6, &name, &err), err, LITEPOOL_INVALID_ARGUMENT,
            "out of range");
     const litepool_value *vals = NULL;

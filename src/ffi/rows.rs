@@ -30,6 +30,8 @@ struct RowsState {
     rows: Rows,
     /// Column names, each followed by a NUL (not counted).
     names: Vec<String>,
+    /// Declared types, each followed by a NUL (not counted); `None` for none.
+    decltypes: Vec<Option<String>>,
     ncols: usize,
     /// Values fetched from the core and not handed out yet, row-major.
     pending: std::vec::IntoIter<Value>,
@@ -70,6 +72,11 @@ impl RowsH {
         first: Option<Vec<Value>>,
     ) -> RowsH {
         let names: Vec<String> = rows.columns().iter().map(|c| format!("{c}\0")).collect();
+        let decltypes = rows
+            .column_decltypes()
+            .iter()
+            .map(|d| d.as_ref().map(|d| format!("{d}\0")))
+            .collect();
         let ncols = names.len();
         let cancelled = Arc::new(AtomicBool::new(false));
         session.add_rows(id, tag, Arc::clone(&cancelled));
@@ -81,6 +88,7 @@ impl RowsH {
             state: Mutex::new(RowsState {
                 rows,
                 names,
+                decltypes,
                 ncols,
                 finished: first.is_none(),
                 pending: first.unwrap_or_default().into_iter(),
@@ -214,9 +222,7 @@ pub extern "C" fn litepool_rows_column_name(
 /// Stores the declared type of column `index` (`sqlite3_column_decltype`, e.g. `"INTEGER"`,
 /// `"TEXT"`) in `*out_decltype`, or `{NULL, 0}` when the column has none (an expression) or it
 /// is not known. `LITEPOOL_INVALID_ARGUMENT` when `index` is not below the column count.
-///
-/// Currently always `{NULL, 0}`: the Rust core does not report declared types yet. Hosts
-/// must treat `{NULL, 0}` as "no declared type" (Go: `DatabaseTypeName` returns "").
+/// A non-NULL `ptr` is followed by a NUL byte (not counted in `len`).
 ///
 /// Ownership: any bytes belong to the rows handle and stay valid until it is closed.
 /// Thread-safety: any thread.
@@ -241,13 +247,18 @@ pub extern "C" fn litepool_rows_column_decltype(
                 ),
             ));
         }
-        write_out(
-            out_decltype,
-            litepool_str {
+        let view = match &st.decltypes[index] {
+            // The String's heap buffer does not move while the rows handle lives.
+            Some(d) => litepool_str {
+                ptr: d.as_ptr(),
+                len: d.len() - 1,
+            },
+            None => litepool_str {
                 ptr: std::ptr::null(),
                 len: 0,
             },
-        );
+        };
+        write_out(out_decltype, view);
         Ok(())
     })
 }
