@@ -102,7 +102,7 @@ def connect(
     """
     if factory is None:
         factory = Connection
-    if autocommit is LEGACY_TRANSACTION_CONTROL or autocommit == LEGACY_TRANSACTION_CONTROL and not isinstance(autocommit, bool):
+    if autocommit == LEGACY_TRANSACTION_CONTROL and not isinstance(autocommit, bool):
         return factory(database, timeout, detect_types, isolation_level,
                        check_same_thread, factory, cached_statements, uri)
     return factory(database, timeout, detect_types, isolation_level,

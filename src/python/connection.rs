@@ -453,6 +453,7 @@ impl Connection {
         if autocommit == 1 {
             return Ok(());
         }
+        let _txn = super::lock_detached(py, &self.txn);
         let session = &self.session;
         py.detach(|| session.commit()).map_err(err(py))?;
         if autocommit == 0 {
@@ -467,6 +468,7 @@ impl Connection {
         if autocommit == 1 {
             return Ok(());
         }
+        let _txn = super::lock_detached(py, &self.txn);
         let session = &self.session;
         py.detach(|| session.rollback()).map_err(err(py))?;
         if autocommit == 0 {
