@@ -10,9 +10,8 @@ use crate::{InterruptHandle, Params, Pool, Session};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyString, PyType};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 /// `sqlite3.LEGACY_TRANSACTION_CONTROL`.
 pub(crate) const LEGACY: i32 = -1;
@@ -32,7 +31,6 @@ pub(crate) struct Attrs {
     /// The last statement's column names with their `description` and names tuple, reused
     /// while a connection runs the same shape of query.
     pub desc_cache: Option<(Vec<String>, Py<PyAny>, Py<pyo3::types::PyTuple>)>,
-    decltypes: HashMap<String, Arc<[Option<String>]>>,
 }
 
 #[pyclass(module = "litepool", subclass, frozen, weakref)]
@@ -179,6 +177,7 @@ impl Connection {
             session
                 .set_connection_pragma("busy_timeout", &ms.to_string())
                 .map_err(err(py))?;
+            session.set_acquire_timeout(Some(std::time::Duration::from_millis(ms as u64)));
         }
         let interrupt = session.interrupt_handle();
         Ok(Connection {
@@ -198,7 +197,6 @@ impl Connection {
                 total_changes: 0,
                 last_rowid: 0,
                 desc_cache: None,
-                decltypes: HashMap::new(),
             }),
             txn: Mutex::new(()),
             interrupt,
@@ -278,25 +276,6 @@ impl Connection {
             _ => {}
         }
         Ok(())
-    }
-
-    /// The declared types of `sql`'s result columns (for `PARSE_DECLTYPES`), cached.
-    pub(crate) fn decltypes(&self, py: Python<'_>, sql: &str) -> PyResult<Arc<[Option<String>]>> {
-        if let Some(d) = self.attrs().decltypes.get(sql) {
-            return Ok(Arc::clone(d));
-        }
-        let owned = sql.to_string();
-        let session = &self.session;
-        let types = py
-            .detach(|| session.with_writer(move |conn| Ok(super::ffi::decltypes(conn, &owned))))
-            .map_err(err(py))?;
-        let types: Arc<[Option<String>]> = types.into();
-        let mut a = self.attrs();
-        if a.decltypes.len() > 256 {
-            a.decltypes.clear();
-        }
-        a.decltypes.insert(sql.to_string(), Arc::clone(&types));
-        Ok(types)
     }
 
     pub(crate) fn note_changes(&self, changes: u64, rowid: Option<i64>) {

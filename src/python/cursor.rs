@@ -235,8 +235,8 @@ impl Cursor {
         &self,
         py: Python<'_>,
         conn: &Connection,
-        sql: &str,
         columns: &[String],
+        decltypes: &[Option<String>],
         run: &mut Run,
     ) -> PyResult<()> {
         let detect = conn.detect_types;
@@ -253,10 +253,7 @@ impl Cursor {
         } else {
             None
         };
-        let decltypes = match &registry {
-            Some(_) if detect & PARSE_DECLTYPES != 0 => Some(conn.decltypes(py, sql)?),
-            _ => None,
-        };
+        let decltypes = (detect & PARSE_DECLTYPES != 0).then_some(decltypes);
         for (i, col) in columns.iter().enumerate() {
             let mut name = col.as_str();
             let mut conv = None;
@@ -389,9 +386,8 @@ impl Cursor {
             meta.rowcount = if dml { result.changes as i64 } else { -1 };
             meta.lastrowid = Some(last);
         }
-        let columns: Vec<String> = rows.columns().to_vec();
-        this.columns_started(py, conn, sql_str, &columns, &mut run)?;
-        run.ncols = columns.len();
+        this.columns_started(py, conn, rows.columns(), rows.column_decltypes(), &mut run)?;
+        run.ncols = rows.columns().len();
         run.text = Some(conn.attrs().text_factory.clone_ref(py));
         if let Some(values) = first {
             run.buf = values.into_iter();

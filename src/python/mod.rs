@@ -2,14 +2,13 @@
 //! `sqlite3` whose connections are sessions over litepool's pools. The pure-Python package
 //! `python/litepool/` re-exports it and adds the stdlib's module-level helpers.
 //!
-//! PyO3's macros expand to `unsafe` code, so this module tree allows it; the only `unsafe`
-//! block written by hand is in `ffi.rs`, with its `SAFETY:` comment.
+//! PyO3's macros expand to `unsafe` code, so this module tree allows it; no `unsafe` block
+//! is written by hand here.
 #![allow(unsafe_code)]
 
 mod connection;
 mod cursor;
 mod errors;
-mod ffi;
 mod pool;
 mod row;
 mod values;

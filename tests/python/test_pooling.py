@@ -155,3 +155,19 @@ def test_install_uninstall(db):
         litepool.uninstall()
     assert sqlite3.connect is orig
     litepool.uninstall()
+
+
+def test_timeout_bounds_the_wait_for_the_writer(db):
+    import time
+
+    a = litepool.connect(db)
+    a.execute("CREATE TABLE t(x)")
+    a.execute("INSERT INTO t VALUES (1)")  # holds the writer in a transaction
+    b = litepool.connect(db, timeout=0.2)
+    t0 = time.monotonic()
+    with pytest.raises(litepool.OperationalError, match="writer busy"):
+        b.execute("INSERT INTO t VALUES (2)")
+    assert time.monotonic() - t0 < 2
+    a.rollback()
+    a.close()
+    b.close()
