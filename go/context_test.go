@@ -1,0 +1,286 @@
+package litepool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const infiniteCount = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
+const infiniteRows = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c"
+
+func TestCancelBeforeQuery(t *testing.T) {
+	db, _ := tempDB(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := db.QueryContext(ctx, "SELECT 1"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("query: %v", err)
+	}
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t(x)"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("exec: %v", err)
+	}
+	// The connection is fine afterwards.
+	if _, err := db.Exec("CREATE TABLE t(x)"); err != nil {
+		t.Fatal(err)
+	}
+	// A connection pinned by the caller, cancelled between calls.
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "INSERT INTO t VALUES (1)"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("conn exec: %v", err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCancelDuringQuery(t *testing.T) {
+	db, _ := tempDB(t, "")
+	for _, q := range []string{infiniteCount, "CREATE TABLE big AS " + infiniteRows} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		var err error
+		if strings.HasPrefix(q, "CREATE") {
+			_, err = db.ExecContext(ctx, q)
+		} else {
+			var n int
+			err = db.QueryRowContext(ctx, q).Scan(&n)
+		}
+		cancel()
+		if !errors.Is(err, ErrInterrupted) && !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if el := time.Since(start); el > 3*time.Second {
+			t.Fatalf("interrupt took %v", el)
+		}
+		t.Logf("%v after %v", err, time.Since(start))
+	}
+	// The pool is healthy afterwards: the next statements on the same connections work.
+	for i := 0; i < 10; i++ {
+		var n int
+		if err := db.QueryRow("SELECT 41 + 1").Scan(&n); err != nil || n != 42 {
+			t.Fatal(n, err)
+		}
+	}
+}
+
+func TestCancelDuringIteration(t *testing.T) {
+	db, _ := tempDB(t, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rows, err := db.QueryContext(ctx, infiniteRows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		n++
+		if n == 5000 {
+			cancel()
+		}
+		if n > 10_000_000 {
+			t.Fatal("not interrupted")
+		}
+	}
+	if err := rows.Err(); err == nil {
+		t.Fatalf("rows.Err() is nil after an interrupted iteration (%d rows)", n)
+	} else if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("rows.Err() = %v", err)
+	}
+	rows.Close()
+}
+
+// A step error in the middle of the rows ends the iteration with that error: it never reads
+// as a short result.
+func TestErrorMidIteration(t *testing.T) {
+	db, _ := tempDB(t, "")
+	rows, err := db.Query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 2000) " +
+		"SELECT CASE WHEN x < 1500 THEN x ELSE abs(-9223372036854775807 - 1) END FROM c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		n++
+	}
+	if err := rows.Err(); err == nil || !strings.Contains(err.Error(), "integer overflow") {
+		t.Fatalf("after %d rows: rows.Err() = %v", n, err)
+	}
+	if n != 1499 {
+		t.Fatalf("%d rows before the error, want 1499", n)
+	}
+}
+
+// dbFDs counts this process's file descriptors open on path, path-wal and path-shm.
+func dbFDs(t *testing.T, paths ...string) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range entries {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil {
+			continue
+		}
+		for _, p := range paths {
+			if target == p || target == p+"-wal" || target == p+"-shm" || target == p+"-journal" {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// 500 goroutines through one *sql.DB without SetMaxOpenConns: database/sql opens hundreds
+// of sessions, but SQLite connections stay at 1 + max_readers and so do the FDs.
+func TestBoundedWithoutSettings(t *testing.T) {
+	db, path := tempDB(t, "")
+	mustExec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	for i := 0; i < 100; i++ {
+		mustExec(t, db, "INSERT INTO t(v) VALUES (?)", fmt.Sprint("v", i))
+	}
+	const maxReaders = 4 // the default
+	limit := 3 * (1 + maxReaders)
+	var maxFDs, maxSessions atomic.Int64
+	t.Logf("before: %d FDs on %s", dbFDs(t, path), path)
+	stop := make(chan struct{})
+	var sampler sync.WaitGroup
+	sampler.Add(1)
+	go func() {
+		defer sampler.Done()
+		for {
+			if o := int64(db.Stats().OpenConnections); o > maxSessions.Load() {
+				maxSessions.Store(o)
+			}
+			n := int64(dbFDs(t, path))
+			if n > maxFDs.Load() {
+				maxFDs.Store(n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 500)
+	start := make(chan struct{})
+	for g := 0; g < 500; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			<-start
+			if g%10 == 0 {
+				if _, err := db.Exec("INSERT INTO t(v) VALUES (?)", fmt.Sprint("g", g)); err != nil {
+					errs <- err
+				}
+				return
+			}
+			rows, err := db.QueryContext(context.Background(),
+				"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) SELECT x, v FROM c LEFT JOIN t ON id = x", 1500)
+			if err != nil {
+				errs <- err
+				return
+			}
+			n := 0
+			for rows.Next() {
+				n++
+				if n == 1 {
+					time.Sleep(time.Millisecond) // hold the reader a while
+				}
+			}
+			if err := rows.Err(); err != nil {
+				errs <- err
+			}
+			rows.Close()
+			if n != 1500 {
+				errs <- fmt.Errorf("goroutine %d read %d rows", g, n)
+			}
+		}(g)
+	}
+	close(start)
+	wg.Wait()
+	close(stop)
+	sampler.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := db.Stats()
+	t.Logf("database/sql: peak %d open conns (sessions), %d waits; peak FDs on the db files %d (limit %d)", maxSessions.Load(), st.WaitCount, maxFDs.Load(), limit)
+	if maxFDs.Load() > int64(limit) || maxFDs.Load() == 0 {
+		t.Fatalf("FDs on the database files peaked at %d, limit %d", maxFDs.Load(), limit)
+	}
+	var count int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&count); err != nil || count != 150 {
+		t.Fatalf("count %d %v (lost writes?)", count, err)
+	}
+}
+
+// A pool wait honours the context: with every reader pinned, a query waits in Go and gives
+// up with the context (or with acquire_timeout, as ErrPoolTimeout).
+func TestPoolWaitHonoursContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	db, err := openDB("file:" + path + "?max_readers=1&acquire_timeout=300ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mustExec(t, db, "CREATE TABLE t(x)")
+	mustExec(t, db, "INSERT INTO t VALUES (1), (2)")
+	tx, err := db.BeginTx(context.Background(), &sqlTxReadOnly)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x int
+	if err := tx.QueryRow("SELECT x FROM t LIMIT 1").Scan(&x); err != nil {
+		t.Fatal(err)
+	}
+	// The only reader is pinned by tx.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	start := time.Now()
+	_, err = db.QueryContext(ctx, "SELECT x FROM t")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait with deadline: %v", err)
+	}
+	if el := time.Since(start); el > 250*time.Millisecond {
+		t.Fatalf("waited %v past a 50ms deadline", el)
+	}
+	start = time.Now()
+	_, err = db.Query("SELECT x FROM t")
+	if !errors.Is(err, ErrPoolTimeout) || !errors.Is(err, ErrBusy) {
+		t.Fatalf("acquire_timeout: %v", err)
+	}
+	if el := time.Since(start); el < 250*time.Millisecond || el > 2*time.Second {
+		t.Fatalf("acquire_timeout 300ms took %v", el)
+	}
+	t.Log(err)
+	// Released: a waiter gets the reader as soon as the transaction ends.
+	done := make(chan error, 1)
+	go func() {
+		var n int
+		done <- db.QueryRow("SELECT count(*) FROM t").Scan(&n)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	tx.Rollback()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

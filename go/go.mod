@@ -1,0 +1,3 @@
+module github.com/litepool/litepool/go
+
+go 1.23
