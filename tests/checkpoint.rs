@@ -82,6 +82,30 @@ fn count(session: &Session, table: &str) -> i64 {
     }
 }
 
+/// Waits up to 10 s for `done`; `what` names what was awaited in the failure message.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A pool on `name` with the table `t(id, b)`, and a session on it.
+fn pool_with_table(
+    dir: &tempfile::TempDir,
+    name: &str,
+    config: Config,
+) -> (PathBuf, Pool, Session) {
+    let db = db_path(dir, name);
+    let pool = Pool::open(&db, config).unwrap();
+    let session = pool.session().unwrap();
+    session
+        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
+        .unwrap();
+    (db, pool, session)
+}
+
 /// Small thresholds so the policy acts within a test's seconds.
 fn soak_config() -> Config {
     let mut c = Config::default();
@@ -311,12 +335,7 @@ fn assert_ended_for_age(e: &Error, db: &Path) {
 #[test]
 fn a_cursor_never_finished_is_ended_with_a_clear_error_once_the_wal_is_over_its_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_path(&dir, "cursor.db");
-    let pool = Pool::open(&db, over_age_config()).unwrap();
-    let writer = pool.session().unwrap();
-    writer
-        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
+    let (db, pool, writer) = pool_with_table(&dir, "cursor.db", over_age_config());
     // One transaction: a few frames, below every threshold, so they are still in the WAL
     // when the reader starts and its snapshot pins the WAL (a reader that starts on a fully
     // checkpointed WAL reads the database file and does not keep the WAL from restarting).
@@ -332,11 +351,9 @@ fn a_cursor_never_finished_is_ended_with_a_clear_error_once_the_wal_is_over_its_
     assert!(rows.next_row().unwrap().is_some());
     // The cursor holds its snapshot; the writer grows the WAL past the cap.
     write_frames(&writer, 400);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.stats().read_txns_ended == 0 {
-        assert!(Instant::now() < deadline, "the old read was never ended");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the old read was never ended", || {
+        pool.stats().read_txns_ended > 0
+    });
     let error = loop {
         match rows.next_row() {
             Ok(Some(_)) => continue,
@@ -346,15 +363,9 @@ fn a_cursor_never_finished_is_ended_with_a_clear_error_once_the_wal_is_over_its_
     };
     assert_ended_for_age(&error, &db);
     // With the snapshot gone the WAL gets truncated.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while wal_bytes(&db) > frames_bytes(300) {
-        assert!(
-            Instant::now() < deadline,
-            "WAL stayed at {}",
-            wal_bytes(&db)
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the WAL was never truncated", || {
+        wal_bytes(&db) <= frames_bytes(300)
+    });
     // The session is usable again, and nothing was lost.
     assert!(count(&reader, "t") >= 2000);
     assert_eq!(pool.stats().read_txns_ended, 1);
@@ -364,21 +375,14 @@ fn a_cursor_never_finished_is_ended_with_a_clear_error_once_the_wal_is_over_its_
 #[test]
 fn a_read_transaction_never_ended_is_rolled_back_and_its_next_statement_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_path(&dir, "txn.db");
-    let pool = Pool::open(&db, over_age_config()).unwrap();
-    let writer = pool.session().unwrap();
-    writer
-        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
+    let (db, pool, writer) = pool_with_table(&dir, "txn.db", over_age_config());
     let reader = pool.session().unwrap();
     reader.begin_read().unwrap();
     assert_eq!(count(&reader, "t"), 0);
     write_frames(&writer, 400);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.stats().read_txns_ended == 0 {
-        assert!(Instant::now() < deadline, "the old read was never ended");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the old read was never ended", || {
+        pool.stats().read_txns_ended > 0
+    });
     let error = match reader.query("SELECT count(*) FROM t", Params::None) {
         Ok(_) => panic!("the ended transaction's next statement ran"),
         Err(e) => e,
@@ -460,14 +464,9 @@ fn timed_mode_checkpoints_a_few_frames_after_the_max_delay() {
     let s = pool.session().unwrap();
     s.execute_batch("CREATE TABLE t(x)").unwrap();
     s.execute("INSERT INTO t VALUES (1)", Params::None).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.stats().checkpoints.passive.ok == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "no checkpoint after the max delay"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("no checkpoint after the max delay", || {
+        pool.stats().checkpoints.passive.ok > 0
+    });
     let last = pool.stats().last_checkpoint.unwrap();
     assert!(last.complete());
     assert_eq!(last.mode, CheckpointMode::Passive);
