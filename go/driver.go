@@ -35,7 +35,7 @@ func (d *Driver) Open(dsn string) (driver.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	conn.(*Conn).ownsConnector = c
+	conn.(*sqlConn).ownsConnector = c
 	return conn, nil
 }
 
@@ -100,7 +100,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := &Conn{s: s}
+	conn := &sqlConn{s: s}
 	for _, pr := range c.cfg.pragmas {
 		if _, err := s.exec(ctx, "PRAGMA "+pr[0]+"="+pr[1], nil); err != nil {
 			s.close()
@@ -127,41 +127,41 @@ func (c *Connector) Close() error {
 	return nil
 }
 
-// Conn is a database/sql driver connection: one litepool session.
-type Conn struct {
+// sqlConn is a database/sql driver connection: one litepool session.
+type sqlConn struct {
 	s             *session
 	tx            bool
 	ownsConnector *Connector
 }
 
 var (
-	_ driver.Conn               = (*Conn)(nil)
-	_ driver.ConnBeginTx        = (*Conn)(nil)
-	_ driver.ConnPrepareContext = (*Conn)(nil)
-	_ driver.QueryerContext     = (*Conn)(nil)
-	_ driver.ExecerContext      = (*Conn)(nil)
-	_ driver.NamedValueChecker  = (*Conn)(nil)
-	_ driver.SessionResetter    = (*Conn)(nil)
-	_ driver.Validator          = (*Conn)(nil)
-	_ driver.Pinger             = (*Conn)(nil)
+	_ driver.Conn               = (*sqlConn)(nil)
+	_ driver.ConnBeginTx        = (*sqlConn)(nil)
+	_ driver.ConnPrepareContext = (*sqlConn)(nil)
+	_ driver.QueryerContext     = (*sqlConn)(nil)
+	_ driver.ExecerContext      = (*sqlConn)(nil)
+	_ driver.NamedValueChecker  = (*sqlConn)(nil)
+	_ driver.SessionResetter    = (*sqlConn)(nil)
+	_ driver.Validator          = (*sqlConn)(nil)
+	_ driver.Pinger             = (*sqlConn)(nil)
 )
 
 // Prepare returns a statement; the SQL is compiled (and cached per connection) by litepool
 // when it runs, so errors in it are reported by Exec/Query.
-func (c *Conn) Prepare(query string) (driver.Stmt, error) {
+func (c *sqlConn) Prepare(query string) (driver.Stmt, error) {
 	return c.PrepareContext(context.Background(), query)
 }
 
 // PrepareContext: see Prepare.
-func (c *Conn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+func (c *sqlConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	if c.s.closed.Load() {
 		return nil, closedError("prepare", "the connection")
 	}
-	return &Stmt{c: c, query: query}, nil
+	return &sqlStmt{c: c, query: query}, nil
 }
 
 // Close ends the session: an open transaction is rolled back.
-func (c *Conn) Close() error {
+func (c *sqlConn) Close() error {
 	err := c.s.close()
 	if c.ownsConnector != nil {
 		if cerr := c.ownsConnector.Close(); err == nil {
@@ -172,7 +172,7 @@ func (c *Conn) Close() error {
 }
 
 // Begin starts a write transaction.
-func (c *Conn) Begin() (driver.Tx, error) {
+func (c *sqlConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
 
@@ -180,7 +180,7 @@ func (c *Conn) Begin() (driver.Tx, error) {
 // (litepool_session_begin_read); otherwise it takes the writer (BEGIN IMMEDIATE). SQLite
 // transactions are serializable, so every isolation level up to sql.LevelSerializable is
 // accepted and given serializable isolation; sql.LevelLinearizable is refused.
-func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+func (c *sqlConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	switch sql.IsolationLevel(opts.Isolation) {
 	case sql.LevelDefault, sql.LevelReadUncommitted, sql.LevelReadCommitted, sql.LevelWriteCommitted,
 		sql.LevelRepeatableRead, sql.LevelSnapshot, sql.LevelSerializable:
@@ -198,7 +198,7 @@ func (c *Conn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, e
 	return &connTx{c: c}, nil
 }
 
-type connTx struct{ c *Conn }
+type connTx struct{ c *sqlConn }
 
 func (t *connTx) Commit() error {
 	t.c.tx = false
@@ -213,7 +213,7 @@ func (t *connTx) Rollback() error {
 // CheckNamedValue accepts the types litepool binds and refuses named parameters (the C ABI
 // binds positional parameters only). Other types go through database/sql's default
 // conversion (driver.Valuer, named integer types, pointers).
-func (c *Conn) CheckNamedValue(nv *driver.NamedValue) error {
+func (c *sqlConn) CheckNamedValue(nv *driver.NamedValue) error {
 	if nv.Name != "" {
 		return &Error{Op: "bind", Status: StatusNotSupported, Kind: KindNotSupported,
 			Message: fmt.Sprintf("named parameter %q (sql.Named) is not supported: use positional ? parameters", nv.Name)}
@@ -238,7 +238,7 @@ func values(args []driver.NamedValue) []any {
 }
 
 // ExecContext runs one statement, or (without parameters) a script of several.
-func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+func (c *sqlConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	res, err := c.s.exec(ctx, query, values(args))
 	if err != nil {
 		return nil, err
@@ -248,16 +248,16 @@ func (c *Conn) ExecContext(ctx context.Context, query string, args []driver.Name
 
 // QueryContext starts a statement; its rows keep the connection until closed or read to
 // the end, and cancelling ctx interrupts it at any point.
-func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+func (c *sqlConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	r, err := c.s.query(ctx, query, values(args))
 	if err != nil {
 		return nil, err
 	}
-	return &Rows{r: r}, nil
+	return &sqlRows{r: r}, nil
 }
 
 // Ping checks that the pool is open and a connection can be had (runs SELECT 1 on a reader).
-func (c *Conn) Ping(ctx context.Context) error {
+func (c *sqlConn) Ping(ctx context.Context) error {
 	r, err := c.s.query(ctx, "SELECT 1", nil)
 	if err != nil {
 		if errors.Is(err, ErrClosed) {
@@ -271,7 +271,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 
 // ResetSession runs before a pooled connection is reused: a closed session or pool makes
 // database/sql discard it.
-func (c *Conn) ResetSession(ctx context.Context) error {
+func (c *sqlConn) ResetSession(ctx context.Context) error {
 	if !c.IsValid() {
 		return driver.ErrBadConn
 	}
@@ -279,7 +279,7 @@ func (c *Conn) ResetSession(ctx context.Context) error {
 }
 
 // IsValid reports whether the session and its pool are open.
-func (c *Conn) IsValid() bool {
+func (c *sqlConn) IsValid() bool {
 	return !c.s.closed.Load() && !c.s.pool.closed.Load()
 }
 
@@ -299,42 +299,42 @@ func (r result) RowsAffected() (int64, error) {
 	return r.changes, nil
 }
 
-// Stmt is a prepared statement: the SQL text (litepool caches compiled statements per
+// sqlStmt is a prepared statement: the SQL text (litepool caches compiled statements per
 // SQLite connection).
-type Stmt struct {
-	c      *Conn
+type sqlStmt struct {
+	c      *sqlConn
 	query  string
 	closed bool
 }
 
 var (
-	_ driver.Stmt             = (*Stmt)(nil)
-	_ driver.StmtExecContext  = (*Stmt)(nil)
-	_ driver.StmtQueryContext = (*Stmt)(nil)
+	_ driver.Stmt             = (*sqlStmt)(nil)
+	_ driver.StmtExecContext  = (*sqlStmt)(nil)
+	_ driver.StmtQueryContext = (*sqlStmt)(nil)
 )
 
-func (s *Stmt) Close() error { s.closed = true; return nil }
+func (s *sqlStmt) Close() error { s.closed = true; return nil }
 
 // NumInput is -1: the parameter count is checked by SQLite when the statement runs
 // (ErrParameterCount).
-func (s *Stmt) NumInput() int { return -1 }
+func (s *sqlStmt) NumInput() int { return -1 }
 
-func (s *Stmt) Exec(args []driver.Value) (driver.Result, error) {
+func (s *sqlStmt) Exec(args []driver.Value) (driver.Result, error) {
 	return s.ExecContext(context.Background(), named(args))
 }
 
-func (s *Stmt) Query(args []driver.Value) (driver.Rows, error) {
+func (s *sqlStmt) Query(args []driver.Value) (driver.Rows, error) {
 	return s.QueryContext(context.Background(), named(args))
 }
 
-func (s *Stmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
+func (s *sqlStmt) ExecContext(ctx context.Context, args []driver.NamedValue) (driver.Result, error) {
 	if s.closed {
 		return nil, closedError("exec", "the statement")
 	}
 	return s.c.ExecContext(ctx, s.query, args)
 }
 
-func (s *Stmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
+func (s *sqlStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (driver.Rows, error) {
 	if s.closed {
 		return nil, closedError("query", "the statement")
 	}
@@ -349,31 +349,31 @@ func named(args []driver.Value) []driver.NamedValue {
 	return out
 }
 
-// Rows are the rows of a driver query. An error while stepping is returned by Next (so
+// sqlRows are the rows of a driver query. An error while stepping is returned by Next (so
 // database/sql's rows.Err() reports it); it never reads as the end.
-type Rows struct{ r *rowsCore }
+type sqlRows struct{ r *rowsCore }
 
 var (
-	_ driver.Rows                           = (*Rows)(nil)
-	_ driver.RowsColumnTypeScanType         = (*Rows)(nil)
-	_ driver.RowsColumnTypeDatabaseTypeName = (*Rows)(nil)
-	_ driver.RowsColumnTypeNullable         = (*Rows)(nil)
-	_ driver.RowsColumnTypeLength           = (*Rows)(nil)
-	_ driver.RowsColumnTypePrecisionScale   = (*Rows)(nil)
+	_ driver.Rows                           = (*sqlRows)(nil)
+	_ driver.RowsColumnTypeScanType         = (*sqlRows)(nil)
+	_ driver.RowsColumnTypeDatabaseTypeName = (*sqlRows)(nil)
+	_ driver.RowsColumnTypeNullable         = (*sqlRows)(nil)
+	_ driver.RowsColumnTypeLength           = (*sqlRows)(nil)
+	_ driver.RowsColumnTypePrecisionScale   = (*sqlRows)(nil)
 )
 
-func (r *Rows) Columns() []string              { return r.r.cols }
-func (r *Rows) Close() error                   { r.r.close(); return nil }
-func (r *Rows) Next(dest []driver.Value) error { return r.r.next(dest) }
+func (r *sqlRows) Columns() []string              { return r.r.cols }
+func (r *sqlRows) Close() error                   { r.r.close(); return nil }
+func (r *sqlRows) Next(dest []driver.Value) error { return r.r.next(dest) }
 
 // ColumnTypeDatabaseTypeName is the column's declared type, upper case, or "" when it has
 // none or litepool cannot tell (the C ABI does not report declared types yet, so currently
 // always "").
-func (r *Rows) ColumnTypeDatabaseTypeName(i int) string { return r.r.decl[i] }
+func (r *sqlRows) ColumnTypeDatabaseTypeName(i int) string { return r.r.decl[i] }
 
 // ColumnTypeScanType is the Go type for the declared type when known, else the type of the
 // column's value in the first row, else interface{} (SQLite values are typed per value).
-func (r *Rows) ColumnTypeScanType(i int) reflect.Type {
+func (r *sqlRows) ColumnTypeScanType(i int) reflect.Type {
 	if t := declType(r.r.decl[i]); t != nil {
 		return t
 	}
@@ -384,10 +384,10 @@ func (r *Rows) ColumnTypeScanType(i int) reflect.Type {
 }
 
 // ColumnTypeNullable: unknown (ok false); litepool does not report NOT NULL constraints.
-func (r *Rows) ColumnTypeNullable(i int) (nullable, ok bool) { return false, false }
+func (r *sqlRows) ColumnTypeNullable(i int) (nullable, ok bool) { return false, false }
 
 // ColumnTypeLength: not reported (ok false); SQLite does not enforce lengths.
-func (r *Rows) ColumnTypeLength(i int) (int64, bool) { return 0, false }
+func (r *sqlRows) ColumnTypeLength(i int) (int64, bool) { return 0, false }
 
 // ColumnTypePrecisionScale: not reported (ok false).
-func (r *Rows) ColumnTypePrecisionScale(i int) (int64, int64, bool) { return 0, 0, false }
+func (r *sqlRows) ColumnTypePrecisionScale(i int) (int64, int64, bool) { return 0, 0, false }
