@@ -944,10 +944,7 @@ fn ten_thousand_rows_arrive_complete_and_in_order() {
         .unwrap();
     assert_eq!(rows.columns(), ["x", "doubled"]);
     // A table column reports its declared type; an expression has none.
-    assert_eq!(
-        rows.column_decltypes(),
-        [Some("INTEGER".to_string()), None]
-    );
+    assert_eq!(rows.column_decltypes(), [Some("INTEGER".to_string()), None]);
     let mut expected = 1;
     for row in rows {
         let row = row.unwrap();
