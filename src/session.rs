@@ -76,6 +76,13 @@ struct SessionState {
 }
 
 impl SessionState {
+    fn in_transaction(&self) -> bool {
+        [self.writer.as_ref(), self.reader.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(|l| !l.state.autocommit)
+    }
+
     fn lease(&mut self, slot: Slot) -> Option<&mut Lease> {
         match slot {
             Slot::Writer => self.writer.as_mut(),
@@ -230,21 +237,24 @@ impl Session {
         self.end_transaction("ROLLBACK")
     }
 
+    /// Ends the open transaction, if any, under one hold of the session's lock, so two
+    /// threads ending it at once cannot both see it open.
     fn end_transaction(&self, sql: &'static str) -> Result<()> {
-        if !self.in_transaction()? {
+        let shared = &self.shared;
+        let known = shared.pool.classes.get(sql);
+        let mut st = shared.lock()?;
+        if !st.in_transaction() {
             return Ok(());
         }
-        self.execute(sql, Params::None).map(drop)
+        let result = shared
+            .operation(|| shared.run_routed(&mut st, sql, Params::None, Mode::Execute, known));
+        shared.settle(&mut st);
+        result?.batch.error.map_or(Ok(()), Err)
     }
 
     /// Whether a transaction is open on this session.
     pub fn in_transaction(&self) -> Result<bool> {
-        let st = self.shared.lock()?;
-        let open = [st.writer.as_ref(), st.reader.as_ref()]
-            .into_iter()
-            .flatten()
-            .any(|l| !l.state.autocommit);
-        Ok(open)
+        Ok(self.shared.lock()?.in_transaction())
     }
 
     /// A handle that interrupts the statement this session is running, from any thread.

@@ -1326,6 +1326,30 @@ fn an_interrupt_while_waiting_for_a_connection_stops_the_statement_before_it_run
     pool.close().unwrap();
 }
 
+#[test]
+fn two_threads_committing_one_session_at_once_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("commit_race.db"), Config::default(), 0);
+    let s = Arc::new(pool.session().unwrap());
+    for i in 0..200 {
+        s.begin().unwrap();
+        exec(&s, "INSERT INTO t(x) VALUES (?)", vec![Value::Integer(i)]);
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                thread::spawn(move || s.commit())
+            })
+            .collect();
+        for r in racers {
+            r.join().unwrap().expect("a commit racing another failed");
+        }
+        assert!(!s.in_transaction().unwrap());
+    }
+    assert_eq!(count_t(&s), 200);
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------
 // Parameters
 // ---------------------------------------------------------------------------------------
