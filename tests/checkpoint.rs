@@ -397,14 +397,9 @@ fn a_read_transaction_never_ended_is_rolled_back_and_its_next_statement_says_why
 #[test]
 fn young_reads_are_not_ended_even_when_the_wal_is_over_its_cap() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_path(&dir, "young.db");
     let mut config = over_age_config();
     config.max_read_txn_age = Duration::from_secs(60);
-    let pool = Pool::open(&db, config).unwrap();
-    let writer = pool.session().unwrap();
-    writer
-        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
+    let (_, pool, writer) = pool_with_table(&dir, "young.db", config);
     let reader = pool.session().unwrap();
     reader.begin_read().unwrap();
     assert_eq!(count(&reader, "t"), 0);
@@ -425,14 +420,10 @@ fn young_reads_are_not_ended_even_when_the_wal_is_over_its_cap() {
 #[test]
 fn external_mode_never_checkpoints_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_path(&dir, "external.db");
     let mut config = soak_config();
     config.checkpoint = CheckpointPolicy::External;
     config.checkpoint_max_delay = Duration::from_millis(50);
-    let pool = Pool::open(&db, config).unwrap();
-    let s = pool.session().unwrap();
-    s.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
+    let (db, pool, s) = pool_with_table(&dir, "external.db", config);
     write_frames(&s, 3000);
     let grown = wal_bytes(&db);
     thread::sleep(Duration::from_millis(300));
@@ -476,13 +467,9 @@ fn timed_mode_checkpoints_a_few_frames_after_the_max_delay() {
 #[test]
 fn checkpoint_on_demand_truncates_and_is_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let db = db_path(&dir, "demand.db");
     let mut config = Config::default();
     config.checkpoint = CheckpointPolicy::External;
-    let pool = Pool::open(&db, config).unwrap();
-    let s = pool.session().unwrap();
-    s.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
+    let (db, pool, s) = pool_with_table(&dir, "demand.db", config);
     write_frames(&s, 50);
     let passive = pool.checkpoint(CheckpointMode::Passive).unwrap();
     assert!(passive.complete(), "{passive:?}");
@@ -557,6 +544,12 @@ fn vacuum_into_writes_a_consistent_copy_and_refuses_to_overwrite() {
     let e = pool.vacuum_into(&copy).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Operational, "{e}");
     assert!(e.to_string().contains("output file already exists"), "{e}");
+    // A path SQLite cannot be given as text is refused before anything runs.
+    use std::os::unix::ffi::OsStrExt;
+    let bad = dir.path().join(std::ffi::OsStr::from_bytes(b"\xff.db"));
+    let e = pool.vacuum_into(&bad).unwrap_err();
+    assert!(matches!(e, Error::Config { .. }), "{e:?}");
+    assert!(!bad.exists());
     pool.close().unwrap();
 }
 

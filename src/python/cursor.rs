@@ -153,6 +153,16 @@ impl Cursor {
         run.pending = None;
     }
 
+    /// What every execute does first: ends the previous statement and forgets its rowcount
+    /// and description.
+    fn forget_statement(&self, py: Python<'_>, run: &mut Run) {
+        Cursor::reset(py, run);
+        let mut meta = self.meta();
+        meta.rowcount = -1;
+        meta.description = None;
+        meta.names = None;
+    }
+
     fn factory(&self, py: Python<'_>) -> Factory {
         match &self.meta().row_factory {
             None => Factory::Tuple,
@@ -342,17 +352,9 @@ impl Cursor {
         let mut run = this.enter(py)?;
         let conn_b = this.connection(py).clone();
         let conn = conn_b.get();
-        Cursor::reset(py, &mut run);
-        {
-            let mut meta = this.meta();
-            meta.rowcount = -1;
-            meta.description = None;
-            meta.names = None;
-        }
+        this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
-        if sql_str.contains('\0') {
-            return Err(programming(py, "the query contains a null character"));
-        }
+        no_nul(py, sql_str)?;
         let params = Adapt::new(py)?.params(parameters)?;
         conn.begin_if_needed(py, sql_str)?;
         let session = &conn.session;
@@ -411,17 +413,9 @@ impl Cursor {
         let mut run = this.enter(py)?;
         let conn_b = this.connection(py).clone();
         let conn = conn_b.get();
-        Cursor::reset(py, &mut run);
-        {
-            let mut meta = this.meta();
-            meta.rowcount = -1;
-            meta.description = None;
-            meta.names = None;
-        }
+        this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
-        if sql_str.contains('\0') {
-            return Err(programming(py, "the query contains a null character"));
-        }
+        no_nul(py, sql_str)?;
         let adapt = Adapt::new(py)?;
         let mut iter = seq.try_iter()?;
         let mut total: u64 = 0;
@@ -488,20 +482,12 @@ impl Cursor {
         let mut run = this.enter(py)?;
         let conn_b = this.connection(py).clone();
         let conn = conn_b.get();
-        Cursor::reset(py, &mut run);
-        {
-            let mut meta = this.meta();
-            meta.rowcount = -1;
-            meta.description = None;
-            meta.names = None;
-        }
+        this.forget_statement(py, &mut run);
         let script = script
             .cast::<PyString>()
             .map_err(|_| PyValueError::new_err("script argument must be unicode."))?
             .to_str()?;
-        if script.contains('\0') {
-            return Err(programming(py, "the query contains a null character"));
-        }
+        no_nul(py, script)?;
         let session = &conn.session;
         if conn.attrs().autocommit == super::connection::LEGACY {
             py.detach(|| session.commit()).map_err(err(py))?;
@@ -670,4 +656,12 @@ impl Cursor {
         self.meta().row_factory = (!value.is_none()).then(|| value.clone().unbind());
         Ok(())
     }
+}
+
+/// SQL text cannot hold a NUL (SQLite would stop reading there); the stdlib refuses it too.
+fn no_nul(py: Python<'_>, sql: &str) -> PyResult<()> {
+    if sql.contains('\0') {
+        return Err(programming(py, "the query contains a null character"));
+    }
+    Ok(())
 }
