@@ -1038,3 +1038,34 @@ fn paths_starting_with_a_dash_work_after_double_dash() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.json().str("path"), "-odd.db");
 }
+
+#[test]
+fn backup_draws_a_progress_bar_on_a_terminal() {
+    let dir = tmp();
+    let db = at(&dir, "app.db");
+    let dest = at(&dir, "copy.db");
+    make_db(&db, "delete", 300);
+    let pages = pragma_i64(&db, "page_count");
+    // `script` (util-linux) runs the command on a pseudo-terminal and copies what it prints.
+    let command = format!(
+        "{} backup {} {} --step 10",
+        env!("CARGO_BIN_EXE_litepool"),
+        s(&db),
+        s(&dest)
+    );
+    let Ok(out) = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+    else {
+        panic!("script (util-linux) is needed to run the CLI on a terminal");
+    };
+    let run = finish(out);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    // Redrawn in place: one carriage return per step, a full bar at the end, then a newline.
+    let redraws = run.stdout.matches("\rbackup [").count() as i64;
+    assert_eq!(redraws, (pages + 9) / 10, "{:?}", run.stdout);
+    let full = format!("[{}] 100% {pages}/{pages} pages\r\n", "#".repeat(30));
+    assert!(run.stdout.contains(&full), "{:?}", run.stdout);
+    assert!(!run.stdout.contains("backup: "), "{:?}", run.stdout);
+    assert_eq!(ids(&dest), ids(&db));
+}

@@ -146,8 +146,18 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{bytes} bytes ({value:.1} {unit})")
 }
 
-/// Takes one snapshot through `pool` (which must be [`Target::open_read`]'s).
-pub fn snapshot(target: &Target, pool: &Pool) -> Result<Snapshot, Failure> {
+/// The sizes of the database file, its `-wal` and its `-shm`, from `stat`.
+pub type Sizes = (Option<u64>, Option<u64>, Option<u64>);
+
+/// Measures [`Sizes`] now.
+pub fn sizes(target: &Target) -> Sizes {
+    (target.size(""), target.size("-wal"), target.size("-shm"))
+}
+
+/// Takes one snapshot through `pool` (which must be [`Target::open_read`]'s), with file sizes
+/// measured by the caller: before the pool opened, because a read-only open of a WAL database
+/// that nobody has open creates empty `-wal` and `-shm` files.
+pub fn snapshot(target: &Target, pool: &Pool, sizes: Sizes) -> Result<Snapshot, Failure> {
     let session = pool.session().map_err(|e| target.failure(e))?;
     let layout = db::layout(&session);
     let _ = session.close();
@@ -155,9 +165,9 @@ pub fn snapshot(target: &Target, pool: &Pool) -> Result<Snapshot, Failure> {
     Ok(Snapshot {
         path: target.shown.display().to_string(),
         layout,
-        db_bytes: target.size(""),
-        wal_bytes: target.size("-wal"),
-        shm_bytes: target.size("-shm"),
+        db_bytes: sizes.0,
+        wal_bytes: sizes.1,
+        shm_bytes: sizes.2,
         others: procs::scan(&target.path),
     })
 }
@@ -165,8 +175,9 @@ pub fn snapshot(target: &Target, pool: &Pool) -> Result<Snapshot, Failure> {
 /// Runs `stats DB`.
 pub fn run(db: &std::path::Path, timeout: std::time::Duration) -> Result<Report, Failure> {
     let target = Target::check(db)?;
+    let before = sizes(&target);
     let pool = target.open_read(timeout)?;
-    let snap = snapshot(&target, &pool);
+    let snap = snapshot(&target, &pool, before);
     let closed = pool.close().map_err(|e| target.failure(e));
     let snap = snap?;
     closed?;

@@ -43,7 +43,7 @@ fn sample_loop(
     let mut next = Instant::now();
     let mut sample = 0u64;
     loop {
-        let snap = stats::snapshot(target, pool)?;
+        let snap = stats::snapshot(target, pool, stats::sizes(target))?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
