@@ -745,6 +745,7 @@ fn vacuum_full_incremental_and_into() {
         std::fs::metadata(&db).unwrap().len()
     );
     assert_eq!(j.int("db_bytes_after"), j.int("pages_after") * 4096);
+    assert!(j.int("db_bytes_after") < j.int("db_bytes_before"));
     assert_eq!(ids(&db), rows);
 
     // Incremental: refused without auto_vacuum=incremental, frees exactly N pages with it.
@@ -1022,6 +1023,9 @@ fn help_and_version() {
     assert_eq!(v.code, 0);
     assert!(v.stdout.contains(env!("CARGO_PKG_VERSION")));
     assert!(v.stdout.contains(litepool::sqlite_version()));
+    let j = cli(&["--version", "--json"]).json();
+    assert_eq!(j.str("sqlite_version"), litepool::sqlite_version());
+    assert_eq!(j.str("version"), env!("CARGO_PKG_VERSION"));
 }
 
 #[test]

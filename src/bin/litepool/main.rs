@@ -84,13 +84,16 @@ fn run(argv: &[String]) -> Result<Exit, Failure> {
     let report = match &args.command {
         Command::Help(None) => return print(help::OVERVIEW),
         Command::Help(Some(name)) => return print(help::command(name)),
-        Command::Version => {
-            return print(&format!(
+        Command::Version => Report::ok(
+            Object::new()
+                .str("version", env!("CARGO_PKG_VERSION"))
+                .str("sqlite_version", litepool::sqlite_version()),
+            format!(
                 "litepool {} (SQLite {})\n",
                 env!("CARGO_PKG_VERSION"),
                 litepool::sqlite_version()
-            ))
-        }
+            ),
+        ),
         Command::Watch {
             db,
             interval,

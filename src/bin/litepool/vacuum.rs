@@ -22,6 +22,7 @@ pub fn run(db: &Path, how: &VacuumKind, timeout: Duration) -> Result<Report, Fai
 /// [`Target::open_direct`]); in WAL mode followed by a TRUNCATE checkpoint, so the pages
 /// moved through the WAL reach the file and the WAL is emptied.
 fn in_place(target: &Target, how: &VacuumKind, timeout: Duration) -> Result<Report, Failure> {
+    let bytes_before = target.size("");
     let conn = target.open_direct(timeout)?;
     let result = vacuum_on(target, &conn, how);
     let closed = conn.close().map_err(|(_, e)| target.failure(e.into()));
@@ -38,7 +39,7 @@ fn in_place(target: &Target, how: &VacuumKind, timeout: Duration) -> Result<Repo
         after.page_count,
         before.freelist_count,
         after.freelist_count,
-        before.page_count * before.page_size,
+        bytes_before.unwrap_or(0),
         target.size("").unwrap_or(0),
         took.as_secs_f64() * 1000.0,
         match truncated {
@@ -53,6 +54,7 @@ fn in_place(target: &Target, how: &VacuumKind, timeout: Duration) -> Result<Repo
         .int("pages_after", after.page_count)
         .int("freelist_before", before.freelist_count)
         .int("freelist_after", after.freelist_count)
+        .opt_int("db_bytes_before", bytes_before)
         .opt_int("db_bytes_after", target.size(""))
         .num("duration_ms", took.as_secs_f64() * 1000.0);
     if let Some(t) = truncated {
