@@ -1073,3 +1073,25 @@ fn backup_draws_a_progress_bar_on_a_terminal() {
     assert!(!run.stdout.contains("backup: "), "{:?}", run.stdout);
     assert_eq!(ids(&dest), ids(&db));
 }
+
+#[test]
+fn json_escapes_odd_paths() {
+    let dir = tmp();
+    let db = at(&dir, "we\"ird \\ name\n\t.db");
+    make_db(&db, "wal", 10);
+    let run = cli(&["stats", s(&db), "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+    assert_eq!(run.json().str("path"), s(&db));
+}
+
+#[test]
+fn a_fifo_is_refused_without_blocking() {
+    let dir = tmp();
+    let fifo = at(&dir, "pipe.db");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let run = cli(&["stats", s(&fifo)]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(run.stderr.contains("not a regular file"), "{}", run.stderr);
+}

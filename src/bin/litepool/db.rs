@@ -42,6 +42,13 @@ impl Target {
                 format!("{shown}: is a directory, not a database file"),
             ));
         }
+        if !meta.is_file() {
+            // A FIFO or device would block or stream; SQLite needs a regular file.
+            return Err(Failure::new(
+                Exit::CannotOpen,
+                format!("{shown}: not a regular file"),
+            ));
+        }
         let mut header = Vec::with_capacity(100);
         fs::File::open(path)
             .and_then(|f| f.take(100).read_to_end(&mut header))

@@ -249,3 +249,66 @@ fn meaning(file: &str, lock: &Lock) -> Option<&'static str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_lines_parse_and_waiters_are_skipped() {
+        let held = parse_lock("3: POSIX  ADVISORY  WRITE 4242 08:01:123456 120 120").unwrap();
+        assert_eq!(
+            (held.pid, held.write, held.id),
+            (4242, true, (8, 1, 123456))
+        );
+        assert_eq!(meaning("shm", &held), Some("wal:write"));
+        let to_eof = parse_lock("4: POSIX  ADVISORY  READ 7 fd:00:9 1073741826 EOF").unwrap();
+        assert_eq!(to_eof.end, u64::MAX);
+        assert_eq!(meaning("db", &to_eof), Some("db:shared"));
+        assert!(parse_lock("3: -> POSIX  ADVISORY  WRITE 4243 08:01:123456 120 120").is_none());
+        assert!(parse_lock("5: OFDLCK ADVISORY  READ -1 08:01:123456 128 128").is_none());
+    }
+
+    #[test]
+    fn lock_bytes_mean_what_sqlite_uses_them_for() {
+        let lock = |write, start, end| Lock {
+            pid: 1,
+            write,
+            id: (0, 0, 0),
+            start,
+            end,
+        };
+        assert_eq!(
+            meaning("db", &lock(true, RESERVED_BYTE, RESERVED_BYTE)),
+            Some("db:reserved")
+        );
+        assert_eq!(
+            meaning("db", &lock(true, PENDING_BYTE, PENDING_BYTE)),
+            Some("db:pending")
+        );
+        let all = lock(true, SHARED_FIRST, SHARED_FIRST + SHARED_SIZE - 1);
+        assert_eq!(meaning("db", &all), Some("db:exclusive"));
+        assert_eq!(
+            meaning("db", &lock(false, PENDING_BYTE, PENDING_BYTE)),
+            None
+        );
+        assert_eq!(meaning("shm", &lock(false, 124, 124)), Some("wal:read"));
+        assert_eq!(
+            meaning("shm", &lock(false, WAL_DMS, WAL_DMS)),
+            Some("wal:open")
+        );
+        assert_eq!(
+            meaning("shm", &lock(true, WAL_CKPT_LOCK, WAL_CKPT_LOCK)),
+            Some("wal:checkpoint")
+        );
+        assert_eq!(meaning("wal", &lock(true, 0, 0)), None);
+    }
+
+    #[test]
+    fn device_numbers_split_like_glibc() {
+        // makedev(8, 1) and makedev(259, 65537) as glibc encodes them.
+        assert_eq!(device_inode(0x801, 5), (8, 1, 5));
+        let dev: u64 = (259 << 8) | (65537 & 0xff) | ((65537 & !0xff) << 12);
+        assert_eq!(device_inode(dev, 6), (259, 65537, 6));
+    }
+}
