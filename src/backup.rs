@@ -8,7 +8,7 @@ use crate::pool::Pool;
 use crate::worker::ConnCtx;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How far a backup has got: SQLite's `sqlite3_backup_remaining` and `sqlite3_backup_pagecount`
@@ -103,7 +103,7 @@ impl Pool {
 /// The job: opens `dest`, copies in steps inside one read transaction (WAL mode), closes it.
 fn run(
     ctx: &mut ConnCtx<'_>,
-    dest: &PathBuf,
+    dest: &Path,
     step: i32,
     busy_timeout: Duration,
     mut progress: impl FnMut(BackupProgress),
