@@ -118,13 +118,20 @@ fn writer_commits_during_backup_and_copy_is_one_snapshot() {
     let stop = Arc::new(AtomicBool::new(false));
     let commits = Arc::new(AtomicU64::new(0));
     let during = Arc::new(AtomicU64::new(0));
+    // The commit count when the backup started (u64::MAX before).
+    let started_at = Arc::new(AtomicU64::new(u64::MAX));
     let writer = {
         let (pool, stop, commits) = (pool.clone(), Arc::clone(&stop), Arc::clone(&commits));
+        let started_at = Arc::clone(&started_at);
         thread::spawn(move || {
             let session = pool.session().unwrap();
             let mut id = 1000;
-            // Bounded, so a backup that restarts on every commit still ends (and fails below).
-            while !stop.load(Ordering::SeqCst) && id < 4000 {
+            // At most 3,000 commits once the backup started, so a backup that restarts on
+            // every commit still ends (and fails below).
+            while !stop.load(Ordering::SeqCst)
+                && commits.load(Ordering::SeqCst)
+                    < started_at.load(Ordering::SeqCst).saturating_add(3000)
+            {
                 id += 1;
                 session
                     .execute(
@@ -144,8 +151,17 @@ fn writer_commits_during_backup_and_copy_is_one_snapshot() {
     }
     let (c, d) = (Arc::clone(&commits), Arc::clone(&during));
     let first = commits.load(Ordering::SeqCst);
+    started_at.store(first, Ordering::SeqCst);
     let done = pool
-        .backup_to(&dest, 1, move |_| {
+        .backup_to(&dest, 1, move |p| {
+            // Mid-copy, give the writer (up to 10 s on a loaded machine) to commit: it can
+            // unless the backup blocks it.
+            if p.steps == 10 {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while c.load(Ordering::SeqCst) == first && std::time::Instant::now() < deadline {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
             d.store(c.load(Ordering::SeqCst) - first, Ordering::SeqCst);
             thread::sleep(Duration::from_micros(200));
         })
