@@ -25,6 +25,7 @@
 // the Python module) may allow it, module by module, with a `SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
+mod backup;
 mod checkpoint;
 mod classify;
 pub mod config;
@@ -45,6 +46,7 @@ pub mod ffi;
 #[cfg(feature = "python")]
 mod python;
 
+pub use backup::BackupProgress;
 pub use checkpoint::{CheckpointMode, CheckpointResult};
 pub use config::{parse_dsn, CheckpointPolicy, Config, JournalMode, Synchronous};
 pub use error::{Error, ErrorKind, Result, Role};
