@@ -130,13 +130,17 @@ def axes(svg: Svg, ox: float, oy: float, panel_title: str, y_label: str, y_ticks
     return left, top, PLOT_W, PLOT_H
 
 
-def legend(svg: Svg, ox: float, oy: float, entries: list[tuple[str, str, bool]]) -> None:
-    """Legend rows under the plot: (label, color, dashed)."""
+def legend(svg: Svg, ox: float, oy: float, entries: list[tuple[str, str, bool]],
+           boxes: bool = False) -> None:
+    """Legend rows under the plot: (label, color, dashed); a line sample, or a box for bars."""
     x0, y = ox + PLOT_LEFT, oy + LEGEND_TOP
     for i, (label, color, dashed) in enumerate(entries):
         x = x0 + (i % 2) * (PLOT_W / 2 + 4)
         yy = y + (i // 2) * 19
-        svg.line(x, yy - 4, x + 26, yy - 4, color=color, width=3, dash="7 4" if dashed else "")
+        if boxes:
+            svg.rect(x + 6, yy - 11, 14, 12, color)
+        else:
+            svg.line(x, yy - 4, x + 26, yy - 4, color=color, width=3, dash="7 4" if dashed else "")
         svg.text(x + 32, yy, label, size=11)
 
 
@@ -184,7 +188,7 @@ def draw_bars(svg: Svg, ox: float, oy: float, p: BarPanel) -> None:
     for _, bars in p.groups:
         for b in bars:
             seen.setdefault(b.label, b.color)
-    legend(svg, ox, oy, [(label, color, False) for label, color in seen.items()])
+    legend(svg, ox, oy, [(label, color, False) for label, color in seen.items()], boxes=True)
 
 
 def render(title: str, subtitle: str, panels: list[LinePanel | BarPanel], columns: int = 2) -> str:

@@ -42,6 +42,14 @@ def fd_count() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def fd_count_or_none() -> int | None:
+    """None when the process is out of FDs (listing /proc/self/fd takes one)."""
+    try:
+        return fd_count()
+    except OSError:
+        return None
+
+
 class Every:
     """Calls `report` at most once per `period` seconds."""
 
@@ -72,7 +80,8 @@ class Failures:
 
 def fd_leak(sqlite3: ModuleType, args: argparse.Namespace) -> None:
     """A polling service: every tick `with sqlite3.connect(p) as c:` looks for due jobs.
-    `with` commits but does not close the connection (stdlib semantics)."""
+    `with` commits but does not close the connection (stdlib semantics). run.py counts FDs
+    from outside: at the limit this process cannot even list /proc/self/fd."""
     if args.gc == "off":
         gc.disable()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -90,7 +99,7 @@ def fd_leak(sqlite3: ModuleType, args: argparse.Namespace) -> None:
     failures = Failures()
     every = Every(lambda: emit("sample", ticks=ticks, errors=failures.count))
     deadline = time.monotonic() + args.secs
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (args.ticks and ticks >= args.ticks):
         try:
             with sqlite3.connect(args.db) as c:
                 c.execute("SELECT id FROM jobs WHERE due < ? LIMIT 10", (time.time(),)).fetchall()
@@ -104,7 +113,7 @@ def fd_leak(sqlite3: ModuleType, args: argparse.Namespace) -> None:
         ticks=ticks,
         errors=failures.count,
         first_error=failures.first,
-        fds_at_end=fd_count(),
+        fds_at_end=fd_count_or_none(),
         nofile=soft,
         gc=args.gc,
     )
@@ -120,9 +129,9 @@ def wal_growth(sqlite3: ModuleType, args: argparse.Namespace) -> None:
     writer.execute("PRAGMA journal_mode=WAL")
     writer.execute("PRAGMA synchronous=NORMAL")
     writer.execute("CREATE TABLE log (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
-    writer.executemany(
-        "INSERT INTO log (body) VALUES (?)", [(os.urandom(args.row_bytes),) for _ in range(5000)]
-    )
+    # Enough rows that a reader's query spans several of litepool's row batches (it holds its
+    # pooled reader, and its snapshot, until the last one is fetched), small so setup is quick.
+    writer.executemany("INSERT INTO log (body) VALUES (?)", [(os.urandom(100),) for _ in range(5000)])
     writer.commit()
 
     stop = threading.Event()
@@ -209,6 +218,8 @@ def reconnect(sqlite3: ModuleType, args: argparse.Namespace) -> None:
         try:
             conn = sqlite3.connect(args.db)
             try:
+                # litepool's default; set on both sides so that neither fsyncs every commit.
+                conn.execute("PRAGMA synchronous=NORMAL")
                 ids = [r[0] for r in conn.execute("SELECT id FROM jobs ORDER BY due LIMIT 10")]
                 conn.executemany(
                     "UPDATE jobs SET due = due + 1000, runs = runs + 1 WHERE id = ?",
@@ -251,6 +262,7 @@ def main() -> None:
     p.add_argument("--gc", choices=["on", "off"], default="on", help="fd: gc.disable() if off")
     p.add_argument("--nofile", type=int, default=0, help="fd: lower RLIMIT_NOFILE to this")
     p.add_argument("--interval", type=float, default=0.002, help="fd: seconds between ticks")
+    p.add_argument("--ticks", type=int, default=0, help="fd: stop after this many ticks")
     p.add_argument("--readers", type=int, default=4, help="wal: reader threads")
     p.add_argument("--read-secs", type=float, default=0.2, help="wal: how long one read lasts")
     p.add_argument("--commits-per-sec", type=float, default=50, help="wal: writer's pace")

@@ -4,6 +4,7 @@
 #   make demo                          build what it needs, run the four scenarios (~2 min)
 #   LITEPOOL_DEMO_SECS=4 make demo     a quick run (the WAL scenario's seconds per side)
 #   LITEPOOL_DEMO_SCENARIOS=fd,go      a subset (fd, wal, go, tick)
+#   make test-demo                     the demo's smoke tests (part of make test)
 #
 # Builds: the Python extension into $(PY_VENV) (python-build, mk/python.mk); two Go programs
 # in their own modules under demo/go/: go-mattn (mattn/go-sqlite3, its own SQLite) and
@@ -19,7 +20,9 @@ DEMO_BIN := $(DEMO_DIR)/bin
 DEMO_LIB_DIR := $(DEMO_DIR)/lib
 DEMO_RELEASE_LIB := target/release/liblitepool.a
 
-.PHONY: demo-build demo-go-lib demo-go-mattn demo-go-litepool demo-run
+HOST_TESTS += test-demo
+
+.PHONY: demo-build demo-go-lib demo-go-mattn demo-go-litepool demo-run test-demo
 
 demo-go-lib: check-tools
 	$(CARGO) build --locked --release --features capi
@@ -47,3 +50,6 @@ demo-build:
 
 demo-run:
 	$(PY_BIN)/python demo/run.py --python $(PY_BIN)/python --go-bin $(DEMO_BIN)
+
+test-demo: python-build
+	$(PY_BIN)/python -m pytest -q -p no:cacheprovider demo/test_demo.py
