@@ -182,7 +182,7 @@ class Demo:
                     self.side(f"fd-{gc_mode}-{impl}", "fd", label,
                               self.worker("fd", impl, t, "--gc", gc_mode, *extra), "poll.db")
         if "wal" in self.scenarios:
-            print(f"\n[2/4] WAL growth: a writer (50 commits/s of 32 x 3 KB rows) with 4 overlapping "
+            print(f"\n[2/4] WAL growth: a writer (10 commits/s of 160 x 3 KB rows) with 4 overlapping "
                   f"readers (each a 4000-row query read over 0.2 s), {s:g} s per side", flush=True)
             for impl in ("stdlib", "litepool"):
                 self.side(f"wal-{impl}", "wal", impl, self.worker("wal", impl, s), "wal.db")
@@ -263,6 +263,7 @@ def table_rows(sides: dict[str, Side]) -> list[tuple[str, str, str, str, str]]:
                      better(a.peak_wal, b.peak_wal, True, "smaller")))
         end_a, end_b = a.summary["wal_bytes_before_close"], b.summary["wal_bytes_before_close"]
         rows.append(("", "-wal size at end", mib(end_a), mib(end_b), better(end_a, end_b, True, "smaller")))
+        rows.append(("", "data written", mib(a.summary["written_bytes"]), mib(b.summary["written_bytes"]), ""))
         rows.append(("", "commits / reads", f"{a.summary['commits']:,} / {a.summary['reads']:,}",
                      f"{b.summary['commits']:,} / {b.summary['reads']:,}", ""))
         rows.append(("", "errors", n(a.summary["errors"]), n(b.summary["errors"]),

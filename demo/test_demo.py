@@ -77,7 +77,7 @@ def test_table_and_chart_cover_every_scenario():
                              "first_error": "OperationalError: unable to open database file"
                              if impl == "stdlib" else None}, fds)
     for impl, wal in (("stdlib", 300 * run.MIB), ("litepool", 60 * run.MIB)):
-        sides[f"wal-{impl}"] = fake_side("wal", impl, {"commits": 10, "reads": 5, "errors": 0,
+        sides[f"wal-{impl}"] = fake_side("wal", impl, {"commits": 10, "reads": 5, "errors": 0, "written_bytes": 5 * run.MIB,
                                                        "wal_bytes_before_close": wal}, wal=wal)
     for name, fds in (("mattn", 1500), ("litepool", 15)):
         sides[f"go-{name}"] = fake_side("go", name, {"t": 2.0, "ops": 1000, "errors": 0,
