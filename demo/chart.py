@@ -134,9 +134,11 @@ def legend(svg: Svg, ox: float, oy: float, entries: list[tuple[str, str, bool]],
            boxes: bool = False) -> None:
     """Legend rows under the plot: (label, color, dashed); a line sample, or a box for bars."""
     x0, y = ox + PLOT_LEFT, oy + LEGEND_TOP
+    # Two columns when every label fits in half the plot's width (~6.5 px a character).
+    columns = 2 if all(len(label) * 6.5 + 32 < PLOT_W / 2 for label, _, _ in entries) else 1
     for i, (label, color, dashed) in enumerate(entries):
-        x = x0 + (i % 2) * (PLOT_W / 2 + 4)
-        yy = y + (i // 2) * 19
+        x = x0 + (i % columns) * (PLOT_W / 2 + 4)
+        yy = y + (i // columns) * 19
         if boxes:
             svg.rect(x + 6, yy - 11, 14, 12, color)
         else:

@@ -68,7 +68,7 @@ def fake_side(scenario: str, label: str, summary: dict, fds: int = 10, wal: int 
     return run.Side(scenario, label, [(0.5, fds // 2, wal // 2), (1.0, fds, wal)], summary, 0.5, 1.0)
 
 
-def test_table_and_chart_cover_every_scenario():
+def test_table_and_chart_cover_every_scenario(tmp_path):
     sides = {}
     for gc_mode in ("on", "off"):
         for impl, fds in (("stdlib", 900), ("litepool", 8)):
@@ -102,6 +102,10 @@ def test_table_and_chart_cover_every_scenario():
                   "time since the process started (s)"):
         assert label in texts
     assert any("peak 1,500" in t for t in texts)  # legends carry the peaks
+
+    # --from-samples rebuilds the same table from a run's samples.json.
+    run.save_samples(str(tmp_path / "samples.json"), sides)
+    assert run.format_table(run.table_rows(run.load_samples(str(tmp_path / "samples.json")))) == table
 
 
 def test_nice_ticks_cover_the_data():
