@@ -20,8 +20,11 @@ test-rust: check-tools
 	$(CARGO) test --locked
 	$(CARGO) build --locked --release --benches --examples
 
+# The side-by-side demo (mk/demo.mk, demo/README.md): stdlib sqlite3 and mattn/go-sqlite3 vs
+# litepool, FDs and WAL size over time; prints a table and the path of a chart.
 demo: check-tools
-	$(CARGO) run --locked --release --example demo
+	@$(MAKE) --no-print-directory demo-build
+	@$(MAKE) --no-print-directory demo-run
 
 bench: check-tools
 	$(CARGO) bench --locked --bench handoff

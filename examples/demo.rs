@@ -1,11 +1,12 @@
-//! litepool demo: 16 threads, each juggling several sessions that it keeps closing and
-//! re-opening, run reads, writes and transactions against one database file for ~3 seconds.
+//! A tour of litepool's Rust API: 16 threads, each juggling several sessions that it keeps
+//! closing and re-opening, run reads, writes and transactions against one database file for ~3 s.
 //! Every second it prints how many SQLite connections and file descriptors that takes (at most
 //! 1 + max_readers connections, a flat FD count), then the pool's final stats, then closes the
 //! pool and shows that no FD and no -wal/-shm file is left behind.
 //!
 //! Run with `cargo run --release --example demo` (`LITEPOOL_DEMO_SECS=N` changes the duration,
-//! `LITEPOOL_DEMO_THREADS=N` the number of threads).
+//! `LITEPOOL_DEMO_THREADS=N` the number of threads). `make demo` runs the side-by-side demo
+//! against the stdlib sqlite3 module and mattn/go-sqlite3 instead (`demo/README.md`).
 
 use litepool::{Config, Params, Pool, Session, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};

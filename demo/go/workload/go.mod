@@ -1,0 +1,3 @@
+module litepool-demo/workload
+
+go 1.23
