@@ -154,6 +154,11 @@ typedef struct litepool_checkpoint_result {
 // or sentinel errors: one of the `LITEPOOL_KIND_*` constants.
 typedef uint32_t litepool_kind;
 
+// Which of a pool's connections an error is about: one of the `LITEPOOL_ROLE_*` constants.
+// Hosts that wait for a free connection themselves (acquire_timeout=0) use it to queue a
+// `LITEPOOL_BUSY` caller behind others waiting for the same kind of connection.
+typedef uint32_t litepool_role;
+
 // A UTF-8 string handed out by litepool: `len` bytes at `ptr`. Strings litepool returns are
 // also NUL-terminated (the NUL is not counted in `len`) unless a function says otherwise.
 // Who owns the bytes, and for how long they stay valid, is stated by each function.
@@ -322,6 +327,15 @@ typedef struct litepool_metric {
 // `InternalError`: a bug in SQLite or litepool (including `LITEPOOL_PANIC`).
 #define LITEPOOL_KIND_INTERNAL 8
 
+// The error is not about one kind of connection.
+#define LITEPOOL_ROLE_NONE 0
+
+// All of the pool's reader connections were in use.
+#define LITEPOOL_ROLE_READER 1
+
+// The pool's writer connection was in use.
+#define LITEPOOL_ROLE_WRITER 2
+
 // SQL NULL; no other field is read.
 #define LITEPOOL_TYPE_NULL 0
 
@@ -374,6 +388,13 @@ int32_t litepool_error_sqlite_code(const struct litepool_error *error);
 //
 // Ownership: borrows `error`. Thread-safety: any thread.
 int32_t litepool_error_sqlite_extended_code(const struct litepool_error *error);
+
+// For `LITEPOOL_BUSY`, the kind of connection none of which came free in time:
+// `LITEPOOL_ROLE_READER` or `LITEPOOL_ROLE_WRITER`. `LITEPOOL_ROLE_NONE` for every other
+// error and for NULL.
+//
+// Ownership: borrows `error`. Thread-safety: any thread.
+litepool_role litepool_error_role(const struct litepool_error *error);
 
 // The error's message: UTF-8, `len` bytes, and NUL-terminated as well (the NUL is not
 // counted). An empty string for NULL.

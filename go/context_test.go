@@ -287,3 +287,92 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Goroutines waiting for the writer get it in the order they asked for it: each write is
+// queued only after the previous one is, and the rowids record the order they ran in. (Waking
+// every waiter on each release, as before, let them race and some starve to a timeout.)
+func TestWaitersServedInOrder(t *testing.T) {
+	db, path := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE log(i INTEGER)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO log VALUES (-1)"); err != nil {
+		t.Fatal(err)
+	}
+	var pool *poolRef
+	registryMu.Lock()
+	for _, p := range registry {
+		if p.cfg.path == path {
+			pool = p
+		}
+	}
+	registryMu.Unlock()
+	if pool == nil {
+		t.Fatalf("no pool registered for %s", path)
+	}
+	const n = 8
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := db.Exec("INSERT INTO log VALUES (?)", i)
+			errs <- err
+		}(i)
+		deadline := time.Now().Add(30 * time.Second)
+		for queuedWriters(pool) != i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("writer %d never queued (%d queued)", i, queuedWriters(pool))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.Query("SELECT i FROM log WHERE i >= 0 ORDER BY rowid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var order []int
+	for rows.Next() {
+		var i int
+		if err := rows.Scan(&i); err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, i)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range order {
+		if v != i {
+			t.Fatalf("writers ran in order %v, want 0..%d", order, n-1)
+		}
+	}
+	if len(order) != n {
+		t.Fatalf("%d writes, want %d", len(order), n)
+	}
+}
+
+// queuedWriters counts the goroutines queued for a connection (here all wait for the writer).
+func queuedWriters(p *poolRef) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, q := range p.queues {
+		n += len(q)
+	}
+	return n
+}

@@ -24,12 +24,15 @@ type poolRef struct {
 
 	closed atomic.Bool
 
-	// Go-side waiting for a free connection: waiters block on released (replaced each time
-	// a connection comes back while someone waits) with a backoff timer as a safety net for
-	// connections returned by others (the maintenance thread, other hosts in the process).
-	waiters  atomic.Int32
-	mu       sync.Mutex
-	released chan struct{}
+	// Go-side waiting for a free connection, first come first served per kind of connection
+	// (the role a LITEPOOL_BUSY names). Each time a Go call gives a connection back, the head
+	// of each role's queue is woken to retry; it leaves the queue only when it gets a
+	// connection (passing on any wake-up it did not use) or gives up. Waking every waiter
+	// instead let hundreds of goroutines race for each connection: CPU burnt on retries, and
+	// some starved to their timeout.
+	waiters atomic.Int32
+	mu      sync.Mutex
+	queues  [3][]*waiter // by C.litepool_role; guarded by mu
 }
 
 var (
@@ -49,7 +52,7 @@ func acquirePool(cfg *config) (*poolRef, error) {
 		p.refs++
 		return p, nil
 	}
-	p := &poolRef{key: key, cfg: cfg, refs: 1, released: make(chan struct{})}
+	p := &poolRef{key: key, cfg: cfg, refs: 1}
 	ptr, n := strArg(cfg.uri)
 	var cerr *C.litepool_error
 	st := C.litepool_pool_open_dsn(ptr, n, &p.h, &cerr)
@@ -83,23 +86,98 @@ func (p *poolRef) release() error {
 	return takeError(st, cerr, "close")
 }
 
-// notify wakes the goroutines waiting for a connection; called whenever a Go call gave one
+// waiter is one goroutine waiting for a connection of one role.
+type waiter struct {
+	role C.litepool_role
+	// guarded by the pool's mu:
+	woken bool // a wake-up was sent (on token) and the retry it asks for is not over
+	extra int  // releases seen while woken: retries owed before sleeping again
+	token chan struct{}
+}
+
+// notify wakes the head waiter of each role; called whenever a Go call gave a connection
 // back. Free when nobody waits.
 func (p *poolRef) notify() {
 	if p.waiters.Load() == 0 {
 		return
 	}
 	p.mu.Lock()
-	close(p.released)
-	p.released = make(chan struct{})
+	for role := range p.queues {
+		p.giveLocked(role, 1)
+	}
 	p.mu.Unlock()
 }
 
-func (p *poolRef) releasedChan() <-chan struct{} {
+// giveLocked hands n wake-ups to the head of role's queue: the first wakes it, the rest are
+// retries it owes if that one fails.
+func (p *poolRef) giveLocked(role int, n int) {
+	q := p.queues[role]
+	if n == 0 || len(q) == 0 {
+		return
+	}
+	h := q[0]
+	if !h.woken {
+		h.woken = true
+		h.token <- struct{}{}
+		n--
+	}
+	h.extra += n
+}
+
+// enqueue puts w at the tail of its role's queue.
+func (p *poolRef) enqueue(w *waiter) {
 	p.mu.Lock()
-	ch := p.released
+	p.queues[w.role] = append(p.queues[w.role], w)
 	p.mu.Unlock()
-	return ch
+}
+
+// lost is called when w's retry found no connection free. It reports whether w should retry
+// at once (a release came while it was retrying); otherwise w sleeps until woken again.
+func (p *poolRef) lost(w *waiter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-w.token:
+		return true
+	default:
+	}
+	if w.extra > 0 {
+		w.extra--
+		return true
+	}
+	w.woken = false
+	return false
+}
+
+// leave takes w out of its queue (it got a connection, or gave up) and passes the wake-ups
+// it did not use to the new head.
+func (p *poolRef) leave(w *waiter) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queues[w.role]
+	for i, o := range q {
+		if o == w {
+			p.queues[w.role] = append(q[:i:i], q[i+1:]...)
+			break
+		}
+	}
+	unused := w.extra
+	select {
+	case <-w.token:
+		unused++
+	default:
+	}
+	p.giveLocked(int(w.role), unused)
+}
+
+// isHead reports whether w is first in its queue: the one waiter that also retries on a
+// timer, for connections given back outside Go calls (the maintenance thread, other hosts in
+// the process). It retries without leaving the queue.
+func (p *poolRef) isHead(w *waiter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queues[w.role]
+	return len(q) > 0 && q[0] == w
 }
 
 // session is one C session: a database/sql connection or a native-API borrow.
@@ -186,9 +264,10 @@ func (w *watch) done() {
 }
 
 // call runs one C call that may need a connection. On LITEPOOL_BUSY (no connection free:
-// the pool is opened with acquire_timeout=0 so the core never waits) it waits here, in Go,
-// honouring ctx and the DSN's acquire_timeout, and retries. It returns the watch that stays
-// armed for the tag (the caller ends it with done) and the call's error.
+// the pool is opened with acquire_timeout=0 so the core never waits) it queues here, in Go,
+// behind earlier waiters for the same role, honouring ctx and the DSN's acquire_timeout, and
+// retries when woken. It returns the watch that stays armed for the tag (the caller ends it
+// with done) and the call's error.
 func (s *session) call(ctx context.Context, op string, keepWatch bool,
 	f func(tag C.uint64_t, cerr **C.litepool_error) C.litepool_status) (*watch, error) {
 	if s.closed.Load() {
@@ -203,11 +282,14 @@ func (s *session) call(ctx context.Context, op string, keepWatch bool,
 		start   time.Time
 		backoff time.Duration
 		timer   *time.Timer
-		wait    <-chan struct{}
-		waiting bool
+		me      *waiter
+		queued  bool // me is in its queue
 	)
 	defer func() {
-		if waiting {
+		if me != nil {
+			if queued {
+				s.pool.leave(me)
+			}
 			s.pool.waiters.Add(-1)
 		}
 		if timer != nil {
@@ -230,41 +312,61 @@ func (s *session) call(ctx context.Context, op string, keepWatch bool,
 			}
 			return w, err
 		}
+		role := C.litepool_error_role(cerr)
 		freeError(cerr)
-		if !waiting {
-			waiting = true
+		if me == nil {
+			me = &waiter{role: role, token: make(chan struct{}, 1)}
 			s.pool.waiters.Add(1)
 			start = time.Now()
 			backoff = 50 * time.Microsecond
+		}
+		if queued && s.pool.lost(me) {
+			continue
 		}
 		if s.pool.cfg.acquireTimeout == 0 || time.Since(start) >= s.pool.cfg.acquireTimeout {
 			w.done()
 			return nil, s.poolTimeout(op, time.Since(start))
 		}
-		remaining := s.pool.cfg.acquireTimeout - time.Since(start)
-		d := backoff
-		if d > remaining {
-			d = remaining
+		if !queued {
+			s.pool.enqueue(me)
+			queued = true
 		}
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		if wait == nil {
-			wait = s.pool.releasedChan()
-		}
-		select {
-		case <-wait:
-			timer.Stop() // Go ≥ 1.23 timers: no stale value to drain
-		case <-timer.C:
-		case <-ctx.Done():
+		if err := s.pool.waitTurn(ctx, me, &timer, &backoff, start); err != nil {
 			w.done()
 			return nil, ctxError(op, ctx, nil)
 		}
-		wait = s.pool.releasedChan()
-		if backoff < 10*time.Millisecond {
-			backoff *= 2
+	}
+}
+
+// waitTurn blocks until w is woken by a release, or it is the head of its queue when its
+// backoff timer fires, or the acquire timeout has passed; the caller then retries. It
+// returns ctx's error if ctx ends first.
+func (p *poolRef) waitTurn(ctx context.Context, w *waiter, timer **time.Timer,
+	backoff *time.Duration, start time.Time) error {
+	for {
+		remaining := p.cfg.acquireTimeout - time.Since(start)
+		if remaining <= 0 {
+			return nil
+		}
+		d := min(*backoff, remaining)
+		if *timer == nil {
+			*timer = time.NewTimer(d)
+		} else {
+			(*timer).Reset(d)
+		}
+		select {
+		case <-w.token:
+			(*timer).Stop() // Go ≥ 1.23 timers: no stale value to drain
+			return nil
+		case <-(*timer).C:
+			if *backoff < 10*time.Millisecond {
+				*backoff *= 2
+			}
+			if p.isHead(w) {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -595,8 +595,28 @@ static void test_busy(void) {
     CHECK(litepool_error_sqlite_code(err) == 5 &&
               litepool_error_kind(err) == LITEPOOL_KIND_OPERATIONAL,
           "BUSY codes");
+    CHECK(litepool_error_role(err) == LITEPOOL_ROLE_WRITER, "BUSY names the writer: %u",
+          litepool_error_role(err));
     litepool_error_free(err);
     err = NULL;
+    /* The single reader is held by b's open rows: a second read is BUSY for a reader. */
+    litepool_session c = open_session(p);
+    litepool_rows held;
+    OK(litepool_session_query(b,
+                              S("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                "WHERE x < 100000) SELECT x FROM c"),
+                              NULL, 0, 0, &held, &err),
+       err);
+    EXPECT(litepool_session_exec(c, S("SELECT 1"), NULL, 0, 0, NULL, &err), err, LITEPOOL_BUSY,
+           "readers busy");
+    litepool_session_exec(c, S("SELECT 1"), NULL, 0, 0, NULL, &err);
+    CHECK(litepool_error_role(err) == LITEPOOL_ROLE_READER, "BUSY names a reader: %u",
+          litepool_error_role(err));
+    litepool_error_free(err);
+    err = NULL;
+    CHECK(litepool_error_role(NULL) == LITEPOOL_ROLE_NONE, "role of NULL");
+    litepool_rows_close(held);
+    OK(litepool_session_close(c, &err), err);
     OK(litepool_session_commit(a, &err), err);
     OK(litepool_session_exec(b, S("INSERT INTO t VALUES (1)"), NULL, 0, 0, NULL, &err), err);
     OK(litepool_session_close(a, &err), err);

@@ -17,6 +17,8 @@ pub struct litepool_error {
     pub(crate) kind: litepool_kind,
     pub(crate) sqlite_code: i32,
     pub(crate) sqlite_extended_code: i32,
+    /// For `LITEPOOL_BUSY`: the kind of connection that was not free.
+    pub(crate) role: litepool_role,
     /// UTF-8, with a NUL after the last byte (not counted in the length) for convenience.
     pub(crate) message: String,
 }
@@ -46,6 +48,7 @@ impl litepool_error {
             kind,
             sqlite_code: code,
             sqlite_extended_code: extended,
+            role: LITEPOOL_ROLE_NONE,
             message,
         })
     }
@@ -99,6 +102,17 @@ pub(crate) fn status_of(e: &Error) -> litepool_status {
 impl From<Error> for Failure {
     fn from(e: Error) -> Failure {
         let (code, extended) = e.sqlite_code().unwrap_or((0, 0));
+        let role = match e {
+            Error::AcquireTimeout {
+                role: crate::Role::Reader,
+                ..
+            } => LITEPOOL_ROLE_READER,
+            Error::AcquireTimeout {
+                role: crate::Role::Writer,
+                ..
+            } => LITEPOOL_ROLE_WRITER,
+            _ => LITEPOOL_ROLE_NONE,
+        };
         let mut message = e.to_string();
         message.push('\0');
         Box::new(litepool_error {
@@ -106,6 +120,7 @@ impl From<Error> for Failure {
             kind: kind_code(e.kind()),
             sqlite_code: code,
             sqlite_extended_code: extended,
+            role,
             message,
         })
     }
@@ -159,6 +174,19 @@ pub extern "C" fn litepool_error_sqlite_extended_code(error: *const litepool_err
     guard_value(0, || {
         // SAFETY: as in `litepool_error_status`.
         unsafe { error.as_ref() }.map_or(0, |e| e.sqlite_extended_code)
+    })
+}
+
+/// For `LITEPOOL_BUSY`, the kind of connection none of which came free in time:
+/// `LITEPOOL_ROLE_READER` or `LITEPOOL_ROLE_WRITER`. `LITEPOOL_ROLE_NONE` for every other
+/// error and for NULL.
+///
+/// Ownership: borrows `error`. Thread-safety: any thread.
+#[no_mangle]
+pub extern "C" fn litepool_error_role(error: *const litepool_error) -> litepool_role {
+    guard_value(LITEPOOL_ROLE_NONE, || {
+        // SAFETY: as in `litepool_error_status`.
+        unsafe { error.as_ref() }.map_or(LITEPOOL_ROLE_NONE, |e| e.role)
     })
 }
 

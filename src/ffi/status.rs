@@ -86,6 +86,17 @@ pub const LITEPOOL_KIND_NOT_SUPPORTED: litepool_kind = 7;
 /// `InternalError`: a bug in SQLite or litepool (including `LITEPOOL_PANIC`).
 pub const LITEPOOL_KIND_INTERNAL: litepool_kind = 8;
 
+/// Which of a pool's connections an error is about: one of the `LITEPOOL_ROLE_*` constants.
+/// Hosts that wait for a free connection themselves (acquire_timeout=0) use it to queue a
+/// `LITEPOOL_BUSY` caller behind others waiting for the same kind of connection.
+pub type litepool_role = u32;
+/// The error is not about one kind of connection.
+pub const LITEPOOL_ROLE_NONE: litepool_role = 0;
+/// All of the pool's reader connections were in use.
+pub const LITEPOOL_ROLE_READER: litepool_role = 1;
+/// The pool's writer connection was in use.
+pub const LITEPOOL_ROLE_WRITER: litepool_role = 2;
+
 pub(crate) fn kind_code(kind: crate::ErrorKind) -> litepool_kind {
     use crate::ErrorKind as K;
     #[allow(unreachable_patterns)]
