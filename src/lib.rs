@@ -25,14 +25,17 @@
 // the Python module) may allow it, module by module, with a `SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
+mod blob;
 mod checkpoint;
 mod classify;
 pub mod config;
 mod error;
 mod fd;
+pub mod functions;
 mod handoff;
 mod maintenance;
 mod pool;
+mod raw_hooks;
 mod registry;
 mod rows;
 mod session;
@@ -45,6 +48,7 @@ pub mod ffi;
 #[cfg(feature = "python")]
 mod python;
 
+pub use blob::Blob;
 pub use checkpoint::{CheckpointMode, CheckpointResult};
 pub use config::{parse_dsn, CheckpointPolicy, Config, JournalMode, Synchronous};
 pub use error::{Error, ErrorKind, Result, Role};
