@@ -120,10 +120,10 @@ pub(crate) struct Registrations {
 }
 
 /// Checks what `sqlite3_create_function` would refuse with `SQLITE_MISUSE` (`n_arg` outside
-/// -1..=127, a name that is empty, over 255 bytes or holds NUL), so the error comes from the
+/// -1..=1000, a name that is empty, over 255 bytes or holds NUL), so the error comes from the
 /// registering call, as in the stdlib, not from a later statement.
 fn check_function(name: &str, n_arg: i32) -> Result<()> {
-    if !(-1..=127).contains(&n_arg) || name.is_empty() || name.len() > 255 || name.contains('\0') {
+    if !(-1..=1000).contains(&n_arg) || name.is_empty() || name.len() > 255 || name.contains('\0') {
         return Err(Error::Sqlite {
             code: ffi::SQLITE_MISUSE,
             extended_code: ffi::SQLITE_MISUSE,

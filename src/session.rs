@@ -329,7 +329,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// `SQLITE_MISUSE` for an `n_arg` outside -1..=127 or a name SQLite refuses (empty, over
+    /// `SQLITE_MISUSE` for an `n_arg` outside -1..=1000 or a name SQLite refuses (empty, over
     /// 255 bytes, NUL); [`Error::Closed`] after close.
     pub fn create_scalar_function(
         &self,
@@ -488,6 +488,15 @@ impl Session {
         let (db, table, column) = (db.to_string(), table.to_string(), column.to_string());
         let id = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
         let len = self.shared.open_blob(id, read_only, move |ctx| {
+            // sqlite3_blob_open looks the table up in the schema the connection has loaded,
+            // stale on a connection that has not read since another one changed it; reading
+            // the schema table checks the schema cookie and reloads it.
+            let quoted = db.replace('"', "\"\"");
+            ctx.conn.query_row(
+                &format!("SELECT count(*) FROM \"{quoted}\".sqlite_schema"),
+                [],
+                |_| Ok(()),
+            )?;
             let blob =
                 ctx.conn
                     .blob_open(db.as_str(), table.as_str(), column.as_str(), row, read_only)?;

@@ -597,7 +597,9 @@ impl Cursor {
         if self.busy.load(Ordering::Acquire) == thread_token() {
             return Err(programming(py, "Recursive use of cursors not allowed."));
         }
-        self.connection(py).get().check_thread(py)?;
+        let conn = self.connection(py).get();
+        conn.check_not_in_callback(py)?;
+        conn.check_thread(py)?;
         let mut run = lock_detached(py, &self.run);
         Cursor::reset(py, &mut run);
         self.closed.store(true, Ordering::Release);

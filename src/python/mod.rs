@@ -6,9 +6,11 @@
 //! is written by hand here.
 #![allow(unsafe_code)]
 
+mod blob;
 mod connection;
 mod cursor;
 mod errors;
+mod hooks;
 mod pool;
 mod row;
 mod values;
@@ -59,6 +61,8 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_class::<row::Row>()?;
+    m.add_class::<blob::Blob>()?;
+    m.add_function(wrap_pyfunction!(hooks::enable_callback_tracebacks, m)?)?;
     m.add_class::<pool::PyPool>()?;
     m.add_function(wrap_pyfunction!(pool::open, m)?)?;
     m.add("sqlite_version", crate::sqlite_version())?;

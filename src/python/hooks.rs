@@ -1,0 +1,266 @@
+//! Python callables as the core's host-neutral callbacks (functions, aggregates, window
+//! functions, collations, authorizer, progress handler, trace callback).
+//!
+//! SQLite calls them on the connection's thread, while the Python thread that ran the
+//! statement waits without the GIL; each call takes the GIL there. An exception surfaces as
+//! the stdlib's does (the statement fails with its message, or the callback counts as
+//! "deny"/"interrupt"), and is printed through `sys.unraisablehook` when
+//! `enable_callback_tracebacks(True)` is on.
+
+use super::values::to_value;
+use crate::functions::{
+    AggregateFactory, AggregateState, AuthRequest, AuthorizerFn, CallbackError, CollationFn,
+    ProgressFn, ScalarFn, TraceFn, ValueRef,
+};
+use crate::Value;
+use pyo3::exceptions::{PyMemoryError, PyOverflowError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyFloat, PyString, PyTuple};
+use std::cell::Cell;
+use std::cmp::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::Arc;
+
+static TRACEBACKS: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// The connection whose callback this thread is running now (its address), 0 for none.
+    static RUNNING_FOR: Cell<usize> = const { Cell::new(0) };
+}
+
+/// `enable_callback_tracebacks(flag, /)`: print exceptions raised in callbacks through
+/// `sys.unraisablehook` (the stdlib's flag is set too, for its own connections).
+#[pyfunction]
+#[pyo3(signature = (enable, /))]
+pub(crate) fn enable_callback_tracebacks(py: Python<'_>, enable: bool) -> PyResult<()> {
+    TRACEBACKS.store(enable, AtomicOrdering::Relaxed);
+    super::errors::classes(py)
+        .module
+        .bind(py)
+        .call_method1("enable_callback_tracebacks", (enable,))?;
+    Ok(())
+}
+
+/// Whether this thread is running a callback of connection `conn` (whose session is then
+/// busy with the statement that called it: using it from the callback would deadlock).
+pub(crate) fn running_for(conn: usize) -> bool {
+    RUNNING_FOR.with(|r| r.get()) == conn
+}
+
+/// Runs `f` with the GIL, marking the thread as running a callback of connection `conn`.
+fn call_back<R>(conn: usize, f: impl FnOnce(Python<'_>) -> R) -> R {
+    Python::attach(|py| {
+        let previous = RUNNING_FOR.with(|r| r.replace(conn));
+        let result = f(py);
+        RUNNING_FOR.with(|r| r.set(previous));
+        result
+    })
+}
+
+/// Prints `err` through the unraisable hook when tracebacks are on; drops it otherwise.
+fn report(py: Python<'_>, err: PyErr, callable: &Bound<'_, PyAny>) {
+    if TRACEBACKS.load(AtomicOrdering::Relaxed) {
+        err.write_unraisable(py, Some(callable));
+    }
+}
+
+/// The statement error for an exception in a callback: `MemoryError` and `OverflowError`
+/// become SQLite's NOMEM and TOOBIG (as in the stdlib), anything else `message`.
+fn failed(py: Python<'_>, err: PyErr, callable: &Bound<'_, PyAny>, message: &str) -> CallbackError {
+    let mapped = if err.is_instance_of::<PyMemoryError>(py) {
+        CallbackError::NoMem
+    } else if err.is_instance_of::<PyOverflowError>(py) {
+        CallbackError::TooBig
+    } else {
+        CallbackError::Failed(message.to_string())
+    };
+    report(py, err, callable);
+    mapped
+}
+
+/// SQL arguments as a tuple of Python values (TEXT as `str`; non-UTF-8 raises).
+fn args_tuple<'py>(py: Python<'py>, args: &[ValueRef<'_>]) -> PyResult<Bound<'py, PyTuple>> {
+    let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(args.len());
+    for a in args {
+        items.push(match a {
+            ValueRef::Null => py.None().into_bound(py),
+            ValueRef::Integer(i) => i.into_pyobject(py)?.into_any(),
+            ValueRef::Real(f) => PyFloat::new(py, *f).into_any(),
+            ValueRef::Text(t) => match std::str::from_utf8(t) {
+                Ok(s) => PyString::new(py, s).into_any(),
+                // Raises the UnicodeDecodeError the stdlib's decoding would.
+                Err(_) => PyBytes::new(py, t).call_method1("decode", ("utf-8",))?,
+            },
+            ValueRef::Blob(b) => PyBytes::new(py, b).into_any(),
+        });
+    }
+    PyTuple::new(py, items)
+}
+
+fn result_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    to_value(obj)
+}
+
+pub(crate) fn scalar(conn: usize, func: Py<PyAny>) -> ScalarFn {
+    Arc::new(move |args| {
+        call_back(conn, |py| {
+            let f = func.bind(py);
+            let result = args_tuple(py, args)
+                .and_then(|a| f.call1(a))
+                .and_then(|r| result_value(&r));
+            result.map_err(|e| failed(py, e, f, "user-defined function raised exception"))
+        })
+    })
+}
+
+/// One call of a Python aggregate class: an instance, made on the group's first row.
+struct PyAggregate {
+    conn: usize,
+    instance: Py<PyAny>,
+}
+
+impl PyAggregate {
+    fn method(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        args: Option<&[ValueRef<'_>]>,
+    ) -> Result<Value, CallbackError> {
+        let instance = self.instance.bind(py);
+        let method = match instance.getattr(name) {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(failed(
+                    py,
+                    e,
+                    instance,
+                    &format!("user-defined aggregate's '{name}' method not defined"),
+                ))
+            }
+        };
+        let result = match args {
+            Some(args) => args_tuple(py, args).and_then(|a| method.call1(a)),
+            None => method.call0(),
+        };
+        let value = match (result, args) {
+            (Ok(_), Some(_)) => Ok(Value::Null),
+            (Ok(r), None) => result_value(&r),
+            (Err(e), _) => Err(e),
+        };
+        value.map_err(|e| {
+            failed(
+                py,
+                e,
+                &method,
+                &format!("user-defined aggregate's '{name}' method raised error"),
+            )
+        })
+    }
+}
+
+impl AggregateState for PyAggregate {
+    fn step(&mut self, args: &[ValueRef<'_>]) -> Result<(), CallbackError> {
+        call_back(self.conn, |py| {
+            self.method(py, "step", Some(args)).map(drop)
+        })
+    }
+
+    fn finalize(&mut self) -> Result<Value, CallbackError> {
+        call_back(self.conn, |py| self.method(py, "finalize", None))
+    }
+
+    fn value(&mut self) -> Result<Value, CallbackError> {
+        call_back(self.conn, |py| self.method(py, "value", None))
+    }
+
+    fn inverse(&mut self, args: &[ValueRef<'_>]) -> Result<(), CallbackError> {
+        call_back(self.conn, |py| {
+            self.method(py, "inverse", Some(args)).map(drop)
+        })
+    }
+}
+
+pub(crate) fn aggregate(conn: usize, class: Py<PyAny>) -> AggregateFactory {
+    Arc::new(move || {
+        call_back(conn, |py| {
+            let cls = class.bind(py);
+            match cls.call0() {
+                Ok(instance) => Ok(Box::new(PyAggregate {
+                    conn,
+                    instance: instance.unbind(),
+                }) as Box<dyn AggregateState>),
+                Err(e) => Err(failed(
+                    py,
+                    e,
+                    cls,
+                    "user-defined aggregate's '__init__' method raised error",
+                )),
+            }
+        })
+    })
+}
+
+/// A collation: the callable's result's sign orders the two strings; an exception or a
+/// non-integer result counts as "equal".
+pub(crate) fn collation(conn: usize, func: Py<PyAny>) -> CollationFn {
+    Arc::new(move |a, b| {
+        call_back(conn, |py| {
+            let f = func.bind(py);
+            match f.call1((a, b)).and_then(|r| r.extract::<i64>()) {
+                Ok(n) => n.cmp(&0),
+                Err(e) => {
+                    report(py, e, f);
+                    Ordering::Equal
+                }
+            }
+        })
+    })
+}
+
+/// An authorizer: the callable gets (action, arg1, arg2, database, accessor) and returns
+/// `SQLITE_OK`, `SQLITE_DENY` or `SQLITE_IGNORE`; an exception or another result denies.
+pub(crate) fn authorizer(conn: usize, func: Py<PyAny>) -> AuthorizerFn {
+    Arc::new(move |req: &AuthRequest<'_>| {
+        call_back(conn, |py| {
+            let f = func.bind(py);
+            let answer = f
+                .call1((req.action, req.arg1, req.arg2, req.database, req.accessor))
+                .and_then(|r| r.extract::<i32>());
+            match answer {
+                Ok(code) => code,
+                Err(e) => {
+                    report(py, e, f);
+                    rusqlite::ffi::SQLITE_DENY
+                }
+            }
+        })
+    })
+}
+
+/// A progress handler: a true result (or an exception) interrupts the statement.
+pub(crate) fn progress(conn: usize, func: Py<PyAny>) -> ProgressFn {
+    Arc::new(move || {
+        call_back(conn, |py| {
+            let f = func.bind(py);
+            match f.call0().and_then(|r| r.is_truthy()) {
+                Ok(stop) => stop,
+                Err(e) => {
+                    report(py, e, f);
+                    true
+                }
+            }
+        })
+    })
+}
+
+/// A trace callback: given each statement's SQL; exceptions are reported and ignored.
+pub(crate) fn trace(conn: usize, func: Py<PyAny>) -> TraceFn {
+    Arc::new(move |sql| {
+        call_back(conn, |py| {
+            let f = func.bind(py);
+            if let Err(e) = f.call1((sql,)) {
+                report(py, e, f);
+            }
+        })
+    })
+}
