@@ -117,6 +117,10 @@ pub(crate) struct Registrations {
     progress: Option<(i32, ProgressFn)>,
     trace: Option<TraceFn>,
     limits: Vec<(i32, i32)>,
+    /// Bumped on every change of the functions and collations.
+    functions_version: u64,
+    /// Bumped on every change of the hooks and limits.
+    hooks_version: u64,
 }
 
 /// Checks what `sqlite3_create_function` would refuse with `SQLITE_MISUSE` (`n_arg` outside
@@ -134,18 +138,18 @@ fn check_function(name: &str, n_arg: i32) -> Result<()> {
 }
 
 impl Registrations {
-    /// Whether nothing is registered.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.functions.is_empty()
-            && self.collations.is_empty()
-            && self.authorizer.is_none()
-            && self.progress.is_none()
-            && self.trace.is_none()
-            && self.limits.is_empty()
+    /// Whether a hook or limit is registered (which must come off a connection before it
+    /// goes back to the pool).
+    pub(crate) fn has_hooks(&self) -> bool {
+        self.authorizer.is_some()
+            || self.progress.is_some()
+            || self.trace.is_some()
+            || !self.limits.is_empty()
     }
 
     fn put_function(&mut self, name: &str, n_arg: i32, kind: Option<FunctionKind>) -> Result<()> {
         check_function(name, n_arg)?;
+        self.functions_version += 1;
         let name = name.to_ascii_lowercase();
         self.functions
             .retain(|f| !(f.name == name && f.n_arg == n_arg));
@@ -195,6 +199,7 @@ impl Registrations {
                 message: "a collation name cannot contain NUL".into(),
             });
         }
+        self.functions_version += 1;
         let key = name.to_ascii_lowercase();
         self.collations.retain(|(n, _)| *n != key);
         if let Some(cmp) = cmp {
@@ -204,18 +209,22 @@ impl Registrations {
     }
 
     pub(crate) fn set_authorizer(&mut self, f: Option<AuthorizerFn>) {
+        self.hooks_version += 1;
         self.authorizer = f;
     }
 
     pub(crate) fn set_progress(&mut self, f: Option<(i32, ProgressFn)>) {
+        self.hooks_version += 1;
         self.progress = f;
     }
 
     pub(crate) fn set_trace(&mut self, f: Option<TraceFn>) {
+        self.hooks_version += 1;
         self.trace = f;
     }
 
     pub(crate) fn set_limit(&mut self, category: i32, value: i32) {
+        self.hooks_version += 1;
         self.limits.retain(|(c, _)| *c != category);
         self.limits.push((category, value));
     }
@@ -426,14 +435,27 @@ impl WindowAggregate<State, Value> for AggregateAdapter {
 }
 
 /// What of a session's registrations is on one connection now, owned by its context.
+///
+/// Two groups, applied and taken off separately:
+/// - functions and collations: creating or removing one expires every prepared statement of
+///   the connection, so they stay on the connection after it goes back to the pool and are
+///   replaced only when another session (or a new version of them) uses it. They can only run
+///   from a statement, and every session statement first replaces them, so another session
+///   never runs them.
+/// - hooks (authorizer, progress handler, trace callback) and limits: they would act on the
+///   pool's own statements too (checkpoints), so they come off before the connection goes
+///   back ([`Applied::clear_hooks`]).
 pub(crate) struct Applied {
     functions: Vec<(String, i32)>,
     collations: Vec<String>,
+    /// (session, version) of the functions and collations on the connection.
+    functions_of: Option<(u64, u64)>,
     /// The connection's limits before a session changed them.
     limits: Vec<(i32, i32)>,
     authorizer: AuthorizerSlot,
     raw: RawHooks,
-    active: bool,
+    /// (session, version) of the hooks and limits on the connection.
+    hooks_of: Option<(u64, u64)>,
 }
 
 impl Applied {
@@ -441,19 +463,23 @@ impl Applied {
         Applied {
             functions: Vec::new(),
             collations: Vec::new(),
+            functions_of: None,
             limits: Vec::new(),
             authorizer,
             raw: RawHooks::new(conn),
-            active: false,
+            hooks_of: None,
         }
     }
 
-    /// Takes every registration off the connection, restoring its limits.
+    /// Takes every registration off the connection.
     pub(crate) fn clear(&mut self, conn: &Connection) -> Result<()> {
-        if !self.active {
-            return Ok(());
-        }
-        self.active = false;
+        let functions = self.clear_functions(conn);
+        self.clear_hooks(conn);
+        functions
+    }
+
+    fn clear_functions(&mut self, conn: &Connection) -> Result<()> {
+        self.functions_of = None;
         let mut first_error = None;
         for (name, n_arg) in self.functions.drain(..) {
             if let Err(e) = conn.remove_function(name.as_str(), n_arg) {
@@ -465,6 +491,12 @@ impl Applied {
                 first_error.get_or_insert(Error::from(e));
             }
         }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Takes the hooks off and restores the limits.
+    pub(crate) fn clear_hooks(&mut self, conn: &Connection) {
+        self.hooks_of = None;
         for (category, value) in self.limits.drain(..) {
             if let Some(limit) = limit_of(category) {
                 let _ = conn.set_limit(limit, value);
@@ -482,17 +514,34 @@ impl Applied {
             conn.flush_prepared_statement_cache();
         }
         self.raw.clear();
-        first_error.map_or(Ok(()), Err)
     }
 
-    /// Replaces whatever is on the connection with `regs`.
-    pub(crate) fn apply(&mut self, conn: &Connection, regs: &Registrations) -> Result<()> {
-        self.clear(conn)?;
-        if regs.is_empty() {
-            return Ok(());
+    /// Makes the connection carry exactly `regs`, the registrations of `session`.
+    pub(crate) fn apply(
+        &mut self,
+        conn: &Connection,
+        session: u64,
+        regs: &Registrations,
+    ) -> Result<()> {
+        let functions_key = (session, regs.functions_version);
+        if self.functions_of != Some(functions_key) {
+            self.clear_functions(conn)?;
+            self.apply_functions(conn, regs)?;
+            self.functions_of = Some(functions_key);
         }
-        self.active = true;
+        let hooks_key = (session, regs.hooks_version);
+        if self.hooks_of != Some(hooks_key) {
+            self.clear_hooks(conn);
+            self.apply_hooks(conn, regs)?;
+            self.hooks_of = Some(hooks_key);
+        }
+        Ok(())
+    }
+
+    fn apply_functions(&mut self, conn: &Connection, regs: &Registrations) -> Result<()> {
         for f in &regs.functions {
+            // Recorded first, so a failure part-way still takes off what was created.
+            self.functions.push((f.name.clone(), f.n_arg));
             let flags = FunctionFlags::SQLITE_UTF8;
             match &f.kind {
                 FunctionKind::Scalar {
@@ -522,13 +571,16 @@ impl Applied {
                     AggregateAdapter(Arc::clone(factory)),
                 )?,
             }
-            self.functions.push((f.name.clone(), f.n_arg));
         }
         for (name, cmp) in &regs.collations {
+            self.collations.push(name.clone());
             let cmp = Arc::clone(cmp);
             conn.create_collation(name.as_str(), move |a, b| cmp(a, b))?;
-            self.collations.push(name.clone());
         }
+        Ok(())
+    }
+
+    fn apply_hooks(&mut self, conn: &Connection, regs: &Registrations) -> Result<()> {
         for (category, value) in &regs.limits {
             if let Some(limit) = limit_of(*category) {
                 let old = conn.set_limit(limit, *value)?;

@@ -80,7 +80,10 @@ struct SessionState {
     /// Open cursors and blobs, and the connection each keeps.
     cursors: HashMap<u64, Slot>,
     settings: Settings,
-    /// The session has registered callbacks at some point, so a connection must have them
+    /// The session has registered something at some point, so a connection it closes with
+    /// must have it taken off.
+    registered: bool,
+    /// The session has set hooks or limits at some point, so a connection must have them
     /// taken off before it goes back to the pool.
     hooked: bool,
 }
@@ -167,6 +170,7 @@ impl Session {
                         pragmas: Arc::new(Vec::new()),
                         hooks: Arc::new(Registrations::default()),
                     },
+                    registered: false,
                     hooked: false,
                 }),
                 running: Arc::new(Mutex::new(Running::Idle)),
@@ -518,9 +522,9 @@ impl Session {
         let mut st = self.shared.lock()?;
         let mut regs = st.settings.hooks.as_ref().clone();
         f(&mut regs)?;
-        st.hooked |= !regs.is_empty();
+        st.registered = true;
+        st.hooked |= regs.has_hooks();
         st.settings.hooks = Arc::new(regs);
-        st.settings.key.version += 1;
         Ok(())
     }
 
@@ -876,7 +880,7 @@ impl SessionShared {
                 };
                 if let Some(lease) = lease {
                     if st.hooked {
-                        clear_hooks(&lease);
+                        release_hooks(&lease);
                     }
                     self.pool.release(lease);
                 }
@@ -1038,7 +1042,7 @@ impl SessionShared {
         st.cursors.clear();
         let private = st.private.take();
         let pinned = st.pinned;
-        let hooked = st.hooked;
+        let registered = st.registered;
         let leases: Vec<Lease> = [st.writer.take(), st.reader.take()]
             .into_iter()
             .flatten()
@@ -1062,8 +1066,8 @@ impl SessionShared {
                 }
             }
             if !lease.is_private() {
-                if hooked {
-                    clear_hooks(&lease);
+                if registered {
+                    clear_registrations(&lease);
                 }
                 self.pool.release(lease);
             }
@@ -1083,11 +1087,17 @@ fn limit_category(category: i32) -> Result<rusqlite::limits::Limit> {
     })
 }
 
-/// Takes a session's registrations off a connection before it goes back to the pool. It runs
-/// even when an interrupt is pending (that is for the session's statements, not for this);
-/// a failure is ignored, as the connection has no statement running that could cause one.
-fn clear_hooks(lease: &Lease) {
-    let _ = lease.worker.call(|ctx| ctx.clear_hooks());
+/// Takes a session's hooks and limits off a connection before it goes back to the pool. It
+/// runs even when an interrupt is pending (that is for the session's statements, not this).
+fn release_hooks(lease: &Lease) {
+    let _ = lease.worker.call(|ctx| ctx.release_hooks());
+}
+
+/// Takes all of a closing session's registrations off a connection before it goes back. A
+/// failure is ignored: the connection has no statement running that could cause one, and
+/// the next session to use it replaces them anyway.
+fn clear_registrations(lease: &Lease) {
+    let _ = lease.worker.call(|ctx| ctx.clear_registrations());
 }
 
 /// Where a statement job runs and how it reads TEXT.

@@ -50,7 +50,6 @@ pub(crate) struct ConnCtx<'c> {
     applied: Option<SettingsKey>,
     /// The registrations on the connection and whose they are.
     hooks: Applied,
-    hooks_applied: Option<SettingsKey>,
     /// The connection-local pragmas' values as opened, to restore for the next session.
     defaults: HashMap<&'static str, String>,
     /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
@@ -90,7 +89,6 @@ impl<'c> ConnCtx<'c> {
             auth,
             applied: None,
             hooks: Applied::new(conn, user_auth),
-            hooks_applied: None,
             defaults,
             changed: Vec::new(),
             ending,
@@ -185,19 +183,18 @@ impl<'c> ConnCtx<'c> {
         if self.applied != Some(settings.key) {
             self.apply_pragmas(settings)?;
         }
-        if self.hooks_applied != Some(settings.key) {
-            // Marked first: a failure leaves the registrations half applied, and the next
-            // job must try again rather than trust them.
-            self.hooks_applied = None;
-            self.hooks.apply(self.conn, &settings.hooks)?;
-            self.hooks_applied = Some(settings.key);
-        }
-        Ok(())
+        self.hooks
+            .apply(self.conn, settings.key.session, &settings.hooks)
     }
 
-    /// Takes a session's registrations off the connection, before it goes back to the pool.
-    pub(crate) fn clear_hooks(&mut self) -> Result<()> {
-        self.hooks_applied = None;
+    /// Takes a session's hooks and limits off the connection, before it goes back to the
+    /// pool (its functions and collations stay until another session uses it).
+    pub(crate) fn release_hooks(&mut self) {
+        self.hooks.clear_hooks(self.conn);
+    }
+
+    /// Takes every registration off the connection.
+    pub(crate) fn clear_registrations(&mut self) -> Result<()> {
         self.hooks.clear(self.conn)
     }
 
@@ -503,7 +500,7 @@ fn serve(
     };
     shared.close_queue();
     ctx.make_clean();
-    let _ = ctx.clear_hooks();
+    let _ = ctx.clear_registrations();
     drop(ctx);
     close_connection(conn, checkpoint)
 }

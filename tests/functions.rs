@@ -371,3 +371,32 @@ fn non_utf8_text_is_an_error_or_bytes_never_replaced() {
     s.close().unwrap();
     pool.close().unwrap();
 }
+
+#[test]
+fn the_pools_own_statements_never_run_a_sessions_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir);
+    let s = pool.session().unwrap();
+    s.execute("CREATE TABLE t(x)", Params::None).unwrap();
+    s.execute("INSERT INTO t VALUES (1)", Params::None).unwrap();
+    let traced = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&traced);
+    let trace: litepool::functions::TraceFn =
+        Arc::new(move |sql| log.lock().unwrap().push(sql.to_string()));
+    s.set_trace_callback(Some(trace)).unwrap();
+    // Denies every PRAGMA (action 19): a checkpoint is one.
+    let deny_pragmas: litepool::functions::AuthorizerFn =
+        Arc::new(|req| i32::from(req.action == 19));
+    s.set_authorizer(Some(deny_pragmas)).unwrap();
+    // Both hooks go on the writer for this transaction, then the writer goes back.
+    s.begin().unwrap();
+    s.execute("INSERT INTO t VALUES (2)", Params::None).unwrap();
+    s.commit().unwrap();
+    assert!(traced.lock().unwrap().iter().any(|q| q == "COMMIT"));
+    let done = pool.checkpoint(litepool::CheckpointMode::Truncate).unwrap();
+    assert!(!done.busy);
+    let got = traced.lock().unwrap().clone();
+    assert!(!got.iter().any(|q| q.contains("wal_checkpoint")), "{got:?}");
+    s.close().unwrap();
+    pool.close().unwrap();
+}
