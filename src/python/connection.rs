@@ -50,6 +50,9 @@ pub(crate) struct Connection {
     interrupt: InterruptHandle,
     /// Where the connection was opened, when tracemalloc or `LITEPOOL_DEBUG` is on.
     site: Option<String>,
+    /// An exception a collation raised, raised by the statement that sorted (the stdlib
+    /// leaves it pending the same way).
+    pending: hooks::Pending,
 }
 
 /// Options of `connect()` that belong to the connection, not the pool.
@@ -203,6 +206,7 @@ impl Connection {
             txn: Mutex::new(()),
             interrupt,
             site: opening_site(py),
+            pending: hooks::Pending::default(),
         })
     }
 
@@ -236,6 +240,14 @@ impl Connection {
             ));
         }
         Ok(())
+    }
+
+    /// The exception a collation raised during the last statement, if any.
+    pub(crate) fn take_pending(&self) -> Option<PyErr> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// This connection's identity for its callbacks (a frozen pyclass does not move).
@@ -717,7 +729,11 @@ impl Connection {
         let compare = if callable.is_none() {
             None
         } else if callable.is_callable() {
-            Some(hooks::collation(self.id(), callable.clone().unbind()))
+            Some(hooks::collation(
+                self.id(),
+                callable.clone().unbind(),
+                std::sync::Arc::clone(&self.pending),
+            ))
         } else {
             return Err(PyTypeError::new_err("parameter must be callable"));
         };

@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyFloat, PyString, PyTuple};
 use std::cell::Cell;
 use std::cmp::Ordering;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 static TRACEBACKS: AtomicBool = AtomicBool::new(false);
 
@@ -237,16 +237,23 @@ pub(crate) fn aggregate(conn: usize, class: Py<PyAny>) -> AggregateFactory {
     })
 }
 
-/// A collation: the callable's result's sign orders the two strings; an exception or a
-/// non-integer result counts as "equal".
-pub(crate) fn collation(conn: usize, func: Py<PyAny>) -> CollationFn {
+/// An exception a callback left for the statement's caller to raise.
+pub(crate) type Pending = Arc<Mutex<Option<PyErr>>>;
+
+/// A collation: the callable's result's sign orders the two strings. As in the stdlib, a
+/// non-integer result counts as "equal", and so does an exception, which is also kept in
+/// `pending` (the first one) for the statement's caller to raise.
+pub(crate) fn collation(conn: usize, func: Py<PyAny>, pending: Pending) -> CollationFn {
     Arc::new(move |a, b| {
         call_back(conn, |py| {
             let f = func.bind(py);
-            match f.call1((a, b)).and_then(|r| r.extract::<i64>()) {
-                Ok(n) => n.cmp(&0),
+            match f.call1((a, b)) {
+                Ok(r) => r.extract::<i64>().map_or(Ordering::Equal, |n| n.cmp(&0)),
                 Err(e) => {
-                    report(py, e, f);
+                    pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e);
                     Ordering::Equal
                 }
             }

@@ -165,6 +165,23 @@ def scenario(c):
     r(outcome(lambda: c.execute("SELECT ?", ("x" * 200,)).fetchall()))
     r(outcome(lambda: c.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, -1)))
     c.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, old)
+
+    # Only a deterministic function may be used in an index.
+    c.create_function("det", 1, lambda x: x, deterministic=True)
+    c.create_function("nondet", 1, lambda x: x)
+    r(outcome(lambda: c.execute("CREATE INDEX i_det ON t(det(x))").fetchall()))
+    r(outcome(lambda: c.execute("CREATE INDEX i_nondet ON t(nondet(x))").fetchall()))
+    r(outcome(lambda: c.execute("SELECT x FROM t WHERE det(x) = 3").fetchall()))
+    c.execute("DROP INDEX i_det")
+
+    # A collation's exception: the stdlib leaves it pending, so execute raises it.
+    c.create_collation("boom", lambda a, b: 1 / 0)
+    r(outcome(lambda: c.execute(
+        "SELECT x FROM t ORDER BY CAST(x AS TEXT) COLLATE boom").fetchall()))
+    c.create_collation("notint", lambda a, b: "x")
+    r(outcome(lambda: c.execute(
+        "SELECT x FROM t ORDER BY CAST(x AS TEXT) COLLATE notint").fetchall()))
+    r(outcome(lambda: c.execute("SELECT 1").fetchall()))
     return results
 
 
