@@ -471,6 +471,12 @@ impl Applied {
         }
     }
 
+    /// Whether what is on the connection is `session`'s.
+    pub(crate) fn belongs_to(&self, session: u64) -> bool {
+        self.functions_of.is_some_and(|(s, _)| s == session)
+            || self.hooks_of.is_some_and(|(s, _)| s == session)
+    }
+
     /// Takes every registration off the connection.
     pub(crate) fn clear(&mut self, conn: &Connection) -> Result<()> {
         let functions = self.clear_functions(conn);

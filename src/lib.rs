@@ -21,8 +21,9 @@
 //! # Ok::<(), litepool::Error>(())
 //! ```
 #![warn(missing_docs)]
-// The core has no `unsafe`; only the host layers that cross a foreign boundary (the C ABI,
-// the Python module) may allow it, module by module, with a `SAFETY:` comment per block.
+// The core has no `unsafe` but `raw_hooks` (the SQLite calls rusqlite offers only on
+// `&mut Connection`); the host layers that cross a foreign boundary (the C ABI, the Python
+// module) may allow it, module by module, with a `SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
 mod blob;

@@ -86,9 +86,20 @@ struct SessionState {
     /// The session has set hooks or limits at some point, so a connection must have them
     /// taken off before it goes back to the pool.
     hooked: bool,
+    /// The connections that ran the session's jobs since it registered something: its
+    /// functions and collations may still be on them, and come off when it closes.
+    used: Vec<Arc<WorkerShared>>,
 }
 
 impl SessionState {
+    /// Records that a job of the session runs on `worker`, if the session registered
+    /// something (so its registrations may be left there).
+    fn note_used(&mut self, worker: &Arc<WorkerShared>) {
+        if self.registered && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
+            self.used.push(Arc::clone(worker));
+        }
+    }
+
     fn in_transaction(&self) -> bool {
         [self.writer.as_ref(), self.reader.as_ref()]
             .into_iter()
@@ -172,6 +183,7 @@ impl Session {
                     },
                     registered: false,
                     hooked: false,
+                    used: Vec::new(),
                 }),
                 running: Arc::new(Mutex::new(Running::Idle)),
                 next_cursor: AtomicU64::new(1),
@@ -775,6 +787,7 @@ impl SessionShared {
             .lease(slot)
             .ok_or_else(|| Error::internal("no connection in the routed slot"))?;
         let worker = Arc::clone(&lease.worker);
+        st.note_used(&worker);
         let sql_owned = sql.to_string();
         let on_writer = slot == Slot::Writer;
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
@@ -839,6 +852,7 @@ impl SessionShared {
             }
             let settings = st.settings.clone();
             let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
+            st.note_used(&worker);
             self.call(&worker, move |ctx| {
                 let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
                 let pinned = ctx.take_pins();
@@ -951,6 +965,7 @@ impl SessionShared {
                 Some(lease) => Arc::clone(&lease.worker),
                 None => return Err(Error::internal("no connection in the blob's slot")),
             };
+            st.note_used(&worker);
             let (opened, state) = self.call(&worker, move |ctx| {
                 let opened = ctx.apply_settings(&settings).and_then(|()| open(ctx));
                 (opened, ctx.state())
@@ -1043,11 +1058,15 @@ impl SessionShared {
         let private = st.private.take();
         let pinned = st.pinned;
         let registered = st.registered;
+        let used = std::mem::take(&mut st.used);
+        // Closed is closed: the callbacks (and what they hold) go now, not with the handle.
+        let registrations = std::mem::take(&mut st.settings.hooks);
         let leases: Vec<Lease> = [st.writer.take(), st.reader.take()]
             .into_iter()
             .flatten()
             .collect();
         drop(st);
+        drop(registrations);
         for lease in leases {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
             let leaves_objects = pinned && lease.role == Role::Writer && !lease.is_private();
@@ -1071,6 +1090,13 @@ impl SessionShared {
                 }
                 self.pool.release(lease);
             }
+        }
+        // Connections the session gave back may still carry its functions and collations
+        // (and the Python objects behind them): take them off, unless another session
+        // replaced them already. A closed connection (pool closed) has nothing left.
+        let session = self.id;
+        for worker in used {
+            let _ = worker.call(move |ctx| ctx.forget_session(session));
         }
         match private {
             Some(worker) => self.pool.close_private(worker),

@@ -193,6 +193,13 @@ impl<'c> ConnCtx<'c> {
         self.hooks.clear_hooks(self.conn);
     }
 
+    /// Takes a closed session's registrations off the connection, if they are still on it.
+    pub(crate) fn forget_session(&mut self, session: u64) {
+        if self.hooks.belongs_to(session) {
+            let _ = self.hooks.clear(self.conn);
+        }
+    }
+
     /// Takes every registration off the connection.
     pub(crate) fn clear_registrations(&mut self) -> Result<()> {
         self.hooks.clear(self.conn)

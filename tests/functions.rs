@@ -400,3 +400,26 @@ fn the_pools_own_statements_never_run_a_sessions_hooks() {
     s.close().unwrap();
     pool.close().unwrap();
 }
+
+#[test]
+fn closing_a_session_drops_its_callbacks_from_every_connection_it_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir);
+    let a = pool.session().unwrap();
+    a.execute("CREATE TABLE t(x)", Params::None).unwrap();
+    let owned = Arc::new(());
+    let held = Arc::clone(&owned);
+    let f: litepool::functions::ScalarFn = Arc::new(move |_| {
+        let _ = &held;
+        Ok(Value::Integer(1))
+    });
+    a.create_scalar_function("f", 0, false, Some(f)).unwrap();
+    one(&a, "SELECT f()").unwrap(); // a reader, given back
+    a.execute("INSERT INTO t VALUES (f())", Params::None)
+        .unwrap(); // the writer, given back
+    assert!(Arc::strong_count(&owned) > 1);
+    a.close().unwrap();
+    // The session and both connections let go of the callback.
+    assert_eq!(Arc::strong_count(&owned), 1);
+    pool.close().unwrap();
+}

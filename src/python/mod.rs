@@ -2,8 +2,9 @@
 //! `sqlite3` whose connections are sessions over litepool's pools. The pure-Python package
 //! `python/litepool/` re-exports it and adds the stdlib's module-level helpers.
 //!
-//! PyO3's macros expand to `unsafe` code, so this module tree allows it; no `unsafe` block
-//! is written by hand here.
+//! PyO3's macros expand to `unsafe` code, so this module tree allows it; the one `unsafe`
+//! block written by hand (keeping a Python thread state on a connection thread) is in
+//! `hooks.rs`, with its `SAFETY:` comment.
 #![allow(unsafe_code)]
 
 mod blob;

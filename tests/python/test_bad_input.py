@@ -162,3 +162,33 @@ def test_non_utf8_text_with_the_default_text_factory(db, tmp_path):
     # (the stdlib passes it through the factory too: a documented difference).
     assert results[1][3] == [(b"a\xffb", "6f6b")]
     assert results[0][3] == [("61ff62", "6f6b")]
+
+
+def test_blob_over_the_length_limit(db, tmp_path):
+    """A bound BLOB, a zeroblob() and a function's BLOB result over SQLITE_LIMIT_LENGTH fail
+    with the stdlib's DataError and leave the connection usable."""
+    import sqlite3
+
+    std = sqlite3.connect(str(tmp_path / "stdlib.db"))
+    lp = litepool.connect(db)
+    results = []
+    for c in (std, lp):
+        c.execute("CREATE TABLE b(x)")
+        c.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+        c.create_function("big", 0, lambda: b"x" * 2000)
+        got = []
+        for sql, params in [
+            ("INSERT INTO b VALUES (?)", (b"x" * 2000,)),
+            ("INSERT INTO b VALUES (zeroblob(2000))", ()),
+            ("SELECT big()", ()),
+        ]:
+            with pytest.raises(litepool.DataError) as info:
+                c.execute(sql, params).fetchall()
+            got.append((str(info.value), info.value.sqlite_errorname))
+        c.rollback()
+        got.append(c.execute("SELECT length(?)", (b"x" * 1000,)).fetchall())
+        results.append(got)
+    std.close()
+    lp.close()
+    assert results[1] == results[0]
+    assert results[0][0] == ("string or blob too big", "SQLITE_TOOBIG")

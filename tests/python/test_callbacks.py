@@ -406,3 +406,31 @@ def test_serialize_roundtrip_and_deserialize_garbage(filed):
     with pytest.raises(litepool.NotSupportedError):
         filed.deserialize(image)
     mem.close()
+
+
+def test_a_closed_connection_lets_go_of_its_callbacks(db):
+    """Closing drops the connection's callables (and what they hold) from every pooled
+    connection it used, though those connections stay open in the pool."""
+    import gc
+    import weakref
+
+    class Marker:
+        pass
+
+    marker = Marker()
+    ref = weakref.ref(marker)
+    c = litepool.connect(db)
+    # Default arguments: the callables are the only holders once `marker` is deleted.
+    c.create_function("f", 0, lambda m=marker: m is not None)
+    c.create_collation("coll", lambda a, b, m=marker: 0)
+    c.set_trace_callback(lambda sql, m=marker: None)
+    c.execute("CREATE TABLE t(x)")
+    c.execute("INSERT INTO t VALUES (f())")  # the writer
+    c.commit()
+    assert c.execute("SELECT f() FROM t ORDER BY x COLLATE coll").fetchall() == [(1,)]
+    del marker
+    gc.collect()
+    assert ref() is not None
+    c.close()
+    gc.collect()
+    assert ref() is None
