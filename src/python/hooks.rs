@@ -32,7 +32,9 @@ thread_local! {
 /// `sys.unraisablehook` (the stdlib's flag is set too, for its own connections).
 #[pyfunction]
 #[pyo3(signature = (enable, /))]
-pub(crate) fn enable_callback_tracebacks(py: Python<'_>, enable: bool) -> PyResult<()> {
+pub(crate) fn enable_callback_tracebacks(py: Python<'_>, enable: i64) -> PyResult<()> {
+    // An int, as the stdlib takes it (`True`, `1`).
+    let enable = enable != 0;
     TRACEBACKS.store(enable, AtomicOrdering::Relaxed);
     super::errors::classes(py)
         .module

@@ -434,3 +434,11 @@ def test_a_closed_connection_lets_go_of_its_callbacks(db):
     c.close()
     gc.collect()
     assert ref() is None
+
+
+def test_enable_callback_tracebacks_takes_an_int_as_the_stdlib():
+    for module in MODULES:
+        module.enable_callback_tracebacks(1)
+        module.enable_callback_tracebacks(0)
+        with pytest.raises(TypeError):
+            module.enable_callback_tracebacks("yes")
