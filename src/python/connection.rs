@@ -250,6 +250,14 @@ impl Connection {
             .take()
     }
 
+    /// Whose callbacks this connection registers.
+    fn callback_owner(&self) -> hooks::Owner {
+        hooks::Owner {
+            conn: self.id(),
+            thread: self.owner,
+        }
+    }
+
     /// This connection's identity for its callbacks (a frozen pyclass does not move).
     fn id(&self) -> usize {
         self as *const Connection as usize
@@ -672,7 +680,7 @@ impl Connection {
     ) -> PyResult<()> {
         self.check(py)?;
         // As in the stdlib, None is not a removal here: calling it fails like any callable.
-        let func = Some(hooks::scalar(self.id(), func.clone().unbind()));
+        let func = Some(hooks::scalar(self.callback_owner(), func.clone().unbind()));
         let session = &self.session;
         py.detach(|| session.create_scalar_function(name, narg, deterministic, func))
             .map_err(|e| creation_error(py, e, "Error creating function"))
@@ -689,7 +697,7 @@ impl Connection {
         self.check(py)?;
         // As in the stdlib, None is not a removal here (window functions' is).
         let class = Some(hooks::aggregate(
-            self.id(),
+            self.callback_owner(),
             aggregate_class.clone().unbind(),
         ));
         let session = &self.session;
@@ -707,7 +715,7 @@ impl Connection {
     ) -> PyResult<()> {
         self.check(py)?;
         let class = (!aggregate_class.is_none())
-            .then(|| hooks::aggregate(self.id(), aggregate_class.clone().unbind()));
+            .then(|| hooks::aggregate(self.callback_owner(), aggregate_class.clone().unbind()));
         let session = &self.session;
         py.detach(|| session.create_window_function(name, num_params, class))
             .map_err(|e| match e {
@@ -730,7 +738,7 @@ impl Connection {
             None
         } else if callable.is_callable() {
             Some(hooks::collation(
-                self.id(),
+                self.callback_owner(),
                 callable.clone().unbind(),
                 std::sync::Arc::clone(&self.pending),
             ))
@@ -750,8 +758,9 @@ impl Connection {
         authorizer_callback: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
         self.check(py)?;
-        let f = (!authorizer_callback.is_none())
-            .then(|| hooks::authorizer(self.id(), authorizer_callback.clone().unbind()));
+        let f = (!authorizer_callback.is_none()).then(|| {
+            hooks::authorizer(self.callback_owner(), authorizer_callback.clone().unbind())
+        });
         let session = &self.session;
         py.detach(|| session.set_authorizer(f)).map_err(err(py))
     }
@@ -767,7 +776,7 @@ impl Connection {
         let f = (!progress_handler.is_none()).then(|| {
             (
                 n,
-                hooks::progress(self.id(), progress_handler.clone().unbind()),
+                hooks::progress(self.callback_owner(), progress_handler.clone().unbind()),
             )
         });
         let session = &self.session;
@@ -783,7 +792,7 @@ impl Connection {
     ) -> PyResult<()> {
         self.check(py)?;
         let f = (!trace_callback.is_none())
-            .then(|| hooks::trace(self.id(), trace_callback.clone().unbind()));
+            .then(|| hooks::trace(self.callback_owner(), trace_callback.clone().unbind()));
         let session = &self.session;
         py.detach(|| session.set_trace_callback(f)).map_err(err(py))
     }

@@ -72,12 +72,24 @@ fn keep_thread_state() {
     }
 }
 
-/// Runs `f` with the GIL, marking the thread as running a callback of connection `conn`.
-fn call_back<R>(conn: usize, f: impl FnOnce(Python<'_>) -> R) -> R {
+/// Whose callback a callable is: the connection that registered it, and the thread that
+/// owns that connection.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    /// The connection's identity (see `Connection::id`).
+    pub conn: usize,
+    /// The owning thread's token (see `thread_token`).
+    pub thread: u64,
+}
+
+/// Runs `f` with the GIL, marking the thread as running a callback of `owner.conn` on behalf
+/// of `owner.thread`: that thread is waiting for the statement, and in the stdlib the
+/// callback would run on it, so `check_same_thread` checks see that thread.
+fn call_back<R>(owner: Owner, f: impl FnOnce(Python<'_>) -> R) -> R {
     keep_thread_state();
     Python::attach(|py| {
-        let previous = RUNNING_FOR.with(|r| r.replace(conn));
-        let result = f(py);
+        let previous = RUNNING_FOR.with(|r| r.replace(owner.conn));
+        let result = super::acting_for(owner.thread, || f(py));
         RUNNING_FOR.with(|r| r.set(previous));
         result
     })
@@ -127,7 +139,7 @@ fn result_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     to_value(obj)
 }
 
-pub(crate) fn scalar(conn: usize, func: Py<PyAny>) -> ScalarFn {
+pub(crate) fn scalar(conn: Owner, func: Py<PyAny>) -> ScalarFn {
     Arc::new(move |args| {
         call_back(conn, |py| {
             let f = func.bind(py);
@@ -141,7 +153,7 @@ pub(crate) fn scalar(conn: usize, func: Py<PyAny>) -> ScalarFn {
 
 /// One call of a Python aggregate class: an instance, made on the group's first row.
 struct PyAggregate {
-    conn: usize,
+    conn: Owner,
     instance: Py<PyAny>,
     /// The bound `step` method, looked up on the first row (it runs once per row).
     step: Option<Py<PyAny>>,
@@ -218,7 +230,7 @@ impl AggregateState for PyAggregate {
     }
 }
 
-pub(crate) fn aggregate(conn: usize, class: Py<PyAny>) -> AggregateFactory {
+pub(crate) fn aggregate(conn: Owner, class: Py<PyAny>) -> AggregateFactory {
     Arc::new(move || {
         call_back(conn, |py| {
             let cls = class.bind(py);
@@ -245,7 +257,7 @@ pub(crate) type Pending = Arc<Mutex<Option<PyErr>>>;
 /// A collation: the callable's result's sign orders the two strings. As in the stdlib, a
 /// non-integer result counts as "equal", and so does an exception, which is also kept in
 /// `pending` (the first one) for the statement's caller to raise.
-pub(crate) fn collation(conn: usize, func: Py<PyAny>, pending: Pending) -> CollationFn {
+pub(crate) fn collation(conn: Owner, func: Py<PyAny>, pending: Pending) -> CollationFn {
     Arc::new(move |a, b| {
         call_back(conn, |py| {
             let f = func.bind(py);
@@ -265,7 +277,7 @@ pub(crate) fn collation(conn: usize, func: Py<PyAny>, pending: Pending) -> Colla
 
 /// An authorizer: the callable gets (action, arg1, arg2, database, accessor) and returns
 /// `SQLITE_OK`, `SQLITE_DENY` or `SQLITE_IGNORE`; an exception or another result denies.
-pub(crate) fn authorizer(conn: usize, func: Py<PyAny>) -> AuthorizerFn {
+pub(crate) fn authorizer(conn: Owner, func: Py<PyAny>) -> AuthorizerFn {
     Arc::new(move |req: &AuthRequest<'_>| {
         call_back(conn, |py| {
             let f = func.bind(py);
@@ -284,7 +296,7 @@ pub(crate) fn authorizer(conn: usize, func: Py<PyAny>) -> AuthorizerFn {
 }
 
 /// A progress handler: a true result (or an exception) interrupts the statement.
-pub(crate) fn progress(conn: usize, func: Py<PyAny>) -> ProgressFn {
+pub(crate) fn progress(conn: Owner, func: Py<PyAny>) -> ProgressFn {
     Arc::new(move || {
         call_back(conn, |py| {
             let f = func.bind(py);
@@ -300,7 +312,7 @@ pub(crate) fn progress(conn: usize, func: Py<PyAny>) -> ProgressFn {
 }
 
 /// A trace callback: given each statement's SQL; exceptions are reported and ignored.
-pub(crate) fn trace(conn: usize, func: Py<PyAny>) -> TraceFn {
+pub(crate) fn trace(conn: Owner, func: Py<PyAny>) -> TraceFn {
     Arc::new(move |sql| {
         call_back(conn, |py| {
             let f = func.bind(py);

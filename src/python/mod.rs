@@ -26,11 +26,25 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static TOKEN: u64 = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    /// The thread a callback running on this (connection) thread acts for, 0 for none.
+    static ACTING_FOR: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// A nonzero id of the calling OS thread, cheaper than asking Python.
+/// A nonzero id of the calling OS thread, cheaper than asking Python; inside a callback, the
+/// id of the thread waiting for the statement that runs it.
 pub(crate) fn thread_token() -> u64 {
-    TOKEN.with(|t| *t)
+    match ACTING_FOR.with(|a| a.get()) {
+        0 => TOKEN.with(|t| *t),
+        thread => thread,
+    }
+}
+
+/// Runs `f` with [`thread_token`] answering `thread`.
+pub(crate) fn acting_for<R>(thread: u64, f: impl FnOnce() -> R) -> R {
+    let previous = ACTING_FOR.with(|a| a.replace(thread));
+    let result = f();
+    ACTING_FOR.with(|a| a.set(previous));
+    result
 }
 
 /// Locks `m`, waiting without holding the GIL when another thread has it.

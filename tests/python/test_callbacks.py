@@ -305,8 +305,10 @@ def test_limits_are_per_connection(db, filed):
 def test_a_callback_may_use_another_connection_without_deadlock(db, filed):
     """The statement runs on a pooled connection's thread while the caller waits without
     the GIL; the callback takes the GIL there and may run SQL on another connection of the
-    same file (a read, which takes a reader, while the caller holds the writer too)."""
-    other = litepool.connect(db, check_same_thread=False)
+    same file (a read, which takes a reader, while the caller holds the writer too). As in
+    the stdlib, where the callback runs on the calling thread, it may use a connection that
+    thread owns (check_same_thread=True)."""
+    other = litepool.connect(db)
     filed.create_function(
         "count_other", 0,
         lambda: other.execute("SELECT count(*) FROM t").fetchone()[0])
@@ -314,6 +316,36 @@ def test_a_callback_may_use_another_connection_without_deadlock(db, filed):
     filed.execute("INSERT INTO t VALUES (count_other())")  # writer held meanwhile
     filed.commit()
     assert filed.execute("SELECT max(x) FROM t").fetchone() == (5,)
+    # A connection owned by yet another thread stays off limits, as in the stdlib.
+    foreign = []
+    opened, done = threading.Event(), threading.Event()
+
+    def owner():
+        foreign.append(litepool.connect(db))
+        opened.set()
+        done.wait()
+        foreign[0].close()
+
+    t = threading.Thread(target=owner)
+    t.start()
+    opened.wait()
+    inner = []
+
+    def use_foreign():
+        try:
+            return foreign[0].execute("SELECT 1").fetchone()[0]
+        except litepool.ProgrammingError as e:
+            inner.append(str(e))
+            raise
+
+    filed.create_function("use_foreign", 0, use_foreign)
+    with pytest.raises(litepool.OperationalError,
+                       match="user-defined function raised exception"):
+        filed.execute("SELECT use_foreign()")
+    assert len(inner) == 1 and "created in a thread can only be used in that same thread" \
+        in inner[0]
+    done.set()
+    t.join()
     other.close()
 
 
