@@ -96,6 +96,9 @@ impl SessionState {
     /// something (so its registrations may be left there).
     fn note_used(&mut self, worker: &Arc<WorkerShared>) {
         if self.registered && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
+            // Readers come and go (idle timeout): forget the closed ones, so a long-lived
+            // session's list stays as short as the pool.
+            self.used.retain(|w| !w.is_shut_down());
             self.used.push(Arc::clone(worker));
         }
     }

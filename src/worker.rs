@@ -344,6 +344,11 @@ impl WorkerShared {
         let _ = self.submit(Msg::EndReadTxn);
     }
 
+    /// Whether the worker has shut down (its connection is closed).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
     /// The OS thread id of the connection thread.
     pub(crate) fn tid(&self) -> i64 {
         self.tid
