@@ -81,7 +81,14 @@ impl Drop for Blob {
     fn drop(&mut self) {
         let blob = self.lock().blob.take();
         if let Some(blob) = blob {
-            Python::attach(|py| py.detach(move || drop(blob)));
+            if super::hooks::running_for(self.conn.get().id()) {
+                // Dropped inside a callback of its own connection, whose running statement
+                // holds the session: closing here would wait for that statement forever.
+                // A short-lived thread closes it once the statement ends.
+                std::thread::spawn(move || drop(blob));
+            } else {
+                Python::attach(|py| py.detach(move || drop(blob)));
+            }
         }
     }
 }

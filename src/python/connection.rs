@@ -259,7 +259,7 @@ impl Connection {
     }
 
     /// This connection's identity for its callbacks (a frozen pyclass does not move).
-    fn id(&self) -> usize {
+    pub(crate) fn id(&self) -> usize {
         self as *const Connection as usize
     }
 

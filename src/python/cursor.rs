@@ -538,7 +538,17 @@ impl Drop for Cursor {
                         "unclosed litepool.Cursor with unread rows: its connection was given back",
                     );
                 }
-                py.detach(move || drop(rows));
+                let in_own_callback = self
+                    .conn
+                    .bind(py)
+                    .cast::<Connection>()
+                    .is_ok_and(|c| super::hooks::running_for(c.get().id()));
+                if in_own_callback {
+                    // As for a blob: the connection's running statement holds the session.
+                    std::thread::spawn(move || drop(rows));
+                } else {
+                    py.detach(move || drop(rows));
+                }
             });
         }
     }

@@ -474,3 +474,21 @@ def test_enable_callback_tracebacks_takes_an_int_as_the_stdlib():
         module.enable_callback_tracebacks(0)
         with pytest.raises(TypeError):
             module.enable_callback_tracebacks("yes")
+
+
+def test_a_cursor_or_blob_of_the_same_connection_freed_inside_a_callback(db):
+    """Freeing, inside a callback, the last reference to a cursor with unread rows or an open
+    blob of the connection running the statement must not deadlock (the statement holds
+    that connection); they are closed once the statement ends."""
+    c = litepool.connect(db, check_same_thread=False)
+    c.execute("CREATE TABLE t(x)")
+    c.executemany("INSERT INTO t VALUES (?)", [(b"abc",)] * 2000)
+    c.commit()
+    held = [c.execute("SELECT x FROM t"), c.blobopen("t", "x", 1)]
+    pool = c.pool
+    c.create_function("release", 0, lambda: held.clear())
+    assert c.execute("SELECT release()").fetchone() == (None,)
+    assert held == []
+    c.close()
+    assert pool.stats()["readers_in_use"] == 0
+    assert not pool.stats()["writer_in_use"]
