@@ -180,6 +180,14 @@ pub enum Error {
         /// SQLite's message.
         message: String,
     },
+    /// A TEXT value read from a column is not valid UTF-8 (see
+    /// [`crate::Session::set_text_as_bytes`] to get its bytes instead).
+    InvalidText {
+        /// The column's name.
+        column: String,
+        /// The text with each invalid sequence replaced by U+FFFD.
+        text: String,
+    },
     /// The operation is not supported (e.g. a pool option a host cannot honour).
     NotSupported {
         /// What is not supported.
@@ -200,7 +208,8 @@ impl Error {
             Error::AcquireTimeout { .. }
             | Error::Open { .. }
             | Error::ReadTransactionEnded { .. }
-            | Error::DiskFull { .. } => ErrorKind::Operational,
+            | Error::DiskFull { .. }
+            | Error::InvalidText { .. } => ErrorKind::Operational,
             Error::Closed { .. }
             | Error::ParameterCount { .. }
             | Error::ParameterName { .. }
@@ -319,6 +328,9 @@ impl fmt::Display for Error {
                 "disk full during {during} of {path} ({message}); nothing committed is lost, \
                  litepool retries with back-off"
             ),
+            Error::InvalidText { column, text } => {
+                write!(f, "Could not decode to UTF-8 column '{column}' with text '{text}'")
+            }
             Error::NotSupported { message } => f.write_str(message),
             Error::Internal { message } => write!(f, "litepool internal error: {message}"),
         }

@@ -21,19 +21,23 @@
 //! # Ok::<(), litepool::Error>(())
 //! ```
 #![warn(missing_docs)]
-// The core has no `unsafe`; only the host layers that cross a foreign boundary (the C ABI,
-// the Python module) may allow it, module by module, with a `SAFETY:` comment per block.
+// The core has no `unsafe` but `raw_hooks` (the SQLite calls rusqlite offers only on
+// `&mut Connection`); the host layers that cross a foreign boundary (the C ABI, the Python
+// module) may allow it, module by module, with a `SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
 mod backup;
+mod blob;
 mod checkpoint;
 mod classify;
 pub mod config;
 mod error;
 mod fd;
+pub mod functions;
 mod handoff;
 mod maintenance;
 mod pool;
+mod raw_hooks;
 mod registry;
 mod rows;
 mod session;
@@ -47,6 +51,7 @@ pub mod ffi;
 mod python;
 
 pub use backup::BackupProgress;
+pub use blob::Blob;
 pub use checkpoint::{CheckpointMode, CheckpointResult};
 pub use config::{parse_dsn, CheckpointPolicy, Config, JournalMode, Synchronous};
 pub use error::{Error, ErrorKind, Result, Role};

@@ -1,14 +1,18 @@
 //! Sessions: what a host calls a "connection". A session holds no SQLite connection while
 //! idle; each statement borrows the writer or a reader for as long as it needs one.
 
+use crate::blob::Blob;
 use crate::classify::{immediate_begin, Class};
 use crate::error::{Error, Result, Role};
+use crate::functions::{
+    self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
+};
 use crate::pool::{Lease, PoolInner};
 use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
 use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, Worker, WorkerShared};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -45,6 +49,8 @@ pub(crate) struct SessionShared {
     next_cursor: AtomicU64,
     /// This session's acquire timeout in nanoseconds; `u64::MAX` for the pool's.
     acquire_timeout: AtomicU64,
+    /// Non-UTF-8 TEXT comes back as a BLOB value instead of failing the read.
+    text_as_bytes: AtomicBool,
 }
 
 /// What an interrupt of the session would hit now.
@@ -71,16 +77,44 @@ struct SessionState {
     writer: Option<Lease>,
     reader: Option<Lease>,
     pinned: bool,
+    /// Open cursors and blobs, and the connection each keeps.
     cursors: HashMap<u64, Slot>,
     settings: Settings,
+    /// The session has registered something at some point, so a connection it closes with
+    /// must have it taken off.
+    registered: bool,
+    /// The session has set hooks or limits at some point, so a connection must have them
+    /// taken off before it goes back to the pool.
+    hooked: bool,
+    /// The connections that ran the session's jobs since it registered something: its
+    /// functions and collations may still be on them, and come off when it closes.
+    used: Vec<Arc<WorkerShared>>,
 }
 
 impl SessionState {
+    /// Records that a job of the session runs on `worker`, if the session registered
+    /// something (so its registrations may be left there).
+    fn note_used(&mut self, worker: &Arc<WorkerShared>) {
+        if self.registered && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
+            // Readers come and go (idle timeout): forget the closed ones, so a long-lived
+            // session's list stays as short as the pool.
+            self.used.retain(|w| !w.is_shut_down());
+            self.used.push(Arc::clone(worker));
+        }
+    }
+
     fn in_transaction(&self) -> bool {
         [self.writer.as_ref(), self.reader.as_ref()]
             .into_iter()
             .flatten()
             .any(|l| !l.state.autocommit)
+    }
+
+    fn lease_ref(&self, slot: Slot) -> Option<&Lease> {
+        match slot {
+            Slot::Writer => self.writer.as_ref(),
+            Slot::Reader => self.reader.as_ref(),
+        }
     }
 
     fn lease(&mut self, slot: Slot) -> Option<&mut Lease> {
@@ -148,11 +182,16 @@ impl Session {
                             version: 0,
                         },
                         pragmas: Arc::new(Vec::new()),
+                        hooks: Arc::new(Registrations::default()),
                     },
+                    registered: false,
+                    hooked: false,
+                    used: Vec::new(),
                 }),
                 running: Arc::new(Mutex::new(Running::Idle)),
                 next_cursor: AtomicU64::new(1),
                 acquire_timeout: AtomicU64::new(u64::MAX),
+                text_as_bytes: AtomicBool::new(false),
             }),
         })
     }
@@ -299,6 +338,209 @@ impl Session {
         const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
         let nanos = timeout.map_or(u64::MAX, |t| t.min(LONGEST).as_nanos() as u64);
         self.shared.acquire_timeout.store(nanos, Ordering::Relaxed);
+    }
+
+    /// Registers (`Some`) or removes (`None`) the scalar SQL function `name` taking `n_arg`
+    /// arguments (-1: any number) for this session: it is put on every connection the session
+    /// uses, and taken off before that connection goes back to the pool. A `deterministic`
+    /// function may be used in indexes and is evaluated once per statement for constant
+    /// arguments.
+    ///
+    /// # Errors
+    ///
+    /// `SQLITE_MISUSE` for an `n_arg` outside -1..=1000 or a name SQLite refuses (empty, over
+    /// 255 bytes, NUL); [`Error::Closed`] after close.
+    pub fn create_scalar_function(
+        &self,
+        name: &str,
+        n_arg: i32,
+        deterministic: bool,
+        func: Option<ScalarFn>,
+    ) -> Result<()> {
+        self.register(|r| r.scalar(name, n_arg, deterministic, func))
+    }
+
+    /// Registers (`Some`) or removes (`None`) an aggregate function; `factory` makes the
+    /// state of each group on its first row. Errors as [`Session::create_scalar_function`].
+    pub fn create_aggregate_function(
+        &self,
+        name: &str,
+        n_arg: i32,
+        factory: Option<AggregateFactory>,
+    ) -> Result<()> {
+        self.register(|r| r.aggregate(name, n_arg, factory))
+    }
+
+    /// Registers (`Some`) or removes (`None`) an aggregate window function (its state also
+    /// answers `value` and `inverse`). Errors as [`Session::create_scalar_function`].
+    pub fn create_window_function(
+        &self,
+        name: &str,
+        n_arg: i32,
+        factory: Option<AggregateFactory>,
+    ) -> Result<()> {
+        self.register(|r| r.window(name, n_arg, factory))
+    }
+
+    /// Registers (`Some`) or removes (`None`) the collation `name` (case-insensitive).
+    pub fn create_collation(&self, name: &str, compare: Option<CollationFn>) -> Result<()> {
+        self.register(|r| r.collation(name, compare))
+    }
+
+    /// Sets (`Some`) or removes (`None`) the authorizer consulted while this session's
+    /// statements are compiled. Statements already cached are compiled again under it.
+    pub fn set_authorizer(&self, authorizer: Option<AuthorizerFn>) -> Result<()> {
+        self.register(|r| {
+            r.set_authorizer(authorizer);
+            Ok(())
+        })
+    }
+
+    /// Sets (`Some((n, f))`: called every `n` virtual machine instructions; `true`
+    /// interrupts) or removes the progress handler of this session's statements.
+    pub fn set_progress_handler(&self, handler: Option<(i32, ProgressFn)>) -> Result<()> {
+        self.register(|r| {
+            r.set_progress(handler);
+            Ok(())
+        })
+    }
+
+    /// Sets (`Some`) or removes (`None`) the callback given the SQL of each statement this
+    /// session runs. It also sees the statements litepool runs for the session (`BEGIN
+    /// IMMEDIATE`, pragmas replayed on a newly taken connection).
+    pub fn set_trace_callback(&self, trace: Option<TraceFn>) -> Result<()> {
+        self.register(|r| {
+            r.set_trace(trace);
+            Ok(())
+        })
+    }
+
+    /// The session's limit for `category` (`SQLITE_LIMIT_*`): what it set, else the
+    /// connections' default.
+    ///
+    /// # Errors
+    ///
+    /// `SQLITE_RANGE` for an unknown category; [`Error::Closed`] after close.
+    pub fn limit(&self, category: i32) -> Result<i32> {
+        let limit = limit_category(category)?;
+        if let Some(value) = self.shared.lock()?.settings.hooks.limit(category) {
+            return Ok(value);
+        }
+        self.shared.on_writer(move |ctx| Ok(ctx.conn.limit(limit)?))
+    }
+
+    /// Sets the session's limit for `category` on every connection it uses and returns the
+    /// previous value; a negative `value` only reads it. SQLite lowers a value above its hard
+    /// upper bound to that bound. Errors as [`Session::limit`].
+    pub fn set_limit(&self, category: i32, value: i32) -> Result<i32> {
+        let limit = limit_category(category)?;
+        let old = self.limit(category)?;
+        if value < 0 {
+            return Ok(old);
+        }
+        // The value SQLite would keep, learned on the writer and undone there: the
+        // registration applies it (and restores the default before the writer goes back).
+        let effective = self.shared.on_writer(move |ctx| {
+            let before = ctx.conn.set_limit(limit, value)?;
+            let effective = ctx.conn.limit(limit)?;
+            ctx.conn.set_limit(limit, before)?;
+            Ok(effective)
+        })?;
+        self.register(|r| {
+            r.set_limit(category, effective);
+            Ok(())
+        })?;
+        Ok(old)
+    }
+
+    /// A copy of database `schema` (`"main"`, `"temp"` or an attached name) as the bytes of a
+    /// database file (`sqlite3_serialize`), read on the writer. The image of a WAL database
+    /// says "rollback journal" (file format bytes 18-19 = 1), as a copy without its WAL must,
+    /// so it can be deserialized.
+    pub fn serialize(&self, schema: &str) -> Result<Vec<u8>> {
+        let schema = schema.to_string();
+        let mut image = self
+            .shared
+            .on_writer(move |ctx| crate::raw_hooks::serialize(ctx.conn, &schema))?;
+        if image.len() >= 20 && image[18] == 2 && image[19] == 2 {
+            image[18] = 1;
+            image[19] = 1;
+        }
+        Ok(image)
+    }
+
+    /// Replaces database `schema` with the serialized database `data`
+    /// (`sqlite3_deserialize`). Only a `:memory:` session's private database can be replaced:
+    /// a pooled file connection is shared with other sessions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotSupported`] on a file pool; SQLite's error when the database is in use.
+    /// Data that is not a database is accepted here and fails the next statement with
+    /// `SQLITE_NOTADB`, as in SQLite.
+    pub fn deserialize(&self, schema: &str, data: &[u8]) -> Result<()> {
+        if !self.shared.pool.memory {
+            return Err(Error::NotSupported {
+                message: "deserialize is supported on :memory: connections only: a file \
+                          database's pooled connections are shared with other sessions"
+                    .into(),
+            });
+        }
+        let schema = schema.to_string();
+        let data = data.to_vec();
+        self.shared
+            .on_writer(move |ctx| crate::raw_hooks::deserialize(ctx.conn, &schema, &data))
+    }
+
+    /// Opens the BLOB in `column` of the row with rowid `row` of `table` in database `db`
+    /// for incremental I/O (`sqlite3_blob_open`). The session keeps the connection it is open
+    /// on — a reader for a read-only blob outside a transaction, else the writer — until the
+    /// blob is closed.
+    pub fn open_blob(
+        &self,
+        db: &str,
+        table: &str,
+        column: &str,
+        row: i64,
+        read_only: bool,
+    ) -> Result<Blob> {
+        let (db, table, column) = (db.to_string(), table.to_string(), column.to_string());
+        let id = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
+        let len = self.shared.open_blob(id, read_only, move |ctx| {
+            // sqlite3_blob_open looks the table up in the schema the connection has loaded,
+            // stale on a connection that has not read since another one changed it; reading
+            // the schema table checks the schema cookie and reloads it.
+            let quoted = db.replace('"', "\"\"");
+            ctx.conn.query_row(
+                &format!("SELECT count(*) FROM \"{quoted}\".sqlite_schema"),
+                [],
+                |_| Ok(()),
+            )?;
+            let blob =
+                ctx.conn
+                    .blob_open(db.as_str(), table.as_str(), column.as_str(), row, read_only)?;
+            let len = blob.len();
+            ctx.blobs.insert(id, blob);
+            Ok(len)
+        })?;
+        Ok(Blob::new(Arc::clone(&self.shared), id, len))
+    }
+
+    /// Makes non-UTF-8 TEXT come back as [`Value::Blob`](crate::Value::Blob) bytes instead
+    /// of failing the read with [`Error::InvalidText`] (for hosts that hand TEXT over as
+    /// bytes).
+    pub fn set_text_as_bytes(&self, on: bool) {
+        self.shared.text_as_bytes.store(on, Ordering::Relaxed);
+    }
+
+    fn register(&self, f: impl FnOnce(&mut Registrations) -> Result<()>) -> Result<()> {
+        let mut st = self.shared.lock()?;
+        let mut regs = st.settings.hooks.as_ref().clone();
+        f(&mut regs)?;
+        st.registered = true;
+        st.hooked |= regs.has_hooks();
+        st.settings.hooks = Arc::new(regs);
+        Ok(())
     }
 
     /// Whether [`Session::close`] has run.
@@ -548,11 +790,23 @@ impl SessionShared {
             .lease(slot)
             .ok_or_else(|| Error::internal("no connection in the routed slot"))?;
         let worker = Arc::clone(&lease.worker);
+        st.note_used(&worker);
         let sql_owned = sql.to_string();
         let on_writer = slot == Slot::Writer;
+        let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
         let outcome = self.call(&worker, move |ctx| {
             run_statement(
-                ctx, &sql_owned, params, known, &settings, mode, movable, on_writer,
+                ctx,
+                &sql_owned,
+                params,
+                known,
+                &settings,
+                mode,
+                Route {
+                    movable,
+                    on_writer,
+                    text_as_bytes,
+                },
             )
         })?;
         let (outcome, state) = match outcome {
@@ -601,6 +855,7 @@ impl SessionShared {
             }
             let settings = st.settings.clone();
             let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
+            st.note_used(&worker);
             self.call(&worker, move |ctx| {
                 let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
                 let pinned = ctx.take_pins();
@@ -641,6 +896,9 @@ impl SessionShared {
                     Slot::Reader => st.reader.take(),
                 };
                 if let Some(lease) = lease {
+                    if st.hooked {
+                        release_hooks(&lease);
+                    }
                     self.pool.release(lease);
                 }
             }
@@ -657,12 +915,13 @@ impl SessionShared {
             Some(lease) => Arc::clone(&lease.worker),
             None => return Err(Error::internal("cursor without a connection")),
         };
+        let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
         let result = self.operation(|| {
             self.call(&worker, move |ctx| {
                 let mut batch = match ctx.cursors.get_mut(&cursor) {
                     Some(stmt) => {
                         let ncols = stmt.column_count();
-                        statement::step_batch(stmt, ncols)
+                        statement::step_batch(stmt, ncols, text_as_bytes)
                     }
                     None => Batch {
                         done: true,
@@ -688,6 +947,87 @@ impl SessionShared {
         });
         self.settle(&mut st);
         result
+    }
+
+    /// Runs `open` (which opens blob `id` on the connection) on a reader for a read-only blob
+    /// outside a transaction, else on the writer, and keeps that connection for the blob.
+    fn open_blob<F>(&self, id: u64, read_only: bool, open: F) -> Result<usize>
+    where
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<usize> + Send + 'static,
+    {
+        let mut st = self.lock()?;
+        let result = self.operation(|| {
+            let slot = if read_only && st.writer.is_none() {
+                Slot::Reader
+            } else {
+                Slot::Writer
+            };
+            let slot = self.take(&mut st, slot)?;
+            let settings = st.settings.clone();
+            let worker = match st.lease(slot) {
+                Some(lease) => Arc::clone(&lease.worker),
+                None => return Err(Error::internal("no connection in the blob's slot")),
+            };
+            st.note_used(&worker);
+            let (opened, state) = self.call(&worker, move |ctx| {
+                let opened = ctx.apply_settings(&settings).and_then(|()| open(ctx));
+                (opened, ctx.state())
+            })?;
+            if let Some(lease) = st.lease(slot) {
+                lease.state = state;
+            }
+            if opened.is_ok() {
+                st.cursors.insert(id, slot);
+            }
+            opened
+        });
+        self.settle(&mut st);
+        result
+    }
+
+    /// Runs `f` on open blob `id` on its connection's thread.
+    pub(crate) fn with_blob<R, F>(&self, id: u64, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'b> FnOnce(&mut rusqlite::blob::Blob<'b>) -> Result<R> + Send + 'static,
+    {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match st.cursors.get(&id) {
+            Some(slot) if !st.closed => *slot,
+            _ => return Err(Error::Closed { what: "blob" }),
+        };
+        let worker = match st.lease_ref(slot) {
+            Some(lease) => Arc::clone(&lease.worker),
+            None => return Err(Error::internal("blob without a connection")),
+        };
+        let result = self.operation(|| {
+            self.call(&worker, move |ctx| match ctx.blobs.get_mut(&id) {
+                Some(blob) => f(blob),
+                None => Err(Error::Closed { what: "blob" }),
+            })
+        });
+        drop(st);
+        result?
+    }
+
+    /// Closes blob `id` and gives back its connection if nothing else keeps it.
+    pub(crate) fn close_blob(&self, id: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(slot) = st.cursors.remove(&id) else {
+            return;
+        };
+        if let Some(lease) = st.lease(slot) {
+            let worker = Arc::clone(&lease.worker);
+            if let Ok(state) = worker.call(move |ctx| {
+                ctx.blobs.remove(&id);
+                ctx.state()
+            }) {
+                if let Some(lease) = st.lease(slot) {
+                    lease.state = state;
+                }
+            }
+        }
+        self.settle(&mut st);
     }
 
     pub(crate) fn close_cursor(&self, cursor: u64) {
@@ -720,11 +1060,16 @@ impl SessionShared {
         st.cursors.clear();
         let private = st.private.take();
         let pinned = st.pinned;
+        let registered = st.registered;
+        let used = std::mem::take(&mut st.used);
+        // Closed is closed: the callbacks (and what they hold) go now, not with the handle.
+        let registrations = std::mem::take(&mut st.settings.hooks);
         let leases: Vec<Lease> = [st.writer.take(), st.reader.take()]
             .into_iter()
             .flatten()
             .collect();
         drop(st);
+        drop(registrations);
         for lease in leases {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
             let leaves_objects = pinned && lease.role == Role::Writer && !lease.is_private();
@@ -743,8 +1088,18 @@ impl SessionShared {
                 }
             }
             if !lease.is_private() {
+                if registered {
+                    clear_registrations(&lease);
+                }
                 self.pool.release(lease);
             }
+        }
+        // Connections the session gave back may still carry its functions and collations
+        // (and the Python objects behind them): take them off, unless another session
+        // replaced them already. A closed connection (pool closed) has nothing left.
+        let session = self.id;
+        for worker in used {
+            let _ = worker.call(move |ctx| ctx.forget_session(session));
         }
         match private {
             Some(worker) => self.pool.close_private(worker),
@@ -753,8 +1108,36 @@ impl SessionShared {
     }
 }
 
+fn limit_category(category: i32) -> Result<rusqlite::limits::Limit> {
+    functions::limit_of(category).ok_or(Error::Sqlite {
+        code: rusqlite::ffi::SQLITE_RANGE,
+        extended_code: rusqlite::ffi::SQLITE_RANGE,
+        message: format!("'category' is out of bounds: {category}"),
+    })
+}
+
+/// Takes a session's hooks and limits off a connection before it goes back to the pool. It
+/// runs even when an interrupt is pending (that is for the session's statements, not this).
+fn release_hooks(lease: &Lease) {
+    let _ = lease.worker.call(|ctx| ctx.release_hooks());
+}
+
+/// Takes all of a closing session's registrations off a connection before it goes back. A
+/// failure is ignored: the connection has no statement running that could cause one, and
+/// the next session to use it replaces them anyway.
+fn clear_registrations(lease: &Lease) {
+    let _ = lease.worker.call(|ctx| ctx.clear_registrations());
+}
+
+/// Where a statement job runs and how it reads TEXT.
+struct Route {
+    /// It may move to the other kind of connection before running.
+    movable: bool,
+    on_writer: bool,
+    text_as_bytes: bool,
+}
+
 /// The statement job, run on the connection thread.
-#[allow(clippy::too_many_arguments)]
 fn run_statement(
     ctx: &mut ConnCtx<'_>,
     sql: &str,
@@ -762,9 +1145,13 @@ fn run_statement(
     known: Option<Class>,
     settings: &Settings,
     mode: Mode,
-    movable: bool,
-    on_writer: bool,
+    route: Route,
 ) -> (Result<Outcome>, ConnState) {
+    let Route {
+        movable,
+        on_writer,
+        text_as_bytes,
+    } = route;
     let result = (|| {
         if let Some(ended) = ctx.take_txn_ended() {
             return Err(ended);
@@ -791,10 +1178,10 @@ fn run_statement(
         let statement::Started { columns, decltypes } = statement::columns(&stmt);
         let ncols = columns.len();
         let before = ctx.conn.total_changes();
-        let mut batch = statement::step_batch(&mut stmt, ncols);
+        let mut batch = statement::step_batch(&mut stmt, ncols, text_as_bytes);
         if mode == Mode::Execute {
             while !batch.done {
-                batch = statement::step_batch(&mut stmt, ncols);
+                batch = statement::step_batch(&mut stmt, ncols, text_as_bytes);
             }
             batch.values.clear();
         }

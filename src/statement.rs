@@ -103,7 +103,9 @@ pub(crate) fn columns(stmt: &Statement<'_>) -> Started {
 
 /// Steps `stmt` for up to one batch. When the batch fills before the statement ends, the
 /// statement keeps its position for the next call; when it ends (or fails) it is reset.
-pub(crate) fn step_batch(stmt: &mut Statement<'_>, ncols: usize) -> Batch {
+/// Non-UTF-8 TEXT ends the batch with [`Error::InvalidText`], or comes back as a BLOB value
+/// with `text_as_bytes`.
+pub(crate) fn step_batch(stmt: &mut Statement<'_>, ncols: usize, text_as_bytes: bool) -> Batch {
     let mut batch = Batch::default();
     let mut bytes = 0usize;
     let mut rows = stmt.raw_query();
@@ -118,10 +120,20 @@ pub(crate) fn step_batch(stmt: &mut Statement<'_>, ncols: usize) -> Batch {
             Ok(Some(row)) => {
                 for i in 0..ncols {
                     let value = match row.get_ref(i) {
-                        Ok(v) => owned(v, &mut bytes),
-                        Err(e) => {
+                        Ok(v) => owned(v, &mut bytes, text_as_bytes),
+                        Err(e) => Err(e.into()),
+                    };
+                    let value = match value {
+                        Ok(value) => value,
+                        Err(BadText(text)) => {
+                            let column = row.as_ref().column_name(i).unwrap_or("").to_string();
                             batch.done = true;
-                            batch.error = Some(e.into());
+                            batch.error = Some(Error::InvalidText { column, text });
+                            return batch;
+                        }
+                        Err(Other(e)) => {
+                            batch.done = true;
+                            batch.error = Some(e);
                             return batch;
                         }
                     };
@@ -149,8 +161,22 @@ pub(crate) fn reset(stmt: &mut Statement<'_>) {
     drop(stmt.raw_query());
 }
 
-fn owned(v: ValueRef<'_>, bytes: &mut usize) -> Value {
-    match v {
+/// Why a column value could not be taken.
+enum ValueError {
+    /// Non-UTF-8 TEXT, shown with replacement characters.
+    BadText(String),
+    Other(Error),
+}
+use ValueError::{BadText, Other};
+
+impl From<rusqlite::Error> for ValueError {
+    fn from(e: rusqlite::Error) -> ValueError {
+        Other(e.into())
+    }
+}
+
+fn owned(v: ValueRef<'_>, bytes: &mut usize, text_as_bytes: bool) -> Result<Value, ValueError> {
+    Ok(match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => {
             *bytes += 8;
@@ -162,11 +188,15 @@ fn owned(v: ValueRef<'_>, bytes: &mut usize) -> Value {
         }
         ValueRef::Text(t) => {
             *bytes += t.len();
-            Value::Text(String::from_utf8_lossy(t).into_owned())
+            match std::str::from_utf8(t) {
+                Ok(s) => Value::Text(s.to_string()),
+                Err(_) if text_as_bytes => Value::Blob(t.to_vec()),
+                Err(_) => return Err(BadText(String::from_utf8_lossy(t).into_owned())),
+            }
         }
         ValueRef::Blob(b) => {
             *bytes += b.len();
             Value::Blob(b.to_vec())
         }
-    }
+    })
 }

@@ -6,10 +6,13 @@ use crate::classify::{recording_authorizer, AuthLog, Class, CONNECTION_PRAGMAS};
 use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
+use crate::functions::{self, Applied, AuthorizerSlot, Registrations};
 use crate::handoff::{reply_slot, spin_until, JOB_SPIN};
 use crate::statement;
+use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
+use rusqlite::hooks::AuthContext;
 use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags};
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -26,11 +29,13 @@ pub(crate) struct SettingsKey {
     pub version: u64,
 }
 
-/// A session's connection-local pragma assignments, in the order it made them.
-#[derive(Clone, Debug)]
+/// A session's connection-local pragma assignments, in the order it made them, and its
+/// registrations (functions, collations, hooks, limits).
+#[derive(Clone)]
 pub(crate) struct Settings {
     pub key: SettingsKey,
     pub pragmas: Arc<Vec<(String, String)>>,
+    pub hooks: Arc<Registrations>,
 }
 
 /// Everything a job may touch, owned by the connection thread. `'c` is the connection's
@@ -39,8 +44,12 @@ pub(crate) struct Settings {
 pub(crate) struct ConnCtx<'c> {
     pub conn: &'c Connection,
     pub cursors: HashMap<u64, CachedStatement<'c>>,
+    /// Open blobs, keyed like cursors (they share the session's id space).
+    pub blobs: HashMap<u64, Blob<'c>>,
     auth: Arc<Mutex<AuthLog>>,
     applied: Option<SettingsKey>,
+    /// The registrations on the connection and whose they are.
+    hooks: Applied,
     /// The connection-local pragmas' values as opened, to restore for the next session.
     defaults: HashMap<&'static str, String>,
     /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
@@ -67,6 +76,7 @@ impl<'c> ConnCtx<'c> {
         conn: &'c Connection,
         auth: Arc<Mutex<AuthLog>>,
         ending: Arc<Mutex<Option<Error>>>,
+        user_auth: AuthorizerSlot,
     ) -> Self {
         let defaults = CONNECTION_PRAGMAS
             .iter()
@@ -75,8 +85,10 @@ impl<'c> ConnCtx<'c> {
         ConnCtx {
             conn,
             cursors: HashMap::new(),
+            blobs: HashMap::new(),
             auth,
             applied: None,
+            hooks: Applied::new(conn, user_auth),
             defaults,
             changed: Vec::new(),
             ending,
@@ -125,7 +137,7 @@ impl<'c> ConnCtx<'c> {
     pub(crate) fn state(&self) -> ConnState {
         ConnState {
             autocommit: self.conn.is_autocommit(),
-            cursors: self.cursors.len(),
+            cursors: self.cursors.len() + self.blobs.len(),
         }
     }
 
@@ -166,11 +178,34 @@ impl<'c> ConnCtx<'c> {
     }
 
     /// Makes the connection carry exactly `settings`' pragmas (restoring the defaults of what
-    /// an earlier session changed), unless it already does.
+    /// an earlier session changed) and registrations, unless it already does.
     pub(crate) fn apply_settings(&mut self, settings: &Settings) -> Result<()> {
-        if self.applied == Some(settings.key) {
-            return Ok(());
+        if self.applied != Some(settings.key) {
+            self.apply_pragmas(settings)?;
         }
+        self.hooks
+            .apply(self.conn, settings.key.session, &settings.hooks)
+    }
+
+    /// Takes a session's hooks and limits off the connection, before it goes back to the
+    /// pool (its functions and collations stay until another session uses it).
+    pub(crate) fn release_hooks(&mut self) {
+        self.hooks.clear_hooks(self.conn);
+    }
+
+    /// Takes a closed session's registrations off the connection, if they are still on it.
+    pub(crate) fn forget_session(&mut self, session: u64) {
+        if self.hooks.belongs_to(session) {
+            let _ = self.hooks.clear(self.conn);
+        }
+    }
+
+    /// Takes every registration off the connection.
+    pub(crate) fn clear_registrations(&mut self) -> Result<()> {
+        self.hooks.clear(self.conn)
+    }
+
+    fn apply_pragmas(&mut self, settings: &Settings) -> Result<()> {
         for name in std::mem::take(&mut self.changed) {
             if settings.pragmas.iter().any(|(n, _)| *n == name) {
                 continue;
@@ -227,10 +262,11 @@ impl<'c> ConnCtx<'c> {
     /// Resets every open cursor and rolls back any open transaction: the state a connection
     /// must be in when it goes back to the pool. Returns (cursors reset, rolled back).
     pub(crate) fn make_clean(&mut self) -> (usize, bool) {
-        let cursors = self.cursors.len();
+        let cursors = self.cursors.len() + self.blobs.len();
         for (_, mut stmt) in self.cursors.drain() {
             statement::reset(&mut stmt);
         }
+        self.blobs.clear();
         let rolled_back = !self.conn.is_autocommit();
         if rolled_back {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -308,6 +344,11 @@ impl WorkerShared {
         let _ = self.submit(Msg::EndReadTxn);
     }
 
+    /// Whether the worker has shut down (its connection is closed).
+    pub(crate) fn is_shut_down(&self) -> bool {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).closed
+    }
+
     /// The OS thread id of the connection thread.
     pub(crate) fn tid(&self) -> i64 {
         self.tid
@@ -374,8 +415,10 @@ impl Worker {
             .name(name)
             .spawn(move || {
                 let auth = Arc::new(Mutex::new(AuthLog::default()));
+                let user_auth = AuthorizerSlot::default();
                 let tid = fd::current_tid();
-                let conn = match open_connection(&path, &config, role, tid, &auth, wal) {
+                let conn = match open_connection(&path, &config, role, tid, &auth, &user_auth, wal)
+                {
                     Ok(conn) => conn,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -398,7 +441,7 @@ impl Worker {
                 if ready_tx.send(Ok(Arc::clone(&shared))).is_err() {
                     return close_connection(conn, false);
                 }
-                serve(conn, &shared, auth, Arc::clone(&shared.ending))
+                serve(conn, &shared, auth, Arc::clone(&shared.ending), user_auth)
             })
             .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
         match ready_rx.recv() {
@@ -453,8 +496,9 @@ fn serve(
     shared: &WorkerShared,
     auth: Arc<Mutex<AuthLog>>,
     ending: Arc<Mutex<Option<Error>>>,
+    user_auth: AuthorizerSlot,
 ) -> Result<()> {
-    let mut ctx = ConnCtx::new(&conn, auth, ending);
+    let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth);
     let checkpoint = loop {
         match shared.next_msg() {
             Msg::Job(job) => {
@@ -468,6 +512,7 @@ fn serve(
     };
     shared.close_queue();
     ctx.make_clean();
+    let _ = ctx.clear_registrations();
     drop(ctx);
     close_connection(conn, checkpoint)
 }
@@ -500,6 +545,7 @@ fn open_connection(
     role: Role,
     tid: i64,
     auth: &Arc<Mutex<AuthLog>>,
+    user_auth: &AuthorizerSlot,
     wal: Option<Arc<WalWatch>>,
 ) -> Result<Connection> {
     let memory = path.as_os_str() == ":memory:";
@@ -587,6 +633,13 @@ fn open_connection(
         FunctionFlags::SQLITE_UTF8,
         move |_| Ok(tid),
     )?;
-    conn.authorizer(Some(recording_authorizer(Arc::clone(auth))))?;
+    // One authorizer for the connection's life: it records what each statement does (to
+    // route it), then asks the authorizer of the session using the connection, if any.
+    let mut record = recording_authorizer(Arc::clone(auth));
+    let user_auth = Arc::clone(user_auth);
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        record(ctx);
+        functions::authorize(&user_auth, &ctx)
+    }))?;
     Ok(conn)
 }

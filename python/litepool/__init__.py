@@ -16,6 +16,7 @@ import datetime as _datetime
 
 from litepool import _litepool
 from litepool._litepool import (
+    Blob,
     Connection,
     Cursor,
     Row,
@@ -26,6 +27,7 @@ from litepool._litepool import (
     LEGACY_TRANSACTION_CONTROL,
     PARSE_DECLTYPES,
     PARSE_COLNAMES,
+    enable_callback_tracebacks,
 )
 
 # The stdlib's own exception classes, so `except sqlite3.Error` catches ours.
@@ -48,7 +50,6 @@ register_adapter = _sqlite3.register_adapter
 register_converter = _sqlite3.register_converter
 adapt = _sqlite3.adapt
 complete_statement = _sqlite3.complete_statement
-enable_callback_tracebacks = _sqlite3.enable_callback_tracebacks
 
 apilevel = "2.0"
 paramstyle = "qmark"
@@ -134,7 +135,7 @@ def uninstall():
 
 
 __all__ = [
-    "Binary", "Connection", "Cursor", "DataError", "DatabaseError", "Date",
+    "Binary", "Blob", "Connection", "Cursor", "DataError", "DatabaseError", "Date",
     "DateFromTicks", "Error", "IntegrityError", "InterfaceError", "InternalError",
     "LEGACY_TRANSACTION_CONTROL", "NotSupportedError", "OperationalError",
     "PARSE_COLNAMES", "PARSE_DECLTYPES", "Pool", "PrepareProtocol", "ProgrammingError",

@@ -9,10 +9,12 @@ from litepool._litepool import (
     LEGACY_TRANSACTION_CONTROL as LEGACY_TRANSACTION_CONTROL,
     PARSE_COLNAMES as PARSE_COLNAMES,
     PARSE_DECLTYPES as PARSE_DECLTYPES,
+    Blob as Blob,
     Connection as Connection,
     Cursor as Cursor,
     Pool as Pool,
     Row as Row,
+    enable_callback_tracebacks as enable_callback_tracebacks,
     open as open,
     sqlite_version as sqlite_version,
     sqlite_version_info as sqlite_version_info,
@@ -35,7 +37,6 @@ from sqlite3 import (
     adapters as adapters,
     complete_statement as complete_statement,
     converters as converters,
-    enable_callback_tracebacks as enable_callback_tracebacks,
     register_adapter as register_adapter,
     register_converter as register_converter,
 )
@@ -71,6 +72,7 @@ def uninstall() -> None: ...
 
 __all__ = [
     "Binary",
+    "Blob",
     "Connection",
     "Cursor",
     "DataError",

@@ -1,15 +1,17 @@
 //! `Connection`: a session over the process-wide pool of its database file (or a private
 //! `:memory:` database), with the stdlib's transaction control on top.
 
+use super::blob::Blob;
 use super::cursor::Cursor;
 use super::errors::{classes, closed_database, err, programming};
+use super::hooks;
 use super::pool::pool_for;
 use super::values::TextFactory;
 use super::{thread_token, warn_resource};
 use crate::{InterruptHandle, Params, Pool, Session};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyString, PyType};
+use pyo3::types::{PyBool, PyBytes, PyString, PyType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -48,6 +50,9 @@ pub(crate) struct Connection {
     interrupt: InterruptHandle,
     /// Where the connection was opened, when tracemalloc or `LITEPOOL_DEBUG` is on.
     site: Option<String>,
+    /// An exception a collation raised, raised by the statement that sorted (the stdlib
+    /// leaves it pending the same way).
+    pending: hooks::Pending,
 }
 
 /// Options of `connect()` that belong to the connection, not the pool.
@@ -201,6 +206,7 @@ impl Connection {
             txn: Mutex::new(()),
             interrupt,
             site: opening_site(py),
+            pending: hooks::Pending::default(),
         })
     }
 
@@ -223,12 +229,48 @@ impl Connection {
         Ok(())
     }
 
+    /// Refuses use from this connection's own callback: its statement holds the session, so
+    /// waiting for it there would deadlock.
+    pub(crate) fn check_not_in_callback(&self, py: Python<'_>) -> PyResult<()> {
+        if hooks::running_for(self.id()) {
+            return Err(programming(
+                py,
+                "a callback cannot use the connection whose statement is running it \
+                 (litepool runs the statement on a pooled connection; use another connection)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The exception a collation raised during the last statement, if any.
+    pub(crate) fn take_pending(&self) -> Option<PyErr> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Whose callbacks this connection registers.
+    fn callback_owner(&self) -> hooks::Owner {
+        hooks::Owner {
+            conn: self.id(),
+            thread: self.owner,
+        }
+    }
+
+    /// This connection's identity for its callbacks (a frozen pyclass does not move).
+    pub(crate) fn id(&self) -> usize {
+        self as *const Connection as usize
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
-    /// The stdlib's `pysqlite_check_thread` + `pysqlite_check_connection`.
+    /// The stdlib's `pysqlite_check_thread` + `pysqlite_check_connection`, and a refusal to
+    /// be used from its own callback (whose statement holds the session).
     pub(crate) fn check(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_not_in_callback(py)?;
         self.check_thread(py)?;
         if self.is_closed() {
             return Err(closed_database(py));
@@ -314,6 +356,30 @@ impl Connection {
             }
         }
     }
+}
+
+/// The error of a `create_*` call: what SQLite refuses with `SQLITE_MISUSE` raises the
+/// stdlib's `OperationalError(message)`.
+fn creation_error(py: Python<'_>, e: crate::Error, message: &str) -> PyErr {
+    match e {
+        crate::Error::Sqlite { code, .. } if code == rusqlite::ffi::SQLITE_MISUSE => {
+            PyErr::from_value(
+                classes(py)
+                    .operational
+                    .bind(py)
+                    .call1((message,))
+                    .unwrap_or_else(|e| e.into_value(py).into_bound(py).into_any()),
+            )
+        }
+        e => err(py)(e),
+    }
+}
+
+fn check_category(py: Python<'_>, category: i32) -> PyResult<()> {
+    if crate::functions::limit_of(category).is_none() {
+        return Err(programming(py, "'category' is out of bounds"));
+    }
+    Ok(())
 }
 
 impl Drop for Connection {
@@ -457,6 +523,7 @@ impl Connection {
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_not_in_callback(py)?;
         self.check_thread(py)?;
         self.close_now(py)
     }
@@ -549,7 +616,11 @@ impl Connection {
 
     #[setter]
     fn set_text_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.attrs().text_factory = TextFactory::from_obj(value);
+        let factory = TextFactory::from_obj(value);
+        // Only `str` needs UTF-8: other factories are given the TEXT's bytes as they are.
+        self.session
+            .set_text_as_bytes(!matches!(factory, TextFactory::Str));
+        self.attrs().text_factory = factory;
         Ok(())
     }
 
@@ -596,6 +667,196 @@ impl Connection {
             Some(f) => dump.call1((slf, f)),
             None => dump.call1((slf,)),
         }
+    }
+
+    #[pyo3(signature = (name, narg, func, *, deterministic=false))]
+    fn create_function(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        narg: i32,
+        func: &Bound<'_, PyAny>,
+        deterministic: bool,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        // As in the stdlib, None is not a removal here: calling it fails like any callable.
+        let func = Some(hooks::scalar(self.callback_owner(), func.clone().unbind()));
+        let session = &self.session;
+        py.detach(|| session.create_scalar_function(name, narg, deterministic, func))
+            .map_err(|e| creation_error(py, e, "Error creating function"))
+    }
+
+    #[pyo3(signature = (name, n_arg, aggregate_class))]
+    fn create_aggregate(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        n_arg: i32,
+        aggregate_class: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        // As in the stdlib, None is not a removal here (window functions' is).
+        let class = Some(hooks::aggregate(
+            self.callback_owner(),
+            aggregate_class.clone().unbind(),
+        ));
+        let session = &self.session;
+        py.detach(|| session.create_aggregate_function(name, n_arg, class))
+            .map_err(|e| creation_error(py, e, "Error creating aggregate"))
+    }
+
+    #[pyo3(signature = (name, num_params, aggregate_class, /))]
+    fn create_window_function(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        num_params: i32,
+        aggregate_class: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        let class = (!aggregate_class.is_none())
+            .then(|| hooks::aggregate(self.callback_owner(), aggregate_class.clone().unbind()));
+        let session = &self.session;
+        py.detach(|| session.create_window_function(name, num_params, class))
+            .map_err(|e| match e {
+                crate::Error::Sqlite { code, .. } if code == rusqlite::ffi::SQLITE_MISUSE => {
+                    programming(py, "bad parameter or other API misuse")
+                }
+                e => err(py)(e),
+            })
+    }
+
+    #[pyo3(signature = (name, callable, /))]
+    fn create_collation(
+        &self,
+        py: Python<'_>,
+        name: &Bound<'_, PyString>,
+        callable: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        let compare = if callable.is_none() {
+            None
+        } else if callable.is_callable() {
+            Some(hooks::collation(
+                self.callback_owner(),
+                callable.clone().unbind(),
+                std::sync::Arc::clone(&self.pending),
+            ))
+        } else {
+            return Err(PyTypeError::new_err("parameter must be callable"));
+        };
+        let name = name.to_str()?;
+        let session = &self.session;
+        py.detach(|| session.create_collation(name, compare))
+            .map_err(err(py))
+    }
+
+    #[pyo3(signature = (authorizer_callback))]
+    fn set_authorizer(
+        &self,
+        py: Python<'_>,
+        authorizer_callback: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        let f = (!authorizer_callback.is_none()).then(|| {
+            hooks::authorizer(self.callback_owner(), authorizer_callback.clone().unbind())
+        });
+        let session = &self.session;
+        py.detach(|| session.set_authorizer(f)).map_err(err(py))
+    }
+
+    #[pyo3(signature = (progress_handler, n))]
+    fn set_progress_handler(
+        &self,
+        py: Python<'_>,
+        progress_handler: &Bound<'_, PyAny>,
+        n: i32,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        let f = (!progress_handler.is_none()).then(|| {
+            (
+                n,
+                hooks::progress(self.callback_owner(), progress_handler.clone().unbind()),
+            )
+        });
+        let session = &self.session;
+        py.detach(|| session.set_progress_handler(f))
+            .map_err(err(py))
+    }
+
+    #[pyo3(signature = (trace_callback))]
+    fn set_trace_callback(
+        &self,
+        py: Python<'_>,
+        trace_callback: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.check(py)?;
+        let f = (!trace_callback.is_none())
+            .then(|| hooks::trace(self.callback_owner(), trace_callback.clone().unbind()));
+        let session = &self.session;
+        py.detach(|| session.set_trace_callback(f)).map_err(err(py))
+    }
+
+    #[pyo3(signature = (category, /))]
+    fn getlimit(&self, py: Python<'_>, category: i32) -> PyResult<i32> {
+        self.check(py)?;
+        check_category(py, category)?;
+        let session = &self.session;
+        py.detach(|| session.limit(category)).map_err(err(py))
+    }
+
+    #[pyo3(signature = (category, limit, /))]
+    fn setlimit(&self, py: Python<'_>, category: i32, limit: i32) -> PyResult<i32> {
+        self.check(py)?;
+        check_category(py, category)?;
+        let session = &self.session;
+        py.detach(|| session.set_limit(category, limit))
+            .map_err(err(py))
+    }
+
+    #[pyo3(signature = (*, name="main"))]
+    fn serialize<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        self.check(py)?;
+        let session = &self.session;
+        let image = py.detach(|| session.serialize(name)).map_err(err(py))?;
+        Ok(PyBytes::new(py, &image))
+    }
+
+    #[pyo3(signature = (data, /, *, name="main"))]
+    fn deserialize(&self, py: Python<'_>, data: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
+        self.check(py)?;
+        let data: Vec<u8> = match data.cast::<PyBytes>() {
+            Ok(b) => b.as_bytes().to_vec(),
+            Err(_) => {
+                let view = pyo3::types::PyMemoryView::from(data)?;
+                view.call_method0("tobytes")?
+                    .cast::<PyBytes>()?
+                    .as_bytes()
+                    .to_vec()
+            }
+        };
+        let session = &self.session;
+        py.detach(|| session.deserialize(name, &data))
+            .map_err(err(py))
+    }
+
+    #[pyo3(signature = (table, column, row, /, *, readonly=false, name="main"))]
+    fn blobopen(
+        slf: &Bound<'_, Self>,
+        table: &str,
+        column: &str,
+        row: i64,
+        readonly: bool,
+        name: &str,
+    ) -> PyResult<Py<Blob>> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check(py)?;
+        let session = &this.session;
+        let blob = py
+            .detach(|| session.open_blob(name, table, column, row, readonly))
+            .map_err(err(py))?;
+        Py::new(py, Blob::new(slf.clone().unbind(), blob))
     }
 
     /// The pool this connection's session belongs to (litepool extension).

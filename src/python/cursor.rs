@@ -191,7 +191,12 @@ impl Cursor {
             let Some(rows) = run.rows.as_mut() else {
                 return Ok(None);
             };
-            match py.detach(|| rows.next_batch()) {
+            let batch = py.detach(|| rows.next_batch());
+            if let Some(e) = slf.get().connection(py).get().take_pending() {
+                Cursor::reset(py, run);
+                return Err(e);
+            }
+            match batch {
                 Ok(Some(values)) => run.buf = values.into_iter(),
                 Ok(None) => {
                     Cursor::reset(py, run);
@@ -375,6 +380,10 @@ impl Cursor {
                 Err(e) => Ok((rows, Some(first), true, Some(e))),
             }
         });
+        if let Some(e) = conn.take_pending() {
+            py.detach(move || drop(started));
+            return Err(e);
+        }
         let (rows, first, done, pending) = started.map_err(err(py))?;
         let result = rows.result();
         let dml = is_dml(sql_str);
@@ -458,6 +467,9 @@ impl Cursor {
                     Ok((changes, c.last_insert_rowid()))
                 })
             });
+            if let Some(e) = conn.take_pending() {
+                return Err(e);
+            }
             let (changes, last_rowid) = done.map_err(err(py))?;
             total += changes;
             rowid = Some(last_rowid);
@@ -492,7 +504,11 @@ impl Cursor {
         if conn.attrs().autocommit == super::connection::LEGACY {
             py.detach(|| session.commit()).map_err(err(py))?;
         }
-        py.detach(|| session.execute_batch(script)).map_err(err(py))
+        let ran = py.detach(|| session.execute_batch(script));
+        if let Some(e) = conn.take_pending() {
+            return Err(e);
+        }
+        ran.map_err(err(py))
     }
 
     fn fetch<'py>(slf: &Bound<'py, Self>, limit: Option<usize>) -> PyResult<Bound<'py, PyList>> {
@@ -522,7 +538,17 @@ impl Drop for Cursor {
                         "unclosed litepool.Cursor with unread rows: its connection was given back",
                     );
                 }
-                py.detach(move || drop(rows));
+                let in_own_callback = self
+                    .conn
+                    .bind(py)
+                    .cast::<Connection>()
+                    .is_ok_and(|c| super::hooks::running_for(c.get().id()));
+                if in_own_callback {
+                    // As for a blob: the connection's running statement holds the session.
+                    std::thread::spawn(move || drop(rows));
+                } else {
+                    py.detach(move || drop(rows));
+                }
             });
         }
     }
@@ -597,7 +623,9 @@ impl Cursor {
         if self.busy.load(Ordering::Acquire) == thread_token() {
             return Err(programming(py, "Recursive use of cursors not allowed."));
         }
-        self.connection(py).get().check_thread(py)?;
+        let conn = self.connection(py).get();
+        conn.check_not_in_callback(py)?;
+        conn.check_thread(py)?;
         let mut run = lock_detached(py, &self.run);
         Cursor::reset(py, &mut run);
         self.closed.store(true, Ordering::Release);

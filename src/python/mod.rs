@@ -2,13 +2,16 @@
 //! `sqlite3` whose connections are sessions over litepool's pools. The pure-Python package
 //! `python/litepool/` re-exports it and adds the stdlib's module-level helpers.
 //!
-//! PyO3's macros expand to `unsafe` code, so this module tree allows it; no `unsafe` block
-//! is written by hand here.
+//! PyO3's macros expand to `unsafe` code, so this module tree allows it; the one `unsafe`
+//! block written by hand (keeping a Python thread state on a connection thread) is in
+//! `hooks.rs`, with its `SAFETY:` comment.
 #![allow(unsafe_code)]
 
+mod blob;
 mod connection;
 mod cursor;
 mod errors;
+mod hooks;
 mod pool;
 mod row;
 mod values;
@@ -23,11 +26,25 @@ static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
     static TOKEN: u64 = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    /// The thread a callback running on this (connection) thread acts for, 0 for none.
+    static ACTING_FOR: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// A nonzero id of the calling OS thread, cheaper than asking Python.
+/// A nonzero id of the calling OS thread, cheaper than asking Python; inside a callback, the
+/// id of the thread waiting for the statement that runs it.
 pub(crate) fn thread_token() -> u64 {
-    TOKEN.with(|t| *t)
+    match ACTING_FOR.with(|a| a.get()) {
+        0 => TOKEN.with(|t| *t),
+        thread => thread,
+    }
+}
+
+/// Runs `f` with [`thread_token`] answering `thread`.
+pub(crate) fn acting_for<R>(thread: u64, f: impl FnOnce() -> R) -> R {
+    let previous = ACTING_FOR.with(|a| a.replace(thread));
+    let result = f();
+    ACTING_FOR.with(|a| a.set(previous));
+    result
 }
 
 /// Locks `m`, waiting without holding the GIL when another thread has it.
@@ -59,6 +76,8 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<connection::Connection>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_class::<row::Row>()?;
+    m.add_class::<blob::Blob>()?;
+    m.add_function(wrap_pyfunction!(hooks::enable_callback_tracebacks, m)?)?;
     m.add_class::<pool::PyPool>()?;
     m.add_function(wrap_pyfunction!(pool::open, m)?)?;
     m.add("sqlite_version", crate::sqlite_version())?;

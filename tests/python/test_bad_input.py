@@ -127,3 +127,68 @@ def test_sql_must_be_str(mem):
 def test_null_character(mem):
     with pytest.raises(litepool.ProgrammingError, match="null character"):
         mem.execute("SELECT 1\0")
+
+
+def test_non_utf8_text_with_the_default_text_factory(db, tmp_path):
+    """As the stdlib: OperationalError naming the column (as the query names it) and the text
+    with replacement characters; with text_factory=bytes (or a callable) the raw bytes."""
+    import sqlite3
+
+    std = sqlite3.connect(str(tmp_path / "stdlib.db"))
+    lp = litepool.connect(db)
+    results = []
+    for c in (std, lp):
+        c.execute("CREATE TABLE t(x TEXT)")
+        c.execute("INSERT INTO t VALUES (CAST(x'61ff62' AS TEXT))")
+        c.commit()
+        got = []
+        for sql in ["SELECT x FROM t", "SELECT x AS y FROM t"]:
+            with pytest.raises(litepool.OperationalError) as info:
+                c.execute(sql).fetchall()
+            got.append(str(info.value))
+        c.text_factory = bytes
+        got.append(c.execute("SELECT x FROM t").fetchall())
+        c.text_factory = lambda b: b.hex()
+        got.append(c.execute("SELECT x, 'ok' FROM t").fetchall())
+        c.text_factory = str
+        got.append(c.execute("SELECT 'still usable'").fetchall())
+        results.append(got)
+    std.close()
+    lp.close()
+    assert results[0][0] == "Could not decode to UTF-8 column 'x' with text 'a\ufffdb'"
+    assert results[1][:3] == results[0][:3]
+    assert results[1][4] == results[0][4]
+    # A callable text factory: valid TEXT goes through it; non-UTF-8 TEXT arrives as bytes
+    # (the stdlib passes it through the factory too: a documented difference).
+    assert results[1][3] == [(b"a\xffb", "6f6b")]
+    assert results[0][3] == [("61ff62", "6f6b")]
+
+
+def test_blob_over_the_length_limit(db, tmp_path):
+    """A bound BLOB, a zeroblob() and a function's BLOB result over SQLITE_LIMIT_LENGTH fail
+    with the stdlib's DataError and leave the connection usable."""
+    import sqlite3
+
+    std = sqlite3.connect(str(tmp_path / "stdlib.db"))
+    lp = litepool.connect(db)
+    results = []
+    for c in (std, lp):
+        c.execute("CREATE TABLE b(x)")
+        c.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1000)
+        c.create_function("big", 0, lambda: b"x" * 2000)
+        got = []
+        for sql, params in [
+            ("INSERT INTO b VALUES (?)", (b"x" * 2000,)),
+            ("INSERT INTO b VALUES (zeroblob(2000))", ()),
+            ("SELECT big()", ()),
+        ]:
+            with pytest.raises(litepool.DataError) as info:
+                c.execute(sql, params).fetchall()
+            got.append((str(info.value), info.value.sqlite_errorname))
+        c.rollback()
+        got.append(c.execute("SELECT length(?)", (b"x" * 1000,)).fetchall())
+        results.append(got)
+    std.close()
+    lp.close()
+    assert results[1] == results[0]
+    assert results[0][0] == ("string or blob too big", "SQLITE_TOOBIG")
