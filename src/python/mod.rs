@@ -6,6 +6,7 @@
 //! is written by hand here.
 #![allow(unsafe_code)]
 
+mod aio;
 mod connection;
 mod cursor;
 mod errors;
@@ -61,6 +62,12 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<row::Row>()?;
     m.add_class::<pool::PyPool>()?;
     m.add_function(wrap_pyfunction!(pool::open, m)?)?;
+    m.add_class::<aio::AioWaker>()?;
+    m.add_class::<aio::AioDrain>()?;
+    m.add_class::<aio::AioConnection>()?;
+    m.add_class::<aio::AioCursor>()?;
+    m.add_function(wrap_pyfunction!(aio::_aio_call, m)?)?;
+    m.add_function(wrap_pyfunction!(aio::_aio_shutdown, m)?)?;
     m.add("sqlite_version", crate::sqlite_version())?;
     let info: Vec<u32> = crate::sqlite_version()
         .split('.')
