@@ -76,8 +76,9 @@ async def _call(func):
 
 
 class _Awaitable:
-    """A call's result that can be awaited, or used as ``async with`` (entering awaits the
-    call; leaving closes what it returned), as aiosqlite's ``execute`` and ``connect``."""
+    """A call's result that can be awaited, passed to ``asyncio.create_task`` (it is a
+    coroutine), or used as ``async with`` (entering awaits the call; leaving closes what it
+    returned), as aiosqlite's ``execute`` and ``connect``."""
 
     __slots__ = ("_coro", "_obj")
 
@@ -87,6 +88,15 @@ class _Awaitable:
 
     def __await__(self):
         return self._coro.__await__()
+
+    def send(self, value):
+        return self._coro.send(value)
+
+    def throw(self, *args):
+        return self._coro.throw(*args)
+
+    def close(self):
+        return self._coro.close()
 
     async def __aenter__(self):
         self._obj = await self._coro
@@ -171,8 +181,12 @@ class Cursor(_litepool._AioCursor):
 
     async def close(self):
         """Closes the cursor, giving back the connection its unread rows held. Idempotent."""
-        if self._close() and not self._conn._native.closed:
-            self._conn._native.release(self)
+        native = self._conn._native
+        if self._close() and not native.closed:
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            native.release(fut, self._conn._waker_for(loop), self)
+            await fut
 
     def __aiter__(self):
         return self

@@ -884,17 +884,19 @@ impl AioConnection {
         });
     }
 
-    /// Gives back the connection `cursor`'s unread rows hold, after the queued jobs.
-    fn release(&self, cursor: &Bound<'_, AioCursor>) {
+    /// Gives back the connection `cursor`'s unread rows hold, after the queued jobs; `fut`
+    /// resolves when it is back.
+    fn release(
+        &self,
+        fut: &Bound<'_, PyAny>,
+        waker: &Bound<'_, AioWaker>,
+        cursor: &Bound<'_, AioCursor>,
+    ) -> u64 {
         let rows = Arc::clone(&cursor.get().rows);
-        self.lane.submit(Job {
-            ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
-            work: Box::new(move |_: &Lane| {
-                drop(lock(&rows).take());
-                Ok(Payload::Nothing)
-            }),
-            reply: None,
-        });
+        self.submit(waker, fut, move |_: &Lane| {
+            drop(lock(&rows).take());
+            Ok(Payload::Nothing)
+        })
     }
 }
 
