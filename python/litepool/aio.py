@@ -13,9 +13,10 @@ How it runs: there is no Python thread per connection. Each connection's calls a
 queued, in order, on a lane of litepool's native executor: a small bounded set of Rust
 threads per process that run the blocking session calls without the GIL (handing each
 statement to the pinned connection thread, as the sync API does). A finished job is put in
-its event loop's completion queue; the job that finds that queue empty takes the GIL only
-to post one ``loop.call_soon_threadsafe`` callback, which resolves every finished future on
-the loop thread. The loop thread never waits on SQLite nor on the pool.
+its event loop's completion queue; the job that finds that queue empty writes one byte to a
+socket the loop watches (``loop.add_reader``), and the loop's reader callback resolves every
+finished future on the loop thread. Executor threads never take the GIL to report results;
+the loop thread never waits on SQLite nor on the pool.
 
 Cancelling a task that awaits a call interrupts its statement (or drops it if it had not
 started) and then resets the cursor and rolls back the connection's open transaction, so
@@ -63,7 +64,9 @@ _wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _litepool._AioWak
 def _waker(loop):
     waker = _wakers.get(loop)
     if waker is None:
-        waker = _wakers[loop] = _litepool._AioWaker(weakref.ref(loop))
+        waker = _litepool._AioWaker()
+        loop.add_reader(waker.fileno(), waker.drain)
+        _wakers[loop] = waker
     return waker
 
 

@@ -12,17 +12,20 @@
 //!   occupy at most [`ACQUIRING`] threads: so the tasks waiting for the writer can never take
 //!   every thread from the transaction they wait for, whose `commit` must run to free it.
 //! - **Waking the loop.** Finished jobs go into the completion queue of the loop that
-//!   awaits them ([`AioWaker`], one per event loop). Only the job that finds the queue empty
-//!   takes the GIL, to post one `loop.call_soon_threadsafe(drain)`; the drain runs on the
-//!   loop thread, converts the results to Python objects and resolves the futures. Under
-//!   load one wake-up carries many results; no thread polls.
+//!   awaits them ([`AioWaker`], one per event loop). The job that finds the queue empty
+//!   writes one byte to a socket the loop watches (`loop.add_reader`); the loop's reader
+//!   callback converts every queued result to Python objects and resolves the futures on the
+//!   loop thread. Executor threads never take the GIL to report a result, so a busy loop
+//!   never stalls them (a GIL hand-off waits up to the 5 ms switch interval), and under load
+//!   one wake-up carries many results. No thread polls.
 //! - **Cancellation.** Cancelling an awaited job drops it if it has not started, interrupts
 //!   its statement if it is running, and queues a clean-up job on the lane: the cursor's
 //!   statement is reset and an open transaction rolled back.
 //! - **Exit.** `_aio_shutdown` (an `atexit` hook, run before the interpreter finalizes)
-//!   closes the gate that lets executor threads take the GIL, stops the executor and
-//!   interrupts running statements, so exit never waits on a job nor on a thread that wants
-//!   the GIL. Committed transactions are in the database file (its WAL) already.
+//!   closes the gate that lets executor threads take the GIL (only jobs that call Python,
+//!   such as opening a connection, do), stops the executor and interrupts running
+//!   statements, so exit never waits on a job nor on a thread that wants the GIL. Committed
+//!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, LEGACY, PARSE_COLNAMES, PARSE_DECLTYPES};
 use super::errors::{classes, closed_cursor, closed_database, programming};
@@ -35,6 +38,9 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
 
@@ -327,52 +333,28 @@ struct Done {
 }
 
 struct WakerInner {
-    /// A weak reference to the event loop.
-    loop_ref: Py<PyAny>,
     queue: Mutex<Vec<Done>>,
+    /// Written (one byte) when the queue becomes non-empty: the loop watches `rx`.
+    tx: UnixStream,
+    rx: UnixStream,
 }
 
 impl WakerInner {
-    fn post(self: &Arc<Self>, done: Done) {
+    fn post(&self, done: Done) {
         let first = {
             let mut q = lock(&self.queue);
             q.push(done);
             q.len() == 1
         };
-        if !first {
-            return;
+        // Non-blocking: a full socket buffer means a wake-up is pending already.
+        if first {
+            let _ = (&self.tx).write(&[1]);
         }
-        let gate = GATE.read().unwrap_or_else(|e| e.into_inner());
-        if !*gate {
-            return;
-        }
-        Python::attach(|py| {
-            let posted = (|| -> PyResult<bool> {
-                let event_loop = self.loop_ref.bind(py).call0()?;
-                if event_loop.is_none() {
-                    return Ok(false);
-                }
-                let drain = Py::new(
-                    py,
-                    AioDrain {
-                        waker: Arc::clone(self),
-                    },
-                )?;
-                event_loop.call_method1("call_soon_threadsafe", (drain,))?;
-                Ok(true)
-            })();
-            // A loop that is gone or closed will never drain: its results are dropped here,
-            // which gives back any connection an unread cursor held.
-            if !matches!(posted, Ok(true)) {
-                let dropped = std::mem::take(&mut *lock(&self.queue));
-                drop(dropped);
-            }
-        });
-        drop(gate);
     }
 }
 
-/// The completion queue of one event loop (`litepool.aio` keeps one per loop).
+/// The completion queue of one event loop (`litepool.aio` keeps one per loop and watches
+/// `fileno()` with `loop.add_reader(fileno, drain)`).
 #[pyclass(name = "_AioWaker", module = "litepool", frozen)]
 pub(crate) struct AioWaker {
     inner: Arc<WakerInner>,
@@ -380,28 +362,30 @@ pub(crate) struct AioWaker {
 
 #[pymethods]
 impl AioWaker {
-    /// A waker for the loop that `loop_ref` (a `weakref.ref`) refers to.
     #[new]
-    fn py_new(loop_ref: Py<PyAny>) -> AioWaker {
-        AioWaker {
+    fn py_new() -> PyResult<AioWaker> {
+        let (tx, rx) = UnixStream::pair()?;
+        tx.set_nonblocking(true)?;
+        rx.set_nonblocking(true)?;
+        Ok(AioWaker {
             inner: Arc::new(WakerInner {
-                loop_ref,
                 queue: Mutex::new(Vec::new()),
+                tx,
+                rx,
             }),
-        }
+        })
     }
-}
 
-/// The callback posted to the loop: resolves every finished job's future.
-#[pyclass(name = "_AioDrain", module = "litepool", frozen)]
-pub(crate) struct AioDrain {
-    waker: Arc<WakerInner>,
-}
+    /// The descriptor that becomes readable when finished jobs are queued.
+    fn fileno(&self) -> i32 {
+        self.inner.rx.as_raw_fd()
+    }
 
-#[pymethods]
-impl AioDrain {
-    fn __call__(&self, py: Python<'_>) {
-        let done = std::mem::take(&mut *lock(&self.waker.queue));
+    /// Resolves every finished job's future (the loop's reader callback).
+    fn drain(&self, py: Python<'_>) {
+        let mut sink = [0u8; 64];
+        while matches!((&self.inner.rx).read(&mut sink), Ok(n) if n > 0) {}
+        let done = std::mem::take(&mut *lock(&self.inner.queue));
         for d in done {
             deliver(py, d);
         }
@@ -892,12 +876,16 @@ impl AioConnection {
         waker: &Bound<'_, AioWaker>,
         cursor: &Bound<'_, AioCursor>,
     ) -> u64 {
-        let rows = Arc::clone(&cursor.get().rows);
-        self.submit(waker, fut, move |_: &Lane| {
-            drop(lock(&rows).take());
-            Ok(Payload::Nothing)
-        })
+        self.submit(waker, fut, release(Arc::clone(&cursor.get().rows)))
     }
+}
+
+/// The job that ends a cursor's statement, giving back the connection its rows held.
+fn release(rows: Arc<Mutex<Option<Rows>>>) -> Work {
+    Box::new(move |_: &Lane| {
+        drop(lock(&rows).take());
+        Ok(Payload::Nothing)
+    })
 }
 
 /// Rows received from the lane, read on the loop thread.
@@ -922,6 +910,7 @@ struct Buffer {
 #[pyclass(name = "_AioCursor", module = "litepool", subclass, frozen, weakref)]
 pub(crate) struct AioCursor {
     conn: Py<Connection>,
+    lane: Arc<Lane>,
     rows: Arc<Mutex<Option<Rows>>>,
     buf: Mutex<Buffer>,
     closed: AtomicBool,
@@ -956,6 +945,16 @@ impl AioCursor {
     }
 
     fn receive(&self, py: Python<'_>, batch: Batch) -> PyResult<()> {
+        if self.closed.load(Ordering::Acquire) {
+            if batch.more {
+                self.lane.submit(Job {
+                    ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
+                    work: release(Arc::clone(&self.rows)),
+                    reply: None,
+                });
+            }
+            return Ok(());
+        }
         if let Some(started) = batch.started {
             let conn = self.conn.get();
             let (converters, names) = converters(py, conn.detect_types, &started)?;
@@ -1134,6 +1133,7 @@ impl AioCursor {
             .map(|f| f.clone_ref(py));
         Ok(AioCursor {
             conn,
+            lane: Arc::clone(&native.get().lane),
             rows: Arc::new(Mutex::new(None)),
             buf: Mutex::new(Buffer {
                 rowcount: -1,
@@ -1177,11 +1177,14 @@ impl AioCursor {
         self.check(py)
     }
 
-    /// Marks the cursor closed; the caller releases its rows on the lane. Returns whether
-    /// it was open.
+    /// Marks the cursor closed. Returns whether rows remain on the connection thread, which
+    /// the caller must then release (`_AioConnection.release`); a statement still starting
+    /// releases its rows itself when they arrive.
     fn _close(&self, py: Python<'_>) -> bool {
+        let more = self.buf().more;
         self.forget(py);
-        !self.closed.swap(true, Ordering::AcqRel)
+        let was_open = !self.closed.swap(true, Ordering::AcqRel);
+        was_open && more
     }
 
     #[getter]

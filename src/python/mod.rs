@@ -63,7 +63,6 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::PyPool>()?;
     m.add_function(wrap_pyfunction!(pool::open, m)?)?;
     m.add_class::<aio::AioWaker>()?;
-    m.add_class::<aio::AioDrain>()?;
     m.add_class::<aio::AioConnection>()?;
     m.add_class::<aio::AioCursor>()?;
     m.add_function(wrap_pyfunction!(aio::_aio_call, m)?)?;
