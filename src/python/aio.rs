@@ -52,6 +52,8 @@ const ACQUIRING: usize = 16;
 /// Jobs a lane runs before it goes to the back of the ready queue, so one busy connection
 /// cannot starve the others.
 const FAIR_SHARE: usize = 64;
+/// Results a lane with more jobs queued may hold back before waking their loop.
+const WAKE_BATCH: usize = 32;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -273,6 +275,11 @@ impl Lane {
     /// Runs queued jobs in order; returns whether jobs remain (the lane stays scheduled and
     /// must be queued again).
     fn run(&self) -> bool {
+        // Wakers whose queue this run made non-empty and has not announced yet: under a burst
+        // of queued jobs one wake-up carries up to `WAKE_BATCH` results.
+        let mut unannounced: Vec<Arc<WakerInner>> = Vec::new();
+        let mut batched = 0;
+        let mut drained = false;
         for _ in 0..FAIR_SHARE {
             let job = {
                 let mut st = lock(&self.state);
@@ -283,7 +290,8 @@ impl Lane {
                     }
                     None => {
                         st.scheduled = false;
-                        return false;
+                        drained = true;
+                        break;
                     }
                 }
             };
@@ -292,7 +300,6 @@ impl Lane {
             } else {
                 (job.work)(self)
             };
-            lock(&self.state).running = 0;
             if let Some(conn) = &self.conn {
                 let session = &conn.get().session;
                 let held = session.held_connections().is_ok_and(|h| !h.is_empty());
@@ -300,9 +307,27 @@ impl Lane {
                 let in_txn = session.in_transaction().unwrap_or(false);
                 self.in_txn.store(in_txn, Ordering::Release);
             }
+            let more_queued = {
+                let mut st = lock(&self.state);
+                st.running = 0;
+                !st.queue.is_empty()
+            };
             if let Some((waker, fut)) = job.reply {
-                waker.post(Done { fut, result });
+                if waker.push(Done { fut, result })
+                    && !unannounced.iter().any(|w| Arc::ptr_eq(w, &waker))
+                {
+                    unannounced.push(waker);
+                }
             }
+            batched += 1;
+            if !more_queued || batched >= WAKE_BATCH {
+                unannounced.drain(..).for_each(|w| w.wake());
+                batched = 0;
+            }
+        }
+        unannounced.drain(..).for_each(|w| w.wake());
+        if drained {
+            return false;
         }
         let mut st = lock(&self.state);
         if st.queue.is_empty() {
@@ -340,16 +365,17 @@ struct WakerInner {
 }
 
 impl WakerInner {
-    fn post(&self, done: Done) {
-        let first = {
-            let mut q = lock(&self.queue);
-            q.push(done);
-            q.len() == 1
-        };
+    /// Queues a finished job; returns whether the queue was empty, in which case the caller
+    /// must [`WakerInner::wake`] the loop (now or after a few more results).
+    fn push(&self, done: Done) -> bool {
+        let mut q = lock(&self.queue);
+        q.push(done);
+        q.len() == 1
+    }
+
+    fn wake(&self) {
         // Non-blocking: a full socket buffer means a wake-up is pending already.
-        if first {
-            let _ = (&self.tx).write(&[1]);
-        }
+        let _ = (&self.tx).write(&[1]);
     }
 }
 
@@ -964,31 +990,9 @@ impl AioCursor {
             b.lastrowid = Some(started.lastrowid);
             b.text = Some(conn.attrs().text_factory.clone_ref(py));
             b.converters = converters;
-            if names.is_empty() {
-                b.description = None;
-                b.names = None;
-            } else {
-                let none = || py.None().into_bound(py);
-                let desc = names
-                    .iter()
-                    .map(|n| {
-                        PyTuple::new(
-                            py,
-                            [
-                                PyString::new(py, n).into_any(),
-                                none(),
-                                none(),
-                                none(),
-                                none(),
-                                none(),
-                                none(),
-                            ],
-                        )
-                    })
-                    .collect::<PyResult<Vec<_>>>()?;
-                b.description = Some(PyTuple::new(py, desc)?.into_any().unbind());
-                b.names = Some(PyTuple::new(py, &names)?.unbind());
-            }
+            let (description, names) = describe(py, conn, names)?;
+            b.description = description;
+            b.names = names;
         }
         let mut b = self.buf();
         b.values.extend(batch.values);
@@ -1055,6 +1059,36 @@ impl AioCursor {
             }
         }))
     }
+}
+
+/// `description` and the names tuple for columns `names`, reused from the connection's
+/// cache (shared with the sync cursor) while it runs the same shape of query.
+#[allow(clippy::type_complexity)]
+fn describe(
+    py: Python<'_>,
+    conn: &Connection,
+    names: Vec<String>,
+) -> PyResult<(Option<Py<PyAny>>, Option<Py<PyTuple>>)> {
+    if names.is_empty() {
+        return Ok((None, None));
+    }
+    if let Some((cols, desc, tuple)) = &conn.attrs().desc_cache {
+        if *cols == names {
+            return Ok((Some(desc.clone_ref(py)), Some(tuple.clone_ref(py))));
+        }
+    }
+    let none = || py.None().into_bound(py);
+    let desc = names
+        .iter()
+        .map(|n| {
+            let name = PyString::new(py, n).into_any();
+            PyTuple::new(py, [name, none(), none(), none(), none(), none(), none()])
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let desc = PyTuple::new(py, desc)?.into_any().unbind();
+    let tuple = PyTuple::new(py, &names)?.unbind();
+    conn.attrs().desc_cache = Some((names, desc.clone_ref(py), tuple.clone_ref(py)));
+    Ok((Some(desc), Some(tuple)))
 }
 
 /// The converters of `started`'s columns under `detect_types`, and the column names as

@@ -453,3 +453,19 @@ def test_memory_database(db):
             await c.execute("INSERT INTO m VALUES (1)")
             assert await c.execute_fetchall("SELECT x FROM m") == [(1,)]
     run(main())
+
+
+def test_detect_types_converters(db):
+    litepool.register_converter("POINT", lambda b: tuple(map(int, b.split(b";"))))
+    try:
+        async def main():
+            async with aio.connect(db, detect_types=litepool.PARSE_DECLTYPES
+                                   | litepool.PARSE_COLNAMES) as c:
+                await c.execute("CREATE TABLE p(at POINT, n INTEGER)")
+                await c.execute("INSERT INTO p VALUES ('1;2', 3)")
+                cur = await c.execute("SELECT at, n, '4;5' AS \"q [point]\" FROM p")
+                assert await cur.fetchone() == ((1, 2), 3, (4, 5))
+                assert [d[0] for d in cur.description] == ["at", "n", "q"]
+        run(main())
+    finally:
+        del litepool.converters["POINT"]
