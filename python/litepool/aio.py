@@ -282,6 +282,7 @@ class Connection:
         fut = loop.create_future()
         self._native.close(fut, self._waker_for(loop))
         await fut
+        self._native.sync.close()  # its session is closed: this only marks it closed
 
     async def interrupt(self):
         """Interrupts the statement running now, if any."""

@@ -31,6 +31,7 @@ use super::connection::{is_dml, Connection, LEGACY, PARSE_COLNAMES, PARSE_DECLTY
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
 use super::values::{converter_input, to_py, Adapt, TextFactory};
+use super::warn_resource;
 use crate::error::Error;
 use crate::statement::{self, Params};
 use crate::{InterruptHandle, Rows, Value};
@@ -849,15 +850,10 @@ impl AioConnection {
             return Ok(0);
         }
         let conn = self.conn.clone_ref(py);
+        // The loop thread then calls the sync connection's `close` too, which marks it
+        // closed (so its finalizer does not warn) and finds its session closed already.
         let work = move |_: &Lane| {
             conn.get().session.close()?;
-            // The sync connection's `close` marks it closed too (so its finalizer does not
-            // warn); its session is closed already, so this takes the GIL only briefly.
-            let gate = GATE.read().unwrap_or_else(|e| e.into_inner());
-            if *gate {
-                Python::attach(|py| conn.bind(py).call_method0("close").map(drop))
-                    .map_err(Failure::Py)?;
-            }
             Ok(Payload::Nothing)
         };
         Ok(self.submit(waker, fut, work))
@@ -903,6 +899,26 @@ impl AioConnection {
         cursor: &Bound<'_, AioCursor>,
     ) -> u64 {
         self.submit(waker, fut, release(Arc::clone(&cursor.get().rows)))
+    }
+}
+
+impl Drop for AioCursor {
+    fn drop(&mut self) {
+        // Unread rows are given back on the lane: dropping them here could make the thread
+        // that collects the cursor (the loop thread) wait for the connection's running job.
+        if lock(&self.rows).is_some() {
+            Python::attach(|py| {
+                warn_resource(
+                    py,
+                    "unclosed litepool.aio.Cursor with unread rows: its connection was given back",
+                )
+            });
+            self.lane.submit(Job {
+                ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
+                work: release(Arc::clone(&self.rows)),
+                reply: None,
+            });
+        }
     }
 }
 

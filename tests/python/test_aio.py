@@ -34,6 +34,15 @@ async def setup_table(db, rows=10):
         await c.commit()
 
 
+def read(db, sql):
+    """Rows of ``sql`` read through the sync API (closed after)."""
+    check = litepool.connect(db)
+    try:
+        return check.execute(sql).fetchall()
+    finally:
+        check.close()
+
+
 def aio_threads():
     """OS threads of the native executor, from /proc (not our own counters)."""
     n = 0
@@ -60,8 +69,7 @@ def test_connect_is_awaitable_and_async_context(db):
             await c.execute("SELECT 1")
         return conn
     run(main())
-    with litepool.connect(db) as check:
-        assert check.execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert read(db, "SELECT x FROM t") == [(1,)]
 
 
 def test_execute_fetch_and_cursor_attributes(db):
@@ -173,8 +181,7 @@ def test_errors_are_typed_and_lose_nothing(db):
         with pytest.raises(litepool.ProgrammingError, match="closed database"):
             await cur.execute("SELECT 1")
     run(main())
-    with litepool.connect(db) as check:
-        assert check.execute("SELECT v FROM t ORDER BY id").fetchall() == [("v0",), ("kept",)]
+    assert read(db, "SELECT v FROM t ORDER BY id") == [("v0",), ("kept",)]
 
 
 def test_error_mid_iteration_is_raised_not_truncated(db):
@@ -410,8 +417,7 @@ def test_exit_with_open_connections_does_not_hang_nor_lose_commits(db, ending):
                          capture_output=True, text=True, timeout=GUARD)
     assert out.returncode == 0, out.stderr
     assert "exiting" in out.stdout
-    with litepool.connect(db) as check:
-        assert check.execute("SELECT v FROM t").fetchall() == [("committed",)]
+    assert read(db, "SELECT v FROM t") == [("committed",)]
 
 
 def test_loop_closed_with_calls_in_flight(db):
@@ -469,3 +475,22 @@ def test_detect_types_converters(db):
         run(main())
     finally:
         del litepool.converters["POINT"]
+
+
+def test_cursor_dropped_with_unread_rows_warns_and_gives_its_reader_back(db):
+    import gc
+
+    async def main():
+        await setup_table(db, rows=5000)
+        async with aio.open(db) as pool:
+            async with pool.connect() as c:
+                cur = await c.execute("SELECT id FROM t")
+                assert await cur.fetchone() == (1,)
+                assert (await pool.stats())["readers_in_use"] == 1
+                with pytest.warns(ResourceWarning, match="unread rows"):
+                    del cur
+                    gc.collect()
+                # Queued after the release the collected cursor left on the lane.
+                assert await c.execute_fetchall("SELECT count(*) FROM t") == [(5000,)]
+                assert (await pool.stats())["readers_in_use"] == 0
+    run(main())
