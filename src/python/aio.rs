@@ -340,6 +340,9 @@ impl Lane {
 
     /// Drops job `ticket` if it has not started, interrupts it if it is running.
     fn cancel(&self, ticket: u64) -> Option<Job> {
+        if ticket == 0 {
+            return None; // refused at submission: it never reached the lane
+        }
         let mut st = lock(&self.state);
         if let Some(i) = st.queue.iter().position(|j| j.ticket == ticket) {
             return st.queue.remove(i);
