@@ -494,3 +494,31 @@ def test_cursor_dropped_with_unread_rows_warns_and_gives_its_reader_back(db):
                 assert await c.execute_fetchall("SELECT count(*) FROM t") == [(5000,)]
                 assert (await pool.stats())["readers_in_use"] == 0
     run(main())
+
+
+def test_each_loops_wakeup_socket_is_closed_with_the_loop(db):
+    import gc
+
+    async def once():
+        async with aio.connect(db) as c:
+            assert await c.execute_fetchall("SELECT 1") == [(1,)]
+
+    asyncio.run(once())
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        asyncio.run(once())
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_wait_for_timeout_cancels_like_a_task_cancel(db):
+    async def main():
+        await setup_table(db, rows=1)
+        async with aio.connect(db) as c:
+            await c.execute("INSERT INTO t(v) VALUES ('pending')")
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(c.execute_fetchall(ENDLESS), 0.2)
+            assert await c.execute_fetchall("SELECT v FROM t") == [("v0",)]
+            assert not c.in_transaction
+    run(main())
