@@ -324,11 +324,7 @@ class Connection:
 
     @isolation_level.setter
     def isolation_level(self, value):
-        if value is None and self._native.in_transaction:
-            raise ProgrammingError(
-                "commit or roll back before setting isolation_level to None "
-                "(litepool.aio does not commit implicitly)")
-        self._native.sync.isolation_level = value
+        self._native.set_isolation_level(value)
 
     @property
     def pool(self):

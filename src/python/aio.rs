@@ -27,7 +27,7 @@
 //!   statements, so exit never waits on a job nor on a thread that wants the GIL. Committed
 //!   transactions are in the database file (its WAL) already.
 
-use super::connection::{is_dml, Connection, LEGACY, PARSE_COLNAMES, PARSE_DECLTYPES};
+use super::connection::{is_dml, Connection, Isolation, LEGACY, PARSE_COLNAMES, PARSE_DECLTYPES};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
 use super::values::{converter_input, to_py, Adapt, TextFactory};
@@ -615,6 +615,22 @@ impl AioConnection {
             a.autocommit == 0 && a.pending_begin
         };
         Ok(pending || self.lane.in_txn.load(Ordering::Acquire))
+    }
+
+    /// Sets the legacy transaction control's `BEGIN` flavour (`None`: autocommit) without
+    /// touching the session, so it never waits for a running job; refused inside a
+    /// transaction, which would have to be committed first.
+    fn set_isolation_level(&self, py: Python<'_>, value: Isolation) -> PyResult<()> {
+        self.check(py)?;
+        if value.0.is_none() && self.lane.in_txn.load(Ordering::Acquire) {
+            return Err(programming(
+                py,
+                "commit or roll back before setting isolation_level to None \
+                 (litepool.aio does not commit implicitly)",
+            ));
+        }
+        self.conn.get().attrs().isolation_level = value.0;
+        Ok(())
     }
 
     /// Starts `sql` on `cursor`; `fut` resolves to the cursor holding the first rows.

@@ -522,3 +522,24 @@ def test_wait_for_timeout_cancels_like_a_task_cancel(db):
             assert await c.execute_fetchall("SELECT v FROM t") == [("v0",)]
             assert not c.in_transaction
     run(main())
+
+
+def test_isolation_level(db):
+    async def main():
+        await setup_table(db, rows=0)
+        async with aio.connect(db) as c:
+            assert c.isolation_level == ""
+            await c.execute("INSERT INTO t(v) VALUES ('a')")
+            with pytest.raises(litepool.ProgrammingError, match="commit or roll back"):
+                c.isolation_level = None
+            with pytest.raises(ValueError):
+                c.isolation_level = "SOMETIMES"
+            await c.commit()
+            c.isolation_level = None  # autocommit: no implicit BEGIN
+            await c.execute("INSERT INTO t(v) VALUES ('b')")
+            assert not c.in_transaction
+            c.isolation_level = "IMMEDIATE"
+            await c.execute("INSERT INTO t(v) VALUES ('c')")
+            assert c.in_transaction and c.isolation_level == "IMMEDIATE"
+        assert read(db, "SELECT v FROM t ORDER BY id") == [("a",), ("b",)]
+    run(main())
