@@ -23,8 +23,11 @@
 //!   statement is reset and an open transaction rolled back.
 //! - **Exit.** `_aio_shutdown` (an `atexit` hook, run before the interpreter finalizes)
 //!   closes the gate that lets executor threads take the GIL (only jobs that call Python,
-//!   such as opening a connection, do), stops the executor and interrupts running
-//!   statements, so exit never waits on a job nor on a thread that wants the GIL. Committed
+//!   such as opening a connection, do) and stops the executor: running statements are
+//!   interrupted, and from then on every job fails at once, except those that only give
+//!   resources back (closing a connection, ending a statement, rolling back), which still run.
+//!   So exit never waits on a job nor on a thread that wants the GIL, and code that still
+//!   awaits a call after it gets an error instead of waiting forever. Committed
 //!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, LEGACY, PARSE_COLNAMES, PARSE_DECLTYPES};
@@ -92,9 +95,6 @@ struct Sched {
 impl Executor {
     fn schedule(&'static self, lane: Arc<Lane>) {
         let mut s = lock(&self.sched);
-        if s.stopped {
-            return;
-        }
         if lane.holds.load(Ordering::Acquire) {
             s.holding.push_back(lane);
         } else {
@@ -115,18 +115,19 @@ impl Executor {
     fn work(&'static self) {
         let mut s = lock(&self.sched);
         loop {
-            if s.stopped {
-                s.threads -= 1;
-                return;
-            }
+            // Once stopped, lanes only fail their jobs fast (or give resources back): no cap.
             let picked = match s.holding.pop_front() {
                 Some(lane) => Some((lane, false)),
-                None if s.running_acquiring < ACQUIRING => {
+                None if s.stopped || s.running_acquiring < ACQUIRING => {
                     s.acquiring.pop_front().map(|lane| (lane, true))
                 }
                 None => None,
             };
             let Some((lane, acquiring)) = picked else {
+                if s.stopped {
+                    s.threads -= 1;
+                    return;
+                }
                 s.idle += 1;
                 s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
                 s.idle -= 1;
@@ -156,8 +157,6 @@ impl Executor {
         let running = {
             let mut s = lock(&self.sched);
             s.stopped = true;
-            s.holding.clear();
-            s.acquiring.clear();
             std::mem::take(&mut s.running)
         };
         self.ready.notify_all();
@@ -216,6 +215,9 @@ type Work = Box<dyn FnOnce(&Lane) -> Result<Payload, Failure> + Send>;
 struct Job {
     ticket: u64,
     work: Work,
+    /// The job only gives resources back (closes a session, ends a statement, rolls back):
+    /// it still runs after shutdown, when every other job fails at once.
+    releases: bool,
     /// Where the result goes; `None` for clean-up jobs nobody awaits.
     reply: Option<(Arc<WakerInner>, Py<PyAny>)>,
 }
@@ -296,7 +298,8 @@ impl Lane {
                     }
                 }
             };
-            let result = if self.stopping.load(Ordering::Acquire) || EXECUTOR.is_stopped() {
+            let stopping = self.stopping.load(Ordering::Acquire) || EXECUTOR.is_stopped();
+            let result = if stopping && !job.releases {
                 Err(Failure::Db(Error::interrupted()))
             } else {
                 (job.work)(self)
@@ -476,6 +479,7 @@ pub(crate) fn _aio_call(fut: Py<PyAny>, waker: &Bound<'_, AioWaker>, func: Py<Py
             Python::attach(|py| func.bind(py).call0().map(|o| Payload::Object(o.unbind())))
                 .map_err(Failure::Py)
         }),
+        releases: false,
         reply: Some((Arc::clone(&waker.get().inner), fut)),
     });
 }
@@ -501,12 +505,14 @@ impl AioConnection {
         &self,
         waker: &Bound<'_, AioWaker>,
         fut: &Bound<'_, PyAny>,
+        releases: bool,
         work: impl FnOnce(&Lane) -> Result<Payload, Failure> + Send + 'static,
     ) -> u64 {
         let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
         self.lane.submit(Job {
             ticket,
             work: Box::new(work),
+            releases,
             reply: Some((Arc::clone(&waker.get().inner), fut.clone().unbind())),
         });
         ticket
@@ -521,7 +527,7 @@ impl AioConnection {
         prepare: impl FnOnce() -> PyResult<Work>,
     ) -> PyResult<u64> {
         match self.check(py).and_then(|()| prepare()) {
-            Ok(work) => Ok(self.submit(waker, fut, work)),
+            Ok(work) => Ok(self.submit(waker, fut, false, work)),
             Err(e) => {
                 fut.call_method1("set_exception", (e.value(py),))?;
                 Ok(0)
@@ -875,7 +881,7 @@ impl AioConnection {
             conn.get().session.close()?;
             Ok(Payload::Nothing)
         };
-        Ok(self.submit(waker, fut, work))
+        Ok(self.submit(waker, fut, true, work))
     }
 
     /// Cancels job `ticket` (its awaiting task was cancelled): drops it if queued, interrupts
@@ -905,6 +911,7 @@ impl AioConnection {
                 }
                 Ok(Payload::Nothing)
             }),
+            releases: true,
             reply: None,
         });
     }
@@ -917,7 +924,7 @@ impl AioConnection {
         waker: &Bound<'_, AioWaker>,
         cursor: &Bound<'_, AioCursor>,
     ) -> u64 {
-        self.submit(waker, fut, release(Arc::clone(&cursor.get().rows)))
+        self.submit(waker, fut, true, release(Arc::clone(&cursor.get().rows)))
     }
 }
 
@@ -935,6 +942,7 @@ impl Drop for AioCursor {
             self.lane.submit(Job {
                 ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
                 work: release(Arc::clone(&self.rows)),
+                releases: true,
                 reply: None,
             });
         }
@@ -1011,6 +1019,7 @@ impl AioCursor {
                 self.lane.submit(Job {
                     ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
                     work: release(Arc::clone(&self.rows)),
+                    releases: true,
                     reply: None,
                 });
             }

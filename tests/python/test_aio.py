@@ -542,3 +542,41 @@ def test_isolation_level(db):
             assert c.in_transaction and c.isolation_level == "IMMEDIATE"
         assert read(db, "SELECT v FROM t ORDER BY id") == [("a",), ("b",)]
     run(main())
+
+
+AFTER_SHUTDOWN = """
+import asyncio, atexit, sys
+path = sys.argv[1]
+
+def late():  # registered first, so it runs after litepool.aio's shutdown hook
+    async def use():
+        try:
+            await conn.execute("SELECT 1")
+        except aio.OperationalError as e:
+            print("refused:", e, flush=True)
+        await conn.close()
+        print("closed", conn._native.closed, flush=True)
+    asyncio.run(use())
+
+atexit.register(late)
+import litepool.aio as aio
+
+async def setup():
+    c = await aio.connect(path)
+    await c.execute("CREATE TABLE t(v)")
+    await c.execute("INSERT INTO t VALUES ('committed')")
+    await c.commit()
+    await c.execute("INSERT INTO t VALUES ('rolled back')")
+    return c
+
+conn = asyncio.run(setup())
+"""
+
+
+def test_calls_after_shutdown_fail_instead_of_hanging_and_close_still_closes(db):
+    out = subprocess.run([sys.executable, "-W", "error::ResourceWarning", "-c",
+                          AFTER_SHUTDOWN, db], capture_output=True, text=True, timeout=GUARD)
+    assert out.returncode == 0, out.stderr
+    assert "refused: interrupted" in out.stdout
+    assert "closed True" in out.stdout
+    assert read(db, "SELECT v FROM t") == [("committed",)]
