@@ -655,7 +655,7 @@ impl AioConnection {
             let sql = sql.to_str()?.to_string();
             no_nul(py, &sql)?;
             let params = Adapt::new(py)?.params(parameters)?;
-            cursor.get().forget(py);
+            cursor.get().forget();
             let cursor = cursor.clone().unbind();
             Ok(Box::new(move |lane: &Lane| {
                 let conn = lane.conn()?;
@@ -723,7 +723,7 @@ impl AioConnection {
             for item in seq.try_iter()? {
                 sets.push(adapt.params(Some(&item?))?);
             }
-            cursor.get().forget(py);
+            cursor.get().forget();
             let cursor = cursor.clone().unbind();
             Ok(Box::new(move |lane: &Lane| {
                 let conn = lane.conn()?;
@@ -784,7 +784,7 @@ impl AioConnection {
                 .to_str()?
                 .to_string();
             no_nul(py, &script)?;
-            cursor.get().forget(py);
+            cursor.get().forget();
             let cursor = cursor.clone().unbind();
             Ok(Box::new(move |lane: &Lane| {
                 let conn = lane.conn()?;
@@ -887,13 +887,13 @@ impl AioConnection {
     /// Cancels job `ticket` (its awaiting task was cancelled): drops it if queued, interrupts
     /// it if running; then resets `cursor`'s statement and rolls back an open transaction.
     #[pyo3(signature = (ticket, cursor=None))]
-    fn cancel(&self, py: Python<'_>, ticket: u64, cursor: Option<&Bound<'_, AioCursor>>) {
+    fn cancel(&self, ticket: u64, cursor: Option<&Bound<'_, AioCursor>>) {
         drop(self.lane.cancel(ticket));
         if self.closed.load(Ordering::Acquire) {
             return;
         }
         let rows = cursor.map(|c| {
-            c.get().forget(py);
+            c.get().forget();
             Arc::clone(&c.get().rows)
         });
         self.lane.submit(Job {
@@ -1003,7 +1003,7 @@ impl AioCursor {
     }
 
     /// Forgets the previous statement's rows and results, as every execute does first.
-    fn forget(&self, _py: Python<'_>) {
+    fn forget(&self) {
         let mut b = self.buf();
         b.values.clear();
         b.more = false;
@@ -1258,9 +1258,9 @@ impl AioCursor {
     /// Marks the cursor closed. Returns whether rows remain on the connection thread, which
     /// the caller must then release (`_AioConnection.release`); a statement still starting
     /// releases its rows itself when they arrive.
-    fn _close(&self, py: Python<'_>) -> bool {
+    fn _close(&self) -> bool {
         let more = self.buf().more;
-        self.forget(py);
+        self.forget();
         let was_open = !self.closed.swap(true, Ordering::AcqRel);
         was_open && more
     }
