@@ -4,11 +4,12 @@
 PYTHON ?= python3
 PY_VENV ?= .venv
 PY_BIN := $(PY_VENV)/bin
-PY_PINS := maturin==1.9.6 pytest==8.3.4 mypy==1.13.0
+# aiosqlite: the peer litepool.aio is checked (tests) and measured (bench-aio) against.
+PY_PINS := maturin==1.9.6 pytest==8.3.4 mypy==1.13.0 aiosqlite==0.22.1
 
 HOST_TESTS += test-python
 
-.PHONY: test-python bench-python python-venv python-build
+.PHONY: test-python bench-python bench-aio python-venv python-build
 
 # `python3 -m venv` fails on Debian/Ubuntu without the python3-venv package (no
 # ensurepip): install it when we can (root + apt), else fall back to virtualenv.
@@ -38,3 +39,7 @@ test-python: python-build
 
 bench-python: python-build
 	$(PY_BIN)/python bench/python/bench.py
+
+# litepool.aio vs aiosqlite (installed by the pins), one process per side.
+bench-aio: python-build
+	$(PY_BIN)/python bench/python/bench_aio.py

@@ -7,6 +7,7 @@
 //! `hooks.rs`, with its `SAFETY:` comment.
 #![allow(unsafe_code)]
 
+mod aio;
 mod blob;
 mod connection;
 mod cursor;
@@ -80,6 +81,11 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hooks::enable_callback_tracebacks, m)?)?;
     m.add_class::<pool::PyPool>()?;
     m.add_function(wrap_pyfunction!(pool::open, m)?)?;
+    m.add_class::<aio::AioWaker>()?;
+    m.add_class::<aio::AioConnection>()?;
+    m.add_class::<aio::AioCursor>()?;
+    m.add_function(wrap_pyfunction!(aio::_aio_call, m)?)?;
+    m.add_function(wrap_pyfunction!(aio::_aio_shutdown, m)?)?;
     m.add("sqlite_version", crate::sqlite_version())?;
     let info: Vec<u32> = crate::sqlite_version()
         .split('.')
