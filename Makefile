@@ -23,6 +23,5 @@ test-rust: check-tools
 demo: check-tools
 	$(CARGO) run --locked --release --example demo
 
-bench: check-tools
-	$(CARGO) bench --locked --bench handoff
-	$(CARGO) bench --locked --bench wal
+# The whole benchmark suite against the peers; writes BENCHMARKS.md (see mk/bench.mk).
+bench: check-tools bench-suite
