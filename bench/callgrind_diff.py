@@ -14,7 +14,13 @@ import subprocess
 import sys
 
 LINE = re.compile(r"^\s*([\d,]+)\s+(?:\([\s\d.]+%\)\s+)?(.+?)\s*$")
-SPIN = ("spin_until", "sched_yield", "yield_now")
+# Frames that only wrap the workload (entry points, thread start, closure shims).
+WRAPPER = re.compile(
+    r"below main|__libc_start|lang_start|__rust_begin_short_backtrace|thread_start|"
+    r"start_thread|call_once|^main$|^0x[0-9a-f]+$|::main$|^profile::run$|_PyEval_EvalFrame|"
+    r"_PyEval_Vector|PyEval_EvalCode|run_mod|run_eval_code_obj|pyrun_file|_PyRun_|Py_RunMain|"
+    r"Py_BytesMain|pymain_"
+)
 
 
 def inclusive(path):
@@ -43,7 +49,11 @@ def main():
         a, b = os.path.join(d, f"{name}.{small}"), os.path.join(d, f"{name}.{big}")
         if not (os.path.exists(a) and os.path.exists(b)):
             continue
-        (ta, fa), (tb, fb) = inclusive(a), inclusive(b)
+        try:
+            (ta, fa), (tb, fb) = inclusive(a), inclusive(b)
+        except subprocess.CalledProcessError:
+            print(f"### {name}: no usable profile (callgrind output incomplete)\n")
+            continue
         ops = big - small
         per = {f: (fb[f] - fa.get(f, 0)) / ops for f in fb}
         total = (tb - ta) / ops
@@ -57,8 +67,10 @@ def main():
         top = sorted(per.items(), key=lambda kv: -kv[1])
         shown = 0
         for f, v in top:
-            if v < total * 0.03 or shown >= 25:
+            if v < total * 0.03 or shown >= 30:
                 break
+            if WRAPPER.search(f):
+                continue
             print(f"| `{f[:110]}` | {v:,.0f} |")
             shown += 1
         print()

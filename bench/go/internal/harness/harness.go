@@ -262,10 +262,11 @@ func FDs() int {
 }
 
 // TickCase is the per-tick pattern of a service: open the database, run one query, close
-// it, n times. It prints the process's FD count after the last tick on stderr-free stdout
-// as a separate JSON line (case "FDs after ticks").
+// it, n times. After the last tick it prints, as a separate JSON line (case "FDs after
+// ticks"), how many more FDs the process holds than before the first.
 func TickCase(impl string, path string, open OpenFn) Case {
 	return Case{Name: "open + query + close per tick", N: 100_000, Run: func(n int) (int, error) {
+		before := FDs()
 		for i := 0; i < n; i++ {
 			db, err := open(path)
 			if err != nil {
@@ -280,7 +281,7 @@ func TickCase(impl string, path string, open OpenFn) Case {
 				return 0, err
 			}
 		}
-		line, _ := json.Marshal(map[string]any{"impl": impl, "case": "FDs after ticks", "fds": FDs(), "ticks": n})
+		line, _ := json.Marshal(map[string]any{"impl": impl, "case": "FDs after ticks", "fds": FDs() - before, "ticks": n})
 		fmt.Println(string(line))
 		return n, nil
 	}}
