@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -75,11 +76,25 @@ type Result struct {
 }
 
 // Measure warms each case up (a twentieth of its count), runs it, and prints one JSON line
-// per case with the wall and process CPU time per operation.
+// per case with the wall and process CPU time per operation. LITEPOOL_BENCH_CASE, when set,
+// runs only the cases whose name contains it, and LITEPOOL_BENCH_IMPL only that
+// implementation's (for a profiler); LITEPOOL_BENCH_OPS, when set, is the exact operation
+// count of every case run.
 func Measure(impl string, cases []Case) error {
+	if want := os.Getenv("LITEPOOL_BENCH_IMPL"); want != "" && want != impl {
+		return nil
+	}
 	scale := Scale()
+	only := os.Getenv("LITEPOOL_BENCH_CASE")
+	ops, _ := strconv.Atoi(os.Getenv("LITEPOOL_BENCH_OPS"))
 	for _, c := range cases {
+		if only != "" && !strings.Contains(c.Name, only) {
+			continue
+		}
 		n := int(float64(c.N) * scale)
+		if ops > 0 {
+			n = ops
+		}
 		if n < 1 {
 			n = 1
 		}
