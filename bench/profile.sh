@@ -16,8 +16,8 @@ command -v valgrind >/dev/null || {
 	apt-get update -qq && apt-get install -y -qq valgrind
 }
 py=${PY:-.venv/bin/python}
-small=${PROFILE_SMALL:-2000}
-big=${PROFILE_BIG:-6000}
+small=${PROFILE_SMALL:-500}
+big=${PROFILE_BIG:-2500}
 
 cargo bench --locked --bench profile --no-run 2>/dev/null
 bin=$(ls -t target/release/deps/profile-* | grep -v '\.d$' | head -1)

@@ -167,6 +167,7 @@ def main():
         "go": (lambda: simple_section(out, "go.md", "make bench-go")),
         "wal": (lambda: wal_section(out)),
         "aio": (lambda: aio_section(out)),
+        "profile": (lambda: simple_section(out, "profile.md", "make bench-profile")),
     }
     with open(md, encoding="utf-8") as f:
         doc = f.read()

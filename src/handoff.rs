@@ -3,15 +3,7 @@
 //! A blocking channel round trip costs 3.5–14 µs on small shared machines while a cached point
 //! query costs under 1 µs, so both sides spin briefly while the other is likely running and
 //! only then park. The spin budgets are short so an idle pool costs no CPU.
-//!
-//! Spinning is adaptive, per thread: when a full spin fails (the other side did not answer
-//! within the budget: its job is long, or the machine is oversubscribed and the other thread
-//! is not running), the thread's next waits spin only briefly before parking, with a full
-//! spin again every [`SHORT_SPINS_AFTER_FAILURE`]` + 1` waits and after any wait that
-//! succeeds. On an oversubscribed machine this stops each hand-off from burning a full budget
-//! of CPU (yielding in a loop) that the other side needed.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, Thread};
@@ -22,52 +14,25 @@ pub(crate) const REPLY_SPIN: Duration = Duration::from_micros(30);
 /// How long a connection thread spins for its next job before parking.
 pub(crate) const JOB_SPIN: Duration = Duration::from_micros(30);
 
-/// How long to spin without yielding: about one short job on another core. Also the whole
-/// budget of a wait that follows a failed full spin.
+/// How long to spin without yielding: about one short job on another core.
 const PURE_SPIN: Duration = Duration::from_micros(3);
-
-/// How many waits after a failed full spin spin only [`PURE_SPIN`] (unless one succeeds).
-const SHORT_SPINS_AFTER_FAILURE: u8 = 15;
-
-thread_local! {
-    /// Waits left that this thread spins only briefly, after its last full spin failed.
-    static SHORT_SPINS_LEFT: Cell<u8> = const { Cell::new(0) };
-}
 
 /// Waits for `ready()` up to `budget` without sleeping: a pure spin first (the other side is
 /// most likely running on another core), then yielding between checks, so that when cores
 /// are scarce the thread being waited for gets to run instead of being starved by the
-/// spinner. After this thread's last full spin failed, the budget is only [`PURE_SPIN`] (see
-/// the module doc). Returns whether `ready()` became true.
+/// spinner. Returns whether `ready()` became true.
 pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let short_left = SHORT_SPINS_LEFT.with(Cell::get);
-    let budget = if short_left > 0 {
-        budget.min(PURE_SPIN)
-    } else {
-        budget
-    };
     let start = Instant::now();
     loop {
         for _ in 0..32 {
             if ready() {
-                if short_left > 0 {
-                    SHORT_SPINS_LEFT.with(|c| c.set(0));
-                }
                 return true;
             }
             std::hint::spin_loop();
         }
         let spun = start.elapsed();
         if spun >= budget {
-            let done = ready();
-            SHORT_SPINS_LEFT.with(|c| {
-                c.set(match (done, short_left) {
-                    (true, _) => 0,
-                    (false, 0) => SHORT_SPINS_AFTER_FAILURE,
-                    (false, n) => n - 1,
-                })
-            });
-            return done;
+            return ready();
         }
         if spun >= PURE_SPIN {
             thread::yield_now();
@@ -152,61 +117,5 @@ impl<T> ReplyReceiver<T> {
             }
         }
         slot.value.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn short_spins_left() -> u8 {
-        SHORT_SPINS_LEFT.with(Cell::get)
-    }
-
-    const BUDGET: Duration = Duration::from_micros(50);
-
-    // Each test runs on a thread of its own, so it starts with full spins.
-
-    #[test]
-    fn a_failed_full_spin_shortens_the_next_waits_until_one_succeeds() {
-        assert_eq!(short_spins_left(), 0);
-        assert!(!spin_until(BUDGET, || false));
-        assert_eq!(short_spins_left(), SHORT_SPINS_AFTER_FAILURE);
-        assert!(!spin_until(BUDGET, || false));
-        assert_eq!(short_spins_left(), SHORT_SPINS_AFTER_FAILURE - 1);
-        assert!(spin_until(BUDGET, || true));
-        assert_eq!(short_spins_left(), 0, "a success restores full spins");
-    }
-
-    #[test]
-    fn a_full_spin_is_tried_again_after_the_short_ones() {
-        assert!(!spin_until(BUDGET, || false));
-        for left in (0..SHORT_SPINS_AFTER_FAILURE).rev() {
-            assert!(!spin_until(BUDGET, || false));
-            assert_eq!(short_spins_left(), left);
-        }
-        // The full spin again; it fails too, so short spins start over.
-        assert!(!spin_until(BUDGET, || false));
-        assert_eq!(short_spins_left(), SHORT_SPINS_AFTER_FAILURE);
-    }
-
-    #[test]
-    fn a_reply_reaches_a_parked_caller_and_an_abandoned_job_answers_none() {
-        // Fail a full spin first, so the waits below spin briefly and park.
-        assert!(!spin_until(BUDGET, || false));
-        let (tx, rx) = reply_slot::<u32>();
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            tx.send(7);
-        });
-        assert_eq!(rx.wait(), Some(7));
-        t.join().unwrap();
-        let (tx, rx) = reply_slot::<u32>();
-        let t = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(20));
-            drop(tx);
-        });
-        assert_eq!(rx.wait(), None);
-        t.join().unwrap();
     }
 }

@@ -25,7 +25,7 @@ for impl in mattn modernc litepool; do
 	"$out/$impl" >"$out/$impl.jsonl"
 done
 {
-	echo "Go $(go env GOVERSION); $(grep -E '^\s*(github.com/mattn/go-sqlite3|modernc.org/sqlite) ' go.mod | tr -s ' \t' ' ' | sed 's/ \/\/ indirect//' | paste -sd ';' -); GOMAXPROCS $(nproc)."
+	echo "Go $(go env GOVERSION); $(grep -E '^\s*(github.com/mattn/go-sqlite3|modernc.org/sqlite) ' go.mod | tr -s ' \t' ' ' | sed 's/^ //; s/ \/\/ indirect//' | paste -sd ',' - | sed 's/,/, /g'); GOMAXPROCS $(nproc)."
 	echo "WAL, synchronous=NORMAL, busy timeout 5 s on every side; database/sql pool at its defaults (no SetMaxOpenConns)."
 	echo
 	"$out/report" "$out/mattn.jsonl" "$out/modernc.jsonl" "$out/litepool.jsonl"
