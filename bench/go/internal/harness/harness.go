@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS sink(id INTEGER PRIMARY KEY, a INTEGER, b TEXT);`
 type Case struct {
 	Name string
 	N    int
-	Run  func(n int) (int, error)
+	// Fixed: N is the workload's definition, not scaled by LITEPOOL_BENCH_SCALE.
+	Fixed bool
+	Run   func(n int) (int, error)
 }
 
 // Scale is LITEPOOL_BENCH_SCALE (default 1): it multiplies every case's operation count.
@@ -92,6 +94,9 @@ func Measure(impl string, cases []Case) error {
 			continue
 		}
 		n := int(float64(c.N) * scale)
+		if c.Fixed {
+			n = c.N
+		}
 		if ops > 0 {
 			n = ops
 		}
@@ -280,7 +285,7 @@ func FDs() int {
 // it, n times. After the last tick it prints, as a separate JSON line (case "FDs after
 // ticks"), how many more FDs the process holds than before the first.
 func TickCase(impl string, path string, open OpenFn) Case {
-	return Case{Name: "open + query + close per tick", N: 100_000, Run: func(n int) (int, error) {
+	return Case{Name: "open + query + close per tick", N: 100_000, Fixed: true, Run: func(n int) (int, error) {
 		before := FDs()
 		for i := 0; i < n; i++ {
 			db, err := open(path)
