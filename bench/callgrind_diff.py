@@ -52,14 +52,14 @@ def main():
         try:
             (ta, fa), (tb, fb) = inclusive(a), inclusive(b)
         except subprocess.CalledProcessError:
-            print(f"### {name}: no usable profile (callgrind output incomplete)\n")
+            print(f"#### {name}: no usable profile (callgrind output incomplete)\n")
             continue
         ops = big - small
         per = {f: (fb[f] - fa.get(f, 0)) / ops for f in fb}
         total = (tb - ta) / ops
         spin = max((v for f, v in per.items() if "spin_until" in f), default=0.0)
         spin += max((v for f, v in per.items() if "sched_yield" in f), default=0.0) if spin == 0 else 0
-        print(f"### {name}: {total:,.0f} instructions per operation"
+        print(f"#### {name}: {total:,.0f} instructions per operation"
               + (f" ({total - spin:,.0f} without the hand-off's spinning, {spin:,.0f} spinning)" if spin else ""))
         print()
         print("| function (inclusive) | instructions / op |")
