@@ -19,6 +19,7 @@ type result struct {
 	WallNs float64 `json:"wall_ns"`
 	CPUNs  float64 `json:"cpu_ns"`
 	FDs    *int    `json:"fds"`
+	Error  string  `json:"error"`
 	Ticks  int     `json:"ticks"`
 }
 
@@ -48,7 +49,7 @@ func fmtNs(ns float64) string {
 func main() {
 	byCase := map[string]map[string]result{}
 	var order []string
-	var fds []result
+	var fds, errs []result
 	for _, name := range os.Args[1:] {
 		f, err := os.Open(name)
 		if err != nil {
@@ -59,6 +60,10 @@ func main() {
 		for sc.Scan() {
 			var r result
 			if json.Unmarshal(sc.Bytes(), &r) != nil || r.Impl == "" {
+				continue
+			}
+			if r.Error != "" {
+				errs = append(errs, r)
 				continue
 			}
 			if r.FDs != nil { // the warm-up's line comes first: keep the measured run's
@@ -104,6 +109,13 @@ func main() {
 		func(r result) float64 { return r.WallNs })
 	table("Process CPU time per operation, all threads (× above 1.0: litepool uses less CPU)",
 		func(r result) float64 { return r.CPUNs })
+	if len(errs) > 0 {
+		fmt.Print("Cases that failed (— in the tables above):\n\n")
+		for _, r := range errs {
+			fmt.Printf("- %s, %s: %s\n", heads[r.Impl], r.Case, r.Error)
+		}
+		fmt.Println()
+	}
 	if len(fds) > 0 {
 		fmt.Print("database/sql `sql.Open` + one query + `Close` per tick: FDs the process holds after the last tick beyond those before the first (/proc/self/fd)\n\n")
 		fmt.Println("| driver | ticks | FDs at the end | wall per tick |")

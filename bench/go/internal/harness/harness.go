@@ -78,7 +78,8 @@ type Result struct {
 }
 
 // Measure warms each case up (a twentieth of its count), runs it, and prints one JSON line
-// per case with the wall and process CPU time per operation. LITEPOOL_BENCH_CASE, when set,
+// per case with the wall and process CPU time per operation, or with the error that stopped
+// the case (the next cases still run). LITEPOOL_BENCH_CASE, when set,
 // runs only the cases whose name contains it, and LITEPOOL_BENCH_IMPL only that
 // implementation's (for a profiler); LITEPOOL_BENCH_OPS, when set, is the exact operation
 // count of every case run.
@@ -104,14 +105,16 @@ func Measure(impl string, cases []Case) error {
 			n = 1
 		}
 		if _, err := c.Run(max(1, n/20)); err != nil {
-			return fmt.Errorf("%s warm-up: %w", c.Name, err)
+			failed(impl, c.Name, fmt.Errorf("warm-up: %w", err))
+			continue
 		}
 		runtime.GC()
 		cpu0, wall0 := cpuTime(), time.Now()
 		ops, err := c.Run(n)
 		wall, cpu := time.Since(wall0), cpuTime()-cpu0
 		if err != nil {
-			return fmt.Errorf("%s: %w", c.Name, err)
+			failed(impl, c.Name, err)
+			continue
 		}
 		line, _ := json.Marshal(Result{
 			Impl: impl, Case: c.Name, Ops: ops,
@@ -121,6 +124,14 @@ func Measure(impl string, cases []Case) error {
 		fmt.Println(string(line))
 	}
 	return nil
+}
+
+// failed reports a case that failed as a JSON line with its error (and on stderr), so the
+// other cases still run and the report shows which one failed and why.
+func failed(impl, name string, err error) {
+	fmt.Fprintf(os.Stderr, "%s: %s: %v\n", impl, name, err)
+	line, _ := json.Marshal(map[string]string{"impl": impl, "case": name, "error": err.Error()})
+	fmt.Println(string(line))
 }
 
 // Fill loads kv and big through db (one transaction).
