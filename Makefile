@@ -26,6 +26,5 @@ demo: check-tools
 	@$(MAKE) --no-print-directory demo-build
 	@$(MAKE) --no-print-directory demo-run
 
-bench: check-tools
-	$(CARGO) bench --locked --bench handoff
-	$(CARGO) bench --locked --bench wal
+# The whole benchmark suite against the peers; writes BENCHMARKS.md (see mk/bench.mk).
+bench: check-tools bench-suite

@@ -11,6 +11,8 @@
 //! `LITEPOOL_BENCH_SCALE=0.05 cargo bench --bench handoff` is a smoke run of a few seconds.
 //! `LITEPOOL_BENCH_ITERS` (a positive integer) sets the iteration count of every operation
 //! directly instead of calibrating it (the scale still applies to the warm-up).
+//! `LITEPOOL_BENCH_JSON=FILE` also writes the rows as JSON lines to FILE (for `make bench`'s
+//! report).
 
 use cpu_time::ProcessTime;
 use litepool::{Config, Params, Pool, Session, Value};
@@ -319,6 +321,19 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// Writes one JSON object per row: the operation, iterations, and ns per op of both sides.
+fn write_json(path: &Path, rows: &[Row]) -> std::io::Result<()> {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&format!(
+            "{{\"case\": \"{}\", \"iters\": {}, \"litepool_wall_ns\": {:.1}, \
+             \"litepool_cpu_ns\": {:.1}, \"rusqlite_wall_ns\": {:.1}, \"rusqlite_cpu_ns\": {:.1}}}\n",
+            r.name, r.iters, r.litepool.wall_ns, r.litepool.cpu_ns, r.rusqlite.wall_ns, r.rusqlite.cpu_ns
+        ));
+    }
+    std::fs::write(path, out)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `cargo bench` passes `--bench`; a filter argument is not supported, so ignore args.
     let scale = scale();
@@ -451,6 +466,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(pairs);
 
     print_table(&rows);
+    if let Some(path) = std::env::var_os("LITEPOOL_BENCH_JSON") {
+        write_json(Path::new(&path), &rows)?;
+    }
     println!();
     println!(
         "per run: iterations; CPU/wall (1.00 = one thread busy, 2.00 = two); CPU used by other \
