@@ -3,7 +3,7 @@
 
 use super::blob::Blob;
 use super::cursor::Cursor;
-use super::errors::{classes, closed_database, err, programming};
+use super::errors::{classes, closed_database, err, not_supported, operational, programming};
 use super::hooks;
 use super::pool::pool_for;
 use super::values::TextFactory;
@@ -655,6 +655,101 @@ impl Connection {
         Ok(false)
     }
 
+    /// `backup(target, *, pages=-1, progress=None, name="main", sleep=0.250)`: SQLite's online
+    /// backup of this database into `target`'s. A file target is written through the core's
+    /// `Pool::backup_to` on one of this pool's readers (one consistent snapshot of the last
+    /// committed state); an in-memory target receives a serialized image.
+    #[pyo3(
+        signature = (target, *, pages=-1, progress=None, name="main", sleep=0.250),
+        text_signature = "(self, /, target, *, pages=-1, progress=None, name='main', sleep=0.25)"
+    )]
+    fn backup(
+        slf: &Bound<'_, Self>,
+        target: &Bound<'_, PyAny>,
+        pages: i64,
+        progress: Option<Bound<'_, PyAny>>,
+        name: &str,
+        sleep: f64,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let this = slf.get();
+        this.check(py)?;
+        let target = target.cast::<Connection>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "backup() argument 'target' must be sqlite3.Connection, not {}",
+                target
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        if target.is(slf) {
+            return Err(PyValueError::new_err(
+                "target cannot be the same connection instance",
+            ));
+        }
+        if let Some(p) = &progress {
+            if !p.is_callable() {
+                return Err(PyTypeError::new_err("progress argument must be a callable"));
+            }
+        }
+        // SQLite's backup waits on busy locks through the busy timeout, not by sleeping.
+        let _ = sleep;
+        let target = target.get();
+        target.check(py)?;
+        if name != "main" {
+            return Err(not_supported(
+                py,
+                format!("litepool backs up the main database only, not {name:?}"),
+            ));
+        }
+        if target.in_txn(py)? {
+            return Err(operational(py, "destination database is in use"));
+        }
+        if this.pool.inner.memory {
+            if !target.pool.inner.memory {
+                return Err(not_supported(
+                    py,
+                    "backup from an in-memory connection to a file database is not supported: \
+                     open the file with litepool and back up into it from a file, or use \
+                     serialize()",
+                ));
+            }
+            return backup_image(py, this, target, progress.as_ref());
+        }
+        if target.pool.inner.memory {
+            return backup_image(py, this, target, progress.as_ref());
+        }
+        let step = if pages <= 0 {
+            u32::MAX
+        } else {
+            u32::try_from(pages).unwrap_or(u32::MAX)
+        };
+        let callback = progress.map(Bound::unbind);
+        let failure: std::sync::Arc<Mutex<Option<PyErr>>> = Default::default();
+        let failed = failure.clone();
+        let dest = target.pool.path().to_path_buf();
+        let pool = &this.pool;
+        py.detach(|| {
+            pool.backup_to(&dest, step, move |p| {
+                let Some(callback) = &callback else { return };
+                Python::attach(|py| {
+                    let status = if p.remaining == 0 { SQLITE_DONE } else { 0 };
+                    if let Err(e) = callback.call1(py, (status, p.remaining, p.page_count)) {
+                        failed.lock().unwrap().get_or_insert(e);
+                    }
+                });
+            })
+        })
+        .map_err(err(py))?;
+        let raised = failure.lock().unwrap().take();
+        match raised {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
     #[pyo3(signature = (*, filter=None))]
     fn iterdump<'py>(
         slf: &Bound<'py, Self>,
@@ -910,4 +1005,35 @@ impl Connection {
     fn not_supported_cls(&self, py: Python<'_>) -> Py<PyType> {
         classes(py).not_supported.clone_ref(py)
     }
+}
+
+/// `sqlite3_backup_step`'s result when the copy is complete, as the stdlib passes it to
+/// `progress`.
+const SQLITE_DONE: i32 = 101;
+
+/// A backup into an in-memory connection (or out of one): the source's serialized image,
+/// deserialized into the target in one step.
+fn backup_image(
+    py: Python<'_>,
+    source: &Connection,
+    target: &Connection,
+    progress: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let (from, to) = (&source.session, &target.session);
+    let image = py.detach(|| from.serialize("main")).map_err(err(py))?;
+    let page_size = image
+        .get(16..18)
+        .map(|b| match u16::from_be_bytes([b[0], b[1]]) {
+            1 => 65536,
+            n => usize::from(n),
+        })
+        .filter(|&n| n > 0)
+        .unwrap_or(4096);
+    let pages = image.len() / page_size;
+    py.detach(|| to.deserialize("main", &image))
+        .map_err(err(py))?;
+    if let Some(p) = progress {
+        p.call1((SQLITE_DONE, 0, pages))?;
+    }
+    Ok(())
 }

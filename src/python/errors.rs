@@ -160,6 +160,14 @@ pub(crate) fn programming(py: Python<'_>, message: impl Into<String>) -> PyErr {
     make(py, &classes(py).programming, message.into(), None)
 }
 
+pub(crate) fn operational(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    make(py, &classes(py).operational, message.into(), None)
+}
+
+pub(crate) fn not_supported(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    make(py, &classes(py).not_supported, message.into(), None)
+}
+
 pub(crate) fn closed_database(py: Python<'_>) -> PyErr {
     programming(py, "Cannot operate on a closed database.")
 }
