@@ -26,6 +26,12 @@ pub(crate) struct Classes {
     pub not_supported: Py<PyType>,
     /// Result code -> `SQLITE_*` name, from the stdlib module's constants.
     pub names: Py<PyDict>,
+    /// The stdlib's adapter registry. The stdlib's C code keeps this dict object for the
+    /// interpreter's life (rebinding `sqlite3.adapters` does not replace it), so it is
+    /// looked up once, not on every execute.
+    pub adapters: Py<PyDict>,
+    /// `sqlite3.PrepareProtocol`, the protocol adapters are registered for.
+    pub prepare_protocol: Py<PyAny>,
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -104,6 +110,8 @@ pub(crate) fn classes(py: Python<'_>) -> &Classes {
                 programming: get("ProgrammingError")?,
                 not_supported: get("NotSupportedError")?,
                 names: names.unbind(),
+                adapters: m.getattr("adapters")?.cast_into::<PyDict>()?.unbind(),
+                prepare_protocol: m.getattr("PrepareProtocol")?.unbind(),
             })
         })
         .expect("the stdlib sqlite3 module must be importable")

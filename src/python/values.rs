@@ -23,9 +23,9 @@ pub(crate) struct Adapt<'py> {
 
 impl<'py> Adapt<'py> {
     pub(crate) fn new(py: Python<'py>) -> PyResult<Adapt<'py>> {
-        let m = classes(py).module.bind(py);
-        let adapters = m.getattr("adapters")?.cast_into::<PyDict>()?;
-        let protocol = m.getattr("PrepareProtocol")?;
+        let c = classes(py);
+        let adapters = c.adapters.bind(py).clone();
+        let protocol = c.prepare_protocol.bind(py).clone();
         let empty = adapters.is_empty();
         let mut base_adapted = false;
         if !empty {
