@@ -104,6 +104,19 @@ fn overwritten_pages_of_a_live_database_give_a_database_error_and_the_pool_goes_
     s.close().unwrap();
     pool.close().unwrap();
     assert_eq!(litepool::count_fds_on(&db), 0);
+
+    // Reopened, as the stdlib would: the file opens (a damaged table page does not make the
+    // whole file unreadable), the damage is reported where it is met, the rest reads.
+    let pool = Pool::open(&db, Config::default()).expect("a file with a damaged table opens");
+    let s = pool.session().unwrap();
+    let e = s
+        .query("SELECT count(pad) FROM t", Params::None)
+        .and_then(|r| r.collect_rows())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Database, "{e:?}");
+    assert_eq!(scalar(&s, "SELECT sum(x) FROM small"), 10);
+    s.close().unwrap();
+    pool.close().unwrap();
 }
 
 #[test]
