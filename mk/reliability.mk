@@ -14,7 +14,7 @@
 
 SOAK_SECONDS ?= 60
 FUZZ_SECONDS ?= 600
-CARGO_FUZZ_VERSION := 0.13.1
+CARGO_FUZZ_VERSION := 0.13.2
 TSAN_TARGET ?= x86_64-unknown-linux-gnu
 
 .PHONY: soak fuzz fuzz-tools fuzz-rust fuzz-go tsan
