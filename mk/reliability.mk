@@ -10,7 +10,8 @@
 #                fuzz targets (DSN parsing, argument conversion), FUZZ_SECONDS (600) each;
 #                installs nightly Rust's cargo-fuzz if missing. Findings stay in
 #                fuzz/artifacts/ and go/testdata/fuzz/ (which go test then runs as seeds).
-#   make tsan    the Rust concurrency tests under ThreadSanitizer (nightly, rebuilds std)
+#   make tsan    the Rust concurrency tests under ThreadSanitizer (nightly, rebuilds std);
+#                tests/tsan.supp holds the suppressions for SQLite's lock-free WAL index
 
 SOAK_SECONDS ?= 60
 FUZZ_SECONDS ?= 600
@@ -44,6 +45,7 @@ fuzz: fuzz-rust fuzz-go
 tsan: check-tools
 	@rustup component list --toolchain nightly --installed | grep -q rust-src || \
 		rustup component add rust-src --toolchain nightly
-	RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" TSAN_OPTIONS="halt_on_error=1" \
+	RUSTFLAGS="-Zsanitizer=thread" RUSTDOCFLAGS="-Zsanitizer=thread" \
+		TSAN_OPTIONS="halt_on_error=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 		$(CARGO) +nightly test -Zbuild-std --target $(TSAN_TARGET) --target-dir target/tsan \
 		--test sessions --test pool --test crash
