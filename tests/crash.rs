@@ -75,7 +75,7 @@ fn write_forever(pool: Pool, w: i64) {
                 insert(&s, w, seq + i);
             }
             txn += 1;
-            if w == 2 && txn % 3 == 0 {
+            if w == 2 && txn.is_multiple_of(3) {
                 s.rollback().unwrap();
                 continue;
             }

@@ -33,11 +33,15 @@ const SQLITE_IOERR_WRITE: i32 = 778;
 const SQLITE_IOERR_FSYNC: i32 = 1034;
 const SQLITE_CORRUPT: i32 = 11;
 
+type ArmFn = extern "C" fn(*const c_char, c_int, c_long, c_long, c_int);
+type DisarmFn = extern "C" fn();
+type InjectedFn = extern "C" fn() -> c_long;
+
 /// The shim's control functions, looked up in this (preloaded) process.
 struct Shim {
-    arm: extern "C" fn(*const c_char, c_int, c_long, c_long, c_int),
-    disarm: extern "C" fn(),
-    injected: extern "C" fn() -> c_long,
+    arm: ArmFn,
+    disarm: DisarmFn,
+    injected: InjectedFn,
 }
 
 impl Shim {
@@ -55,9 +59,13 @@ impl Shim {
         // (tests/faults/faultshim.c).
         unsafe {
             Shim {
-                arm: std::mem::transmute::<*mut libc::c_void, _>(sym(c"faultshim_arm")),
-                disarm: std::mem::transmute::<*mut libc::c_void, _>(sym(c"faultshim_disarm")),
-                injected: std::mem::transmute::<*mut libc::c_void, _>(sym(c"faultshim_injected")),
+                arm: std::mem::transmute::<*mut libc::c_void, ArmFn>(sym(c"faultshim_arm")),
+                disarm: std::mem::transmute::<*mut libc::c_void, DisarmFn>(sym(
+                    c"faultshim_disarm",
+                )),
+                injected: std::mem::transmute::<*mut libc::c_void, InjectedFn>(sym(
+                    c"faultshim_injected",
+                )),
             }
         }
     }
