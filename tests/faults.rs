@@ -9,7 +9,8 @@
 //! For each fault: the error is typed (`SQLITE_IOERR` with the extended code naming the
 //! operation, Operational), nothing panics, a failed read ends a result with an error (never
 //! as a short result), the pool serves the next write and read once the fault clears, every
-//! committed row is still there and `PRAGMA integrity_check` says `ok`.
+//! committed row is still there and `PRAGMA integrity_check` says `ok`. A read error while
+//! a pool opens is an I/O error the registry does not remember: the file opens once it clears.
 
 mod support;
 
@@ -31,6 +32,7 @@ const SQLITE_IOERR_READ: i32 = 266;
 const SQLITE_IOERR_SHORT_READ: i32 = 522;
 const SQLITE_IOERR_WRITE: i32 = 778;
 const SQLITE_IOERR_FSYNC: i32 = 1034;
+const SQLITE_IOERR_CORRUPTFS: i32 = 8458;
 const SQLITE_CORRUPT: i32 = 11;
 
 type ArmFn = extern "C" fn(*const c_char, c_int, c_long, c_long, c_int);
@@ -258,6 +260,26 @@ fn read_faults(shim: &Shim, dir: &Path) {
     pool.close().unwrap();
 }
 
+/// A read error while a pool opens: a typed I/O error (SQLite's `SQLITE_IOERR_CORRUPTFS` for
+/// EIO), not `NotADatabase`, so the registry does not remember it: once the fault is gone the
+/// same file opens with its data.
+fn open_faults(shim: &Shim, dir: &Path) {
+    let db = db_path(dir, "open.db");
+    let (pool, s) = open(&db, Config::default());
+    insert(&s, 1).unwrap();
+    s.close().unwrap();
+    pool.close().unwrap();
+    shim.fail(&db, READ, 0);
+    let e = Pool::open(&db, Config::default()).unwrap_err();
+    assert!(shim.clear() > 0);
+    assert_ioerr(&e, &[SQLITE_IOERR_CORRUPTFS]);
+    let (pool, s) = open(&db, Config::default());
+    assert_eq!(scalar(&s, "SELECT count(*) FROM t"), 1);
+    assert_eq!(integrity(&s), "ok");
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
 #[test]
 #[ignore = "child process of io_errors_are_clear_and_leave_the_pool_usable_and_the_file_sound"]
 fn faults_child() {
@@ -267,6 +289,7 @@ fn faults_child() {
     write_faults(&shim, dir.path());
     sync_faults(&shim, dir.path());
     read_faults(&shim, dir.path());
+    open_faults(&shim, dir.path());
 }
 
 /// Builds the shim with gcc into the test's scratch directory; returns its path.
