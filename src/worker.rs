@@ -622,9 +622,10 @@ fn open_connection(
     }
     if role == Role::Writer && !memory && !config.read_only {
         // The form SQLite recommends at open for long-lived connections: cheap, and it
-        // analyzes only tables that never were.
-        conn.execute_batch("PRAGMA optimize=0x10002")
-            .map_err(not_a_db)?;
+        // analyzes only tables that never were. Best effort: ANALYZE reads table pages, and
+        // one damaged page must not make the whole file unopenable (as with the stdlib, the
+        // queries that meet it fail with SQLITE_CORRUPT).
+        let _ = conn.execute_batch("PRAGMA optimize=0x10002");
     }
     conn.set_prepared_statement_cache_capacity(config.statement_cache_capacity);
     conn.create_scalar_function(
