@@ -31,12 +31,13 @@
 //!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, LEGACY, PARSE_COLNAMES, PARSE_DECLTYPES};
+use super::cursor::run_many;
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
 use super::values::{converter_input, to_py, Adapt, TextFactory};
 use super::warn_resource;
 use crate::error::Error;
-use crate::statement::{self, Params};
+use crate::statement::Params;
 use crate::{InterruptHandle, Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -195,6 +196,24 @@ struct Batch {
     more: bool,
     /// The error that ended the statement after `values`.
     error: Option<Error>,
+}
+
+impl Batch {
+    /// The result of a statement that returns no rows (executemany, executescript).
+    fn finished(cursor: Py<AioCursor>, rowcount: i64, lastrowid: i64) -> Batch {
+        Batch {
+            cursor,
+            started: Some(Started {
+                columns: Vec::new(),
+                decltypes: Vec::new(),
+                rowcount,
+                lastrowid,
+            }),
+            values: Vec::new(),
+            more: false,
+            error: None,
+        }
+    }
 }
 
 struct Started {
@@ -731,37 +750,18 @@ impl AioConnection {
                 let mut total = (0u64, None);
                 if !sets.is_empty() {
                     begin_if_needed(conn, &sql)?;
-                    total = conn.session.with_writer(move |c| {
-                        let mut stmt = c.prepare_cached(&sql)?;
-                        if stmt.readonly() {
-                            return Err(Error::StatementCount {
-                                message: "executemany() can only execute DML statements.".into(),
-                            });
-                        }
-                        let mut changes = 0u64;
-                        for params in &sets {
-                            statement::bind(&mut stmt, params)?;
-                            let mut rows = stmt.raw_query();
-                            while rows.next()?.is_some() {}
-                            drop(rows);
-                            changes += c.changes();
-                        }
-                        Ok((changes, Some(c.last_insert_rowid())))
-                    })?;
+                    let (changes, rowid) = conn
+                        .session
+                        .with_writer(move |c| run_many(c, &sql, &sets))?;
+                    total = (changes, Some(rowid));
                 }
                 conn.note_changes(total.0, if dml { total.1 } else { None });
-                Ok(Payload::Rows(Box::new(Batch {
+                let rowcount = if dml { total.0 as i64 } else { -1 };
+                Ok(Payload::Rows(Box::new(Batch::finished(
                     cursor,
-                    started: Some(Started {
-                        columns: Vec::new(),
-                        decltypes: Vec::new(),
-                        rowcount: if dml { total.0 as i64 } else { -1 },
-                        lastrowid: conn.attrs().last_rowid,
-                    }),
-                    values: Vec::new(),
-                    more: false,
-                    error: None,
-                })))
+                    rowcount,
+                    conn.attrs().last_rowid,
+                ))))
             }) as Work)
         })
     }
@@ -792,18 +792,11 @@ impl AioConnection {
                     conn.session.commit()?;
                 }
                 conn.session.execute_batch(&script)?;
-                Ok(Payload::Rows(Box::new(Batch {
+                Ok(Payload::Rows(Box::new(Batch::finished(
                     cursor,
-                    started: Some(Started {
-                        columns: Vec::new(),
-                        decltypes: Vec::new(),
-                        rowcount: -1,
-                        lastrowid: conn.attrs().last_rowid,
-                    }),
-                    values: Vec::new(),
-                    more: false,
-                    error: None,
-                })))
+                    -1,
+                    conn.attrs().last_rowid,
+                ))))
             }) as Work)
         })
     }

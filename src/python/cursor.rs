@@ -448,25 +448,8 @@ impl Cursor {
             }
             let sql_owned = sql_str.to_string();
             let session = &conn.session;
-            let done = py.detach(move || {
-                session.with_writer(move |c| {
-                    let mut stmt = c.prepare_cached(&sql_owned)?;
-                    if stmt.readonly() {
-                        return Err(Error::StatementCount {
-                            message: "executemany() can only execute DML statements.".into(),
-                        });
-                    }
-                    let mut changes = 0u64;
-                    for params in &chunk {
-                        statement::bind(&mut stmt, params)?;
-                        let mut rows = stmt.raw_query();
-                        while rows.next()?.is_some() {}
-                        drop(rows);
-                        changes += c.changes();
-                    }
-                    Ok((changes, c.last_insert_rowid()))
-                })
-            });
+            let done =
+                py.detach(move || session.with_writer(move |c| run_many(c, &sql_owned, &chunk)));
             if let Some(e) = conn.take_pending() {
                 return Err(e);
             }
@@ -692,4 +675,28 @@ fn no_nul(py: Python<'_>, sql: &str) -> PyResult<()> {
         return Err(programming(py, "the query contains a null character"));
     }
     Ok(())
+}
+
+/// `executemany`'s work on the writer's thread: runs the DML statement `sql` once per
+/// parameter set and returns the rows it changed in all and the last inserted rowid.
+pub(crate) fn run_many(
+    c: &rusqlite::Connection,
+    sql: &str,
+    sets: &[Params],
+) -> crate::Result<(u64, i64)> {
+    let mut stmt = c.prepare_cached(sql)?;
+    if stmt.readonly() {
+        return Err(Error::StatementCount {
+            message: "executemany() can only execute DML statements.".into(),
+        });
+    }
+    let mut changes = 0u64;
+    for params in sets {
+        statement::bind(&mut stmt, params)?;
+        let mut rows = stmt.raw_query();
+        while rows.next()?.is_some() {}
+        drop(rows);
+        changes += c.changes();
+    }
+    Ok((changes, c.last_insert_rowid()))
 }
