@@ -30,8 +30,8 @@
 //!   awaits a call after it gets an error instead of waiting forever. Committed
 //!   transactions are in the database file (its WAL) already.
 
-use super::connection::{is_dml, Connection, Isolation, LEGACY, PARSE_COLNAMES, PARSE_DECLTYPES};
-use super::cursor::run_many;
+use super::connection::{is_dml, Connection, Isolation, LEGACY};
+use super::cursor::{column_converters, run_many};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
 use super::values::{converter_input, to_py, Adapt, TextFactory};
@@ -41,7 +41,7 @@ use crate::statement::Params;
 use crate::{InterruptHandle, Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -1020,7 +1020,8 @@ impl AioCursor {
         }
         if let Some(started) = batch.started {
             let conn = self.conn.get();
-            let (converters, names) = converters(py, conn.detect_types, &started)?;
+            let (converters, names) =
+                column_converters(py, conn.detect_types, &started.columns, &started.decltypes)?;
             let mut b = self.buf();
             b.ncols = started.columns.len();
             b.rowcount = started.rowcount;
@@ -1126,60 +1127,6 @@ fn describe(
     let tuple = PyTuple::new(py, &names)?.unbind();
     conn.attrs().desc_cache = Some((names, desc.clone_ref(py), tuple.clone_ref(py)));
     Ok((Some(desc), Some(tuple)))
-}
-
-/// The converters of `started`'s columns under `detect_types`, and the column names as
-/// `description` shows them (without a `[type]` suffix when `PARSE_COLNAMES` is set).
-#[allow(clippy::type_complexity)]
-fn converters(
-    py: Python<'_>,
-    detect: i32,
-    started: &Started,
-) -> PyResult<(Vec<Option<Py<PyAny>>>, Vec<String>)> {
-    let mut names = Vec::with_capacity(started.columns.len());
-    let mut converters: Vec<Option<Py<PyAny>>> = Vec::new();
-    let registry = if detect & (PARSE_COLNAMES | PARSE_DECLTYPES) != 0 {
-        Some(
-            classes(py)
-                .module
-                .bind(py)
-                .getattr("converters")?
-                .cast_into::<PyDict>()?,
-        )
-    } else {
-        None
-    };
-    for (i, col) in started.columns.iter().enumerate() {
-        let mut name = col.as_str();
-        let mut conv = None;
-        if let Some(reg) = &registry {
-            if detect & PARSE_COLNAMES != 0 {
-                if let Some(open) = col.find('[') {
-                    if let Some(close) = col[open + 1..].find(']') {
-                        let key = col[open + 1..open + 1 + close].to_ascii_uppercase();
-                        conv = reg.get_item(key)?.map(|c| c.unbind());
-                    }
-                    name = col[..open].strip_suffix(' ').unwrap_or(&col[..open]);
-                }
-            }
-            if conv.is_none() && detect & PARSE_DECLTYPES != 0 {
-                if let Some(Some(decl)) = started.decltypes.get(i) {
-                    let key = decl
-                        .split([' ', '('])
-                        .next()
-                        .unwrap_or("")
-                        .to_ascii_uppercase();
-                    conv = reg.get_item(key)?.map(|c| c.unbind());
-                }
-            }
-        }
-        converters.push(conv);
-        names.push(name.to_string());
-    }
-    if converters.iter().all(Option::is_none) {
-        converters.clear();
-    }
-    Ok((converters, names))
 }
 
 #[pymethods]

@@ -254,51 +254,7 @@ impl Cursor {
         decltypes: &[Option<String>],
         run: &mut Run,
     ) -> PyResult<()> {
-        let detect = conn.detect_types;
-        let mut names = Vec::with_capacity(columns.len());
-        let mut converters: Vec<Option<Py<PyAny>>> = Vec::new();
-        let registry = if detect & (PARSE_COLNAMES | PARSE_DECLTYPES) != 0 && !columns.is_empty() {
-            Some(
-                classes(py)
-                    .module
-                    .bind(py)
-                    .getattr("converters")?
-                    .cast_into::<PyDict>()?,
-            )
-        } else {
-            None
-        };
-        let decltypes = (detect & PARSE_DECLTYPES != 0).then_some(decltypes);
-        for (i, col) in columns.iter().enumerate() {
-            let mut name = col.as_str();
-            let mut conv = None;
-            if let Some(reg) = &registry {
-                if detect & PARSE_COLNAMES != 0 {
-                    if let Some(open) = col.find('[') {
-                        if let Some(close) = col[open + 1..].find(']') {
-                            let key = col[open + 1..open + 1 + close].to_ascii_uppercase();
-                            conv = reg.get_item(key)?.map(|c| c.unbind());
-                        }
-                        name = col[..open].strip_suffix(' ').unwrap_or(&col[..open]);
-                    }
-                }
-                if conv.is_none() {
-                    if let Some(Some(decl)) = decltypes.as_ref().and_then(|d| d.get(i)) {
-                        let key: String = decl
-                            .split([' ', '('])
-                            .next()
-                            .unwrap_or("")
-                            .to_ascii_uppercase();
-                        conv = reg.get_item(key)?.map(|c| c.unbind());
-                    }
-                }
-            }
-            converters.push(conv);
-            names.push(name.to_string());
-        }
-        if converters.iter().all(Option::is_none) {
-            converters.clear();
-        }
+        let (converters, names) = column_converters(py, conn.detect_types, columns, decltypes)?;
         run.converters = converters;
         if names.is_empty() {
             let mut meta = self.meta();
@@ -699,4 +655,60 @@ pub(crate) fn run_many(
         changes += c.changes();
     }
     Ok((changes, c.last_insert_rowid()))
+}
+
+/// The converters of a statement's columns under `detect_types` (empty when none applies),
+/// and the column names as `description` shows them (without a `[type]` suffix when
+/// `PARSE_COLNAMES` is set), as the stdlib picks them.
+#[allow(clippy::type_complexity)]
+pub(crate) fn column_converters(
+    py: Python<'_>,
+    detect: i32,
+    columns: &[String],
+    decltypes: &[Option<String>],
+) -> PyResult<(Vec<Option<Py<PyAny>>>, Vec<String>)> {
+    let mut names = Vec::with_capacity(columns.len());
+    let mut converters: Vec<Option<Py<PyAny>>> = Vec::new();
+    let registry = if detect & (PARSE_COLNAMES | PARSE_DECLTYPES) != 0 && !columns.is_empty() {
+        Some(
+            classes(py)
+                .module
+                .bind(py)
+                .getattr("converters")?
+                .cast_into::<PyDict>()?,
+        )
+    } else {
+        None
+    };
+    for (i, col) in columns.iter().enumerate() {
+        let mut name = col.as_str();
+        let mut conv = None;
+        if let Some(reg) = &registry {
+            if detect & PARSE_COLNAMES != 0 {
+                if let Some(open) = col.find('[') {
+                    if let Some(close) = col[open + 1..].find(']') {
+                        let key = col[open + 1..open + 1 + close].to_ascii_uppercase();
+                        conv = reg.get_item(key)?.map(|c| c.unbind());
+                    }
+                    name = col[..open].strip_suffix(' ').unwrap_or(&col[..open]);
+                }
+            }
+            if conv.is_none() && detect & PARSE_DECLTYPES != 0 {
+                if let Some(Some(decl)) = decltypes.get(i) {
+                    let key = decl
+                        .split([' ', '('])
+                        .next()
+                        .unwrap_or("")
+                        .to_ascii_uppercase();
+                    conv = reg.get_item(key)?.map(|c| c.unbind());
+                }
+            }
+        }
+        converters.push(conv);
+        names.push(name.to_string());
+    }
+    if converters.iter().all(Option::is_none) {
+        converters.clear();
+    }
+    Ok((converters, names))
 }
