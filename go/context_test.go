@@ -275,6 +275,9 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 		t.Fatalf("acquire_timeout 300ms took %v", el)
 	}
 	t.Log(err)
+	if n := queuedWaiters(registeredPool(t, path)); n != 0 {
+		t.Fatalf("%d waiters still queued after giving up", n)
+	}
 	// Released: a waiter gets the reader as soon as the transaction ends.
 	done := make(chan error, 1)
 	go func() {
@@ -301,17 +304,7 @@ func TestWaitersServedInOrder(t *testing.T) {
 	if _, err := tx.Exec("INSERT INTO log VALUES (-1)"); err != nil {
 		t.Fatal(err)
 	}
-	var pool *poolRef
-	registryMu.Lock()
-	for _, p := range registry {
-		if p.cfg.path == path {
-			pool = p
-		}
-	}
-	registryMu.Unlock()
-	if pool == nil {
-		t.Fatalf("no pool registered for %s", path)
-	}
+	pool := registeredPool(t, path)
 	const n = 8
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -323,9 +316,9 @@ func TestWaitersServedInOrder(t *testing.T) {
 			errs <- err
 		}(i)
 		deadline := time.Now().Add(30 * time.Second)
-		for queuedWriters(pool) != i+1 {
+		for queuedWaiters(pool) != i+1 {
 			if time.Now().After(deadline) {
-				t.Fatalf("writer %d never queued (%d queued)", i, queuedWriters(pool))
+				t.Fatalf("writer %d never queued (%d queued)", i, queuedWaiters(pool))
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -366,8 +359,22 @@ func TestWaitersServedInOrder(t *testing.T) {
 	}
 }
 
-// queuedWriters counts the goroutines queued for a connection (here all wait for the writer).
-func queuedWriters(p *poolRef) int {
+// registeredPool is the Go side of the pool open on path.
+func registeredPool(t *testing.T, path string) *poolRef {
+	t.Helper()
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	for _, p := range registry {
+		if p.cfg.path == path {
+			return p
+		}
+	}
+	t.Fatalf("no pool registered for %s", path)
+	return nil
+}
+
+// queuedWaiters counts the goroutines queued for a connection, of either role.
+func queuedWaiters(p *poolRef) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
