@@ -19,7 +19,8 @@ var coreOptions = map[string]bool{
 	"checkpoint_interval": true, "checkpoint_passive_frames": true, "checkpoint_max_delay": true,
 	"checkpoint_truncate_frames": true, "checkpoint_stuck_ticks": true,
 	"checkpoint_busy_timeout": true, "wal_cap_frames": true, "max_read_txn_age": true,
-	"optimize_interval": true, "incremental_vacuum": true, "mode": true, "cache": true,
+	"optimize_interval": true, "incremental_vacuum": true, "group_commit": true, "mode": true,
+	"cache": true,
 }
 
 // connectionPragmas are pragmas whose value belongs to one SQLite connection; litepool replays

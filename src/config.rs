@@ -52,6 +52,7 @@ const KEYS: &[&str] = &[
     "max_read_txn_age",
     "optimize_interval",
     "incremental_vacuum",
+    "group_commit",
     "mode",
     "cache",
 ];
@@ -135,6 +136,11 @@ pub struct Config {
     /// file system when the freelist grows past a quarter of the file (at least 1,024
     /// pages). Default `true`.
     pub incremental_vacuum: bool,
+    /// Group commit: autocommit writes that different sessions send while the writer is busy
+    /// with other autocommit writes run together in one transaction, each in its own
+    /// savepoint (a failing write is rolled back alone), and every caller is answered once
+    /// that transaction has committed. Explicit transactions are never merged. Default `true`.
+    pub group_commit: bool,
 }
 
 impl Default for Config {
@@ -164,6 +170,7 @@ impl Default for Config {
             max_read_txn_age: Duration::from_secs(30),
             optimize_interval: Duration::from_secs(3600),
             incremental_vacuum: true,
+            group_commit: true,
         }
     }
 }
@@ -396,6 +403,7 @@ impl Config {
                 self.optimize_interval = parse_duration(key, value, MAX_TIMEOUT)?;
             }
             "incremental_vacuum" => self.incremental_vacuum = parse_bool(key, value)?,
+            "group_commit" => self.group_commit = parse_bool(key, value)?,
             "cache" => match value.to_ascii_lowercase().as_str() {
                 "private" => {}
                 "shared" => return Err(bad_value(key, value, CACHE_SHARED)),
@@ -465,7 +473,7 @@ impl Config {
              &checkpoint_passive_frames={}&checkpoint_max_delay={}\
              &checkpoint_truncate_frames={}&checkpoint_stuck_ticks={}\
              &checkpoint_busy_timeout={}&wal_cap_frames={}&max_read_txn_age={}\
-             &optimize_interval={}&incremental_vacuum={}&mode={}",
+             &optimize_interval={}&incremental_vacuum={}&group_commit={}&mode={}",
             self.max_readers,
             render_duration(self.acquire_timeout),
             render_duration(self.busy_timeout),
@@ -487,6 +495,7 @@ impl Config {
             render_duration(self.max_read_txn_age),
             render_duration(self.optimize_interval),
             self.incremental_vacuum,
+            self.group_commit,
             mode,
         )
     }
@@ -1252,7 +1261,7 @@ mod tests {
              &checkpoint_passive_frames=1000&checkpoint_max_delay=60s\
              &checkpoint_truncate_frames=16384&checkpoint_stuck_ticks=3\
              &checkpoint_busy_timeout=500ms&wal_cap_frames=65536&max_read_txn_age=30s\
-             &optimize_interval=3600s&incremental_vacuum=true&mode=rwc"
+             &optimize_interval=3600s&incremental_vacuum=true&group_commit=true&mode=rwc"
         );
 
         let mut configs = vec![default.clone()];
@@ -1313,6 +1322,7 @@ mod tests {
                 c.max_read_txn_age = durations[(j + 5) % durations.len()];
                 c.optimize_interval = durations[(j + 6) % durations.len()];
                 c.incremental_vacuum = j % 3 == 0;
+                c.group_commit = j % 2 == 1;
                 configs.push(c);
             }
         }

@@ -34,6 +34,7 @@ pub mod config;
 mod error;
 mod fd;
 pub mod functions;
+mod group_commit;
 mod handoff;
 mod maintenance;
 mod pool;

@@ -6,6 +6,7 @@ use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
+use crate::group_commit::{Batch, Group, Joined, Write};
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
@@ -66,6 +67,9 @@ struct Counters {
     timeouts: u64,
     statements_reset_on_return: u64,
     rollbacks_on_return: u64,
+    group_commits: u64,
+    group_commit_writes: u64,
+    group_commit_retries: u64,
 }
 
 #[derive(Default)]
@@ -87,6 +91,7 @@ struct State {
     grants: HashMap<u64, Grant>,
     next_waiter: u64,
     counters: Counters,
+    group: Group,
 }
 
 impl State {
@@ -546,6 +551,62 @@ impl PoolInner {
         Ok(lease)
     }
 
+    /// Offers an autocommit write to the group (see [`crate::group_commit`]).
+    pub(crate) fn group_join(&self, write: Write) -> Result<Joined> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(Error::Closed { what: "pool" });
+        }
+        let group = &mut st.group;
+        if !group.active {
+            group.active = true;
+            group.queue.push(write);
+            return Ok(Joined::Leads);
+        }
+        if group.holding && !st.writer_waiters.is_empty() {
+            return Ok(Joined::Refused(write));
+        }
+        st.group.queue.push(write);
+        Ok(Joined::Queued)
+    }
+
+    /// The group's leader got the writer.
+    pub(crate) fn group_hold(&self) {
+        self.lock().group.holding = true;
+    }
+
+    /// The writes for the group's next batch; none ends the group, whose driver then gives
+    /// the writer back.
+    pub(crate) fn group_next(&self) -> Vec<Write> {
+        let mut st = self.lock();
+        let batch = std::mem::take(&mut st.group.queue);
+        if batch.is_empty() {
+            st.group.active = false;
+            st.group.holding = false;
+        }
+        batch
+    }
+
+    /// Ends the group without running what is queued, and returns those writes.
+    pub(crate) fn group_abandon(&self) -> Vec<Write> {
+        let mut st = self.lock();
+        st.group.active = false;
+        st.group.holding = false;
+        std::mem::take(&mut st.group.queue)
+    }
+
+    pub(crate) fn count_group_batch(&self, batch: Batch, writes: usize) {
+        let c = &mut self.lock().counters;
+        match batch {
+            Batch::Alone => {}
+            Batch::Grouped => {
+                c.group_commits += 1;
+                c.group_commit_writes += writes as u64;
+            }
+            Batch::Retried => c.group_commit_retries += 1,
+        }
+    }
+
     /// Takes a connection back: straight to the longest waiter, or into the idle set. The
     /// session has already made it clean (no transaction, no open statement).
     pub(crate) fn release(&self, lease: Lease) {
@@ -829,6 +890,9 @@ impl PoolInner {
             timeouts: c.timeouts,
             statements_reset_on_return: c.statements_reset_on_return,
             rollbacks_on_return: c.rollbacks_on_return,
+            group_commits: c.group_commits,
+            group_commit_writes: c.group_commit_writes,
+            group_commit_retries: c.group_commit_retries,
             ..Stats::default()
         };
         drop(st);

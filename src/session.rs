@@ -7,6 +7,7 @@ use crate::error::{Error, Result, Role};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
 };
+use crate::group_commit::{self, Write};
 use crate::pool::{Lease, PoolInner};
 use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
@@ -62,6 +63,29 @@ enum Running {
     Between { pending: bool },
     /// A job of the session is running on this connection.
     On(Arc<WorkerShared>),
+}
+
+/// Lets a job that runs outside [`SessionShared::call`] (a group commit's write, run by the
+/// writer thread for the session) honour the session's interrupts: one that came while the
+/// job waited makes it fail before it runs; one that comes while it runs interrupts it.
+pub(crate) struct JobGate(Arc<Mutex<Running>>);
+
+impl JobGate {
+    /// The job starts on `worker`; `SQLITE_INTERRUPT` when an interrupt is pending.
+    pub(crate) fn enter(&self, worker: &Arc<WorkerShared>) -> Result<()> {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Running::Between { pending: true } = *running {
+            *running = Running::Between { pending: false };
+            return Err(Error::interrupted());
+        }
+        *running = Running::On(Arc::clone(worker));
+        Ok(())
+    }
+
+    /// The job is done: a later interrupt no longer reaches the connection.
+    pub(crate) fn leave(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Running::Between { pending: false };
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,8 +159,8 @@ enum Outcome {
 }
 
 pub(crate) struct Ran {
-    class: Class,
-    learned: bool,
+    pub(crate) class: Class,
+    pub(crate) learned: bool,
     pub(crate) columns: Arc<[String]>,
     pub(crate) decltypes: Arc<[Option<String>]>,
     pub(crate) batch: Batch,
@@ -696,10 +720,16 @@ impl SessionShared {
         &self,
         st: &mut SessionState,
         sql: &str,
-        params: Params,
+        mut params: Params,
         mode: Mode,
         known: Option<Class>,
     ) -> Result<Box<Ran>> {
+        if let Some(class) = known.as_ref().filter(|c| self.groups(st, c)) {
+            match self.run_grouped(st, sql, params, class, mode)? {
+                Ok(ran) => return Ok(ran),
+                Err(unrun) => params = unrun,
+            }
+        }
         let in_read_txn = st.reader.as_ref().is_some_and(|l| !l.state.autocommit);
         // A new statement compiled on a reader outside a read transaction may move to the
         // writer; one compiled on the writer may move to a reader only if the writer was
@@ -728,9 +758,15 @@ impl SessionShared {
             };
         match self.run_on(st, slot, sql, params, known, mode, movable)? {
             Outcome::Ran(ran) => Ok(ran),
-            Outcome::Moved(class, params) => {
+            Outcome::Moved(class, mut params) => {
                 self.pool.classes.insert(sql, class.clone());
                 self.settle(st);
+                if self.groups(st, &class) {
+                    match self.run_grouped(st, sql, params, &class, mode)? {
+                        Ok(ran) => return Ok(ran),
+                        Err(unrun) => params = unrun,
+                    }
+                }
                 let slot = if class.needs_writer() {
                     Slot::Writer
                 } else {
@@ -743,6 +779,49 @@ impl SessionShared {
                 }
             }
         }
+    }
+
+    /// Runs a write through group commit. `Ok(Err(params))` gives the parameters back when
+    /// the group could not take it (the write must then take the writer on its own).
+    fn run_grouped(
+        &self,
+        st: &SessionState,
+        sql: &str,
+        params: Params,
+        class: &Class,
+        mode: Mode,
+    ) -> Result<std::result::Result<Box<Ran>, Params>> {
+        let write = Write::new(
+            sql,
+            params,
+            class.clone(),
+            st.settings.clone(),
+            matches!(mode, Mode::Query(_)),
+            self.text_as_bytes.load(Ordering::Relaxed),
+            JobGate(Arc::clone(&self.running)),
+        );
+        Ok(group_commit::run(&self.pool, write, self.acquire_timeout())?.map_err(|w| w.params))
+    }
+
+    /// Whether a statement of `class` goes through group commit: a plain write (no
+    /// transaction control, pragma, TEMP object or ATTACH) from a session outside any
+    /// transaction that holds no writer and carries no pragmas or registrations of its own
+    /// (which act per connection, so cannot be shared within one transaction).
+    fn groups(&self, st: &SessionState, class: &Class) -> bool {
+        let config = &self.pool.config;
+        config.group_commit
+            && !config.read_only
+            && st.private.is_none()
+            && st.writer.is_none()
+            && !st.pinned
+            && !st.in_transaction()
+            && !class.readonly
+            && !class.transaction_control
+            && !class.pins
+            && class.pragma_set.is_none()
+            && st.settings.pragmas.is_empty()
+            && !st.registered
+            && !st.hooked
     }
 
     /// Makes sure the session holds a connection for `slot`, waiting for one if needed.

@@ -77,6 +77,14 @@ pub struct Stats {
     pub optimizes: u64,
     /// Pages given back to the file system by incremental vacuum.
     pub vacuumed_pages: u64,
+    /// Transactions that committed autocommit writes of several sessions together (group
+    /// commit).
+    pub group_commits: u64,
+    /// Writes committed by those transactions.
+    pub group_commit_writes: u64,
+    /// Group transactions that broke (a write's conflict clause rolled the transaction back,
+    /// or the COMMIT failed) and were run again write by write.
+    pub group_commit_retries: u64,
 }
 
 /// Checkpoint counts by result, for one mode.
@@ -448,6 +456,27 @@ impl Stats {
             Counter,
             vec![],
             self.vacuumed_pages as f64,
+        );
+        push(
+            "group_commits_total",
+            "Transactions that committed autocommit writes of several sessions together.",
+            Counter,
+            vec![],
+            self.group_commits as f64,
+        );
+        push(
+            "group_commit_writes_total",
+            "Writes committed by group transactions.",
+            Counter,
+            vec![],
+            self.group_commit_writes as f64,
+        );
+        push(
+            "group_commit_retries_total",
+            "Group transactions that broke and were run again write by write.",
+            Counter,
+            vec![],
+            self.group_commit_retries as f64,
         );
         out
     }

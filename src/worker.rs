@@ -314,6 +314,16 @@ impl WorkerShared {
         rx.wait().ok_or(Error::Closed { what: "pool" })
     }
 
+    /// Queues `f` to run on the connection thread without waiting for it. Fails with `Closed`
+    /// (dropping `f` unrun) when the worker has shut down; a job still queued at shutdown is
+    /// dropped unrun too.
+    pub(crate) fn post<F>(&self, f: F) -> Result<()>
+    where
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) + Send + 'static,
+    {
+        self.submit(Msg::Job(Box::new(f)))
+    }
+
     fn submit(&self, msg: Msg) -> Result<()> {
         {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());

@@ -194,6 +194,8 @@ impl PyPool {
         d.set_item("timeouts", s.timeouts)?;
         d.set_item("statements_reset_on_return", s.statements_reset_on_return)?;
         d.set_item("rollbacks_on_return", s.rollbacks_on_return)?;
+        d.set_item("group_commits", s.group_commits)?;
+        d.set_item("group_commit_writes", s.group_commit_writes)?;
         d.set_item("fds", s.fds)?;
         Ok(d)
     }

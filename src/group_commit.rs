@@ -1,0 +1,337 @@
+//! Group commit: autocommit writes that different sessions send while the writer is taken
+//! run together in one transaction on the writer thread.
+//!
+//! A single-row write in autocommit mode costs one commit: WAL frames written (and, with
+//! `synchronous=FULL`, an fsync) for one row. When writes queue up behind each other, the
+//! first one waits for the writer on behalf of everyone who arrives meanwhile (its *group*);
+//! once it has the writer, the writer thread runs the whole queue as one `BEGIN IMMEDIATE …
+//! COMMIT`, each write inside its own `SAVEPOINT`, so a write that fails is rolled back alone
+//! and the others commit. Every caller is answered only after the `COMMIT` returned, so an
+//! answered write is as durable as a write committed alone. Explicit transactions never join
+//! a group: they take the writer for themselves, and while one waits, a group that holds the
+//! writer takes no newcomers (it cannot keep the writer from it for longer than one batch).
+//!
+//! When the shared transaction breaks (a write's `OR ROLLBACK` conflict clause ended it, or
+//! `COMMIT` failed — a deferred foreign key, a full disk), nothing of the batch was
+//! committed and nobody was answered yet: it is rolled back and every write of the batch runs
+//! again on its own, so each caller gets exactly the outcome of its own write.
+
+use crate::classify::Class;
+use crate::error::{Error, Result, Role};
+use crate::handoff::{reply_slot, ReplyReceiver, ReplySender};
+use crate::pool::{Lease, PoolInner};
+use crate::session::{ExecResult, JobGate, Ran};
+use crate::statement::{self, Params};
+use crate::worker::{ConnCtx, Settings, WorkerShared};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One autocommit write on its way to the writer.
+pub(crate) struct Write {
+    pub sql: String,
+    pub params: Params,
+    pub class: Class,
+    /// The session's settings: no pragmas and no registrations (only such sessions' writes
+    /// are grouped, so any member's settings do for the whole batch).
+    pub settings: Settings,
+    /// Send the rows (a `RETURNING` clause) back instead of discarding them.
+    pub rows: bool,
+    pub text_as_bytes: bool,
+    /// The session's interrupts reach the write through this.
+    gate: JobGate,
+    reply: Option<ReplySender<Result<Box<Ran>>>>,
+}
+
+/// What the pool did with a write offered to the group.
+pub(crate) enum Joined {
+    /// Queued in the group that holds, or waits for, the writer.
+    Queued,
+    /// No group existed: this write starts one, and its caller must take the writer for it.
+    Leads,
+    /// A group holds the writer while an explicit transaction waits for it: the write must
+    /// wait for the writer on its own, behind that transaction.
+    Refused(Write),
+}
+
+/// The writes waiting for the group's next batch (pool state, under the pool's lock).
+#[derive(Default)]
+pub(crate) struct Group {
+    /// A group exists: its leader is waiting for the writer, or the writer thread runs it.
+    pub active: bool,
+    /// The group has the writer.
+    pub holding: bool,
+    pub queue: Vec<Write>,
+}
+
+impl Write {
+    pub(crate) fn new(
+        sql: &str,
+        params: Params,
+        class: Class,
+        settings: Settings,
+        rows: bool,
+        text_as_bytes: bool,
+        gate: JobGate,
+    ) -> Write {
+        Write {
+            sql: sql.to_string(),
+            params,
+            class,
+            settings,
+            rows,
+            text_as_bytes,
+            gate,
+            reply: None,
+        }
+    }
+
+    fn answer(mut self, result: Result<Box<Ran>>) {
+        if let Some(reply) = self.reply.take() {
+            reply.send(result);
+        }
+    }
+}
+
+/// Runs `write` through the group and returns its own result, once its transaction has
+/// committed (or failed). `timeout` bounds the wait for the writer when this write leads.
+/// `Ok(Err(write))` hands the write back to run on its own (see [`Joined::Refused`]).
+pub(crate) fn run(
+    pool: &Arc<PoolInner>,
+    mut write: Write,
+    timeout: Duration,
+) -> Result<std::result::Result<Box<Ran>, Write>> {
+    let (tx, rx) = reply_slot();
+    write.reply = Some(tx);
+    match pool.group_join(write)? {
+        Joined::Queued => return wait(rx).map(Ok),
+        Joined::Refused(mut write) => {
+            write.reply = None;
+            return Ok(Err(write));
+        }
+        Joined::Leads => {}
+    }
+    let lease = match pool.acquire(Role::Writer, timeout) {
+        Ok(lease) => lease,
+        Err(e) => {
+            // The writes that joined this group trusted it to take the writer for them.
+            for other in pool.group_abandon() {
+                other.answer(Err(e.clone()));
+            }
+            return Err(e);
+        }
+    };
+    pool.group_hold();
+    let driver = Driver {
+        pool: Arc::clone(pool),
+        lease: Some(lease),
+    };
+    let worker = Arc::clone(&driver.lease.as_ref().expect("lease just taken").worker);
+    // If the writer has shut down the job is dropped unrun, and the driver's drop answers
+    // the queued writes (with `Closed`) and gives the writer back.
+    let _ = worker.post(move |ctx| driver.drive(ctx));
+    wait(rx).map(Ok)
+}
+
+fn wait(rx: ReplyReceiver<Result<Box<Ran>>>) -> Result<Box<Ran>> {
+    rx.wait().unwrap_or(Err(Error::Closed { what: "pool" }))
+}
+
+/// The writer lease held by a group, on the writer thread: it runs batches until the queue is
+/// empty and then gives the writer back. Dropping it (a panic, a job dropped at shutdown)
+/// does the same for whatever is left, so the writer is never lost.
+struct Driver {
+    pool: Arc<PoolInner>,
+    lease: Option<Lease>,
+}
+
+impl Driver {
+    fn drive(mut self, ctx: &mut ConnCtx<'_>) {
+        let worker = Arc::clone(&self.lease.as_ref().expect("the group's lease").worker);
+        let mut batch = self.pool.group_next();
+        while !batch.is_empty() {
+            let writes = batch.len();
+            let answers = match catch_unwind(AssertUnwindSafe(|| run_batch(ctx, &worker, batch))) {
+                Ok((outcome, answers)) => {
+                    self.pool.count_group_batch(outcome, writes);
+                    answers
+                }
+                Err(_) => {
+                    // The writes of the batch were dropped unanswered: their callers get
+                    // `Closed`-like errors from the dropped reply slots.
+                    ctx.make_clean();
+                    Vec::new()
+                }
+            };
+            batch = self.pool.group_next();
+            if batch.is_empty() {
+                // Give the writer back before the last answers, so a caller that got its
+                // answer finds the writer free.
+                self.release();
+            }
+            for (write, result) in answers {
+                write.answer(result);
+            }
+        }
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.pool.release(lease);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            drop(self.pool.group_abandon());
+            self.pool.release(lease);
+        }
+    }
+}
+
+/// How a batch was committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Batch {
+    /// Each write alone: a batch of one, or it never began (settings, `BEGIN` failed).
+    Alone,
+    /// Every write in one transaction.
+    Grouped,
+    /// The shared transaction broke, so the batch ran again write by write.
+    Retried,
+}
+
+/// Each write of a batch with its result, to be answered.
+type Answers = Vec<(Write, Result<Box<Ran>>)>;
+
+/// Runs one batch; returns how it committed and each write's result.
+fn run_batch(
+    ctx: &mut ConnCtx<'_>,
+    worker: &Arc<WorkerShared>,
+    writes: Vec<Write>,
+) -> (Batch, Answers) {
+    if let Err(e) = ctx.apply_settings(&writes[0].settings) {
+        return (Batch::Alone, all_failed(writes, &e));
+    }
+    if writes.len() == 1 {
+        // Alone, a write needs no transaction of ours: it is its own.
+        return (Batch::Alone, one_by_one(ctx, worker, writes));
+    }
+    if let Err(e) = ctx.conn.execute_batch("BEGIN IMMEDIATE") {
+        // The write lock could not be had within the busy timeout (another process holds
+        // it): each write alone would have failed the same way.
+        return (Batch::Alone, all_failed(writes, &Error::from(e)));
+    }
+    let mut results = Vec::with_capacity(writes.len());
+    for write in &writes {
+        match in_savepoint(ctx, worker, write) {
+            Some(result) => results.push(result),
+            None => break,
+        }
+    }
+    if results.len() == writes.len() && ctx.conn.execute_batch("COMMIT").is_ok() {
+        return (Batch::Grouped, writes.into_iter().zip(results).collect());
+    }
+    if !ctx.conn.is_autocommit() {
+        let _ = ctx.conn.execute_batch("ROLLBACK");
+    }
+    (Batch::Retried, one_by_one(ctx, worker, writes))
+}
+
+fn all_failed(writes: Vec<Write>, e: &Error) -> Answers {
+    writes.into_iter().map(|w| (w, Err(e.clone()))).collect()
+}
+
+/// Runs each write alone, in autocommit.
+fn one_by_one(ctx: &mut ConnCtx<'_>, worker: &Arc<WorkerShared>, writes: Vec<Write>) -> Answers {
+    writes
+        .into_iter()
+        .map(|write| {
+            let result = run_gated(ctx, worker, &write);
+            (write, result)
+        })
+        .collect()
+}
+
+const SAVEPOINT: &str = "SAVEPOINT litepool_group";
+const ROLLBACK_TO: &str = "ROLLBACK TO litepool_group";
+const RELEASE: &str = "RELEASE litepool_group";
+
+/// Runs one write of a batch in its own savepoint and rolls it back alone when it fails.
+/// `None` when the shared transaction is gone or its savepoints fail.
+fn in_savepoint(
+    ctx: &mut ConnCtx<'_>,
+    worker: &Arc<WorkerShared>,
+    write: &Write,
+) -> Option<Result<Box<Ran>>> {
+    if !control(ctx, SAVEPOINT) {
+        return None;
+    }
+    let result = run_gated(ctx, worker, write);
+    if ctx.conn.is_autocommit() {
+        return None;
+    }
+    let failed = result
+        .as_ref()
+        .map_or(true, |ran| ran.batch.error.is_some());
+    if failed && !control(ctx, ROLLBACK_TO) {
+        return None;
+    }
+    control(ctx, RELEASE).then_some(result)
+}
+
+/// Runs a savepoint statement through the statement cache; whether it succeeded.
+fn control(ctx: &ConnCtx<'_>, sql: &str) -> bool {
+    ctx.conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .is_ok()
+}
+
+/// Runs one write unless its session was interrupted, interruptible by the session while it
+/// runs.
+fn run_gated(ctx: &mut ConnCtx<'_>, worker: &Arc<WorkerShared>, write: &Write) -> Result<Box<Ran>> {
+    write.gate.enter(worker)?;
+    let result = run_one(ctx, write);
+    write.gate.leave();
+    result
+}
+
+/// Runs one write to its end. A write's rows (`RETURNING`) are all computed by its first
+/// step, so they all come back in one batch; no cursor stays open.
+fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
+    let mut stmt = ctx.conn.prepare_cached(&write.sql)?;
+    statement::bind(&mut stmt, &write.params)?;
+    let statement::Started { columns, decltypes } = statement::columns(&stmt);
+    let ncols = columns.len();
+    let before = ctx.conn.total_changes();
+    let mut batch = statement::step_batch(&mut stmt, ncols, write.text_as_bytes);
+    while !batch.done {
+        let more = statement::step_batch(&mut stmt, ncols, write.text_as_bytes);
+        batch.values.extend(more.values);
+        batch.done = more.done;
+        batch.error = more.error;
+    }
+    if !write.rows {
+        batch.values.clear();
+    }
+    let changes = if ctx.conn.total_changes() != before {
+        ctx.conn.changes()
+    } else {
+        0
+    };
+    Ok(Box::new(Ran {
+        class: write.class.clone(),
+        learned: false,
+        columns,
+        decltypes,
+        batch,
+        result: ExecResult {
+            changes,
+            last_insert_rowid: ctx.conn.last_insert_rowid(),
+        },
+        cursor: None,
+    }))
+}
