@@ -47,6 +47,8 @@ pub(crate) struct Write {
 pub(crate) enum Joined {
     /// Queued in the group that holds, or waits for, the writer.
     Queued,
+    /// No group existed and the writer was free: this write starts a group that holds it.
+    Holds(Lease),
     /// No group existed: this write starts one, and its caller must take the writer for it.
     Leads,
     /// A group holds the writer while an explicit transaction waits for it: the write must
@@ -103,25 +105,27 @@ pub(crate) fn run(
 ) -> Result<std::result::Result<Box<Ran>, Write>> {
     let (tx, rx) = reply_slot();
     write.reply = Some(tx);
-    match pool.group_join(write)? {
+    let lease = match pool.group_join(write)? {
         Joined::Queued => return wait(rx).map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
         }
-        Joined::Leads => {}
-    }
-    let lease = match pool.acquire(Role::Writer, timeout) {
-        Ok(lease) => lease,
-        Err(e) => {
-            // The writes that joined this group trusted it to take the writer for them.
-            for other in pool.group_abandon() {
-                other.answer(Err(e.clone()));
+        Joined::Holds(lease) => lease,
+        Joined::Leads => match pool.acquire(Role::Writer, timeout) {
+            Ok(lease) => {
+                pool.group_hold();
+                lease
             }
-            return Err(e);
-        }
+            Err(e) => {
+                // The writes that joined this group trusted it to take the writer for them.
+                for other in pool.group_abandon() {
+                    other.answer(Err(e.clone()));
+                }
+                return Err(e);
+            }
+        },
     };
-    pool.group_hold();
     let driver = Driver {
         pool: Arc::clone(pool),
         lease: Some(lease),

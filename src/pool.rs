@@ -557,13 +557,19 @@ impl PoolInner {
         if st.closed {
             return Err(Error::Closed { what: "pool" });
         }
-        let group = &mut st.group;
-        if !group.active {
-            group.active = true;
-            group.queue.push(write);
+        if !st.group.active {
+            st.group.active = true;
+            st.group.queue.push(write);
+            if st.writer_waiters.is_empty() {
+                if let Some(lease) = self.take_idle(&mut st, Role::Writer) {
+                    st.counters.acquires += 1;
+                    st.group.holding = true;
+                    return Ok(Joined::Holds(lease));
+                }
+            }
             return Ok(Joined::Leads);
         }
-        if group.holding && !st.writer_waiters.is_empty() {
+        if st.group.holding && !st.writer_waiters.is_empty() {
             return Ok(Joined::Refused(write));
         }
         st.group.queue.push(write);
