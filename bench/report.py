@@ -2,7 +2,7 @@
 
     python3 bench/report.py OUT_DIR BENCHMARKS.md
 
-OUT_DIR holds what the bench targets wrote (machine.md, rust.jsonl + rust.txt, wal.txt,
+OUT_DIR holds what the bench targets wrote (machine.md, rust.jsonl + rust.txt, writers.txt, wal.txt,
 python.json + python.md, go.md + *.jsonl, aio.txt). A section lives between
 `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->`; a section whose inputs are
 missing keeps its previous text, so one bench can be re-run and reported on its own. The
@@ -38,6 +38,18 @@ def rust_section(out):
         ["Command: `make bench-rust` (`cargo bench --bench handoff`). Ratio = litepool / rusqlite "
          "(below 1.0: litepool faster).", "", "```", *head, "```", "", table_lines(txt), "",
          "```", *notes, "```"]
+    )
+
+
+def writers_section(out):
+    txt = read(out, "writers.txt")
+    if txt is None:
+        return None
+    lines = [line for line in txt.splitlines() if line.strip()]
+    head = [line for line in lines if line.startswith("8 threads")]
+    return "\n".join(
+        ["Command: `make bench-writers` (`cargo bench --bench writers`): group commit against "
+         "rusqlite with a connection per thread.", "", *head, "", table_lines(txt)]
     )
 
 
@@ -165,6 +177,7 @@ def main():
         "rust": (lambda: rust_section(out)),
         "python": (lambda: simple_section(out, "python.md", "make bench-python")),
         "go": (lambda: simple_section(out, "go.md", "make bench-go")),
+        "writers": (lambda: writers_section(out)),
         "wal": (lambda: wal_section(out)),
         "aio": (lambda: aio_section(out)),
         "profile": (lambda: simple_section(out, "profile.md", "make bench-profile")),

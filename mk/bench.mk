@@ -2,6 +2,8 @@
 #
 #   make bench          everything below, then BENCHMARKS.md's generated sections rewritten
 #   make bench-rust     cargo bench --bench handoff: pool vs rusqlite on the caller's thread
+#   make bench-writers  cargo bench --bench writers: 8 threads of autocommit inserts, rusqlite
+#                       vs litepool with group commit on and off
 #   make bench-wal      cargo bench --bench wal: WAL size / writer latency under overlapping
 #                       readers (BENCH_WAL_SCALE=1 for the full 60 s per side; default 0.25)
 #   make bench-python   bench/python/bench.py: stdlib sqlite3 / apsw / litepool, FDs per tick
@@ -20,12 +22,12 @@ BENCH_WAL_SCALE ?= 0.25
 BENCH_GO_LIB_DIR := $(CURDIR)/target/bench-go/lib
 BENCH_PY ?= $(PYTHON)
 
-.PHONY: bench-suite bench-rust bench-wal bench-go bench-go-lib bench-apsw bench-aio-hook \
+.PHONY: bench-suite bench-rust bench-writers bench-wal bench-go bench-go-lib bench-apsw bench-aio-hook \
 	bench-report bench-machine bench-profile
 
-bench-rust bench-python bench-go: export LITEPOOL_BENCH_SCALE := $(BENCH_SCALE)
+bench-rust bench-writers bench-python bench-go: export LITEPOOL_BENCH_SCALE := $(BENCH_SCALE)
 
-bench-suite: bench-machine bench-rust bench-wal bench-python bench-go bench-aio-hook
+bench-suite: bench-machine bench-rust bench-writers bench-wal bench-python bench-go bench-aio-hook
 	$(BENCH_PY) bench/report.py $(BENCH_OUT) BENCHMARKS.md
 
 bench-machine:
@@ -37,6 +39,11 @@ bench-rust: check-tools
 	@mkdir -p $(BENCH_OUT)
 	LITEPOOL_BENCH_JSON=$(BENCH_OUT)/rust.jsonl sh bench/run_logged.sh $(BENCH_OUT)/rust.txt \
 		$(CARGO) bench --locked --bench handoff
+
+bench-writers: check-tools
+	@mkdir -p $(BENCH_OUT)
+	LITEPOOL_BENCH_JSON=$(BENCH_OUT)/writers.jsonl sh bench/run_logged.sh $(BENCH_OUT)/writers.txt \
+		$(CARGO) bench --locked --bench writers
 
 bench-wal: check-tools
 	@mkdir -p $(BENCH_OUT)

@@ -18,7 +18,7 @@
 
 use crate::classify::Class;
 use crate::error::{Error, Result, Role};
-use crate::handoff::{reply_slot, ReplyReceiver, ReplySender};
+use crate::handoff::{reply_slot, ReplySender};
 use crate::pool::{Lease, PoolInner};
 use crate::session::{ExecResult, JobGate, Ran};
 use crate::statement::{self, Params};
@@ -106,7 +106,7 @@ pub(crate) fn run(
     let (tx, rx) = reply_slot();
     write.reply = Some(tx);
     let lease = match pool.group_join(write)? {
-        Joined::Queued => return wait(rx).map(Ok),
+        Joined::Queued => return answer_of(rx.wait_parked()).map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
@@ -134,11 +134,12 @@ pub(crate) fn run(
     // If the writer has shut down the job is dropped unrun, and the driver's drop answers
     // the queued writes (with `Closed`) and gives the writer back.
     let _ = worker.post(move |ctx| driver.drive(ctx));
-    wait(rx).map(Ok)
+    answer_of(rx.wait()).map(Ok)
 }
 
-fn wait(rx: ReplyReceiver<Result<Box<Ran>>>) -> Result<Box<Ran>> {
-    rx.wait().unwrap_or(Err(Error::Closed { what: "pool" }))
+/// A write's answer; none when it was dropped unrun (the pool closed).
+fn answer_of(answer: Option<Result<Box<Ran>>>) -> Result<Box<Ran>> {
+    answer.unwrap_or(Err(Error::Closed { what: "pool" }))
 }
 
 /// The writer lease held by a group, on the writer thread: it runs batches until the queue is
@@ -223,7 +224,11 @@ fn run_batch(
         // Alone, a write needs no transaction of ours: it is its own.
         return (Batch::Alone, one_by_one(ctx, worker, writes));
     }
-    if let Err(e) = ctx.conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = ctx
+        .conn
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut s| s.execute([]))
+    {
         // The write lock could not be had within the busy timeout (another process holds
         // it): each write alone would have failed the same way.
         return (Batch::Alone, all_failed(writes, &Error::from(e)));
@@ -235,7 +240,7 @@ fn run_batch(
             None => break,
         }
     }
-    if results.len() == writes.len() && ctx.conn.execute_batch("COMMIT").is_ok() {
+    if results.len() == writes.len() && control(ctx, "COMMIT") {
         return (Batch::Grouped, writes.into_iter().zip(results).collect());
     }
     if !ctx.conn.is_autocommit() {

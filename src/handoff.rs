@@ -104,9 +104,19 @@ impl<T> Drop for ReplySender<T> {
 impl<T> ReplyReceiver<T> {
     /// Waits for the reply; `None` when the job was dropped without answering.
     pub(crate) fn wait(self) -> Option<T> {
+        self.wait_after_spin(REPLY_SPIN)
+    }
+
+    /// Waits for a reply known to be far off (a write queued behind others) without
+    /// spinning first: spinning there only takes CPU from the thread doing the work.
+    pub(crate) fn wait_parked(self) -> Option<T> {
+        self.wait_after_spin(Duration::ZERO)
+    }
+
+    fn wait_after_spin(self, spin: Duration) -> Option<T> {
         let slot = &self.0;
         let done = || slot.state.load(Ordering::Acquire) >= FULL;
-        if !spin_until(REPLY_SPIN, done)
+        if !spin_until(spin, done)
             && slot
                 .state
                 .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
