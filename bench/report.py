@@ -120,7 +120,10 @@ def targets_section(out):
             ("point select, reused connection", "Python point select vs stdlib", 2.0),
             ("fetchall 100k rows", "Python fetchall 100k vs stdlib", 1.5),
             ("connect + query + close", "Python connect+query+close vs stdlib", 50.0),
-            ("8 threads, each insert + commit", "Python 8 concurrent single-row writers vs stdlib", 5.0),
+            ("8 threads, each insert + commit",
+             "Python 8 concurrent single-row writers, insert + commit() (never merged) vs stdlib", 5.0),
+            ("8 threads, autocommit inserts",
+             "Python 8 concurrent single-row writers, autocommit (group commit) vs stdlib", 5.0),
         ]:
             r = py_ratio(case)
             if r is not None:
