@@ -126,11 +126,12 @@ pub(crate) fn run(
             }
         },
     };
+    let worker = Arc::clone(&lease.worker);
     let driver = Driver {
         pool: Arc::clone(pool),
         lease: Some(lease),
+        worker: Arc::clone(&worker),
     };
-    let worker = Arc::clone(&driver.lease.as_ref().expect("lease just taken").worker);
     // If the writer has shut down the job is dropped unrun, and the driver's drop answers
     // the queued writes (with `Closed`) and gives the writer back.
     let _ = worker.post(move |ctx| driver.drive(ctx));
@@ -148,37 +149,48 @@ fn answer_of(answer: Option<Result<Box<Ran>>>) -> Result<Box<Ran>> {
 struct Driver {
     pool: Arc<PoolInner>,
     lease: Option<Lease>,
+    worker: Arc<WorkerShared>,
 }
 
 impl Driver {
-    fn drive(mut self, ctx: &mut ConnCtx<'_>) {
-        let worker = Arc::clone(&self.lease.as_ref().expect("the group's lease").worker);
-        let mut batch = self.pool.group_next();
-        while !batch.is_empty() {
-            let writes = batch.len();
-            let answers = match catch_unwind(AssertUnwindSafe(|| run_batch(ctx, &worker, batch))) {
-                Ok((outcome, answers)) => {
-                    self.pool.count_group_batch(outcome, writes);
-                    answers
-                }
-                Err(_) => {
-                    // The writes of the batch were dropped unanswered: their callers get
-                    // `Closed`-like errors from the dropped reply slots.
-                    ctx.make_clean();
-                    Vec::new()
-                }
-            };
-            batch = self.pool.group_next();
-            if batch.is_empty() {
-                // Give the writer back before the last answers, so a caller that got its
-                // answer finds the writer free.
-                self.release();
-            }
-            for (write, result) in answers {
-                write.answer(result);
-            }
+    fn drive(self, ctx: &mut ConnCtx<'_>) {
+        let batch = self.pool.group_next();
+        self.run(ctx, batch);
+    }
+
+    /// Runs `batch`, answers it, and queues itself again for the next one — behind whatever
+    /// else the writer thread was asked to do meanwhile: a checkpoint must not wait for a
+    /// busy group to end.
+    fn run(mut self, ctx: &mut ConnCtx<'_>, batch: Vec<Write>) {
+        if batch.is_empty() {
+            self.release();
+            return;
         }
-        self.release();
+        let writes = batch.len();
+        let answers = match catch_unwind(AssertUnwindSafe(|| run_batch(ctx, &self.worker, batch))) {
+            Ok((outcome, answers)) => {
+                self.pool.count_group_batch(outcome, writes);
+                answers
+            }
+            Err(_) => {
+                // The batch's writes were dropped unanswered: their callers get `Closed`.
+                ctx.make_clean();
+                Vec::new()
+            }
+        };
+        let next = self.pool.group_next();
+        if next.is_empty() {
+            // Give the writer back before the last answers, so a caller that got its answer
+            // finds the writer free.
+            self.release();
+        }
+        for (write, result) in answers {
+            write.answer(result);
+        }
+        if !next.is_empty() {
+            let worker = Arc::clone(&self.worker);
+            let _ = worker.post(move |ctx| self.run(ctx, next));
+        }
     }
 
     fn release(&mut self) {

@@ -462,3 +462,43 @@ fn an_interrupted_write_leaves_its_group_unrun() {
     assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 1"), 1);
     pool.close().unwrap();
 }
+
+/// The writer thread keeps checkpointing while groups commit back to back: a group queues
+/// itself behind the checkpoint between batches instead of holding the thread until it ends.
+#[test]
+fn checkpoints_run_between_group_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.checkpoint_interval = Duration::from_millis(20);
+    config.checkpoint_passive_frames = 20;
+    let pool = open(&dir, config);
+    let s = pool.session().unwrap();
+    s.execute_batch("CREATE TABLE t(w INTEGER, i INTEGER, pad BLOB)")
+        .unwrap();
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let s = pool.session().unwrap();
+                for i in 0..300 {
+                    s.execute(
+                        "INSERT INTO t VALUES (?, ?, zeroblob(2000))",
+                        vec![Value::Integer(w), Value::Integer(i)],
+                    )
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let stats = pool.stats();
+    assert!(stats.group_commits > 0, "{stats:?}");
+    assert!(
+        stats.checkpoints.passive.ok + stats.checkpoints.passive.stuck > 0,
+        "no checkpoint ran during the writes: {stats:?}"
+    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM t"), 16 * 300);
+    pool.close().unwrap();
+}
