@@ -8,7 +8,7 @@ use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::functions::{self, Applied, AuthorizerSlot, Registrations};
 use crate::handoff::{reply_slot, spin_until, JOB_SPIN};
-use crate::statement;
+use crate::statement::{self, ColumnCache};
 use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
@@ -46,6 +46,8 @@ pub(crate) struct ConnCtx<'c> {
     pub cursors: HashMap<u64, CachedStatement<'c>>,
     /// Open blobs, keyed like cursors (they share the session's id space).
     pub blobs: HashMap<u64, Blob<'c>>,
+    /// The result columns of the statements run here, shared between executions.
+    pub columns: ColumnCache,
     auth: Arc<Mutex<AuthLog>>,
     applied: Option<SettingsKey>,
     /// The registrations on the connection and whose they are.
@@ -86,6 +88,7 @@ impl<'c> ConnCtx<'c> {
             conn,
             cursors: HashMap::new(),
             blobs: HashMap::new(),
+            columns: ColumnCache::default(),
             auth,
             applied: None,
             hooks: Applied::new(conn, user_auth),
