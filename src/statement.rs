@@ -30,6 +30,9 @@ impl From<Vec<Value>> for Params {
 /// `BATCH_ROWS` rows or every `BATCH_BYTES` of values, whichever comes first.
 const BATCH_ROWS: usize = 512;
 const BATCH_BYTES: usize = 1 << 20;
+/// The most values a batch reserves room for at once (512 KiB), so a wide result does not
+/// reserve more than its rows need.
+const RESERVE_VALUES: usize = 1 << 14;
 
 /// One batch of a result, as it crosses back from the connection thread.
 #[derive(Debug, Default)]
@@ -169,6 +172,13 @@ pub(crate) fn step_batch(stmt: &mut Statement<'_>, text_as_bytes: bool) -> Batch
         match rows.next() {
             Ok(Some(row)) => {
                 let ncols = row.as_ref().column_count();
+                if rows_read == 1 {
+                    // More than one row: likely a full batch, so grow once instead of doubling
+                    // through it (a point query stays at its small first allocation).
+                    batch
+                        .values
+                        .reserve((ncols * (BATCH_ROWS - 1)).min(RESERVE_VALUES));
+                }
                 for i in 0..ncols {
                     let value = match row.get_ref(i) {
                         Ok(v) => owned(v, &mut bytes, text_as_bytes),
