@@ -18,7 +18,7 @@
 
 use crate::classify::Class;
 use crate::error::{Error, Result, Role};
-use crate::handoff::{reply_slot, ReplySender};
+use crate::handoff::Reply;
 use crate::pool::{Lease, PoolInner};
 use crate::session::{ExecResult, JobGate, Ran};
 use crate::statement::{self, Params};
@@ -40,7 +40,29 @@ pub(crate) struct Write {
     pub text_as_bytes: bool,
     /// The session's interrupts reach the write through this.
     gate: JobGate,
-    reply: Option<ReplySender<Result<Box<Ran>>>>,
+    reply: Option<Answer>,
+}
+
+/// Where a write's result goes: the caller waits on the [`Reply`]. Dropped unsent (a job
+/// dropped at shutdown, a panic), it wakes the caller with no answer.
+struct Answer {
+    reply: Arc<Reply<Result<Box<Ran>>>>,
+    sent: bool,
+}
+
+impl Answer {
+    fn send(mut self, result: Result<Box<Ran>>) {
+        self.reply.send(result);
+        self.sent = true;
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if !self.sent {
+            self.reply.abandon();
+        }
+    }
 }
 
 /// What the pool did with a write offered to the group.
@@ -103,10 +125,13 @@ pub(crate) fn run(
     mut write: Write,
     timeout: Duration,
 ) -> Result<std::result::Result<Box<Ran>, Write>> {
-    let (tx, rx) = reply_slot();
-    write.reply = Some(tx);
+    let reply = Arc::new(Reply::new());
+    write.reply = Some(Answer {
+        reply: Arc::clone(&reply),
+        sent: false,
+    });
     let lease = match pool.group_join(write)? {
-        Joined::Queued => return answer_of(rx.wait_parked()).map(Ok),
+        Joined::Queued => return answer_of(reply.wait_parked()).map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
@@ -135,7 +160,7 @@ pub(crate) fn run(
     // If the writer has shut down the job is dropped unrun, and the driver's drop answers
     // the queued writes (with `Closed`) and gives the writer back.
     let _ = worker.post(move |ctx| driver.drive(ctx));
-    answer_of(rx.wait()).map(Ok)
+    answer_of(reply.wait()).map(Ok)
 }
 
 /// A write's answer; none when it was dropped unrun (the pool closed).
@@ -325,12 +350,12 @@ fn run_gated(ctx: &mut ConnCtx<'_>, worker: &Arc<WorkerShared>, write: &Write) -
 fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
     let mut stmt = ctx.conn.prepare_cached(&write.sql)?;
     statement::bind(&mut stmt, &write.params)?;
-    let statement::Started { columns, decltypes } = statement::columns(&stmt);
-    let ncols = columns.len();
     let before = ctx.conn.total_changes();
-    let mut batch = statement::step_batch(&mut stmt, ncols, write.text_as_bytes);
+    let mut batch = statement::step_batch(&mut stmt, write.text_as_bytes);
+    // After the first step, which re-prepares the statement if the schema changed.
+    let statement::Started { columns, decltypes } = ctx.columns.started(&write.sql, &stmt);
     while !batch.done {
-        let more = statement::step_batch(&mut stmt, ncols, write.text_as_bytes);
+        let more = statement::step_batch(&mut stmt, write.text_as_bytes);
         batch.values.extend(more.values);
         batch.done = more.done;
         batch.error = more.error;

@@ -5,7 +5,7 @@
 //! only then park. The spin budgets are short so an idle pool costs no CPU.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,12 @@ const PURE_SPIN: Duration = Duration::from_micros(3);
 /// Waits for `ready()` up to `budget` without sleeping: a pure spin first (the other side is
 /// most likely running on another core), then yielding between checks, so that when cores
 /// are scarce the thread being waited for gets to run instead of being starved by the
-/// spinner. Returns whether `ready()` became true.
+/// spinner. Returns whether `ready()` became true. The clock is read only once the first
+/// round of checks failed, so a reply that is already there costs no clock read. Never
+/// inlined, so profiles can tell the spinning (an artefact under callgrind) apart.
+#[inline(never)]
 pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
+    let mut start = None;
     loop {
         for _ in 0..32 {
             if ready() {
@@ -30,7 +33,7 @@ pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> b
             }
             std::hint::spin_loop();
         }
-        let spun = start.elapsed();
+        let spun = start.get_or_insert_with(Instant::now).elapsed();
         if spun >= budget {
             return ready();
         }
@@ -45,87 +48,72 @@ const PARKED: u8 = 1;
 const FULL: u8 = 2;
 const ABANDONED: u8 = 3;
 
-/// A one-shot reply slot: one connection thread fills it, one caller waits on it.
-struct Slot<T> {
+/// A one-shot reply slot: one connection thread fills it (or abandons it), one caller —
+/// the thread that created it — waits on it. It is embedded in the job it answers, so a
+/// call allocates once for both.
+pub(crate) struct Reply<T> {
     state: AtomicU8,
     value: Mutex<Option<T>>,
     waiter: Thread,
 }
 
-/// The receiving half, held by the caller.
-pub(crate) struct ReplyReceiver<T>(Arc<Slot<T>>);
+impl<T> Reply<T> {
+    /// An empty slot whose waiter is the current thread.
+    pub(crate) fn new() -> Reply<T> {
+        Reply {
+            state: AtomicU8::new(EMPTY),
+            value: Mutex::new(None),
+            waiter: thread::current(),
+        }
+    }
 
-/// The sending half, moved into the job. Dropping it unsent (a panic, a job dropped at
-/// shutdown) wakes the caller with `None`, so a caller never waits on a job that will not run.
-pub(crate) struct ReplySender<T> {
-    slot: Arc<Slot<T>>,
-    sent: bool,
-}
-
-/// Creates a reply slot whose receiver is the current thread.
-pub(crate) fn reply_slot<T>() -> (ReplySender<T>, ReplyReceiver<T>) {
-    let slot = Arc::new(Slot {
-        state: AtomicU8::new(EMPTY),
-        value: Mutex::new(None),
-        waiter: thread::current(),
-    });
-    (
-        ReplySender {
-            slot: Arc::clone(&slot),
-            sent: false,
-        },
-        ReplyReceiver(slot),
-    )
-}
-
-impl<T> ReplySender<T> {
-    /// Delivers the reply and wakes the caller if it parked.
-    pub(crate) fn send(mut self, value: T) {
-        *self.slot.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
-        self.sent = true;
+    /// Delivers the reply and wakes the caller if it parked. Called at most once, by the
+    /// job's owner, and never after [`Reply::abandon`].
+    pub(crate) fn send(&self, value: T) {
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
         self.finish(FULL);
     }
 
-    fn finish(&self, state: u8) {
-        if self.slot.state.swap(state, Ordering::SeqCst) == PARKED {
-            self.slot.waiter.unpark();
-        }
-    }
-}
-
-impl<T> Drop for ReplySender<T> {
-    fn drop(&mut self) {
-        if !self.sent {
+    /// Wakes the caller with no reply unless one was sent: the job is being dropped without
+    /// having answered (a panic, a queue dropped at shutdown), so the caller never waits on
+    /// a job that will not run.
+    pub(crate) fn abandon(&self) {
+        if self.state.load(Ordering::Acquire) != FULL {
             self.finish(ABANDONED);
         }
     }
-}
 
-impl<T> ReplyReceiver<T> {
-    /// Waits for the reply; `None` when the job was dropped without answering.
-    pub(crate) fn wait(self) -> Option<T> {
+    fn finish(&self, state: u8) {
+        if self.state.swap(state, Ordering::SeqCst) == PARKED {
+            self.waiter.unpark();
+        }
+    }
+
+    /// Waits for the reply; `None` when the job was dropped without answering. Only the
+    /// thread that created the slot may wait on it.
+    pub(crate) fn wait(&self) -> Option<T> {
         self.wait_after_spin(REPLY_SPIN)
     }
 
-    /// Waits for a reply known to be far off (a write queued behind others) without
-    /// spinning first: spinning there only takes CPU from the thread doing the work.
-    pub(crate) fn wait_parked(self) -> Option<T> {
+    /// Waits, like [`Reply::wait`], for a reply known to be far off (a write queued behind
+    /// others) without spinning first: spinning there only takes CPU from the thread doing
+    /// the work.
+    pub(crate) fn wait_parked(&self) -> Option<T> {
         self.wait_after_spin(Duration::ZERO)
     }
 
-    fn wait_after_spin(self, spin: Duration) -> Option<T> {
-        let slot = &self.0;
-        let done = || slot.state.load(Ordering::Acquire) >= FULL;
+    fn wait_after_spin(&self, spin: Duration) -> Option<T> {
+        let done = || self.state.load(Ordering::Acquire) >= FULL;
         if !spin_until(spin, done)
-            && slot
+            && self
                 .state
                 .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
                 .is_ok()
         {
-            while slot.state.load(Ordering::SeqCst) == PARKED {
+            while self.state.load(Ordering::SeqCst) == PARKED {
                 thread::park();
             }
         }
-        slot.value.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }

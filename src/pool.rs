@@ -2,7 +2,7 @@
 //! FIFO with a timeout, closed explicitly.
 
 use crate::checkpoint::{self, CheckpointLog, CheckpointMode, CheckpointResult, WalWatch};
-use crate::classify::ClassCache;
+use crate::classify::{ClassCache, FastMap};
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
@@ -81,7 +81,7 @@ struct State {
     readers: HashMap<u64, Worker>,
     idle_readers: Vec<(u64, Arc<WorkerShared>, Instant)>,
     readers_opening: usize,
-    reader_leases: HashMap<u64, ReaderLease>,
+    reader_leases: FastMap<u64, ReaderLease>,
     /// New read leases wait while a TRUNCATE checkpoint needs the WAL free of readers.
     hold_readers: bool,
     next_reader_id: u64,
@@ -373,7 +373,6 @@ impl PoolInner {
         } else {
             role
         };
-        let start = Instant::now();
         let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed { what: "pool" });
@@ -383,10 +382,12 @@ impl PoolInner {
                 st.counters.acquires += 1;
                 return Ok(lease);
             }
-            if self.reserve_open(&mut st, role) {
-                drop(st);
-                return self.open_for_lease(role, start);
-            }
+        }
+        // Not lent at once: from here the wait counts (the clock is not read on the fast path).
+        let start = Instant::now();
+        if st.waiters(role).is_empty() && self.reserve_open(&mut st, role) {
+            drop(st);
+            return self.open_for_lease(role, start);
         }
         let id = st.next_waiter;
         st.next_waiter += 1;

@@ -65,7 +65,9 @@ impl Rows {
         if self.buffered.len() == 0 {
             return self.end();
         }
-        Ok(Some(self.buffered.by_ref().take(ncols).collect()))
+        let mut row = Vec::with_capacity(ncols);
+        row.extend(self.buffered.by_ref().take(ncols));
+        Ok(Some(row))
     }
 
     /// The next batch of rows as one row-major vector (`columns().len()` values per row);

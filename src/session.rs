@@ -998,10 +998,7 @@ impl SessionShared {
         let result = self.operation(|| {
             self.call(&worker, move |ctx| {
                 let mut batch = match ctx.cursors.get_mut(&cursor) {
-                    Some(stmt) => {
-                        let ncols = stmt.column_count();
-                        statement::step_batch(stmt, ncols, text_as_bytes)
-                    }
+                    Some(stmt) => statement::step_batch(stmt, text_as_bytes),
                     None => Batch {
                         done: true,
                         error: ctx.take_expired(cursor),
@@ -1254,13 +1251,13 @@ fn run_statement(
             }
         }
         statement::bind(&mut stmt, &params)?;
-        let statement::Started { columns, decltypes } = statement::columns(&stmt);
-        let ncols = columns.len();
         let before = ctx.conn.total_changes();
-        let mut batch = statement::step_batch(&mut stmt, ncols, text_as_bytes);
+        let mut batch = statement::step_batch(&mut stmt, text_as_bytes);
+        // After the first step, which re-prepares the statement if the schema changed.
+        let statement::Started { columns, decltypes } = ctx.columns.started(sql, &stmt);
         if mode == Mode::Execute {
             while !batch.done {
-                batch = statement::step_batch(&mut stmt, ncols, text_as_bytes);
+                batch = statement::step_batch(&mut stmt, text_as_bytes);
             }
             batch.values.clear();
         }

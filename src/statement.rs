@@ -1,6 +1,7 @@
 //! Running one statement on a connection thread: binding parameters and stepping rows in
 //! batches, so a result crosses threads once per batch, never once per row.
 
+use crate::classify::FastMap;
 use crate::error::{Error, Result};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Statement;
@@ -29,6 +30,9 @@ impl From<Vec<Value>> for Params {
 /// `BATCH_ROWS` rows or every `BATCH_BYTES` of values, whichever comes first.
 const BATCH_ROWS: usize = 512;
 const BATCH_BYTES: usize = 1 << 20;
+/// The most values a batch reserves room for at once (512 KiB), so a wide result does not
+/// reserve more than its rows need.
+const RESERVE_VALUES: usize = 1 << 14;
 
 /// One batch of a result, as it crosses back from the connection thread.
 #[derive(Debug, Default)]
@@ -41,13 +45,70 @@ pub(crate) struct Batch {
     pub error: Option<Error>,
 }
 
-/// What is known about a statement once it has been started.
+/// What is known about a statement once it has been started: its result columns. Cheap to
+/// clone (two `Arc`s), so every execution of a cached statement shares one copy.
 #[derive(Clone, Debug)]
 pub(crate) struct Started {
     pub columns: Arc<[String]>,
     /// Each column's declared type (`CREATE TABLE t(x TIMESTAMP)` gives `TIMESTAMP`), for
     /// columns that come straight from a table.
     pub decltypes: Arc<[Option<String>]>,
+}
+
+impl Started {
+    /// Copies the column names and declared types of `stmt`.
+    fn of(stmt: &Statement<'_>) -> Started {
+        Started {
+            columns: stmt.column_names().map(String::from).collect(),
+            decltypes: stmt
+                .columns()
+                .map(|c| c.decl_type().map(String::from))
+                .collect(),
+        }
+    }
+
+    /// Whether `stmt` has exactly these columns now, compared without allocating: a schema
+    /// change (`SELECT *` after `ALTER TABLE ADD COLUMN`, a table re-created with other
+    /// types) re-prepares a cached statement with other columns under the same SQL text.
+    fn matches(&self, stmt: &Statement<'_>) -> bool {
+        stmt.column_count() == self.columns.len()
+            && stmt
+                .columns()
+                .zip(self.columns.iter().zip(self.decltypes.iter()))
+                .all(|(now, (name, decltype))| {
+                    now.name() == name && now.decl_type() == decltype.as_deref()
+                })
+    }
+}
+
+/// The column metadata of the statements one connection has run, keyed by SQL text, so a
+/// cached statement hands out the same [`Started`] instead of copying every column name on
+/// every execution. Bounded like the statement cache it shadows.
+#[derive(Default)]
+pub(crate) struct ColumnCache {
+    map: FastMap<Box<str>, Started>,
+}
+
+/// Entries kept before the column cache starts over (far above the statement cache's size).
+const COLUMN_CACHE_LIMIT: usize = 1024;
+
+impl ColumnCache {
+    /// The columns of `stmt`, prepared from `sql`: the cached copy when it still matches the
+    /// statement, else a fresh copy that replaces it.
+    pub(crate) fn started(&mut self, sql: &str, stmt: &Statement<'_>) -> Started {
+        if let Some(cached) = self.map.get_mut(sql) {
+            if !cached.matches(stmt) {
+                *cached = Started::of(stmt);
+            }
+            return cached.clone();
+        }
+        if self.map.len() >= COLUMN_CACHE_LIMIT {
+            self.map.clear();
+        }
+        let started = Started::of(stmt);
+        self.map.insert(sql.into(), started.clone());
+        started
+    }
 }
 
 /// Binds `params` after checking they match the statement's parameters.
@@ -90,27 +151,19 @@ pub(crate) fn bind(stmt: &mut Statement<'_>, params: &Params) -> Result<()> {
     }
 }
 
-/// The column names of a prepared statement.
-pub(crate) fn columns(stmt: &Statement<'_>) -> Started {
-    Started {
-        columns: stmt.column_names().map(String::from).collect(),
-        decltypes: stmt
-            .columns()
-            .map(|c| c.decl_type().map(String::from))
-            .collect(),
-    }
-}
-
 /// Steps `stmt` for up to one batch. When the batch fills before the statement ends, the
 /// statement keeps its position for the next call; when it ends (or fails) it is reset.
 /// Non-UTF-8 TEXT ends the batch with [`Error::InvalidText`], or comes back as a BLOB value
-/// with `text_as_bytes`.
-pub(crate) fn step_batch(stmt: &mut Statement<'_>, ncols: usize, text_as_bytes: bool) -> Batch {
+/// with `text_as_bytes`. The column count is read after each step: a step may re-prepare
+/// the statement after a schema change (`SELECT *` after `ADD COLUMN`), and the columns
+/// read before it are then stale.
+pub(crate) fn step_batch(stmt: &mut Statement<'_>, text_as_bytes: bool) -> Batch {
     let mut batch = Batch::default();
     let mut bytes = 0usize;
+    let mut rows_read = 0usize;
     let mut rows = stmt.raw_query();
     loop {
-        if batch.values.len() >= BATCH_ROWS * ncols.max(1) || bytes >= BATCH_BYTES {
+        if rows_read >= BATCH_ROWS || bytes >= BATCH_BYTES {
             // Dropping `Rows` would reset the statement; forgetting it keeps the cursor where
             // it is (it owns no memory, only borrows the statement).
             std::mem::forget(rows);
@@ -118,6 +171,14 @@ pub(crate) fn step_batch(stmt: &mut Statement<'_>, ncols: usize, text_as_bytes: 
         }
         match rows.next() {
             Ok(Some(row)) => {
+                let ncols = row.as_ref().column_count();
+                if rows_read == 1 {
+                    // More than one row: likely a full batch, so grow once instead of doubling
+                    // through it (a point query stays at its small first allocation).
+                    batch
+                        .values
+                        .reserve((ncols * (BATCH_ROWS - 1)).min(RESERVE_VALUES));
+                }
                 for i in 0..ncols {
                     let value = match row.get_ref(i) {
                         Ok(v) => owned(v, &mut bytes, text_as_bytes),
@@ -139,9 +200,7 @@ pub(crate) fn step_batch(stmt: &mut Statement<'_>, ncols: usize, text_as_bytes: 
                     };
                     batch.values.push(value);
                 }
-                if ncols == 0 {
-                    bytes += 1;
-                }
+                rows_read += 1;
             }
             Ok(None) => {
                 batch.done = true;
@@ -199,4 +258,58 @@ fn owned(v: ValueRef<'_>, bytes: &mut usize, text_as_bytes: bool) -> Result<Valu
             Value::Blob(b.to_vec())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Params, Pool, Value};
+
+    /// A cached statement's columns follow schema changes: `SELECT *` after `ADD COLUMN`,
+    /// and a table re-created with the same column names but other declared types.
+    #[test]
+    fn cached_columns_follow_schema_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("cols.db"), Config::default()).unwrap();
+        let session = pool.session().unwrap();
+        session
+            .execute_batch("CREATE TABLE t(a INTEGER); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let read = |sql: &str| {
+            let mut rows = session.query(sql, Params::None).unwrap();
+            let names = rows.columns().to_vec();
+            let types = rows.column_decltypes().to_vec();
+            let row = rows.next_row().unwrap();
+            (names, types, row)
+        };
+        for _ in 0..2 {
+            let (names, types, row) = read("SELECT * FROM t");
+            assert_eq!(names, ["a"]);
+            assert_eq!(types, [Some("INTEGER".to_string())]);
+            assert_eq!(row, Some(vec![Value::Integer(1)]));
+        }
+        session
+            .execute_batch("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'")
+            .unwrap();
+        let (names, types, row) = read("SELECT * FROM t");
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            types,
+            [Some("INTEGER".to_string()), Some("TEXT".to_string())]
+        );
+        assert_eq!(row, Some(vec![Value::Integer(1), Value::Text("x".into())]));
+        session
+            .execute_batch(
+                "DROP TABLE t; CREATE TABLE t(a TIMESTAMP, b BLOB); INSERT INTO t VALUES (2, 'y');",
+            )
+            .unwrap();
+        let (names, types, row) = read("SELECT * FROM t");
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(
+            types,
+            [Some("TIMESTAMP".to_string()), Some("BLOB".to_string())]
+        );
+        assert_eq!(row, Some(vec![Value::Integer(2), Value::Text("y".into())]));
+        session.close().unwrap();
+        pool.close().unwrap();
+    }
 }

@@ -7,8 +7,8 @@ use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::functions::{self, Applied, AuthorizerSlot, Registrations};
-use crate::handoff::{reply_slot, spin_until, JOB_SPIN};
-use crate::statement;
+use crate::handoff::{spin_until, Reply, JOB_SPIN};
+use crate::statement::{self, ColumnCache};
 use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
@@ -46,6 +46,8 @@ pub(crate) struct ConnCtx<'c> {
     pub cursors: HashMap<u64, CachedStatement<'c>>,
     /// Open blobs, keyed like cursors (they share the session's id space).
     pub blobs: HashMap<u64, Blob<'c>>,
+    /// The result columns of the statements run here, shared between executions.
+    pub columns: ColumnCache,
     auth: Arc<Mutex<AuthLog>>,
     applied: Option<SettingsKey>,
     /// The registrations on the connection and whose they are.
@@ -86,6 +88,7 @@ impl<'c> ConnCtx<'c> {
             conn,
             cursors: HashMap::new(),
             blobs: HashMap::new(),
+            columns: ColumnCache::default(),
             auth,
             applied: None,
             hooks: Applied::new(conn, user_auth),
@@ -275,8 +278,53 @@ impl<'c> ConnCtx<'c> {
     }
 }
 
-/// A unit of work run on a connection thread.
-type Job = Box<dyn for<'c> FnOnce(&mut ConnCtx<'c>) + Send>;
+/// A caller's job and the slot its result goes to, in one allocation shared by the caller
+/// (who waits on the slot) and the queue (which runs the job).
+struct Call<F, R> {
+    job: Mutex<Option<F>>,
+    reply: Reply<R>,
+}
+
+/// A [`Call`] with its types erased, as the connection thread sees it.
+trait Run: Send + Sync {
+    /// Runs the job, if it has not run yet, and sends its result.
+    fn run(&self, ctx: &mut ConnCtx<'_>);
+    /// Wakes the caller with no result unless one was sent.
+    fn abandon(&self);
+}
+
+impl<F, R> Run for Call<F, R>
+where
+    F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send,
+    R: Send,
+{
+    fn run(&self, ctx: &mut ConnCtx<'_>) {
+        let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(job) = job {
+            self.reply.send(job(ctx));
+        }
+    }
+
+    fn abandon(&self) {
+        self.reply.abandon();
+    }
+}
+
+/// A unit of work queued for a connection thread. Dropping it unrun (a panic inside it, a
+/// queue dropped at shutdown) answers its caller with nothing, so no caller waits forever.
+struct Job(Arc<dyn Run>);
+
+impl Job {
+    fn run(self, ctx: &mut ConnCtx<'_>) {
+        self.0.run(ctx);
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.0.abandon();
+    }
+}
 
 enum Msg {
     Job(Job),
@@ -309,9 +357,12 @@ impl WorkerShared {
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        let (tx, rx) = reply_slot();
-        self.submit(Msg::Job(Box::new(move |ctx| tx.send(f(ctx)))))?;
-        rx.wait().ok_or(Error::Closed { what: "pool" })
+        let call = Arc::new(Call {
+            job: Mutex::new(Some(f)),
+            reply: Reply::new(),
+        });
+        self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
+        call.reply.wait().ok_or(Error::Closed { what: "pool" })
     }
 
     /// Queues `f` to run on the connection thread without waiting for it. Fails with `Closed`
@@ -321,7 +372,12 @@ impl WorkerShared {
     where
         F: for<'c> FnOnce(&mut ConnCtx<'c>) + Send + 'static,
     {
-        self.submit(Msg::Job(Box::new(f)))
+        // Nobody waits on the reply slot: the job answers its own callers.
+        let call = Arc::new(Call {
+            job: Mutex::new(Some(f)),
+            reply: Reply::new(),
+        });
+        self.submit(Msg::Job(Job(call)))
     }
 
     fn submit(&self, msg: Msg) -> Result<()> {
@@ -512,7 +568,7 @@ fn serve(
     let checkpoint = loop {
         match shared.next_msg() {
             Msg::Job(job) => {
-                if catch_unwind(AssertUnwindSafe(|| job(&mut ctx))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))).is_err() {
                     ctx.make_clean();
                 }
             }
@@ -653,4 +709,46 @@ fn open_connection(
         functions::authorize(&user_auth, &ctx)
     }))?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Worker;
+    use crate::config::Config;
+    use crate::error::{Error, Role};
+
+    fn writer(dir: &tempfile::TempDir) -> Worker {
+        let path = dir.path().join("worker.db");
+        Worker::spawn(&path, &Config::default(), Role::Writer, "test".into(), None).unwrap()
+    }
+
+    /// A job that panics answers its caller with `Closed` (not a hang), and the connection
+    /// thread goes on serving the next job.
+    #[test]
+    fn a_panicking_job_answers_its_caller_and_the_worker_serves_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = writer(&dir);
+        let shared = std::sync::Arc::clone(worker.shared());
+        // The panic happens (and is caught) on the connection thread, not here.
+        let answer = shared.call(|_| -> i64 { panic!("job failed on purpose") });
+        assert!(matches!(answer, Err(Error::Closed { what: "pool" })));
+        let one: i64 = shared
+            .call(|ctx| ctx.conn.query_row("SELECT 1", [], |r| r.get(0)).unwrap())
+            .unwrap();
+        assert_eq!(one, 1);
+        worker.shutdown(false).unwrap();
+    }
+
+    /// After shutdown a call fails with `Closed` at once instead of waiting for a reply.
+    #[test]
+    fn a_call_after_shutdown_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let worker = writer(&dir);
+        let shared = std::sync::Arc::clone(worker.shared());
+        worker.shutdown(false).unwrap();
+        assert!(matches!(
+            shared.call(|_| 1),
+            Err(Error::Closed { what: "pool" })
+        ));
+    }
 }
