@@ -290,11 +290,21 @@ impl Connection {
             .map_err(err(py))
     }
 
-    /// Opens the transaction the stdlib would open before `sql`: legacy mode before DML
-    /// outside a transaction, `autocommit=False` when one is due.
-    pub(crate) fn begin_if_needed(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
-        if self.attrs().autocommit == 1 {
-            return Ok(());
+    /// Opens the transaction the stdlib would open before a statement (`dml`: whether it is
+    /// one, as [`is_dml`] says): legacy mode before DML outside a transaction,
+    /// `autocommit=False` when one is due.
+    pub(crate) fn begin_if_needed(&self, py: Python<'_>, dml: bool) -> PyResult<()> {
+        {
+            // Most statements need nothing: decide that without the transaction lock.
+            let a = self.attrs();
+            let nothing_due = match a.autocommit {
+                LEGACY => !dml || a.isolation_level.is_none(),
+                0 => !a.pending_begin,
+                _ => true,
+            };
+            if nothing_due {
+                return Ok(());
+            }
         }
         let _txn = super::lock_detached(py, &self.txn);
         let (autocommit, level, pending) = {
@@ -304,7 +314,7 @@ impl Connection {
         match autocommit {
             LEGACY => {
                 if let Some(level) = level {
-                    if is_dml(sql) && !self.in_txn(py)? {
+                    if dml && !self.in_txn(py)? {
                         self.run(py, &format!("BEGIN {level}"))?;
                     }
                 }

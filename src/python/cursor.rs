@@ -254,8 +254,17 @@ impl Cursor {
         decltypes: &[Option<String>],
         run: &mut Run,
     ) -> PyResult<()> {
-        let (converters, names) = column_converters(py, conn.detect_types, columns, decltypes)?;
-        run.converters = converters;
+        // Without `detect_types` parsing, `description` shows the column names as they are.
+        let names: std::borrow::Cow<'_, [String]> =
+            if conn.detect_types & (PARSE_COLNAMES | PARSE_DECLTYPES) == 0 {
+                run.converters.clear();
+                columns.into()
+            } else {
+                let (converters, names) =
+                    column_converters(py, conn.detect_types, columns, decltypes)?;
+                run.converters = converters;
+                names.into()
+            };
         if names.is_empty() {
             let mut meta = self.meta();
             meta.description = None;
@@ -263,7 +272,7 @@ impl Cursor {
             return Ok(());
         }
         let cached = match &conn.attrs().desc_cache {
-            Some((cols, desc, tuple)) if *cols == names => {
+            Some((cols, desc, tuple)) if cols[..] == names[..] => {
                 Some((desc.clone_ref(py), tuple.clone_ref(py)))
             }
             _ => None,
@@ -275,7 +284,7 @@ impl Cursor {
             return Ok(());
         }
         {
-            let name_tuple = PyTuple::new(py, &names)?;
+            let name_tuple = PyTuple::new(py, names.iter())?;
             let desc: Vec<Bound<'_, PyTuple>> = names
                 .iter()
                 .map(|n| {
@@ -294,8 +303,11 @@ impl Cursor {
                 })
                 .collect::<PyResult<_>>()?;
             let desc = PyTuple::new(py, desc)?.into_any().unbind();
-            conn.attrs().desc_cache =
-                Some((names, desc.clone_ref(py), name_tuple.clone().unbind()));
+            conn.attrs().desc_cache = Some((
+                names.into_owned(),
+                desc.clone_ref(py),
+                name_tuple.clone().unbind(),
+            ));
             let mut meta = self.meta();
             meta.description = Some(desc);
             meta.names = Some(name_tuple.unbind());
@@ -317,7 +329,8 @@ impl Cursor {
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
         let params = Adapt::new(py)?.params(parameters)?;
-        conn.begin_if_needed(py, sql_str)?;
+        let dml = is_dml(sql_str);
+        conn.begin_if_needed(py, dml)?;
         let session = &conn.session;
         // The first batch, and a look past it: a statement that ended in its first batch
         // (a point query) is done now, so the cursor holds nothing afterwards.
@@ -342,7 +355,6 @@ impl Cursor {
         }
         let (rows, first, done, pending) = started.map_err(err(py))?;
         let result = rows.result();
-        let dml = is_dml(sql_str);
         conn.note_changes(
             if dml { result.changes } else { 0 },
             dml.then_some(result.last_insert_rowid),
@@ -382,6 +394,7 @@ impl Cursor {
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
         let adapt = Adapt::new(py)?;
+        let dml = is_dml(sql_str);
         let mut iter = seq.try_iter()?;
         let mut total: u64 = 0;
         let mut rowid = None;
@@ -399,7 +412,7 @@ impl Cursor {
                 break;
             }
             if !began {
-                conn.begin_if_needed(py, sql_str)?;
+                conn.begin_if_needed(py, dml)?;
                 began = true;
             }
             let sql_owned = sql_str.to_string();
@@ -416,7 +429,6 @@ impl Cursor {
                 break;
             }
         }
-        let dml = is_dml(sql_str);
         conn.note_changes(total, if dml { rowid } else { None });
         let mut meta = this.meta();
         meta.rowcount = if dml { total as i64 } else { -1 };
