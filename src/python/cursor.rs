@@ -265,53 +265,10 @@ impl Cursor {
                 run.converters = converters;
                 names.into()
             };
-        if names.is_empty() {
-            let mut meta = self.meta();
-            meta.description = None;
-            meta.names = None;
-            return Ok(());
-        }
-        let cached = match &conn.attrs().desc_cache {
-            Some((cols, desc, tuple)) if cols[..] == names[..] => {
-                Some((desc.clone_ref(py), tuple.clone_ref(py)))
-            }
-            _ => None,
-        };
-        if let Some((desc, tuple)) = cached {
-            let mut meta = self.meta();
-            meta.description = Some(desc);
-            meta.names = Some(tuple);
-            return Ok(());
-        }
-        {
-            let name_tuple = PyTuple::new(py, names.iter())?;
-            let desc: Vec<Bound<'_, PyTuple>> = names
-                .iter()
-                .map(|n| {
-                    PyTuple::new(
-                        py,
-                        [
-                            PyString::new(py, n).into_any(),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                        ],
-                    )
-                })
-                .collect::<PyResult<_>>()?;
-            let desc = PyTuple::new(py, desc)?.into_any().unbind();
-            conn.attrs().desc_cache = Some((
-                names.into_owned(),
-                desc.clone_ref(py),
-                name_tuple.clone().unbind(),
-            ));
-            let mut meta = self.meta();
-            meta.description = Some(desc);
-            meta.names = Some(name_tuple.unbind());
-        }
+        let (description, name_tuple) = describe(py, &names)?;
+        let mut meta = self.meta();
+        meta.description = description;
+        meta.names = name_tuple;
         Ok(())
     }
 
@@ -667,6 +624,54 @@ pub(crate) fn run_many(
         changes += c.changes();
     }
     Ok((changes, c.last_insert_rowid()))
+}
+
+/// `description`s (as `Py<PyAny>`) with their name tuples, by column names.
+type Described = (Box<[String]>, Py<PyAny>, Py<PyTuple>);
+
+/// The `description`s made last, process-wide (a connection opened per request finds its
+/// query's there); the newest at the end. They are tuples of `str` and `None`, immutable, so
+/// cursors share them.
+static DESCRIPTIONS: Mutex<Vec<Described>> = Mutex::new(Vec::new());
+
+/// How many `description`s [`DESCRIPTIONS`] keeps.
+const DESCRIPTIONS_KEPT: usize = 32;
+
+/// `description` and the names tuple (for `Row`) of a statement whose columns `description`
+/// shows as `names`; `None` for a statement without columns.
+#[allow(clippy::type_complexity)]
+pub(crate) fn describe(
+    py: Python<'_>,
+    names: &[String],
+) -> PyResult<(Option<Py<PyAny>>, Option<Py<PyTuple>>)> {
+    if names.is_empty() {
+        return Ok((None, None));
+    }
+    {
+        let kept = DESCRIPTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, desc, tuple)) = kept.iter().rev().find(|(n, _, _)| **n == *names) {
+            return Ok((Some(desc.clone_ref(py)), Some(tuple.clone_ref(py))));
+        }
+    }
+    let none = || py.None().into_bound(py);
+    let desc = names
+        .iter()
+        .map(|n| {
+            let name = PyString::new(py, n).into_any();
+            PyTuple::new(py, [name, none(), none(), none(), none(), none(), none()])
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let desc = PyTuple::new(py, desc)?.into_any().unbind();
+    let tuple = PyTuple::new(py, names)?.unbind();
+    let evicted = {
+        let mut kept = DESCRIPTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let evicted = (kept.len() >= DESCRIPTIONS_KEPT).then(|| kept.remove(0));
+        kept.push((names.into(), desc.clone_ref(py), tuple.clone_ref(py)));
+        evicted
+    };
+    // Released here, after the lock.
+    drop(evicted);
+    Ok((Some(desc), Some(tuple)))
 }
 
 /// The converters of a statement's columns under `detect_types` (empty when none applies),
