@@ -3,7 +3,7 @@
 use super::connection::{is_dml, Connection, PARSE_COLNAMES, PARSE_DECLTYPES};
 use super::errors::{classes, closed_cursor, err, programming};
 use super::row::Row;
-use super::values::{converter_input, to_py, Adapt, TextFactory};
+use super::values::{converter_input, to_py, to_py_str, Adapt, TextFactory};
 use super::{lock_detached, thread_token, warn_resource};
 use crate::error::Error;
 use crate::statement::{self, Params};
@@ -208,23 +208,32 @@ impl Cursor {
                 }
             }
         }
-        let text = run
-            .text
-            .as_ref()
-            .map_or(TextFactory::Str, |t| t.clone_ref(py));
-        let mut items = Vec::with_capacity(run.ncols);
-        for i in 0..run.ncols {
-            let v = run.buf.next().unwrap_or(Value::Null);
-            let item = match run.converters.get(i) {
-                Some(Some(conv)) => match converter_input(&v) {
-                    Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
-                    None => py.None().into_bound(py),
-                },
-                _ => to_py(py, v, &text)?,
-            };
-            items.push(item);
-        }
-        let tuple = PyTuple::new(py, items)?;
+        let plain = run.converters.is_empty()
+            && matches!(run.text, None | Some(TextFactory::Str))
+            && run.buf.len() >= run.ncols;
+        let tuple = if plain {
+            // The common case, values straight into the tuple: no converter, `str` for TEXT.
+            let ncols = run.ncols;
+            PyTuple::new(py, run.buf.by_ref().take(ncols).map(|v| to_py_str(py, v)))?
+        } else {
+            let text = run
+                .text
+                .as_ref()
+                .map_or(TextFactory::Str, |t| t.clone_ref(py));
+            let mut items = Vec::with_capacity(run.ncols);
+            for i in 0..run.ncols {
+                let v = run.buf.next().unwrap_or(Value::Null);
+                let item = match run.converters.get(i) {
+                    Some(Some(conv)) => match converter_input(&v) {
+                        Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
+                        None => py.None().into_bound(py),
+                    },
+                    _ => to_py(py, v, &text)?,
+                };
+                items.push(item);
+            }
+            PyTuple::new(py, items)?
+        };
         Ok(Some(match factory {
             Factory::Tuple => tuple.into_any(),
             Factory::Row => {

@@ -246,17 +246,28 @@ pub(crate) fn to_py<'py>(
     v: Value,
     text: &TextFactory,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
-        Value::Real(f) => PyFloat::new(py, f).into_any(),
-        Value::Text(s) => match text {
-            TextFactory::Str => PyString::new(py, &s).into_any(),
-            TextFactory::Bytes => PyBytes::new(py, s.as_bytes()).into_any(),
-            TextFactory::Call(f) => f.bind(py).call1((PyBytes::new(py, s.as_bytes()),))?,
-        },
-        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
+    Ok(match (v, text) {
+        (Value::Text(s), TextFactory::Bytes) => PyBytes::new(py, s.as_bytes()).into_any(),
+        (Value::Text(s), TextFactory::Call(f)) => {
+            f.bind(py).call1((PyBytes::new(py, s.as_bytes()),))?
+        }
+        (v, _) => to_py_str(py, v),
     })
+}
+
+/// A SQLite value as a Python object, TEXT as `str` (the default `text_factory`): nothing
+/// here calls into Python code, so nothing fails.
+pub(crate) fn to_py_str(py: Python<'_>, v: Value) -> Bound<'_, PyAny> {
+    match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Integer(i) => {
+            let Ok(int) = i.into_pyobject(py);
+            int.into_any()
+        }
+        Value::Real(f) => PyFloat::new(py, f).into_any(),
+        Value::Text(s) => PyString::new(py, &s).into_any(),
+        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
+    }
 }
 
 /// The bytes a converter receives: the value as SQLite's `sqlite3_column_blob` renders it.
