@@ -183,3 +183,16 @@ def test_thread_check_names_both_threads(db):
     message, ident = errors[0]
     assert f"created in thread id {threading.get_ident()}" in message
     assert f"this is thread id {ident}" in message
+
+
+def test_descriptions_stay_right_past_the_shared_cache(mem):
+    # More column shapes than the process-wide description cache keeps, then the first again.
+    shapes = [[f"c{i}_{j}" for j in range(i % 3 + 1)] for i in range(40)]
+    for names in shapes + shapes[:3]:
+        sql = "SELECT " + ", ".join(f"{j} AS {n}" for j, n in enumerate(names))
+        cur = mem.execute(sql)
+        assert [d[0] for d in cur.description] == names
+        assert all(d[1:] == (None,) * 6 for d in cur.description)
+    mem.row_factory = litepool.Row
+    row = mem.execute("SELECT 1 AS a, 2 AS b").fetchone()
+    assert row.keys() == ["a", "b"] and row["b"] == 2
