@@ -31,17 +31,17 @@
 //!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, LEGACY};
-use super::cursor::{column_converters, describe, run_many};
+use super::cursor::{column_converters, describe, row_tuple, run_many};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
-use super::values::{converter_input, to_py, Adapt, TextFactory};
+use super::values::{Adapt, TextFactory};
 use super::warn_resource;
 use crate::error::Error;
 use crate::statement::Params;
 use crate::{InterruptHandle, Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -1051,24 +1051,10 @@ impl AioCursor {
                 }
                 return Ok(None);
             }
-            let text = b
-                .text
-                .as_ref()
-                .map_or(TextFactory::Str, |t| t.clone_ref(py));
-            let mut items = Vec::with_capacity(b.ncols);
-            for i in 0..b.ncols {
-                let v = b.values.pop_front().unwrap_or(Value::Null);
-                let item = match b.converters.get(i) {
-                    Some(Some(conv)) => match converter_input(&v) {
-                        Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
-                        None => py.None().into_bound(py),
-                    },
-                    _ => to_py(py, v, &text)?,
-                };
-                items.push(item);
-            }
+            let b = &mut *b;
+            let ncols = b.ncols.min(b.values.len());
             (
-                PyTuple::new(py, items)?,
+                row_tuple(py, b.values.drain(..ncols), &b.converters, b.text.as_ref())?,
                 b.names.as_ref().map(|n| n.clone_ref(py)),
             )
         };

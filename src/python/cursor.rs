@@ -208,32 +208,13 @@ impl Cursor {
                 }
             }
         }
-        let plain = run.converters.is_empty()
-            && matches!(run.text, None | Some(TextFactory::Str))
-            && run.buf.len() >= run.ncols;
-        let tuple = if plain {
-            // The common case, values straight into the tuple: no converter, `str` for TEXT.
-            let ncols = run.ncols;
-            PyTuple::new(py, run.buf.by_ref().take(ncols).map(|v| to_py_str(py, v)))?
-        } else {
-            let text = run
-                .text
-                .as_ref()
-                .map_or(TextFactory::Str, |t| t.clone_ref(py));
-            let mut items = Vec::with_capacity(run.ncols);
-            for i in 0..run.ncols {
-                let v = run.buf.next().unwrap_or(Value::Null);
-                let item = match run.converters.get(i) {
-                    Some(Some(conv)) => match converter_input(&v) {
-                        Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
-                        None => py.None().into_bound(py),
-                    },
-                    _ => to_py(py, v, &text)?,
-                };
-                items.push(item);
-            }
-            PyTuple::new(py, items)?
-        };
+        let ncols = run.ncols;
+        let tuple = row_tuple(
+            py,
+            run.buf.by_ref().take(ncols),
+            &run.converters,
+            run.text.as_ref(),
+        )?;
         Ok(Some(match factory {
             Factory::Tuple => tuple.into_any(),
             Factory::Row => {
@@ -633,6 +614,32 @@ pub(crate) fn run_many(
         changes += c.changes();
     }
     Ok((changes, c.last_insert_rowid()))
+}
+
+/// One row of `values` as a tuple, each value through its column's converter
+/// (`detect_types`) or else `text_factory` (`None`: `str`), as the stdlib makes it.
+pub(crate) fn row_tuple<'py>(
+    py: Python<'py>,
+    values: impl ExactSizeIterator<Item = Value>,
+    converters: &[Option<Py<PyAny>>],
+    text: Option<&TextFactory>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    if converters.is_empty() && matches!(text, None | Some(TextFactory::Str)) {
+        // The common case: no Python code to call, values go straight into the tuple.
+        return PyTuple::new(py, values.map(|v| to_py_str(py, v)));
+    }
+    let text = text.map_or(TextFactory::Str, |t| t.clone_ref(py));
+    let items = values
+        .enumerate()
+        .map(|(i, v)| match converters.get(i) {
+            Some(Some(conv)) => match converter_input(&v) {
+                Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),)),
+                None => Ok(py.None().into_bound(py)),
+            },
+            _ => to_py(py, v, &text),
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyTuple::new(py, items)
 }
 
 /// `description`s (as `Py<PyAny>`) with their name tuples, by column names.
