@@ -7,12 +7,13 @@ commits are equally durable. Prints wall and process CPU time per operation (CPU
 thread of the process, litepool's connection threads included) and the peer/litepool ratios:
 above 1.0 means litepool is faster or uses less CPU.
 
-    python bench/python/bench.py [--quick] [--out DIR]
+    python bench/python/bench.py [--quick] [--out DIR] [--only TEXT]
 
 Writes DIR/python.json (raw figures) and DIR/python.md (the table); DIR defaults to the
 repository's target/bench.
 
-`--quick` divides every operation count by 10 (a smoke run). LITEPOOL_BENCH_SCALE (a positive
+`--quick` divides every operation count by 10 (a smoke run). `--only TEXT` runs only the cases
+whose name contains TEXT (and writes no files). LITEPOOL_BENCH_SCALE (a positive
 number) multiplies every count but the FD case's 100,000 ticks.
 """
 
@@ -64,8 +65,8 @@ class DbApi:
         self.mod = mod
         self.stdlib = mod.__name__ == "sqlite3"
 
-    def connect(self, path, write=False):
-        c = self.mod.connect(path)
+    def connect(self, path, write=False, autocommit=False):
+        c = self.mod.connect(path, isolation_level=None) if autocommit else self.mod.connect(path)
         if write and self.stdlib:
             c.execute("PRAGMA synchronous=NORMAL")  # litepool's default; the stdlib's is FULL
         return c
@@ -84,6 +85,9 @@ class DbApi:
         c.execute(INSERT_SQL, (i, "x"))
         c.commit()
 
+    def insert_autocommit(self, c, i):
+        c.execute(INSERT_SQL, (i, "x"))
+
     def clear(self, c):
         c.execute("DELETE FROM sink")
         c.commit()
@@ -95,7 +99,7 @@ class Apsw:
     def __init__(self, mod):
         self.mod = mod
 
-    def connect(self, path, write=False):
+    def connect(self, path, write=False, autocommit=False):
         c = self.mod.Connection(path)
         c.setbusytimeout(5000)
         if write:
@@ -113,6 +117,9 @@ class Apsw:
             c.executemany(INSERT_SQL, data)
 
     def insert_commit(self, c, i):
+        c.execute(INSERT_SQL, (i, "x"))
+
+    def insert_autocommit(self, c, i):
         c.execute(INSERT_SQL, (i, "x"))
 
     def clear(self, c):
@@ -195,6 +202,20 @@ def case_writers(db, path, n):
     return in_threads(8, n, work)
 
 
+def case_autocommit_writers(db, path, n):
+    """8 threads, each inserting single rows in autocommit (`isolation_level=None`; apsw is
+    autocommit already): every INSERT is its own transaction, which group commit may batch
+    with other sessions' (an explicit transaction, as `insert + commit` runs, never is)."""
+
+    def work(t, count):
+        c = db.connect(path, write=True, autocommit=True)
+        for i in range(count):
+            db.insert_autocommit(c, t * count + i)
+        c.close()
+
+    return in_threads(8, n, work)
+
+
 def fd_count():
     return len(os.listdir("/proc/self/fd")) - 1  # minus the directory being listed
 
@@ -223,6 +244,7 @@ CASES = {
     "point select, 4 threads": (readers(4), 100_000, True, MODULES),
     "point select, 16 threads": (readers(16), 100_000, True, MODULES),
     "8 threads, each insert + commit": (case_writers, 10_000, True, MODULES),
+    "8 threads, autocommit inserts": (case_autocommit_writers, 10_000, True, MODULES),
     "per-tick `with connect()` (no close), 100k ticks": (case_ticks, 100_000, False, ("sqlite3", "litepool")),
 }
 TICKS = "per-tick `with connect()` (no close), 100k ticks"
@@ -318,10 +340,13 @@ def markdown(results, info):
 def main():
     quick = "--quick" in sys.argv
     scale = scale_factor(quick)
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv[:-1] else None
     info = versions()
     results = []
     with tempfile.TemporaryDirectory() as d:
         for case, (_, n, _, modules) in CASES.items():
+            if only is not None and only not in case:
+                continue
             # The FD pattern is defined by its tick count: LITEPOOL_BENCH_SCALE leaves it alone.
             n = max(1, int(n * (scale if case != TICKS else (0.1 if quick else 1))))
             row = {}
@@ -344,6 +369,8 @@ def main():
             print(f"  done: {case}", file=sys.stderr, flush=True)
     table = markdown(results, info)
     print(table)
+    if only is not None:
+        return
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "target", "bench")
     if "--out" in sys.argv[:-1]:
         out = sys.argv[sys.argv.index("--out") + 1]

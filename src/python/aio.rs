@@ -31,17 +31,17 @@
 //!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, LEGACY};
-use super::cursor::{column_converters, run_many};
+use super::cursor::{column_converters, describe, row_tuple, run_many};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
-use super::values::{converter_input, to_py, Adapt, TextFactory};
+use super::values::{Adapt, TextFactory};
 use super::warn_resource;
 use crate::error::Error;
 use crate::statement::Params;
 use crate::{InterruptHandle, Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -1028,7 +1028,7 @@ impl AioCursor {
             b.lastrowid = Some(started.lastrowid);
             b.text = Some(conn.attrs().text_factory.clone_ref(py));
             b.converters = converters;
-            let (description, names) = describe(py, conn, names)?;
+            let (description, names) = describe(py, &names)?;
             b.description = description;
             b.names = names;
         }
@@ -1051,24 +1051,10 @@ impl AioCursor {
                 }
                 return Ok(None);
             }
-            let text = b
-                .text
-                .as_ref()
-                .map_or(TextFactory::Str, |t| t.clone_ref(py));
-            let mut items = Vec::with_capacity(b.ncols);
-            for i in 0..b.ncols {
-                let v = b.values.pop_front().unwrap_or(Value::Null);
-                let item = match b.converters.get(i) {
-                    Some(Some(conv)) => match converter_input(&v) {
-                        Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
-                        None => py.None().into_bound(py),
-                    },
-                    _ => to_py(py, v, &text)?,
-                };
-                items.push(item);
-            }
+            let b = &mut *b;
+            let ncols = b.ncols.min(b.values.len());
             (
-                PyTuple::new(py, items)?,
+                row_tuple(py, b.values.drain(..ncols), &b.converters, b.text.as_ref())?,
                 b.names.as_ref().map(|n| n.clone_ref(py)),
             )
         };
@@ -1097,36 +1083,6 @@ impl AioCursor {
             }
         }))
     }
-}
-
-/// `description` and the names tuple for columns `names`, reused from the connection's
-/// cache (shared with the sync cursor) while it runs the same shape of query.
-#[allow(clippy::type_complexity)]
-fn describe(
-    py: Python<'_>,
-    conn: &Connection,
-    names: Vec<String>,
-) -> PyResult<(Option<Py<PyAny>>, Option<Py<PyTuple>>)> {
-    if names.is_empty() {
-        return Ok((None, None));
-    }
-    if let Some((cols, desc, tuple)) = &conn.attrs().desc_cache {
-        if *cols == names {
-            return Ok((Some(desc.clone_ref(py)), Some(tuple.clone_ref(py))));
-        }
-    }
-    let none = || py.None().into_bound(py);
-    let desc = names
-        .iter()
-        .map(|n| {
-            let name = PyString::new(py, n).into_any();
-            PyTuple::new(py, [name, none(), none(), none(), none(), none(), none()])
-        })
-        .collect::<PyResult<Vec<_>>>()?;
-    let desc = PyTuple::new(py, desc)?.into_any().unbind();
-    let tuple = PyTuple::new(py, &names)?.unbind();
-    conn.attrs().desc_cache = Some((names, desc.clone_ref(py), tuple.clone_ref(py)));
-    Ok((Some(desc), Some(tuple)))
 }
 
 #[pymethods]

@@ -11,7 +11,7 @@ use super::{thread_token, warn_resource};
 use crate::{InterruptHandle, Params, Pool, Session};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyString, PyType};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyType};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -30,9 +30,6 @@ pub(crate) struct Attrs {
     pub text_factory: TextFactory,
     pub total_changes: u64,
     pub last_rowid: i64,
-    /// The last statement's column names with their `description` and names tuple, reused
-    /// while a connection runs the same shape of query.
-    pub desc_cache: Option<(Vec<String>, Py<PyAny>, Py<pyo3::types::PyTuple>)>,
 }
 
 #[pyclass(module = "litepool", subclass, frozen, weakref)]
@@ -131,13 +128,24 @@ pub(crate) fn is_dml(sql: &str) -> bool {
         .any(|k| word.eq_ignore_ascii_case(k))
 }
 
+thread_local! {
+    /// This thread's `threading.get_ident()`, which is fixed for an OS thread's life.
+    static PYTHON_IDENT: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// `threading.get_ident()` of the calling thread, asked once per thread.
 fn python_ident(py: Python<'_>) -> u64 {
-    classes(py)
+    if let Some(ident) = PYTHON_IDENT.with(|i| i.get()) {
+        return ident;
+    }
+    let ident = classes(py)
         .get_ident
         .bind(py)
         .call0()
         .and_then(|i| i.extract::<u64>())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    PYTHON_IDENT.with(|i| i.set(Some(ident)));
+    ident
 }
 
 static DEBUG: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
@@ -147,10 +155,10 @@ static DEBUG: std::sync::LazyLock<bool> = std::sync::LazyLock::new(|| {
 fn opening_site(py: Python<'_>) -> Option<String> {
     let debug = *DEBUG;
     let tracing = || -> PyResult<bool> {
-        let modules = classes(py).sys_modules.bind(py);
-        match modules.get_item("tracemalloc") {
-            Ok(tm) => tm.call_method0("is_tracing")?.extract(),
-            Err(_) => Ok(false),
+        let modules = classes(py).sys_modules.bind(py).cast::<PyDict>()?;
+        match modules.get_item(pyo3::intern!(py, "tracemalloc"))? {
+            Some(tm) => tm.call_method0("is_tracing")?.extract(),
+            None => Ok(false),
         }
     };
     if !debug && !tracing().unwrap_or(false) {
@@ -201,7 +209,6 @@ impl Connection {
                 text_factory: TextFactory::Str,
                 total_changes: 0,
                 last_rowid: 0,
-                desc_cache: None,
             }),
             txn: Mutex::new(()),
             interrupt,
@@ -290,11 +297,21 @@ impl Connection {
             .map_err(err(py))
     }
 
-    /// Opens the transaction the stdlib would open before `sql`: legacy mode before DML
-    /// outside a transaction, `autocommit=False` when one is due.
-    pub(crate) fn begin_if_needed(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
-        if self.attrs().autocommit == 1 {
-            return Ok(());
+    /// Opens the transaction the stdlib would open before a statement (`dml`: whether it is
+    /// one, as [`is_dml`] says): legacy mode before DML outside a transaction,
+    /// `autocommit=False` when one is due.
+    pub(crate) fn begin_if_needed(&self, py: Python<'_>, dml: bool) -> PyResult<()> {
+        {
+            // Most statements need nothing: decide that without the transaction lock.
+            let a = self.attrs();
+            let nothing_due = match a.autocommit {
+                LEGACY => !dml || a.isolation_level.is_none(),
+                0 => !a.pending_begin,
+                _ => true,
+            };
+            if nothing_due {
+                return Ok(());
+            }
         }
         let _txn = super::lock_detached(py, &self.txn);
         let (autocommit, level, pending) = {
@@ -304,7 +321,7 @@ impl Connection {
         match autocommit {
             LEGACY => {
                 if let Some(level) = level {
-                    if is_dml(sql) && !self.in_txn(py)? {
+                    if dml && !self.in_txn(py)? {
                         self.run(py, &format!("BEGIN {level}"))?;
                     }
                 }
@@ -426,13 +443,7 @@ impl Connection {
             None => LEGACY,
             Some(obj) => parse_autocommit(obj)?,
         };
-        let path = py
-            .import("os")?
-            .call_method1(
-                "fsdecode",
-                (py.import("os")?.call_method1("fspath", (database,))?,),
-            )?
-            .extract::<String>()?;
+        let path = super::pool::fs_path(database)?;
         let pool = pool_for(py, &path, uri)?;
         let session = py.detach(|| pool.session()).map_err(err(py))?;
         Connection::create(

@@ -3,7 +3,7 @@
 use super::connection::{is_dml, Connection, PARSE_COLNAMES, PARSE_DECLTYPES};
 use super::errors::{classes, closed_cursor, err, programming};
 use super::row::Row;
-use super::values::{converter_input, to_py, Adapt, TextFactory};
+use super::values::{converter_input, to_py, to_py_str, Adapt, TextFactory};
 use super::{lock_detached, thread_token, warn_resource};
 use crate::error::Error;
 use crate::statement::{self, Params};
@@ -208,23 +208,13 @@ impl Cursor {
                 }
             }
         }
-        let text = run
-            .text
-            .as_ref()
-            .map_or(TextFactory::Str, |t| t.clone_ref(py));
-        let mut items = Vec::with_capacity(run.ncols);
-        for i in 0..run.ncols {
-            let v = run.buf.next().unwrap_or(Value::Null);
-            let item = match run.converters.get(i) {
-                Some(Some(conv)) => match converter_input(&v) {
-                    Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),))?,
-                    None => py.None().into_bound(py),
-                },
-                _ => to_py(py, v, &text)?,
-            };
-            items.push(item);
-        }
-        let tuple = PyTuple::new(py, items)?;
+        let ncols = run.ncols;
+        let tuple = row_tuple(
+            py,
+            run.buf.by_ref().take(ncols),
+            &run.converters,
+            run.text.as_ref(),
+        )?;
         Ok(Some(match factory {
             Factory::Tuple => tuple.into_any(),
             Factory::Row => {
@@ -254,52 +244,21 @@ impl Cursor {
         decltypes: &[Option<String>],
         run: &mut Run,
     ) -> PyResult<()> {
-        let (converters, names) = column_converters(py, conn.detect_types, columns, decltypes)?;
-        run.converters = converters;
-        if names.is_empty() {
-            let mut meta = self.meta();
-            meta.description = None;
-            meta.names = None;
-            return Ok(());
-        }
-        let cached = match &conn.attrs().desc_cache {
-            Some((cols, desc, tuple)) if *cols == names => {
-                Some((desc.clone_ref(py), tuple.clone_ref(py)))
-            }
-            _ => None,
-        };
-        if let Some((desc, tuple)) = cached {
-            let mut meta = self.meta();
-            meta.description = Some(desc);
-            meta.names = Some(tuple);
-            return Ok(());
-        }
-        {
-            let name_tuple = PyTuple::new(py, &names)?;
-            let desc: Vec<Bound<'_, PyTuple>> = names
-                .iter()
-                .map(|n| {
-                    PyTuple::new(
-                        py,
-                        [
-                            PyString::new(py, n).into_any(),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                            py.None().into_bound(py),
-                        ],
-                    )
-                })
-                .collect::<PyResult<_>>()?;
-            let desc = PyTuple::new(py, desc)?.into_any().unbind();
-            conn.attrs().desc_cache =
-                Some((names, desc.clone_ref(py), name_tuple.clone().unbind()));
-            let mut meta = self.meta();
-            meta.description = Some(desc);
-            meta.names = Some(name_tuple.unbind());
-        }
+        // Without `detect_types` parsing, `description` shows the column names as they are.
+        let names: std::borrow::Cow<'_, [String]> =
+            if conn.detect_types & (PARSE_COLNAMES | PARSE_DECLTYPES) == 0 {
+                run.converters.clear();
+                columns.into()
+            } else {
+                let (converters, names) =
+                    column_converters(py, conn.detect_types, columns, decltypes)?;
+                run.converters = converters;
+                names.into()
+            };
+        let (description, name_tuple) = describe(py, &names)?;
+        let mut meta = self.meta();
+        meta.description = description;
+        meta.names = name_tuple;
         Ok(())
     }
 
@@ -317,7 +276,8 @@ impl Cursor {
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
         let params = Adapt::new(py)?.params(parameters)?;
-        conn.begin_if_needed(py, sql_str)?;
+        let dml = is_dml(sql_str);
+        conn.begin_if_needed(py, dml)?;
         let session = &conn.session;
         // The first batch, and a look past it: a statement that ended in its first batch
         // (a point query) is done now, so the cursor holds nothing afterwards.
@@ -342,7 +302,6 @@ impl Cursor {
         }
         let (rows, first, done, pending) = started.map_err(err(py))?;
         let result = rows.result();
-        let dml = is_dml(sql_str);
         conn.note_changes(
             if dml { result.changes } else { 0 },
             dml.then_some(result.last_insert_rowid),
@@ -382,6 +341,7 @@ impl Cursor {
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
         let adapt = Adapt::new(py)?;
+        let dml = is_dml(sql_str);
         let mut iter = seq.try_iter()?;
         let mut total: u64 = 0;
         let mut rowid = None;
@@ -399,7 +359,7 @@ impl Cursor {
                 break;
             }
             if !began {
-                conn.begin_if_needed(py, sql_str)?;
+                conn.begin_if_needed(py, dml)?;
                 began = true;
             }
             let sql_owned = sql_str.to_string();
@@ -416,7 +376,6 @@ impl Cursor {
                 break;
             }
         }
-        let dml = is_dml(sql_str);
         conn.note_changes(total, if dml { rowid } else { None });
         let mut meta = this.meta();
         meta.rowcount = if dml { total as i64 } else { -1 };
@@ -655,6 +614,80 @@ pub(crate) fn run_many(
         changes += c.changes();
     }
     Ok((changes, c.last_insert_rowid()))
+}
+
+/// One row of `values` as a tuple, each value through its column's converter
+/// (`detect_types`) or else `text_factory` (`None`: `str`), as the stdlib makes it.
+pub(crate) fn row_tuple<'py>(
+    py: Python<'py>,
+    values: impl ExactSizeIterator<Item = Value>,
+    converters: &[Option<Py<PyAny>>],
+    text: Option<&TextFactory>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    if converters.is_empty() && matches!(text, None | Some(TextFactory::Str)) {
+        // The common case: no Python code to call, values go straight into the tuple.
+        return PyTuple::new(py, values.map(|v| to_py_str(py, v)));
+    }
+    let text = text.map_or(TextFactory::Str, |t| t.clone_ref(py));
+    let items = values
+        .enumerate()
+        .map(|(i, v)| match converters.get(i) {
+            Some(Some(conv)) => match converter_input(&v) {
+                Some(bytes) => conv.bind(py).call1((PyBytes::new(py, &bytes),)),
+                None => Ok(py.None().into_bound(py)),
+            },
+            _ => to_py(py, v, &text),
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    PyTuple::new(py, items)
+}
+
+/// `description`s (as `Py<PyAny>`) with their name tuples, by column names.
+type Described = (Box<[String]>, Py<PyAny>, Py<PyTuple>);
+
+/// The `description`s made last, process-wide (a connection opened per request finds its
+/// query's there); the newest at the end. They are tuples of `str` and `None`, immutable, so
+/// cursors share them.
+static DESCRIPTIONS: Mutex<Vec<Described>> = Mutex::new(Vec::new());
+
+/// How many `description`s [`DESCRIPTIONS`] keeps.
+const DESCRIPTIONS_KEPT: usize = 32;
+
+/// `description` and the names tuple (for `Row`) of a statement whose columns `description`
+/// shows as `names`; `None` for a statement without columns.
+#[allow(clippy::type_complexity)]
+pub(crate) fn describe(
+    py: Python<'_>,
+    names: &[String],
+) -> PyResult<(Option<Py<PyAny>>, Option<Py<PyTuple>>)> {
+    if names.is_empty() {
+        return Ok((None, None));
+    }
+    {
+        let kept = DESCRIPTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, desc, tuple)) = kept.iter().rev().find(|(n, _, _)| **n == *names) {
+            return Ok((Some(desc.clone_ref(py)), Some(tuple.clone_ref(py))));
+        }
+    }
+    let none = || py.None().into_bound(py);
+    let desc = names
+        .iter()
+        .map(|n| {
+            let name = PyString::new(py, n).into_any();
+            PyTuple::new(py, [name, none(), none(), none(), none(), none(), none()])
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let desc = PyTuple::new(py, desc)?.into_any().unbind();
+    let tuple = PyTuple::new(py, names)?.unbind();
+    let evicted = {
+        let mut kept = DESCRIPTIONS.lock().unwrap_or_else(|e| e.into_inner());
+        let evicted = (kept.len() >= DESCRIPTIONS_KEPT).then(|| kept.remove(0));
+        kept.push((names.into(), desc.clone_ref(py), tuple.clone_ref(py)));
+        evicted
+    };
+    // Released here, after the lock.
+    drop(evicted);
+    Ok((Some(desc), Some(tuple)))
 }
 
 /// The converters of a statement's columns under `detect_types` (empty when none applies),

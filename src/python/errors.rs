@@ -4,7 +4,7 @@
 use crate::error::{Error, ErrorKind};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyType};
+use pyo3::types::{PyByteArray, PyDict, PyFloat, PyInt, PyString, PyTuple, PyType};
 
 pub(crate) struct Classes {
     pub module: Py<PyModule>,
@@ -32,6 +32,9 @@ pub(crate) struct Classes {
     pub adapters: Py<PyDict>,
     /// `sqlite3.PrepareProtocol`, the protocol adapters are registered for.
     pub prepare_protocol: Py<PyAny>,
+    /// The adapter registry's keys `(type, PrepareProtocol)` of the base types `int`,
+    /// `float`, `str` and `bytearray`, built once so a lookup allocates nothing.
+    pub base_keys: [Py<PyTuple>; 4],
 }
 
 static CLASSES: PyOnceLock<Classes> = PyOnceLock::new();
@@ -78,6 +81,10 @@ pub(crate) fn classes(py: Python<'_>) -> &Classes {
             let get = |name: &str| -> PyResult<Py<PyType>> {
                 Ok(m.getattr(name)?.cast_into::<PyType>()?.unbind())
             };
+            let protocol = m.getattr("PrepareProtocol")?;
+            let base_key = |t: Bound<'_, PyType>| -> PyResult<Py<PyTuple>> {
+                Ok(PyTuple::new(py, [t.into_any(), protocol.clone()])?.unbind())
+            };
             let names = PyDict::new(py);
             for item in m.dir()?.iter() {
                 let name: String = item.extract()?;
@@ -111,7 +118,13 @@ pub(crate) fn classes(py: Python<'_>) -> &Classes {
                 not_supported: get("NotSupportedError")?,
                 names: names.unbind(),
                 adapters: m.getattr("adapters")?.cast_into::<PyDict>()?.unbind(),
-                prepare_protocol: m.getattr("PrepareProtocol")?.unbind(),
+                prepare_protocol: protocol.clone().unbind(),
+                base_keys: [
+                    base_key(py.get_type::<PyInt>())?,
+                    base_key(py.get_type::<PyFloat>())?,
+                    base_key(py.get_type::<PyString>())?,
+                    base_key(py.get_type::<PyByteArray>())?,
+                ],
             })
         })
         .expect("the stdlib sqlite3 module must be importable")

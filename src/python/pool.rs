@@ -95,6 +95,17 @@ fn config_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(v.str()?.to_str()?.to_string())
 }
 
+/// `os.fsdecode(os.fspath(database))`: the path a `connect()` or `open()` argument names.
+/// A `str` is that already, without a trip through the `os` module.
+pub(crate) fn fs_path(database: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(s) = database.cast_exact::<PyString>() {
+        return Ok(s.to_str()?.to_string());
+    }
+    let os = database.py().import("os")?;
+    os.call_method1("fsdecode", (os.call_method1("fspath", (database,))?,))?
+        .extract()
+}
+
 /// `litepool.open(path, **config)`: opens (or joins, with the same options) the pool of a
 /// database file.
 #[pyfunction]
@@ -104,13 +115,7 @@ pub(crate) fn open(
     path: &Bound<'_, PyAny>,
     config: Option<&Bound<'_, PyDict>>,
 ) -> PyResult<PyPool> {
-    let path: String = py
-        .import("os")?
-        .call_method1(
-            "fsdecode",
-            (py.import("os")?.call_method1("fspath", (path,))?,),
-        )?
-        .extract()?;
+    let path = fs_path(path)?;
     let mut cfg = Config::default();
     if let Some(config) = config {
         for (k, v) in config.iter() {

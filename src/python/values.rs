@@ -11,52 +11,68 @@ use pyo3::types::{
     PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PyString, PyTuple,
 };
 
-/// The stdlib's adapter registry and `PrepareProtocol`, looked up once per statement.
+/// The stdlib's adapter registry and `PrepareProtocol`, for one statement (or one
+/// `executemany`).
 pub(crate) struct Adapt<'py> {
     adapters: Bound<'py, PyDict>,
     protocol: Bound<'py, PyAny>,
-    /// Whether an adapter is registered for a base type (int, float, str, bytearray), so
-    /// base-type values must be looked up too (as the stdlib's `BaseTypeAdapted`).
-    base_adapted: bool,
     empty: bool,
+    /// Per base type (`int`, `float`, `str`, `bytearray`, as in `Classes::base_keys`): its
+    /// registered adapter, looked up the first time a value of that type is bound. The
+    /// stdlib looks base-type values up only once an adapter is registered for one of these
+    /// types (`BaseTypeAdapted`); a value whose own type has none comes back unchanged
+    /// either way (base types have no `__conform__`), so one lookup per type is the same.
+    base: [std::cell::OnceCell<Option<Bound<'py, PyAny>>>; 4],
 }
 
 impl<'py> Adapt<'py> {
     pub(crate) fn new(py: Python<'py>) -> PyResult<Adapt<'py>> {
         let c = classes(py);
         let adapters = c.adapters.bind(py).clone();
-        let protocol = c.prepare_protocol.bind(py).clone();
         let empty = adapters.is_empty();
-        let mut base_adapted = false;
-        if !empty {
-            for t in [
-                py.get_type::<PyInt>(),
-                py.get_type::<PyFloat>(),
-                py.get_type::<PyString>(),
-                py.get_type::<PyByteArray>(),
-            ] {
-                if adapters.contains((t, &protocol))? {
-                    base_adapted = true;
-                }
-            }
-        }
         Ok(Adapt {
             adapters,
-            protocol,
-            base_adapted,
+            protocol: c.prepare_protocol.bind(py).clone(),
             empty,
+            base: Default::default(),
         })
+    }
+
+    /// Which of the base types `obj` is exactly, as an index into `base`.
+    fn base_index(obj: &Bound<'py, PyAny>) -> Option<usize> {
+        if obj.is_exact_instance_of::<PyInt>() {
+            Some(0)
+        } else if obj.is_exact_instance_of::<PyFloat>() {
+            Some(1)
+        } else if obj.is_exact_instance_of::<PyString>() {
+            Some(2)
+        } else if obj.is_exact_instance_of::<PyByteArray>() {
+            Some(3)
+        } else {
+            None
+        }
     }
 
     /// The stdlib's `need_adapt` + `adapt`: registered adapter, else `__conform__`, else
     /// the object itself.
     fn adapt(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let base = obj.is_exact_instance_of::<PyInt>()
-            || obj.is_exact_instance_of::<PyFloat>()
-            || obj.is_exact_instance_of::<PyString>()
-            || obj.is_exact_instance_of::<PyByteArray>();
-        if base && !self.base_adapted {
-            return Ok(obj.clone());
+        if let Some(i) = Adapt::base_index(obj) {
+            if self.empty {
+                return Ok(obj.clone());
+            }
+            let py = obj.py();
+            let adapter = match self.base[i].get() {
+                Some(a) => a,
+                None => {
+                    let key = classes(py).base_keys[i].bind(py);
+                    let found = self.adapters.get_item(key)?;
+                    self.base[i].get_or_init(|| found)
+                }
+            };
+            return match adapter {
+                Some(adapter) => adapter.call1((obj,)),
+                None => Ok(obj.clone()),
+            };
         }
         if obj.is_none() || obj.is_exact_instance_of::<PyBytes>() {
             return Ok(obj.clone());
@@ -230,17 +246,28 @@ pub(crate) fn to_py<'py>(
     v: Value,
     text: &TextFactory,
 ) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Integer(i) => i.into_pyobject(py)?.into_any(),
-        Value::Real(f) => PyFloat::new(py, f).into_any(),
-        Value::Text(s) => match text {
-            TextFactory::Str => PyString::new(py, &s).into_any(),
-            TextFactory::Bytes => PyBytes::new(py, s.as_bytes()).into_any(),
-            TextFactory::Call(f) => f.bind(py).call1((PyBytes::new(py, s.as_bytes()),))?,
-        },
-        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
+    Ok(match (v, text) {
+        (Value::Text(s), TextFactory::Bytes) => PyBytes::new(py, s.as_bytes()).into_any(),
+        (Value::Text(s), TextFactory::Call(f)) => {
+            f.bind(py).call1((PyBytes::new(py, s.as_bytes()),))?
+        }
+        (v, _) => to_py_str(py, v),
     })
+}
+
+/// A SQLite value as a Python object, TEXT as `str` (the default `text_factory`): nothing
+/// here calls into Python code, so nothing fails.
+pub(crate) fn to_py_str(py: Python<'_>, v: Value) -> Bound<'_, PyAny> {
+    match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Integer(i) => {
+            let Ok(int) = i.into_pyobject(py);
+            int.into_any()
+        }
+        Value::Real(f) => PyFloat::new(py, f).into_any(),
+        Value::Text(s) => PyString::new(py, &s).into_any(),
+        Value::Blob(b) => PyBytes::new(py, &b).into_any(),
+    }
 }
 
 /// The bytes a converter receives: the value as SQLite's `sqlite3_column_blob` renders it.
