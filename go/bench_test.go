@@ -9,6 +9,8 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
@@ -93,4 +95,50 @@ func BenchmarkPointSelectNativeRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// 64 goroutines (32 per P on this 2-core machine) sharing the pool's readers.
+func BenchmarkPointSelectSQL64(b *testing.B) {
+	db, err := sql.Open("litepool", benchDB(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	b.ReportAllocs()
+	b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		var v string
+		for pb.Next() {
+			if err := db.QueryRow(benchPointSQL, benchKey(int(next.Add(1)))).Scan(&v); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkPointSelectNative64(b *testing.B) {
+	p, err := Open(benchDB(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.SetParallelism(64 / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		var v string
+		args := make([]any, 1)
+		for pb.Next() {
+			args[0] = benchKey(int(next.Add(1)))
+			if err := p.QueryRow(ctx, benchPointSQL, args, &v); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

@@ -29,7 +29,10 @@ type Pool struct {
 	closed bool
 }
 
-const maxIdleSessions = 16
+// maxIdleSessions bounds the sessions a Pool keeps for reuse: enough for the goroutines of a
+// busy service (an idle session holds no SQLite connection, only a little memory), so
+// concurrent one-call statements do not open and close a session each.
+const maxIdleSessions = 256
 
 // Open opens (or joins) the pool of the database named by dsn (same DSN as the driver).
 func Open(dsn string) (*Pool, error) {
