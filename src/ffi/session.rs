@@ -508,11 +508,7 @@ pub extern "C" fn litepool_session_query_first(
             litepool_rows { id }
         };
         let ncols = kept.names.len();
-        let row_count = if ncols == 0 {
-            0
-        } else {
-            kept.values.len() / ncols
-        };
+        let row_count = kept.values.len().checked_div(ncols).unwrap_or(0);
         write_out(
             out_first,
             litepool_first_batch {
