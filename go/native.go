@@ -132,9 +132,7 @@ func (p *Pool) QueryRow(ctx context.Context, query string, args []any, dest ...a
 	if err != nil {
 		return err
 	}
-	err = firstRow(ctx, s, query, args, dest)
-	p.putSession(s, !errors.Is(err, ErrClosed))
-	return err
+	return p.endStatement(s, "query", firstRow(ctx, s, query, args, dest))
 }
 
 // Query runs one statement outside any transaction (as QueryRow does) and iterates its rows
@@ -146,8 +144,14 @@ func (p *Pool) Query(ctx context.Context, query string, args ...any) iter.Seq2[*
 			yield(nil, err)
 			return
 		}
-		defer p.putSession(s, true)
-		queryRows(ctx, s, query, args, yield)
+		ok := true
+		queryRows(ctx, s, query, args, func(row *Row, err error) bool {
+			ok = yield(row, err)
+			return ok
+		})
+		if err := p.endStatement(s, "query", nil); err != nil && ok {
+			yield(nil, err)
+		}
 	}
 }
 
@@ -159,8 +163,30 @@ func (p *Pool) Exec(ctx context.Context, query string, args ...any) (Result, err
 		return Result{}, err
 	}
 	res, err := runExec(ctx, s, query, args, anyValue)
-	p.putSession(s, !errors.Is(err, ErrClosed))
+	err = p.endStatement(s, "exec", err)
 	return Result{RowsAffected: res.changes, LastInsertID: res.lastID}, err
+}
+
+// endStatement gives back the session of a one-statement call whose error was err. A
+// statement that left a transaction open (BEGIN, SAVEPOINT) is rolled back and its session
+// closed, so no later caller inherits it; that is reported as an error (transactions belong in
+// Read and Write).
+func (p *Pool) endStatement(s *session, op string, err error) error {
+	open, txErr := s.inTransaction()
+	if txErr == nil && !open {
+		p.putSession(s, !errors.Is(err, ErrClosed))
+		return err
+	}
+	s.rollback()
+	p.putSession(s, false)
+	if err != nil {
+		return err
+	}
+	if txErr != nil {
+		return txErr
+	}
+	return &Error{Op: op, Status: StatusInvalidArgument, Kind: KindProgramming,
+		Message: "the statement left a transaction open; it was rolled back (use Pool.Write or Pool.Read for transactions)"}
 }
 
 // Close releases the pool; the last user of the file in the process closes it for real

@@ -224,3 +224,38 @@ func TestColumnsAreTheCallersCopy(t *testing.T) {
 		t.Fatalf("columns %v, value %d", cols, x)
 	}
 }
+
+// A statement that opens a transaction outside Read/Write is rolled back and reported: the
+// pool's next user must not inherit the transaction (nor the writer it holds).
+func TestPoolStatementLeavingTransaction(t *testing.T) {
+	p, _ := openPool(t, "acquire_timeout=0")
+	ctx := context.Background()
+	if _, err := p.Exec(ctx, "CREATE TABLE t(x)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range []string{"BEGIN IMMEDIATE", "SAVEPOINT s"} {
+		_, err := p.Exec(ctx, stmt)
+		var le *Error
+		if !errors.As(err, &le) || le.Kind != KindProgramming || !strings.Contains(err.Error(), "left a transaction open") {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+		// The writer is free at once (acquire_timeout=0) and the insert commits on its own.
+		if _, err := p.Exec(ctx, "INSERT INTO t VALUES (1)"); err != nil {
+			t.Fatalf("after %s: %v", stmt, err)
+		}
+	}
+	n := 0
+	for _, err := range p.Query(ctx, "BEGIN") {
+		if err == nil || !strings.Contains(err.Error(), "left a transaction open") {
+			t.Fatalf("Query(BEGIN): %v", err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("Query(BEGIN) yielded %d times", n)
+	}
+	var count int
+	if err := p.QueryRow(ctx, "SELECT count(*) FROM t", nil, &count); err != nil || count != 2 {
+		t.Fatalf("count %d %v", count, err)
+	}
+}
