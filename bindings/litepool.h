@@ -259,6 +259,27 @@ typedef struct litepool_exec_result {
   int64_t last_insert_rowid;
 } litepool_exec_result;
 
+// What `litepool_session_query_first` returns: a statement's columns and its first batch
+// of rows, and the rows handle for the rest if any remain.
+typedef struct litepool_first_batch {
+  // The number of result columns (0 for a statement that returns no rows).
+  size_t column_count;
+  // `column_count` column names, UTF-8, each NUL-terminated (the NUL not counted).
+  const struct litepool_str *column_names;
+  // `column_count` declared types (`sqlite3_column_decltype`), `{NULL, 0}` for a column
+  // without one; a non-NULL `ptr` is NUL-terminated (the NUL not counted).
+  const struct litepool_str *column_decltypes;
+  // `row_count * column_count` values, row-major (value `c` of row `r` is
+  // `values[r * column_count + c]`); NULL when `row_count` is 0.
+  const struct litepool_value *values;
+  // The number of rows in `values`.
+  size_t row_count;
+  // The rows after this batch, read with `litepool_rows_next_batch`; the null handle
+  // `{0}` when the statement has ended (it has no more rows and its connection is back in
+  // the pool: nothing to close).
+  struct litepool_rows rows;
+} litepool_first_batch;
+
 // A stats handle: an immutable snapshot of one pool's metrics, taken by
 // `litepool_pool_stats`.
 //
@@ -617,6 +638,34 @@ litepool_status litepool_session_query(struct litepool_session session,
                                        uint64_t op_tag,
                                        struct litepool_rows *out_rows,
                                        struct litepool_error **out_error);
+
+// Runs one statement with positional parameters and returns, in one call and one trip to
+// the connection thread, its column names and declared types and its first batch of rows
+// (up to 512 rows or 1 MiB of values). A statement that ends within the batch (a point
+// query, a statement returning no rows) is finished when this returns: `rows` is `{0}` and
+// there is nothing to close. Otherwise `rows` holds the rest, as `litepool_session_query`'s
+// rows would, and keeps the statement's connection until read to the end or closed. An
+// error while stepping after the first batch's rows is returned by the rows' next read.
+//
+// Arguments as for `litepool_session_exec`; `op_tag` also names every later fetch of the
+// returned rows. Fails, with nothing to close, as `litepool_session_query` fails (e.g.
+// `LITEPOOL_BUSY` when no connection is free, `LITEPOOL_SQLITE_ERROR` for a statement that
+// failed before its first row, `LITEPOOL_INTERRUPTED`).
+//
+// Ownership: the names, declared types and values (and the text and blob bytes they point
+// to) belong to the session and stay valid until the next `litepool_session_query_first`
+// on the session or its `litepool_session_close`; copy what must outlive that. The caller
+// owns a non-null `rows` and must close it with `litepool_rows_close`. `sql` and `params`
+// are only read during the call. Thread-safety: any thread; calls on one session are
+// serialized, and one thread at a time may read what the last call returned.
+litepool_status litepool_session_query_first(struct litepool_session session,
+                                             const uint8_t *sql,
+                                             size_t sql_len,
+                                             const struct litepool_value *params,
+                                             size_t n_params,
+                                             uint64_t op_tag,
+                                             struct litepool_first_batch *out_first,
+                                             struct litepool_error **out_error);
 
 // Begins a write transaction (`BEGIN IMMEDIATE`): the session holds the writer until
 // `litepool_session_commit` or `litepool_session_rollback`.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"sync"
 )
 
@@ -102,7 +103,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	}
 	conn := &sqlConn{s: s}
 	for _, pr := range c.cfg.pragmas {
-		if _, err := s.exec(ctx, "PRAGMA "+pr[0]+"="+pr[1], nil); err != nil {
+		if _, err := runExec(ctx, s, "PRAGMA "+pr[0]+"="+pr[1], []any(nil), anyValue); err != nil {
 			s.close()
 			return nil, fmt.Errorf("litepool: DSN pragma %s=%s: %w", pr[0], pr[1], err)
 		}
@@ -229,17 +230,9 @@ func (c *sqlConn) CheckNamedValue(nv *driver.NamedValue) error {
 	return nil
 }
 
-func values(args []driver.NamedValue) []any {
-	out := make([]any, len(args))
-	for i, a := range args {
-		out[i] = a.Value
-	}
-	return out
-}
-
 // ExecContext runs one statement, or (without parameters) a script of several.
 func (c *sqlConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	res, err := c.s.exec(ctx, query, values(args))
+	res, err := runExec(ctx, c.s, query, args, namedValue)
 	if err != nil {
 		return nil, err
 	}
@@ -249,17 +242,17 @@ func (c *sqlConn) ExecContext(ctx context.Context, query string, args []driver.N
 // QueryContext starts a statement; its rows keep the connection until closed or read to
 // the end, and cancelling ctx interrupts it at any point.
 func (c *sqlConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	r, err := c.s.query(ctx, query, values(args))
-	if err != nil {
+	rows := &sqlRows{}
+	if err := runQuery(ctx, c.s, query, args, namedValue, &rows.r); err != nil {
 		return nil, err
 	}
-	return &sqlRows{r: r}, nil
+	return rows, nil
 }
 
 // Ping checks that the pool is open and a connection can be had (runs SELECT 1 on a reader).
 func (c *sqlConn) Ping(ctx context.Context) error {
-	r, err := c.s.query(ctx, "SELECT 1", nil)
-	if err != nil {
+	var r rowsCore
+	if err := runQuery(ctx, c.s, "SELECT 1", []any(nil), anyValue, &r); err != nil {
 		if errors.Is(err, ErrClosed) {
 			return driver.ErrBadConn
 		}
@@ -351,7 +344,7 @@ func named(args []driver.Value) []driver.NamedValue {
 
 // sqlRows are the rows of a driver query. An error while stepping is returned by Next (so
 // database/sql's rows.Err() reports it); it never reads as the end.
-type sqlRows struct{ r *rowsCore }
+type sqlRows struct{ r rowsCore }
 
 var (
 	_ driver.Rows                           = (*sqlRows)(nil)
@@ -362,7 +355,8 @@ var (
 	_ driver.RowsColumnTypePrecisionScale   = (*sqlRows)(nil)
 )
 
-func (r *sqlRows) Columns() []string              { return r.r.cols }
+// Columns returns a copy of the column names (the driver's own are shared between queries).
+func (r *sqlRows) Columns() []string              { return slices.Clone(r.r.cols) }
 func (r *sqlRows) Close() error                   { r.r.close(); return nil }
 func (r *sqlRows) Next(dest []driver.Value) error { return r.r.next(dest) }
 

@@ -29,7 +29,10 @@ type Pool struct {
 	closed bool
 }
 
-const maxIdleSessions = 16
+// maxIdleSessions bounds the sessions a Pool keeps for reuse: enough for the goroutines of a
+// busy service (an idle session holds no SQLite connection, only a little memory), so
+// concurrent one-call statements do not open and close a session each.
+const maxIdleSessions = 256
 
 // Open opens (or joins) the pool of the database named by dsn (same DSN as the driver).
 func Open(dsn string) (*Pool, error) {
@@ -117,6 +120,73 @@ func (p *Pool) run(ctx context.Context, readOnly bool, fn func(*Conn) error) (er
 	}
 	p.putSession(s, true)
 	return nil
+}
+
+// QueryRow runs one statement outside any transaction and scans its first row into dest;
+// sql.ErrNoRows when it has none. A read-only statement runs on a free reader and is its own
+// snapshot; anything else runs on the writer and commits at once. One call into litepool and
+// one trip to the connection thread, where Read costs three (BEGIN, the query, COMMIT). The
+// context interrupts the statement when done.
+func (p *Pool) QueryRow(ctx context.Context, query string, args []any, dest ...any) error {
+	s, err := p.getSession()
+	if err != nil {
+		return err
+	}
+	return p.endStatement(s, "query", firstRow(ctx, s, query, args, dest))
+}
+
+// Query runs one statement outside any transaction (as QueryRow does) and iterates its rows
+// as Conn.Query does. The rows keep their connection until the loop ends.
+func (p *Pool) Query(ctx context.Context, query string, args ...any) iter.Seq2[*Row, error] {
+	return func(yield func(*Row, error) bool) {
+		s, err := p.getSession()
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		ok := true
+		queryRows(ctx, s, query, args, func(row *Row, err error) bool {
+			ok = yield(row, err)
+			return ok
+		})
+		if err := p.endStatement(s, "query", nil); err != nil && ok {
+			yield(nil, err)
+		}
+	}
+}
+
+// Exec runs one statement outside any transaction: a write commits at once (autocommit on
+// the writer), in one trip to the connection thread where Write costs three.
+func (p *Pool) Exec(ctx context.Context, query string, args ...any) (Result, error) {
+	s, err := p.getSession()
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := runExec(ctx, s, query, args, anyValue)
+	err = p.endStatement(s, "exec", err)
+	return Result{RowsAffected: res.changes, LastInsertID: res.lastID}, err
+}
+
+// endStatement gives back the session of a one-statement call whose error was err. A
+// statement that left a transaction open (BEGIN, SAVEPOINT) is rolled back and its session
+// closed, so no later caller inherits it; that is reported as an error (transactions belong in
+// Read and Write).
+func (p *Pool) endStatement(s *session, op string, err error) error {
+	open, txErr := s.inTransaction()
+	if txErr == nil && !open {
+		p.putSession(s, !errors.Is(err, ErrClosed))
+		return err
+	}
+	s.rollback()
+	p.putSession(s, false)
+	if err != nil {
+		return err
+	}
+	if txErr != nil {
+		return txErr
+	}
+	return &Error{Op: op, Status: StatusInvalidArgument, Kind: KindProgramming,
+		Message: "the statement left a transaction open; it was rolled back (use Pool.Write or Pool.Read for transactions)"}
 }
 
 // Close releases the pool; the last user of the file in the process closes it for real
@@ -265,43 +335,12 @@ func (c *Conn) check(op string) error {
 	return nil
 }
 
-func normalizeArgs(args []any) ([]any, error) {
-	out := make([]any, len(args))
-	for i, a := range args {
-		if v, ok := a.(driver.Valuer); ok {
-			dv, err := v.Value()
-			if err != nil {
-				return nil, err
-			}
-			a = dv
-		}
-		v, ok, err := normalize(a)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			dv, err := driver.DefaultParameterConverter.ConvertValue(a)
-			if err != nil {
-				return nil, &Error{Op: "bind", Status: StatusInvalidArgument, Kind: KindInterface,
-					Message: fmt.Sprintf("parameter %d: %v", i+1, err)}
-			}
-			v = dv
-		}
-		out[i] = v
-	}
-	return out, nil
-}
-
 // Exec runs one statement with positional parameters (or, without parameters, a script).
 func (c *Conn) Exec(query string, args ...any) (Result, error) {
 	if err := c.check("exec"); err != nil {
 		return Result{}, err
 	}
-	nargs, err := normalizeArgs(args)
-	if err != nil {
-		return Result{}, err
-	}
-	res, err := c.s.exec(c.ctx, query, nargs)
+	res, err := runExec(c.ctx, c.s, query, args, anyValue)
 	return Result{RowsAffected: res.changes, LastInsertID: res.lastID}, err
 }
 
@@ -324,43 +363,64 @@ func (c *Conn) Query(query string, args ...any) iter.Seq2[*Row, error] {
 			yield(nil, err)
 			return
 		}
-		nargs, err := normalizeArgs(args)
+		queryRows(c.ctx, c.s, query, args, yield)
+	}
+}
+
+// queryRows runs stmt on s and yields its rows as Conn.Query does.
+func queryRows(ctx context.Context, s *session, stmt string, args []any, yield func(*Row, error) bool) {
+	var r rowsCore
+	if err := runQuery(ctx, s, stmt, args, anyValue, &r); err != nil {
+		yield(nil, err)
+		return
+	}
+	defer r.close()
+	row := &Row{cols: r.cols, vals: make([]driver.Value, len(r.cols))}
+	for {
+		err := r.next(row.vals)
+		if err == io.EOF {
+			return
+		}
 		if err != nil {
 			yield(nil, err)
 			return
 		}
-		r, err := c.s.query(c.ctx, query, nargs)
-		if err != nil {
-			yield(nil, err)
+		if !yield(row, nil) {
 			return
-		}
-		defer r.close()
-		row := &Row{cols: r.cols, vals: make([]driver.Value, len(r.cols))}
-		for {
-			err := r.next(row.vals)
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if !yield(row, nil) {
-				return
-			}
 		}
 	}
 }
 
+// firstRow runs stmt on s and scans its first row into dest; sql.ErrNoRows when it has
+// none.
+func firstRow(ctx context.Context, s *session, stmt string, args []any, dest []any) error {
+	var r rowsCore
+	if err := runQuery(ctx, s, stmt, args, anyValue, &r); err != nil {
+		return err
+	}
+	defer r.close()
+	var small [4]driver.Value
+	vals := small[:0]
+	if len(r.cols) > len(small) {
+		vals = make([]driver.Value, len(r.cols))
+	}
+	vals = vals[:len(r.cols)]
+	if err := r.next(vals); err != nil {
+		if err == io.EOF {
+			return sql.ErrNoRows
+		}
+		return err
+	}
+	row := Row{cols: r.cols, vals: vals}
+	return row.Scan(dest...)
+}
+
 // QueryRow runs a query and scans its first row into dest; sql.ErrNoRows when it has none.
 func (c *Conn) QueryRow(query string, args []any, dest ...any) error {
-	for row, err := range c.Query(query, args...) {
-		if err != nil {
-			return err
-		}
-		return row.Scan(dest...)
+	if err := c.check("query"); err != nil {
+		return err
 	}
-	return sql.ErrNoRows
+	return firstRow(c.ctx, c.s, query, args, dest)
 }
 
 // Row is one row of a native query.

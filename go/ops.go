@@ -22,24 +22,32 @@ type execResult struct {
 	script          bool
 }
 
-func (s *session) exec(ctx context.Context, query string, args []any) (execResult, error) {
-	params, err := toCParams(args)
-	if err != nil {
-		return execResult{}, err
-	}
-	defer params.free()
-	sqlPtr, sqlLen := strArg(query)
+// runExec runs one statement with parameters args (value gives each one's Go value), or a
+// script of several statements when it has none.
+func runExec[T any](ctx context.Context, s *session, query string, args []T, value func(T) any) (execResult, error) {
 	if len(args) == 0 && multipleStatements(query) {
 		return s.script(ctx, query)
 	}
-	var res C.litepool_exec_result
+	s.argMu.Lock()
+	defer s.argMu.Unlock()
+	if s.closed.Load() {
+		return execResult{}, closedError("exec", "the connection")
+	}
+	params, err := bind(&s.params, args, value)
+	if err != nil {
+		return execResult{}, err
+	}
+	sqlPtr, sqlLen := strArg(query)
+	// &s.execOut written in the call itself: cgo then checks that field alone for Go
+	// pointers, not the whole session.
 	_, err = s.call(ctx, "exec", false, func(tag C.uint64_t, cerr **C.litepool_error) C.litepool_status {
-		return C.litepool_session_exec(s.h, sqlPtr, sqlLen, params.ptr(), C.size_t(params.n), tag, &res, cerr)
+		return C.litepool_session_exec(s.h, sqlPtr, sqlLen, params, C.size_t(len(args)), tag, &s.execOut, cerr)
 	})
+	res := &s.execOut
+	s.pool.notify()
 	if err != nil && len(args) == 0 && errors.Is(err, ErrStatementCount) && strings.TrimSpace(query) != "" {
 		return s.script(ctx, query)
 	}
-	s.pool.notify()
 	return execResult{changes: int64(res.changes), lastID: int64(res.last_insert_rowid)}, err
 }
 
@@ -148,62 +156,112 @@ func (s *session) inTransaction() (bool, error) {
 
 const batchRows = 256
 
-// rowsCore is an executing statement: its C rows handle and the current batch of values,
-// converted to Go.
+// rowsCore is an executing statement: the current batch of values, converted to Go, and the C
+// rows handle for the rest ({0} when the first batch held every row).
 type rowsCore struct {
 	s    *session
 	h    C.litepool_rows
 	ctx  context.Context
 	w    *watch
-	cols []string
-	decl []string
+	cols []string // shared with the session's column cache: read only
+	decl []string // likewise
 
 	mu     sync.Mutex
 	buf    []driver.Value // n rows × len(cols), row-major
+	small  [4]driver.Value
 	n, pos int
 	err    error
 	eof    bool
 	closed bool
 }
 
-func (s *session) query(ctx context.Context, query string, args []any) (*rowsCore, error) {
-	params, err := toCParams(args)
-	if err != nil {
-		return nil, err
+// runQuery starts statement stmt with parameters args (value gives each one's Go value) in r: one
+// C call runs it and returns its columns and first batch.
+func runQuery[T any](ctx context.Context, s *session, stmt string, args []T, value func(T) any, r *rowsCore) error {
+	s.argMu.Lock()
+	defer s.argMu.Unlock()
+	if s.closed.Load() {
+		return closedError("query", "the connection")
 	}
-	defer params.free()
-	sqlPtr, sqlLen := strArg(query)
-	var h C.litepool_rows
+	params, err := bind(&s.params, args, value)
+	if err != nil {
+		return err
+	}
+	sqlPtr, sqlLen := strArg(stmt)
+	// &s.firstOut written in the call itself: see runExec.
 	w, err := s.call(ctx, "query", true, func(tag C.uint64_t, cerr **C.litepool_error) C.litepool_status {
-		return C.litepool_session_query(s.h, sqlPtr, sqlLen, params.ptr(), C.size_t(params.n), tag, &h, cerr)
+		return C.litepool_session_query_first(s.h, sqlPtr, sqlLen, params, C.size_t(len(args)), tag, &s.firstOut, cerr)
 	})
+	fb := &s.firstOut
 	if err != nil {
 		s.pool.notify()
-		return nil, err
+		return err
 	}
-	r := &rowsCore{s: s, h: h, ctx: ctx, w: w}
-	var n C.size_t
-	var cerr *C.litepool_error
-	if err := takeError(C.litepool_rows_column_count(h, &n, &cerr), cerr, "query"); err != nil {
-		r.close()
-		return nil, err
+	*r = rowsCore{s: s, h: fb.rows, ctx: ctx}
+	r.cols, r.decl = s.columns(fb)
+	r.load(fb.values, int(fb.row_count))
+	if fb.rows.id == 0 {
+		w.done() // the statement has ended: nothing left to interrupt
+		r.eof = true
+		s.pool.notify() // its connection went back
+	} else {
+		r.w = w
 	}
-	r.cols = make([]string, int(n))
-	r.decl = make([]string, int(n))
-	for i := range r.cols {
-		var name, decl C.litepool_str
-		if err := takeError(C.litepool_rows_column_name(h, C.size_t(i), &name, &cerr), cerr, "query"); err != nil {
-			r.close()
-			return nil, err
+	return nil
+}
+
+// columns returns the column names and upper-cased declared types of fb, reusing the
+// session's last ones when they are the same (no allocation for a repeated query).
+func (s *session) columns(fb *C.litepool_first_batch) ([]string, []string) {
+	n := int(fb.column_count)
+	if n == 0 {
+		return nil, nil
+	}
+	names := unsafe.Slice(fb.column_names, n)
+	decls := unsafe.Slice(fb.column_decltypes, n)
+	same := len(s.cols) == n
+	for i := 0; same && i < n; i++ {
+		same = cView(names[i]) == s.cols[i] && strings.EqualFold(cView(decls[i]), s.decl[i])
+	}
+	if !same {
+		s.cols = make([]string, n)
+		s.decl = make([]string, n)
+		for i := range n {
+			s.cols[i] = goStr(names[i])
+			s.decl[i] = strings.ToUpper(goStr(decls[i]))
 		}
-		r.cols[i] = goStr(name)
-		if C.litepool_rows_column_decltype(h, C.size_t(i), &decl, &cerr) == C.LITEPOOL_OK {
-			r.decl[i] = strings.ToUpper(goStr(decl))
-		} else {
-			freeError(cerr)
-		}
 	}
-	return r, nil
+	return s.cols, s.decl
+}
+
+// cView is the C string's bytes as a Go string without copying: valid only while the C
+// memory is, so never kept.
+func cView(v C.litepool_str) string {
+	if v.ptr == nil || v.len == 0 {
+		return ""
+	}
+	return unsafe.String((*byte)(unsafe.Pointer(v.ptr)), int(v.len))
+}
+
+// load converts n rows of C values into the current batch.
+func (r *rowsCore) load(vals *C.litepool_value, n int) {
+	r.pos, r.n = 0, n
+	if n == 0 {
+		return
+	}
+	cv := unsafe.Slice(vals, n*len(r.cols))
+	switch {
+	case cap(r.buf) >= len(cv):
+	case len(cv) <= len(r.small):
+		r.buf = r.small[:0]
+	default:
+		r.buf = make([]driver.Value, len(cv))
+	}
+	r.buf = r.buf[:len(cv)]
+	loc := r.s.pool.cfg.loc
+	for i := range cv {
+		r.buf[i] = goValue(&cv[i], loc)
+	}
 }
 
 // fetch reads the next batch; called with r.mu held.
@@ -223,21 +281,10 @@ func (r *rowsCore) fetch() {
 		r.s.pool.notify()
 		return
 	}
-	r.pos = 0
-	r.n = int(n)
+	r.load(vals, int(n))
 	if r.n == 0 {
 		r.eof = true
 		r.s.pool.notify() // the connection went back when the rows ended
-		return
-	}
-	nc := len(r.cols)
-	cv := unsafe.Slice(vals, r.n*nc)
-	if cap(r.buf) < len(cv) {
-		r.buf = make([]driver.Value, len(cv))
-	}
-	r.buf = r.buf[:len(cv)]
-	for i := range cv {
-		r.buf[i] = goValue(&cv[i], r.s.pool.cfg.loc)
 	}
 }
 
@@ -292,9 +339,12 @@ func (r *rowsCore) close() {
 		return
 	}
 	r.closed = true
+	r.buf = nil
+	if r.h.id == 0 {
+		return // the statement ended with its first batch: nothing open
+	}
 	r.w.done()
 	C.litepool_rows_close(r.h)
-	r.buf = nil
 	r.s.pool.notify()
 }
 

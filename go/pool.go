@@ -186,6 +186,16 @@ type session struct {
 	h      C.litepool_session
 	tags   atomic.Uint64
 	closed atomic.Bool
+
+	// argMu is held by a statement call from binding its parameters until its results are
+	// converted to Go: it guards what follows, and keeps the C session's first batch (valid
+	// until its next litepool_session_query_first) from being replaced while it is read.
+	argMu    sync.Mutex
+	params   paramBuf
+	execOut  C.litepool_exec_result
+	firstOut C.litepool_first_batch
+	cols     []string // the last query's column names and declared types (see columns)
+	decl     []string
 }
 
 func openSession(p *poolRef) (*session, error) {
@@ -207,6 +217,9 @@ func (s *session) close() error {
 	}
 	var cerr *C.litepool_error
 	st := C.litepool_session_close(s.h, &cerr)
+	s.argMu.Lock()
+	s.params.free()
+	s.argMu.Unlock()
 	s.pool.notify()
 	return takeError(st, cerr, "close")
 }

@@ -49,91 +49,148 @@ func parseTime(s string, loc *time.Location) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// cParams is a C array of parameter values with their bytes, freed by free.
-type cParams struct {
-	vals *C.litepool_value
-	n    int
+// param is one parameter resolved to the value SQLite binds; text and blob bytes are in s
+// or b.
+type param struct {
+	tag C.litepool_type
+	i   int64
+	f   float64
+	s   string
+	b   []byte
 }
 
-func (p *cParams) free() {
-	if p.vals != nil {
-		C.free(unsafe.Pointer(p.vals))
-		p.vals = nil
-	}
-}
-
-func (p *cParams) ptr() *C.litepool_value { return p.vals }
-
-// toCParams converts normalized values (nil, int64, float64, bool, string, []byte, time.Time)
-// into one C allocation holding the value array followed by the text/blob bytes (the cgo
-// rules forbid Go pointers inside memory passed to C).
-func toCParams(args []any) (*cParams, error) {
-	if len(args) == 0 {
-		return &cParams{}, nil
-	}
-	strs := make([]string, len(args))
-	total := 0
-	for i, a := range args {
+// resolveParam converts parameter number pos (from 1) to the value SQLite binds: the types
+// normalize takes, then a driver.Valuer's value or database/sql's default conversion (named
+// types, pointers).
+func resolveParam(a any, pos int) (param, error) {
+	for range 4 { // a Valuer may return another Valuer; a few levels are plenty
 		switch v := a.(type) {
+		case nil:
+			return param{tag: C.LITEPOOL_TYPE_NULL}, nil
+		case int64:
+			return param{tag: C.LITEPOOL_TYPE_INT64, i: v}, nil
+		case int:
+			return param{tag: C.LITEPOOL_TYPE_INT64, i: int64(v)}, nil
+		case float64:
+			return param{tag: C.LITEPOOL_TYPE_DOUBLE, f: v}, nil
 		case string:
-			total += len(v)
+			return param{tag: C.LITEPOOL_TYPE_TEXT, s: v}, nil
 		case []byte:
-			total += len(v)
+			if v == nil {
+				return param{tag: C.LITEPOOL_TYPE_NULL}, nil
+			}
+			return param{tag: C.LITEPOOL_TYPE_BLOB, b: v}, nil
+		case bool:
+			p := param{tag: C.LITEPOOL_TYPE_INT64}
+			if v {
+				p.i = 1
+			}
+			return p, nil
 		case time.Time:
-			strs[i] = v.Format(TimeFormat)
-			total += len(strs[i])
+			return param{tag: C.LITEPOOL_TYPE_TEXT, s: v.Format(TimeFormat)}, nil
+		}
+		v, ok, err := normalize(a)
+		if err != nil {
+			return param{}, bindError(pos, err)
+		}
+		switch {
+		case ok:
+			a = v
+		case isValuer(a):
+			if a, err = a.(driver.Valuer).Value(); err != nil {
+				return param{}, bindError(pos, err)
+			}
+		default:
+			if a, err = driver.DefaultParameterConverter.ConvertValue(a); err != nil {
+				return param{}, bindError(pos, err)
+			}
 		}
 	}
-	vsize := int(unsafe.Sizeof(C.litepool_value{})) * len(args)
-	mem := C.malloc(C.size_t(vsize + total + 1))
-	if mem == nil {
-		return nil, fmt.Errorf("litepool: out of memory for %d parameters", len(args))
+	return param{}, bindError(pos, fmt.Errorf("unsupported type %T", a))
+}
+
+func isValuer(a any) bool {
+	_, ok := a.(driver.Valuer)
+	return ok
+}
+
+func bindError(pos int, err error) error {
+	return &Error{Op: "bind", Status: StatusInvalidArgument, Kind: KindInterface,
+		Message: fmt.Sprintf("parameter %d: %v", pos, err)}
+}
+
+// paramBuf is a session's C memory for the parameters of one call: the value array followed
+// by the text and blob bytes (the cgo rules forbid Go pointers inside memory passed to C).
+// It is reused by the session's next call, grown when too small, and freed when the session
+// closes; the session's argMu guards it.
+type paramBuf struct {
+	mem      unsafe.Pointer
+	size     int
+	resolved []param // scratch for bind, emptied after each use
+}
+
+func (b *paramBuf) free() {
+	if b.mem != nil {
+		C.free(b.mem)
+		b.mem, b.size = nil, 0
 	}
-	vals := unsafe.Slice((*C.litepool_value)(mem), len(args))
-	data := unsafe.Slice((*byte)(unsafe.Add(mem, vsize)), total+1)
+}
+
+// bind writes args into b and returns the C array (nil for no parameters); valid until b's
+// next bind or free. value gives a parameter's Go value.
+func bind[T any](b *paramBuf, args []T, value func(T) any) (*C.litepool_value, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	ps := b.resolved[:0]
+	defer func() { clear(ps); b.resolved = ps[:0] }() // keep no Go strings or bytes alive
+	total := 0
+	for i, a := range args {
+		p, err := resolveParam(value(a), i+1)
+		if err != nil {
+			return nil, err
+		}
+		total += len(p.s) + len(p.b)
+		ps = append(ps, p)
+	}
+	vsize := int(unsafe.Sizeof(C.litepool_value{})) * len(ps)
+	if need := vsize + total; need > b.size {
+		b.free()
+		size := max(need, 256)
+		b.mem = C.malloc(C.size_t(size))
+		if b.mem == nil {
+			return nil, fmt.Errorf("litepool: out of memory for %d parameters", len(ps))
+		}
+		b.size = size
+	}
+	vals := unsafe.Slice((*C.litepool_value)(b.mem), len(ps))
+	data := unsafe.Slice((*byte)(unsafe.Add(b.mem, vsize)), total)
 	off := 0
-	putBytes := func(val *C.litepool_value, tag C.litepool_type, b []byte) {
-		n := copy(data[off:], b)
-		val.tag = tag
-		val.data = (*C.uint8_t)(unsafe.Pointer(&data[off]))
+	for i, p := range ps {
+		val := &vals[i]
+		*val = C.litepool_value{tag: p.tag, integer: C.int64_t(p.i), real: C.double(p.f)}
+		var n int
+		switch p.tag {
+		case C.LITEPOOL_TYPE_TEXT:
+			n = copy(data[off:], p.s)
+		case C.LITEPOOL_TYPE_BLOB:
+			n = copy(data[off:], p.b)
+		default:
+			continue
+		}
+		if n > 0 {
+			val.data = (*C.uint8_t)(unsafe.Pointer(&data[off]))
+		}
 		val.len = C.size_t(n)
 		off += n
 	}
-	for i, a := range args {
-		val := &vals[i]
-		*val = C.litepool_value{}
-		switch v := a.(type) {
-		case nil:
-			val.tag = C.LITEPOOL_TYPE_NULL
-		case int64:
-			val.tag, val.integer = C.LITEPOOL_TYPE_INT64, C.int64_t(v)
-		case float64:
-			val.tag, val.real = C.LITEPOOL_TYPE_DOUBLE, C.double(v)
-		case bool:
-			val.tag = C.LITEPOOL_TYPE_INT64
-			if v {
-				val.integer = 1
-			}
-		case string:
-			putBytes(val, C.LITEPOOL_TYPE_TEXT, unsafe.Slice(unsafe.StringData(v), len(v)))
-		case []byte:
-			if v == nil {
-				val.tag = C.LITEPOOL_TYPE_NULL
-			} else {
-				putBytes(val, C.LITEPOOL_TYPE_BLOB, v)
-			}
-		case time.Time:
-			s := strs[i]
-			putBytes(val, C.LITEPOOL_TYPE_TEXT, unsafe.Slice(unsafe.StringData(s), len(s)))
-		default:
-			C.free(mem)
-			return nil, fmt.Errorf("litepool: unsupported parameter type %T (parameter %d)", a, i+1)
-		}
-	}
-	return &cParams{vals: (*C.litepool_value)(mem), n: len(args)}, nil
+	return &vals[0], nil
 }
 
-// normalize converts a Go parameter to one of the types toCParams takes. ok is false for
+func anyValue(a any) any                  { return a }
+func namedValue(nv driver.NamedValue) any { return nv.Value }
+
+// normalize converts a Go parameter to one of the types resolveParam binds directly. ok is false for
 // types it does not know (database/sql then applies its default converter).
 func normalize(v any) (any, bool, error) {
 	switch x := v.(type) {

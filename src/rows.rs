@@ -53,6 +53,13 @@ impl Rows {
         self.result
     }
 
+    /// Whether the rows read so far are all there is: the statement ended without an error
+    /// inside the batches fetched, so no later read goes to the connection thread and the
+    /// connection is back in the pool.
+    pub fn is_finished(&self) -> bool {
+        self.cursor.is_none() && self.error.is_none()
+    }
+
     /// The next row, `Ok(None)` at the end, or the error that ended the statement.
     pub fn next_row(&mut self) -> Result<Option<Vec<Value>>> {
         let ncols = self.columns.len();

@@ -818,6 +818,139 @@ static void test_threads(void) {
     OK(litepool_pool_close(p, &err), err);
 }
 
+/* ---------------------------------------------------------------- query_first */
+
+/* litepool_session_query_first: columns and the first batch in one call; a statement that
+ * ends within the batch leaves nothing open (its reader is free at once); longer results and
+ * errors after some rows go on through the rows handle. */
+static void test_query_first(void) {
+    litepool_error *err = NULL;
+    litepool_pool p = open_pool("first.db", 1, 0); /* one reader, never wait: BUSY if held */
+    litepool_session s = open_session(p), other = open_session(p);
+    OK(litepool_session_exec(s, S("CREATE TABLE kv(id INTEGER PRIMARY KEY, v TEXT)"), NULL, 0, 0,
+                             NULL, &err),
+       err);
+    OK(litepool_session_exec(s, S("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                  "WHERE x < 1200) INSERT INTO kv SELECT x, 'v' || x FROM c"),
+                             NULL, 0, 0, NULL, &err),
+       err);
+
+    /* A point query: one row, finished, metadata in the same call. */
+    litepool_value key = v_int(7);
+    litepool_first_batch fb;
+    memset(&fb, 0xff, sizeof fb);
+    OK(litepool_session_query_first(s, S("SELECT v, id + 1 AS next FROM kv WHERE id = ?"), &key,
+                                    1, 1, &fb, &err),
+       err);
+    CHECK(fb.column_count == 2 && fb.row_count == 1 && fb.rows.id == 0, "cols %zu rows %zu id %llu",
+          fb.column_count, fb.row_count, (unsigned long long)fb.rows.id);
+    if (fb.column_count == 2 && fb.row_count == 1) {
+        CHECK(fb.column_names[0].len == 1 && memcmp(fb.column_names[0].ptr, "v", 1) == 0 &&
+                  fb.column_names[0].ptr[1] == '\0',
+              "name v");
+        CHECK(fb.column_names[1].len == 4 && memcmp(fb.column_names[1].ptr, "next", 4) == 0,
+              "name next");
+        CHECK(fb.column_decltypes[0].len == 4 &&
+                  memcmp(fb.column_decltypes[0].ptr, "TEXT", 4) == 0,
+              "decltype TEXT");
+        CHECK(fb.column_decltypes[1].ptr == NULL && fb.column_decltypes[1].len == 0,
+              "an expression has no decltype");
+        CHECK(fb.values[0].tag == LITEPOOL_TYPE_TEXT && fb.values[0].len == 2 &&
+                  memcmp(fb.values[0].data, "v7", 2) == 0,
+              "text value");
+        CHECK(fb.values[1].tag == LITEPOOL_TYPE_INT64 && fb.values[1].integer == 8, "int value");
+    }
+    /* The only reader is free: the finished statement kept nothing. */
+    OK(litepool_session_exec(other, S("SELECT 1"), NULL, 0, 0, NULL, &err), err);
+
+    /* No row: finished, no values. */
+    key = v_int(99999);
+    OK(litepool_session_query_first(s, S("SELECT v, id + 1 AS next FROM kv WHERE id = ?"), &key,
+                                    1, 2, &fb, &err),
+       err);
+    CHECK(fb.row_count == 0 && fb.values == NULL && fb.rows.id == 0 && fb.column_count == 2,
+          "no row: rows %zu", fb.row_count);
+
+    /* Other columns on the same session: the names follow. */
+    OK(litepool_session_query_first(s, S("SELECT id AS k FROM kv WHERE id = 3"), NULL, 0, 3, &fb,
+                                    &err),
+       err);
+    CHECK(fb.column_count == 1 && fb.column_names[0].len == 1 &&
+              memcmp(fb.column_names[0].ptr, "k", 1) == 0 && fb.row_count == 1 &&
+              fb.values[0].integer == 3,
+          "new names");
+
+    /* More rows than one batch: the rest through the rows handle, in order, none lost. */
+    OK(litepool_session_query_first(s, S("SELECT id FROM kv ORDER BY id"), NULL, 0, 4, &fb, &err),
+       err);
+    CHECK(fb.rows.id != 0 && fb.row_count > 0 && fb.row_count < 1200, "first batch %zu rows",
+          fb.row_count);
+    int64_t expect = 1, total = 0;
+    int ordered = 1;
+    for (size_t i = 0; i < fb.row_count; i++)
+        if (fb.values[i].integer != expect++) ordered = 0;
+    total = (int64_t)fb.row_count;
+    /* While the rows are open they hold the reader. */
+    EXPECT(litepool_session_exec(other, S("SELECT 1"), NULL, 0, 0, NULL, &err), err,
+           LITEPOOL_BUSY, "busy");
+    for (;;) {
+        const litepool_value *vals = NULL;
+        size_t n = 0;
+        litepool_status st = litepool_rows_next_batch(fb.rows, 1000, &vals, &n, &err);
+        OK(st, err);
+        if (st != LITEPOOL_OK || n == 0) break;
+        for (size_t i = 0; i < n; i++)
+            if (vals[i].integer != expect++) ordered = 0;
+        total += (int64_t)n;
+    }
+    CHECK(total == 1200 && ordered, "read %lld rows in order", (long long)total);
+    litepool_rows_close(fb.rows);
+    OK(litepool_session_exec(other, S("SELECT 1"), NULL, 0, 0, NULL, &err), err);
+
+    /* An error after some rows of the first batch is returned by the rows, not lost. */
+    OK(litepool_session_query_first(
+           s,
+           S("SELECT CASE WHEN id > 3 THEN abs(-9223372036854775807 - 1) ELSE id END FROM kv "
+             "ORDER BY id"),
+           NULL, 0, 5, &fb, &err),
+       err);
+    CHECK(fb.row_count == 3 && fb.rows.id != 0, "3 rows before the error, then a handle: %zu",
+          fb.row_count);
+    if (fb.rows.id != 0) {
+        const litepool_value *vals = NULL;
+        size_t n = 0;
+        EXPECT(litepool_rows_next_batch(fb.rows, 10, &vals, &n, &err), err,
+               LITEPOOL_SQLITE_ERROR, "integer overflow");
+        litepool_rows_close(fb.rows);
+    }
+
+    /* Failures: nothing to close. */
+    EXPECT(litepool_session_query_first(s, S("SELECT nope FROM kv"), NULL, 0, 6, &fb, &err), err,
+           LITEPOOL_SQLITE_ERROR, "no such column");
+    EXPECT(litepool_session_query_first(s, S("SELECT 1"), NULL, 0, 7, NULL, &err), err,
+           LITEPOOL_NULL_ARGUMENT, "out_first");
+    EXPECT(litepool_session_query_first(s, NULL, 1, NULL, 0, 8, &fb, &err), err,
+           LITEPOOL_NULL_ARGUMENT, "sql");
+    EXPECT(litepool_session_query_first(s, S("SELECT ?"), NULL, 1, 9, &fb, &err), err,
+           LITEPOOL_NULL_ARGUMENT, "params");
+    litepool_session bogus = {987654321};
+    EXPECT(litepool_session_query_first(bogus, S("SELECT 1"), NULL, 0, 0, &fb, &err), err,
+           LITEPOOL_INVALID_HANDLE, "session");
+    /* A read on the only reader held by other rows: BUSY, and nothing ran. */
+    litepool_rows held;
+    OK(litepool_session_query(other, S("SELECT id FROM kv ORDER BY id"), NULL, 0, 0, &held, &err),
+       err);
+    EXPECT(litepool_session_query_first(s, S("SELECT 1"), NULL, 0, 10, &fb, &err), err,
+           LITEPOOL_BUSY, "busy");
+    litepool_rows_close(held);
+
+    OK(litepool_session_close(s, &err), err);
+    EXPECT(litepool_session_query_first(s, S("SELECT 1"), NULL, 0, 11, &fb, &err), err,
+           LITEPOOL_INVALID_HANDLE, "session");
+    OK(litepool_session_close(other, &err), err);
+    OK(litepool_pool_close(p, &err), err);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/litepool-capi-XXXXXX");
     if (!mkdtemp(dir)) {
@@ -832,7 +965,7 @@ int main(void) {
         {"dsn", test_dsn},                   {"null_pointers", test_null_pointers},
         {"use_after_close", test_use_after_close}, {"invalid_input", test_invalid_input},
         {"busy", test_busy},                 {"interrupt", test_interrupt},
-        {"threads", test_threads},
+        {"threads", test_threads},           {"query_first", test_query_first},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
         int before = failed;

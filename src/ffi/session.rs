@@ -9,7 +9,7 @@ use super::pool::{litepool_pool, POOLS};
 use super::ptr::{self, check_out, write_out};
 use super::rows::{litepool_rows, RowsH, ROWS};
 use super::status::litepool_status;
-use super::value::{litepool_value, params_from_c};
+use super::value::{litepool_str, litepool_value, params_from_c};
 use crate::{InterruptHandle, Params, Session, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +58,87 @@ pub(crate) struct SessionH {
     /// Serializes the operations of this session, so the gate names the one running.
     ops: Mutex<()>,
     gate: Mutex<Gate>,
+    /// What the last `litepool_session_query_first` handed out.
+    first: Mutex<FirstBatch>,
+}
+
+/// The first batch of rows, column names and declared types handed out by
+/// `litepool_session_query_first`, kept until the next such call. Names and declared types
+/// are kept across calls while they stay the same, so a repeated query allocates none.
+#[derive(Default)]
+struct FirstBatch {
+    /// Column names, each followed by a NUL (not counted).
+    names: Vec<String>,
+    /// Declared types, each followed by a NUL (not counted); `None` for none.
+    decltypes: Vec<Option<String>>,
+    name_views: Vec<litepool_str>,
+    decltype_views: Vec<litepool_str>,
+    values: Vec<Value>,
+    value_views: Vec<litepool_value>,
+}
+
+// SAFETY: the raw pointers in the views point into the heap buffers of `names`, `decltypes`
+// and `values` of the same `FirstBatch`; they are only created and dropped under the
+// session's `first` mutex and move with their owners. Nothing in them is thread-affine.
+unsafe impl Send for FirstBatch {}
+
+/// Whether `kept` (each entry followed by a NUL) holds exactly the strings of `now`.
+fn same_names(kept: &[String], now: &[String]) -> bool {
+    kept.len() == now.len()
+        && kept
+            .iter()
+            .zip(now)
+            .all(|(k, n)| k.len() == n.len() + 1 && k.starts_with(n.as_str()))
+}
+
+fn same_decltypes(kept: &[Option<String>], now: &[Option<String>]) -> bool {
+    kept.len() == now.len()
+        && kept.iter().zip(now).all(|(k, n)| match (k, n) {
+            (Some(k), Some(n)) => k.len() == n.len() + 1 && k.starts_with(n.as_str()),
+            (None, None) => true,
+            _ => false,
+        })
+}
+
+impl FirstBatch {
+    /// Replaces the batch with `values` of a statement with columns `names`/`decltypes`.
+    fn fill(&mut self, names: &[String], decltypes: &[Option<String>], values: Vec<Value>) {
+        if !same_names(&self.names, names) {
+            self.names = names.iter().map(|n| format!("{n}\0")).collect();
+            self.name_views = self
+                .names
+                .iter()
+                .map(|n| litepool_str {
+                    ptr: n.as_ptr(),
+                    len: n.len() - 1,
+                })
+                .collect();
+        }
+        if !same_decltypes(&self.decltypes, decltypes) {
+            self.decltypes = decltypes
+                .iter()
+                .map(|d| d.as_ref().map(|d| format!("{d}\0")))
+                .collect();
+            self.decltype_views = self
+                .decltypes
+                .iter()
+                .map(|d| match d {
+                    Some(d) => litepool_str {
+                        ptr: d.as_ptr(),
+                        len: d.len() - 1,
+                    },
+                    None => litepool_str {
+                        ptr: std::ptr::null(),
+                        len: 0,
+                    },
+                })
+                .collect();
+        }
+        self.value_views.clear();
+        self.values = values;
+        self.value_views
+            .extend(self.values.iter().map(litepool_value::view));
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -174,6 +255,7 @@ pub extern "C" fn litepool_session_open(
             interrupt,
             ops: Mutex::new(()),
             gate: Mutex::new(Gate::default()),
+            first: Mutex::new(FirstBatch::default()),
         });
         write_out(out_session, litepool_session { id });
         Ok(())
@@ -207,18 +289,18 @@ pub extern "C" fn litepool_session_close(
 ///
 /// # Safety
 /// As for `ptr::str` and `params_from_c`.
-unsafe fn statement_args(
+unsafe fn statement_args<'a>(
     function: &str,
     sql: *const u8,
     sql_len: usize,
     params: *const litepool_value,
     n_params: usize,
-) -> Result<(String, Params), Failure> {
+) -> Result<(&'a str, Params), Failure> {
     if sql.is_null() {
         return Err(litepool_error::null(function, "sql"));
     }
     // SAFETY: forwarded from this function's contract.
-    let sql = unsafe { ptr::str(function, "sql", sql, sql_len)? }.to_owned();
+    let sql = unsafe { ptr::str(function, "sql", sql, sql_len)? };
     // SAFETY: forwarded from this function's contract.
     let values: Vec<Value> = unsafe { params_from_c(function, params, n_params)? };
     let params = if values.is_empty() {
@@ -262,7 +344,7 @@ pub extern "C" fn litepool_session_exec(
         let s = get_session(F, session)?;
         // SAFETY: the caller passes readable `sql` and `params` for the call.
         let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
-        let r = s.run_op(op_tag, 0, || false, |s| s.execute(&sql, params))?;
+        let r = s.run_op(op_tag, 0, || false, |s| s.execute(sql, params))?;
         if !out_result.is_null() {
             write_out(
                 out_result,
@@ -294,7 +376,7 @@ pub extern "C" fn litepool_session_exec_script(
         let s = get_session(F, session)?;
         // SAFETY: the caller passes readable `sql` for the call.
         let (sql, _) = unsafe { statement_args(F, sql, sql_len, std::ptr::null(), 0)? };
-        s.run_op(op_tag, 0, || false, |s| s.execute_batch(&sql))
+        s.run_op(op_tag, 0, || false, |s| s.execute_batch(sql))
     })
 }
 
@@ -332,13 +414,116 @@ pub extern "C" fn litepool_session_query(
             0,
             || false,
             |s| {
-                let mut rows = s.query(&sql, params)?;
+                let mut rows = s.query(sql, params)?;
                 let first = rows.next_batch()?;
                 Ok((rows, first))
             },
         )?;
         let (id, _) = ROWS.insert_with(|id| RowsH::new(id, Arc::clone(&s), op_tag, rows, first));
         write_out(out_rows, litepool_rows { id });
+        Ok(())
+    })
+}
+
+/// What `litepool_session_query_first` returns: a statement's columns and its first batch
+/// of rows, and the rows handle for the rest if any remain.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct litepool_first_batch {
+    /// The number of result columns (0 for a statement that returns no rows).
+    pub column_count: usize,
+    /// `column_count` column names, UTF-8, each NUL-terminated (the NUL not counted).
+    pub column_names: *const litepool_str,
+    /// `column_count` declared types (`sqlite3_column_decltype`), `{NULL, 0}` for a column
+    /// without one; a non-NULL `ptr` is NUL-terminated (the NUL not counted).
+    pub column_decltypes: *const litepool_str,
+    /// `row_count * column_count` values, row-major (value `c` of row `r` is
+    /// `values[r * column_count + c]`); NULL when `row_count` is 0.
+    pub values: *const litepool_value,
+    /// The number of rows in `values`.
+    pub row_count: usize,
+    /// The rows after this batch, read with `litepool_rows_next_batch`; the null handle
+    /// `{0}` when the statement has ended (it has no more rows and its connection is back in
+    /// the pool: nothing to close).
+    pub rows: litepool_rows,
+}
+
+/// Runs one statement with positional parameters and returns, in one call and one trip to
+/// the connection thread, its column names and declared types and its first batch of rows
+/// (up to 512 rows or 1 MiB of values). A statement that ends within the batch (a point
+/// query, a statement returning no rows) is finished when this returns: `rows` is `{0}` and
+/// there is nothing to close. Otherwise `rows` holds the rest, as `litepool_session_query`'s
+/// rows would, and keeps the statement's connection until read to the end or closed. An
+/// error while stepping after the first batch's rows is returned by the rows' next read.
+///
+/// Arguments as for `litepool_session_exec`; `op_tag` also names every later fetch of the
+/// returned rows. Fails, with nothing to close, as `litepool_session_query` fails (e.g.
+/// `LITEPOOL_BUSY` when no connection is free, `LITEPOOL_SQLITE_ERROR` for a statement that
+/// failed before its first row, `LITEPOOL_INTERRUPTED`).
+///
+/// Ownership: the names, declared types and values (and the text and blob bytes they point
+/// to) belong to the session and stay valid until the next `litepool_session_query_first`
+/// on the session or its `litepool_session_close`; copy what must outlive that. The caller
+/// owns a non-null `rows` and must close it with `litepool_rows_close`. `sql` and `params`
+/// are only read during the call. Thread-safety: any thread; calls on one session are
+/// serialized, and one thread at a time may read what the last call returned.
+#[no_mangle]
+pub extern "C" fn litepool_session_query_first(
+    session: litepool_session,
+    sql: *const u8,
+    sql_len: usize,
+    params: *const litepool_value,
+    n_params: usize,
+    op_tag: u64,
+    out_first: *mut litepool_first_batch,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_query_first";
+    ffi_call(F, out_error, || {
+        check_out(F, "out_first", out_first)?;
+        let s = get_session(F, session)?;
+        // SAFETY: the caller passes readable `sql` and `params` for the call.
+        let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
+        let (rows, first) = s.run_op(
+            op_tag,
+            0,
+            || false,
+            |s| {
+                let mut rows = s.query(sql, params)?;
+                let first = rows.next_batch()?;
+                Ok((rows, first))
+            },
+        )?;
+        let mut kept = lock(&s.first);
+        kept.fill(
+            rows.columns(),
+            rows.column_decltypes(),
+            first.unwrap_or_default(),
+        );
+        let rows = if rows.is_finished() {
+            litepool_rows { id: 0 }
+        } else {
+            let (id, _) = ROWS
+                .insert_with(|id| RowsH::new(id, Arc::clone(&s), op_tag, rows, Some(Vec::new())));
+            litepool_rows { id }
+        };
+        let ncols = kept.names.len();
+        let row_count = kept.values.len().checked_div(ncols).unwrap_or(0);
+        write_out(
+            out_first,
+            litepool_first_batch {
+                column_count: ncols,
+                column_names: kept.name_views.as_ptr(),
+                column_decltypes: kept.decltype_views.as_ptr(),
+                values: if row_count == 0 {
+                    std::ptr::null()
+                } else {
+                    kept.value_views.as_ptr()
+                },
+                row_count,
+                rows,
+            },
+        );
         Ok(())
     })
 }
