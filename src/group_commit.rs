@@ -363,21 +363,14 @@ fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
     if !write.rows {
         batch.values.clear();
     }
-    let changes = if ctx.conn.total_changes() != before {
-        ctx.conn.changes()
-    } else {
-        0
-    };
+    let result = ExecResult::since(ctx.conn, before);
     Ok(Box::new(Ran {
         class: write.class.clone(),
         learned: false,
         columns,
         decltypes,
         batch,
-        result: ExecResult {
-            changes,
-            last_insert_rowid: ctx.conn.last_insert_rowid(),
-        },
+        result,
         cursor: None,
     }))
 }

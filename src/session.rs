@@ -42,6 +42,21 @@ pub struct ExecResult {
     pub last_insert_rowid: i64,
 }
 
+impl ExecResult {
+    /// What the statement just run on `conn` did, given `conn`'s total changes before it
+    /// (a statement that changed nothing reports 0, not the previous statement's count).
+    pub(crate) fn since(conn: &rusqlite::Connection, total_changes_before: u64) -> ExecResult {
+        ExecResult {
+            changes: if conn.total_changes() != total_changes_before {
+                conn.changes()
+            } else {
+                0
+            },
+            last_insert_rowid: conn.last_insert_rowid(),
+        }
+    }
+}
+
 pub(crate) struct SessionShared {
     pool: Arc<PoolInner>,
     id: u64,
@@ -1262,11 +1277,7 @@ fn run_statement(
             batch.values.clear();
         }
         batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
-        let changes = if ctx.conn.total_changes() != before {
-            ctx.conn.changes()
-        } else {
-            0
-        };
+        let result = ExecResult::since(ctx.conn, before);
         let cursor = match mode {
             Mode::Query(id) if !batch.done => {
                 ctx.cursors.insert(id, stmt);
@@ -1289,10 +1300,7 @@ fn run_statement(
             columns,
             decltypes,
             batch,
-            result: ExecResult {
-                changes,
-                last_insert_rowid: ctx.conn.last_insert_rowid(),
-            },
+            result,
             cursor,
         })))
     })();

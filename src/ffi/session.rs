@@ -10,7 +10,7 @@ use super::ptr::{self, check_out, write_out};
 use super::rows::{litepool_rows, RowsH, ROWS};
 use super::status::litepool_status;
 use super::value::{litepool_str, litepool_value, params_from_c};
-use crate::{InterruptHandle, Params, Session, Value};
+use crate::{InterruptHandle, Params, Rows, Session, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -160,6 +160,26 @@ impl Drop for Running<'_> {
 impl SessionH {
     /// Runs `f` as the operation `tag` (and rows `rows`, 0 for none) of this session: one at
     /// a time, visible to interrupts while it runs, refused if an interrupt named it first.
+    /// Starts a statement and reads its first batch, which is in hand after the query: reading
+    /// it here costs no hop and makes a statement that failed before its first row fail now.
+    fn query_first(
+        &self,
+        op_tag: u64,
+        sql: &str,
+        params: Params,
+    ) -> Result<(Rows, Option<Vec<Value>>), Failure> {
+        self.run_op(
+            op_tag,
+            0,
+            || false,
+            |s| {
+                let mut rows = s.query(sql, params)?;
+                let first = rows.next_batch()?;
+                Ok((rows, first))
+            },
+        )
+    }
+
     pub(crate) fn run_op<R>(
         &self,
         tag: u64,
@@ -407,18 +427,7 @@ pub extern "C" fn litepool_session_query(
         let s = get_session(F, session)?;
         // SAFETY: the caller passes readable `sql` and `params` for the call.
         let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
-        // The first batch is in hand after the query; reading it here costs no hop and makes a
-        // statement that failed before its first row fail this call.
-        let (rows, first) = s.run_op(
-            op_tag,
-            0,
-            || false,
-            |s| {
-                let mut rows = s.query(sql, params)?;
-                let first = rows.next_batch()?;
-                Ok((rows, first))
-            },
-        )?;
+        let (rows, first) = s.query_first(op_tag, sql, params)?;
         let (id, _) = ROWS.insert_with(|id| RowsH::new(id, Arc::clone(&s), op_tag, rows, first));
         write_out(out_rows, litepool_rows { id });
         Ok(())
@@ -484,16 +493,7 @@ pub extern "C" fn litepool_session_query_first(
         let s = get_session(F, session)?;
         // SAFETY: the caller passes readable `sql` and `params` for the call.
         let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
-        let (rows, first) = s.run_op(
-            op_tag,
-            0,
-            || false,
-            |s| {
-                let mut rows = s.query(sql, params)?;
-                let first = rows.next_batch()?;
-                Ok((rows, first))
-            },
-        )?;
+        let (rows, first) = s.query_first(op_tag, sql, params)?;
         let mut kept = lock(&s.first);
         kept.fill(
             rows.columns(),
