@@ -15,8 +15,11 @@ CAPI_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 CAPI_CFLAGS := -std=c11 -g -O1 -Wall -Wextra -Werror -pthread -Ibindings
 CAPI_TEST_BIN := target/capi/test_capi
 VALGRIND ?= valgrind
+# --fair-sched=yes: valgrind runs one thread at a time, and its default lock lets a busy thread
+# (a connection thread running a long statement) keep it for minutes, starving the thread that
+# is meant to interrupt it.
 VALGRIND_FLAGS := --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
-	--show-leak-kinds=definite,indirect --track-origins=yes
+	--show-leak-kinds=definite,indirect --track-origins=yes --fair-sched=yes
 
 HOST_TESTS += test-c
 
