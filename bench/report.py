@@ -79,7 +79,10 @@ def aio_section(out):
     txt = read(out, "aio.txt")
     if txt is None:
         return None
-    body = txt.strip()
+    lines = txt.strip().splitlines()
+    # Drop make's and maturin's lines before the table.
+    start = next((i for i, line in enumerate(lines) if line.startswith(("case", "|"))), 0)
+    body = "\n".join(lines[start:])
     if not body.startswith("|"):
         body = f"```\n{body}\n```"
     return f"Command: `make bench-aio`.\n\n{body}"
