@@ -502,3 +502,84 @@ fn checkpoints_run_between_group_batches() {
     assert_eq!(count(&pool, "SELECT count(*) FROM t"), 16 * 300);
     pool.close().unwrap();
 }
+
+/// When the write leading a group times out waiting for the writer, the writes that joined
+/// it get the same timeout error, and none of them runs.
+#[test]
+fn a_leader_timing_out_fails_its_whole_group_unrun() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open(&dir, Config::from_query("acquire_timeout=400ms").unwrap());
+    let s = pool.session().unwrap();
+    s.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY)")
+        .unwrap();
+    s.execute("INSERT INTO t VALUES (?)", vec![Value::Integer(0)])
+        .unwrap();
+    let holder = pool.session().unwrap();
+    holder.begin().unwrap();
+    let insert = |id: i64| {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let s = pool.session().unwrap();
+            s.execute("INSERT INTO t VALUES (?)", vec![Value::Integer(id)])
+        })
+    };
+    let leader = insert(1);
+    while pool.stats().waiters == 0 {
+        thread::yield_now();
+    }
+    let joined = insert(2);
+    for (id, write) in [(1, leader), (2, joined)] {
+        let e = write
+            .join()
+            .unwrap()
+            .expect_err("the write ran without the writer");
+        assert!(
+            matches!(e, Error::AcquireTimeout { .. }),
+            "write {id}: {e:?}"
+        );
+    }
+    holder.rollback().unwrap();
+    assert_eq!(count(&pool, "SELECT count(*) FROM t"), 1);
+    assert_eq!(pool.stats().waiters, 0);
+    pool.close().unwrap();
+}
+
+/// Closing the pool while a group waits for the writer fails every write of the group with
+/// `Closed`; none runs, and the pool closes.
+#[test]
+fn closing_the_pool_fails_a_waiting_group_unrun() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open(&dir, Config::from_query("close_timeout=200ms").unwrap());
+    let s = pool.session().unwrap();
+    s.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY)")
+        .unwrap();
+    s.execute("INSERT INTO t VALUES (?)", vec![Value::Integer(0)])
+        .unwrap();
+    let holder = pool.session().unwrap();
+    holder.begin().unwrap();
+    let insert = |id: i64| {
+        let pool = pool.clone();
+        thread::spawn(move || {
+            let s = pool.session().unwrap();
+            s.execute("INSERT INTO t VALUES (?)", vec![Value::Integer(id)])
+        })
+    };
+    let leader = insert(1);
+    while pool.stats().waiters == 0 {
+        thread::yield_now();
+    }
+    let joined = insert(2);
+    thread::sleep(Duration::from_millis(200));
+    let _ = pool.close();
+    for (id, write) in [(1, leader), (2, joined)] {
+        let e = write
+            .join()
+            .unwrap()
+            .expect_err("the write ran on a closing pool");
+        assert!(matches!(e, Error::Closed { .. }), "write {id}: {e:?}");
+    }
+    drop(holder);
+    let reopened = open(&dir, Config::default());
+    assert_eq!(count(&reopened, "SELECT count(*) FROM t"), 1);
+    reopened.close().unwrap();
+}
