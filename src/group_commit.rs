@@ -45,23 +45,18 @@ pub(crate) struct Write {
 
 /// Where a write's result goes: the caller waits on the [`Reply`]. Dropped unsent (a job
 /// dropped at shutdown, a panic), it wakes the caller with no answer.
-struct Answer {
-    reply: Arc<Reply<Result<Box<Ran>>>>,
-    sent: bool,
-}
+struct Answer(Arc<Reply<Result<Box<Ran>>>>);
 
 impl Answer {
-    fn send(mut self, result: Result<Box<Ran>>) {
-        self.reply.send(result);
-        self.sent = true;
+    fn send(self, result: Result<Box<Ran>>) {
+        self.0.send(result);
     }
 }
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        if !self.sent {
-            self.reply.abandon();
-        }
+        // Does nothing once the answer was sent.
+        self.0.abandon();
     }
 }
 
@@ -126,10 +121,7 @@ pub(crate) fn run(
     timeout: Duration,
 ) -> Result<std::result::Result<Box<Ran>, Write>> {
     let reply = Arc::new(Reply::new());
-    write.reply = Some(Answer {
-        reply: Arc::clone(&reply),
-        sent: false,
-    });
+    write.reply = Some(Answer(Arc::clone(&reply)));
     let lease = match pool.group_join(write)? {
         Joined::Queued => return answer_of(reply.wait_parked()).map(Ok),
         Joined::Refused(mut write) => {
