@@ -3,13 +3,19 @@
 
 CARGO ?= cargo
 
-.PHONY: test test-rust demo bench check-tools
+.PHONY: test test-rust demo bench compat check-tools
 
-# Each host layer adds its own test target to HOST_TESTS in mk/<host>.mk.
+# Each host layer adds its own test target to HOST_TESTS in mk/<host>.mk, and the targets
+# that run other people's suites on litepool to COMPAT_TARGETS.
 HOST_TESTS :=
+COMPAT_TARGETS :=
 include $(wildcard mk/*.mk)
 
 test: test-rust $(HOST_TESTS)
+
+# Other people's test suites (CPython's test_sqlite3, Django, SQLAlchemy, public Go
+# projects) on their own driver and on litepool, side by side. Takes minutes; not in `test`.
+compat: $(COMPAT_TARGETS)
 
 check-tools:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)"; exit 1; }
