@@ -3,7 +3,7 @@
     python3 bench/report.py OUT_DIR BENCHMARKS.md
 
 OUT_DIR holds what the bench targets wrote (machine.md, rust.jsonl + rust.txt, writers.txt, wal.txt,
-python.json + python.md, go.md + *.jsonl, aio.txt). A section lives between
+python.json + python.md, go.md + *.jsonl, aio.txt, contended.md). A section lives between
 `<!-- BEGIN generated: NAME -->` and `<!-- END generated: NAME -->`; a section whose inputs are
 missing keeps its previous text, so one bench can be re-run and reported on its own. The
 targets section quotes every issue-8 target against the figures present.
@@ -186,6 +186,7 @@ def main():
         "writers": (lambda: writers_section(out)),
         "wal": (lambda: wal_section(out)),
         "aio": (lambda: aio_section(out)),
+        "contended": (lambda: simple_section(out, "contended.md", "make bench-contended")),
         "profile": (lambda: simple_section(out, "profile.md", "make bench-profile")),
     }
     with open(md, encoding="utf-8") as f:

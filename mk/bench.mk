@@ -9,6 +9,8 @@
 #   make bench-python   bench/python/bench.py: stdlib sqlite3 / apsw / litepool, FDs per tick
 #   make bench-go       bench/go/run.sh: mattn / modernc / litepool (database/sql and native)
 #   make bench-profile  callgrind instruction counts of the hot paths (bench/profile.sh)
+#   make bench-contended  the point select of every host idle and beside busy processes
+#                       (bench/contended.py)
 #
 # Every target writes its raw output to $(BENCH_OUT); bench/report.py turns those files into
 # BENCHMARKS.md's generated sections. BENCH_SCALE (or LITEPOOL_BENCH_SCALE from the
@@ -23,11 +25,12 @@ BENCH_GO_LIB_DIR := $(CURDIR)/target/bench-go/lib
 BENCH_PY ?= $(PYTHON)
 
 .PHONY: bench-suite bench-rust bench-writers bench-wal bench-go bench-go-lib bench-apsw bench-aio-hook \
-	bench-report bench-machine bench-profile
+	bench-report bench-machine bench-profile bench-contended
 
 bench-rust bench-writers bench-python bench-go: export LITEPOOL_BENCH_SCALE := $(BENCH_SCALE)
 
-bench-suite: bench-machine bench-rust bench-writers bench-wal bench-python bench-go bench-aio-hook
+bench-suite: bench-machine bench-rust bench-writers bench-wal bench-python bench-go bench-aio-hook \
+	bench-contended
 	$(BENCH_PY) bench/report.py $(BENCH_OUT) BENCHMARKS.md
 
 bench-machine:
@@ -89,3 +92,18 @@ bench-report:
 
 bench-profile: python-build
 	sh bench/profile.sh $(BENCH_OUT)
+
+# The point select of every host idle and beside busy processes at nice 0 and 19 (issue 16):
+# bench/contended.py writes $(BENCH_OUT)/contended.md. The Go programs are built here against
+# the release library, like bench-go's.
+BENCH_CONTENDED_GO := $(BENCH_OUT)/contended-go
+
+bench-contended: check-tools go-tools bench-go-lib python-build bench-apsw
+	$(CARGO) build --locked --release --example point_select
+	@mkdir -p $(BENCH_CONTENDED_GO)
+	cd bench/go && for impl in mattn modernc litepool; do \
+		CGO_ENABLED=1 CGO_LDFLAGS="-L$(BENCH_GO_LIB_DIR)" $(GO) build -o $(BENCH_CONTENDED_GO)/$$impl ./cmd/$$impl || exit 1; \
+	done
+	LITEPOOL_BENCH_SCALE=$(BENCH_SCALE) $(BENCH_PY) bench/contended.py \
+		--rust target/release/examples/point_select --python $(abspath $(PY_BIN))/python \
+		--go-dir $(BENCH_CONTENDED_GO) --out $(BENCH_OUT)

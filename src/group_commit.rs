@@ -123,7 +123,7 @@ pub(crate) fn run(
     let reply = Arc::new(Reply::new());
     write.reply = Some(Answer(Arc::clone(&reply)));
     let lease = match pool.group_join(write)? {
-        Joined::Queued => return answer_of(reply.wait_parked()).map(Ok),
+        Joined::Queued => return answer_of(reply.wait(None)).map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
@@ -151,8 +151,11 @@ pub(crate) fn run(
     };
     // If the writer has shut down the job is dropped unrun, and the driver's drop answers
     // the queued writes (with `Closed`) and gives the writer back.
-    let _ = worker.post(move |ctx| driver.drive(ctx));
-    answer_of(reply.wait()).map(Ok)
+    let answer = match worker.post(move |ctx| driver.drive(ctx)) {
+        Ok(queued) => queued.wait(&reply),
+        Err(_) => reply.wait(None),
+    };
+    answer_of(answer).map(Ok)
 }
 
 /// A write's answer; none when it was dropped unrun (the pool closed).

@@ -1,45 +1,227 @@
-//! Spin-then-park hand-off between a caller thread and a connection thread.
+//! The hand-off between a caller thread and a connection thread: the one-shot [`Reply`] slot
+//! a caller waits on, and the spin policy both sides use before they park.
 //!
-//! A blocking channel round trip costs 3.5–14 µs on small shared machines while a cached point
-//! query costs under 1 µs, so both sides spin briefly while the other is likely running and
-//! only then park. The spin budgets are short so an idle pool costs no CPU.
+//! Why the policy looks like this (measured on a 2-core VM; BENCHMARKS.md, "Hand-off"):
+//! a futex park/wake round trip costs 22–37 µs, idle or busy, while a spin round trip costs
+//! 0.2–1 µs and a cached point query about 1 µs. So a waiter spins while that can pay off and
+//! otherwise parks at once:
+//! - It spins only when the thread it waits for is on a CPU now: a caller spins only if the
+//!   connection thread was polling for work when the job was queued (never through a
+//!   wake-up, which takes tens of µs), and a connection thread polls for the next job only
+//!   while its callers have been coming back quickly.
+//! - At most one spinner per CPU in the process ([`SpinSlot`]), so many callers on few
+//!   connections park instead of taking the CPUs the connection threads need.
+//! - The spin is bounded by what recent waits took ([`SpinBudget`]), not by a constant, and
+//!   it stops at once when the spinner finds it was descheduled (a gap between two clock
+//!   reads): the machine is busy then, and the thread it waits for may need this very CPU.
+//! - It never yields. `sched_yield` hands the CPU to another process for a whole time slice
+//!   (~2 ms per statement once every core is busy), and a thread that keeps yielding looks
+//!   CPU-bound to the scheduler; a parked thread keeps the wake-up preference of a sleeper.
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Mutex;
+use crate::fd::current_cpu;
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// How long a caller spins for its reply before parking.
-pub(crate) const REPLY_SPIN: Duration = Duration::from_micros(30);
-/// How long a connection thread spins for its next job before parking.
-pub(crate) const JOB_SPIN: Duration = Duration::from_micros(30);
+/// The shortest spin worth trying; a budget that halves below it is off (0) until a probe
+/// succeeds.
+const SPIN_MIN: Duration = Duration::from_micros(2);
+/// The longest spin a budget grows to. Past this a park/wake round trip (~25 µs here) is
+/// cheaper than the CPU the spin burns.
+const SPIN_MAX: Duration = Duration::from_micros(50);
+/// A gap this long between two checks of a spin loop (which take well under 1 µs) means the
+/// spinner was descheduled.
+const DESCHEDULED: Duration = Duration::from_micros(15);
+/// Checks of the condition between two clock reads.
+const CHECKS_PER_CLOCK_READ: u32 = 16;
 
-/// How long to spin without yielding: about one short job on another core.
-const PURE_SPIN: Duration = Duration::from_micros(3);
+/// Threads of this process spinning in a hand-off right now.
+static SPINNERS: AtomicUsize = AtomicUsize::new(0);
 
-/// Waits for `ready()` up to `budget` without sleeping: a pure spin first (the other side is
-/// most likely running on another core), then yielding between checks, so that when cores
-/// are scarce the thread being waited for gets to run instead of being starved by the
-/// spinner. Returns whether `ready()` became true. The clock is read only once the first
-/// round of checks failed, so a reply that is already there costs no clock read. Never
-/// inlined, so profiles can tell the spinning (an artefact under callgrind) apart.
+/// How many threads may spin at once: one per CPU this process may run on.
+fn max_spinners() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The right to spin, one of at most [`max_spinners`]; given back on drop.
+pub(crate) struct SpinSlot(&'static AtomicUsize);
+
+impl SpinSlot {
+    /// A slot if fewer threads than CPUs spin now; `None` means: park instead.
+    pub(crate) fn take() -> Option<SpinSlot> {
+        SpinSlot::take_from(&SPINNERS, max_spinners())
+    }
+
+    fn take_from(spinners: &'static AtomicUsize, max: usize) -> Option<SpinSlot> {
+        spinners
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| SpinSlot(spinners))
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How long one kind of wait may spin, learned from how the recent ones ended: a wait that
+/// succeeded after `t` allows about `4t` next time; one that gave up or was descheduled
+/// halves it, down to off. While it is off, one wait in [`PROBE_EVERY`] spins for
+/// [`PROBE`], so a budget that shrank on a busy machine grows back once the machine is idle.
+/// Shared by the threads waiting for one thing (a worker's replies, a worker's next job);
+/// races between them only blur the estimate.
+pub(crate) struct SpinBudget {
+    nanos: AtomicU32,
+    spins: AtomicU32,
+}
+
+/// While a budget is off, one wait in this many probes.
+const PROBE_EVERY: u32 = 64;
+/// How long a probe spins: a few point queries' round trips. Probes cost a busy machine
+/// `PROBE / PROBE_EVERY` (0.4 µs) of CPU per wait.
+const PROBE: Duration = Duration::from_micros(25);
+
+/// How a spin ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spun {
+    /// The condition became true after this long.
+    Ready(Duration),
+    /// The budget ran out first.
+    GaveUp,
+    /// The spinner was descheduled: the machine is busy.
+    Descheduled,
+    /// The thread waited for was last seen on the spinner's own CPU, so it cannot run while
+    /// the spinner spins.
+    SameCpu,
+}
+
+/// The CPU a thread was last seen on, published for the thread that waits for it: spinning
+/// is useless (worse: it holds the CPU the other thread needs) when both share one CPU.
+pub(crate) struct CpuMark(AtomicU32);
+
+impl CpuMark {
+    pub(crate) const fn new() -> CpuMark {
+        CpuMark(AtomicU32::new(u32::MAX))
+    }
+
+    /// Records the calling thread's CPU.
+    pub(crate) fn mark(&self) {
+        self.0.store(current_cpu(), Ordering::Relaxed);
+    }
+
+    /// Whether the marked thread was last seen on the calling thread's CPU.
+    fn is_here(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == current_cpu()
+    }
+}
+
+impl SpinBudget {
+    /// A budget that starts at `initial`.
+    pub(crate) const fn new(initial: Duration) -> SpinBudget {
+        SpinBudget {
+            nanos: AtomicU32::new(initial.as_nanos() as u32),
+            spins: AtomicU32::new(0),
+        }
+    }
+
+    /// The spin allowed now.
+    pub(crate) fn get(&self) -> Duration {
+        Duration::from_nanos(u64::from(self.nanos.load(Ordering::Relaxed)))
+    }
+
+    /// Spins up to the budget (or, now and then at the floor, the longest one) for
+    /// `ready()` while `other` is on another CPU, and learns from the outcome.
+    pub(crate) fn spin(&self, other: &CpuMark, mut ready: impl FnMut() -> bool) -> Spun {
+        if other.is_here() {
+            return Spun::SameCpu;
+        }
+        let mut budget = self.get();
+        if budget.is_zero() {
+            if !self
+                .spins
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(PROBE_EVERY)
+            {
+                return if ready() {
+                    Spun::Ready(Duration::ZERO)
+                } else {
+                    Spun::GaveUp
+                };
+            }
+            budget = PROBE;
+        }
+        let spun = spin_until(budget, || other.is_here(), ready);
+        self.learn(spun);
+        spun
+    }
+
+    fn learn(&self, spun: Spun) {
+        let now = self.nanos.load(Ordering::Relaxed);
+        let (min, max) = (saturating_nanos(SPIN_MIN), saturating_nanos(SPIN_MAX));
+        let next = match spun {
+            // Smoothed, so that one slow reply does not make every later wait spin long.
+            Spun::Ready(after) => ((now / 4) * 3 + saturating_nanos(after * 4) / 4).clamp(min, max),
+            Spun::GaveUp | Spun::Descheduled if now / 2 < min => 0,
+            Spun::GaveUp | Spun::Descheduled => now / 2,
+            // Says where the threads run, not how long the wait takes.
+            Spun::SameCpu => now,
+        };
+        self.nanos.store(next, Ordering::Relaxed);
+    }
+}
+
+fn saturating_nanos(d: Duration) -> u32 {
+    u32::try_from(d.as_nanos()).unwrap_or(u32::MAX)
+}
+
+/// Spins, without yielding, until `ready()` or for at most `budget`, and stops early if the
+/// spinning thread is descheduled or `same_cpu()` says the awaited thread shares its CPU.
+/// The clock is read only every few checks, so a condition that is already true costs no
+/// clock read. Never inlined, so profiles can tell the spinning apart.
 #[inline(never)]
-pub(crate) fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
-    let mut start = None;
+pub(crate) fn spin_until(
+    budget: Duration,
+    same_cpu: impl Fn() -> bool,
+    mut ready: impl FnMut() -> bool,
+) -> Spun {
+    let start = Instant::now();
+    let mut last = start;
     loop {
-        for _ in 0..32 {
+        for _ in 0..CHECKS_PER_CLOCK_READ {
             if ready() {
-                return true;
+                return Spun::Ready(start.elapsed());
             }
             std::hint::spin_loop();
         }
-        let spun = start.get_or_insert_with(Instant::now).elapsed();
-        if spun >= budget {
-            return ready();
+        let now = Instant::now();
+        if now - last >= DESCHEDULED {
+            return if ready() {
+                Spun::Ready(now - start)
+            } else {
+                Spun::Descheduled
+            };
         }
-        if spun >= PURE_SPIN {
-            thread::yield_now();
+        if now - start >= budget {
+            return if ready() {
+                Spun::Ready(now - start)
+            } else {
+                Spun::GaveUp
+            };
         }
+        if same_cpu() {
+            return if ready() {
+                Spun::Ready(now - start)
+            } else {
+                Spun::SameCpu
+            };
+        }
+        last = now;
     }
 }
 
@@ -50,7 +232,13 @@ const ABANDONED: u8 = 3;
 
 /// A one-shot reply slot: one connection thread fills it (or abandons it), one caller —
 /// the thread that created it — waits on it. It is embedded in the job it answers, so a
-/// call allocates once for both.
+/// call allocates once for both, and it lives as long as either side holds that job: a
+/// caller that stopped waiting leaves the sender a valid slot.
+///
+/// No lost wake-up: the waiter parks only after moving `EMPTY → PARKED` with a
+/// compare-exchange, and the sender's swap to `FULL`/`ABANDONED` sees `PARKED` (and unparks)
+/// whenever that exchange came first; otherwise the exchange fails and the waiter never
+/// parks. Spurious wake-ups: the waiter parks in a loop until the state leaves `PARKED`.
 pub(crate) struct Reply<T> {
     state: AtomicU8,
     value: Mutex<Option<T>>,
@@ -68,10 +256,11 @@ impl<T> Reply<T> {
     }
 
     /// Delivers the reply and wakes the caller if it parked. Called at most once, by the
-    /// job's owner, and never after [`Reply::abandon`].
-    pub(crate) fn send(&self, value: T) {
+    /// job's owner, and never after [`Reply::abandon`]. Returns whether the caller had
+    /// parked: if it had, it needs a wake-up (tens of µs) before it can send more work.
+    pub(crate) fn send(&self, value: T) -> bool {
         *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
-        self.finish(FULL);
+        self.finish(FULL)
     }
 
     /// Wakes the caller with no reply unless one was sent: the job is being dropped without
@@ -79,32 +268,29 @@ impl<T> Reply<T> {
     /// a job that will not run.
     pub(crate) fn abandon(&self) {
         if self.state.load(Ordering::Acquire) != FULL {
-            self.finish(ABANDONED);
+            let _ = self.finish(ABANDONED);
         }
     }
 
-    fn finish(&self, state: u8) {
-        if self.state.swap(state, Ordering::SeqCst) == PARKED {
+    fn finish(&self, state: u8) -> bool {
+        let parked = self.state.swap(state, Ordering::SeqCst) == PARKED;
+        if parked {
             self.waiter.unpark();
         }
+        parked
     }
 
-    /// Waits for the reply; `None` when the job was dropped without answering. Only the
-    /// thread that created the slot may wait on it.
-    pub(crate) fn wait(&self) -> Option<T> {
-        self.wait_after_spin(REPLY_SPIN)
-    }
-
-    /// Waits, like [`Reply::wait`], for a reply known to be far off (a write queued behind
-    /// others) without spinning first: spinning there only takes CPU from the thread doing
-    /// the work.
-    pub(crate) fn wait_parked(&self) -> Option<T> {
-        self.wait_after_spin(Duration::ZERO)
-    }
-
-    fn wait_after_spin(&self, spin: Duration) -> Option<T> {
+    /// Waits for the reply; `None` when the job was dropped without answering. Spins first,
+    /// within `spin`'s budget while the sender (marked by its `CpuMark`) runs on another
+    /// CPU, when given one and a spinner slot is free; parks otherwise. Only the thread that
+    /// created the slot may wait on it.
+    pub(crate) fn wait(&self, spin: Option<(&SpinBudget, &CpuMark)>) -> Option<T> {
         let done = || self.state.load(Ordering::Acquire) >= FULL;
-        if !spin_until(spin, done)
+        let ready = match spin.zip(SpinSlot::take()) {
+            Some(((budget, sender), _slot)) => matches!(budget.spin(sender, done), Spun::Ready(_)),
+            None => done(),
+        };
+        if !ready
             && self
                 .state
                 .compare_exchange(EMPTY, PARKED, Ordering::SeqCst, Ordering::SeqCst)
@@ -115,5 +301,150 @@ impl<T> Reply<T> {
             }
         }
         self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn budget_grows_toward_four_times_the_wait_and_halves_to_off() {
+        let budget = SpinBudget::new(Duration::from_micros(8));
+        for _ in 0..64 {
+            budget.learn(Spun::Ready(Duration::from_micros(5)));
+        }
+        let grown = budget.get();
+        assert!(
+            grown > Duration::from_micros(19) && grown <= Duration::from_micros(20),
+            "{grown:?}"
+        );
+        budget.learn(Spun::GaveUp);
+        assert!(budget.get() <= grown / 2 + Duration::from_nanos(1));
+        budget.learn(Spun::SameCpu);
+        assert!(budget.get() <= grown / 2 + Duration::from_nanos(1));
+        for _ in 0..8 {
+            budget.learn(Spun::Descheduled);
+        }
+        assert_eq!(budget.get(), Duration::ZERO);
+        for _ in 0..64 {
+            budget.learn(Spun::Ready(Duration::from_millis(5)));
+        }
+        assert_eq!(budget.get(), SPIN_MAX);
+    }
+
+    #[test]
+    fn an_off_budget_probes_now_and_then_and_grows_back() {
+        let budget = SpinBudget::new(Duration::ZERO);
+        // While off, a wait of 10 µs fails without spinning, but a probe now and then waits
+        // long enough (a descheduled probe only delays that).
+        let grew_back = (0..PROBE_EVERY * 50).any(|_| {
+            let start = Instant::now();
+            budget.spin(&CpuMark::new(), || {
+                start.elapsed() >= Duration::from_micros(10)
+            });
+            budget.get() >= SPIN_MIN
+        });
+        assert!(grew_back);
+    }
+
+    #[test]
+    fn no_spin_for_a_thread_on_the_same_cpu() {
+        let budget = SpinBudget::new(SPIN_MAX);
+        let here = CpuMark::new();
+        here.mark();
+        let start = Instant::now();
+        let spun = budget.spin(&here, || false);
+        // The thread may have moved to another CPU right after marking; then it spins.
+        assert!(
+            spun == Spun::SameCpu || start.elapsed() >= SPIN_MAX || spun == Spun::Descheduled,
+            "{spun:?}"
+        );
+    }
+
+    #[test]
+    fn spin_gives_up_within_its_budget() {
+        let start = Instant::now();
+        let spun = spin_until(Duration::from_micros(50), || false, || false);
+        assert!(matches!(spun, Spun::GaveUp | Spun::Descheduled), "{spun:?}");
+        // Generous: the thread may be descheduled, but it must not spin for long.
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn spin_slots_are_bounded_and_returned() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let held: Vec<SpinSlot> = (0..3)
+            .filter_map(|_| SpinSlot::take_from(&COUNT, 2))
+            .collect();
+        assert_eq!(held.len(), 2);
+        assert!(SpinSlot::take_from(&COUNT, 2).is_none());
+        drop(held);
+        assert_eq!(COUNT.load(Ordering::Relaxed), 0);
+        assert!(SpinSlot::take_from(&COUNT, 2).is_some());
+    }
+
+    /// A sender on another thread at random moments, a waiter that sometimes spins and
+    /// sometimes parks at once: every reply arrives exactly once, none is lost.
+    #[test]
+    fn no_lost_wakeups_in_many_round_trips() {
+        let budget = Arc::new(SpinBudget::new(Duration::from_micros(4)));
+        let elsewhere = CpuMark::new();
+        for i in 0..20_000u32 {
+            let reply = Arc::new(Reply::new());
+            let sender = Arc::clone(&reply);
+            let delay = i % 7;
+            let t = thread::spawn(move || {
+                for _ in 0..delay * 50 {
+                    std::hint::spin_loop();
+                }
+                sender.send(i);
+            });
+            let spin = (i % 2 == 0).then_some((&*budget, &elsewhere));
+            assert_eq!(reply.wait(spin), Some(i));
+            t.join().unwrap();
+        }
+    }
+
+    /// Unparks that are not the reply (another part of the program unparking this thread)
+    /// do not end the wait.
+    #[test]
+    fn spurious_unparks_do_not_end_the_wait() {
+        let reply = Arc::new(Reply::new());
+        let waiter = thread::current();
+        let sender = Arc::clone(&reply);
+        let t = thread::spawn(move || {
+            for _ in 0..50 {
+                waiter.unpark();
+                thread::sleep(Duration::from_micros(200));
+            }
+            sender.send("late");
+        });
+        assert_eq!(reply.wait(None), Some("late"));
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn an_abandoned_reply_wakes_the_waiter_with_nothing() {
+        let reply: Arc<Reply<u8>> = Arc::new(Reply::new());
+        let sender = Arc::clone(&reply);
+        let t = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(5));
+            sender.abandon();
+        });
+        assert_eq!(reply.wait(None), None);
+        t.join().unwrap();
+    }
+
+    /// A waiter that has gone (its job outlives it) leaves the sender a valid slot.
+    #[test]
+    fn a_reply_sent_after_the_waiter_left_is_dropped_safely() {
+        let reply = Arc::new(Reply::new());
+        let sender = Arc::clone(&reply);
+        drop(reply);
+        thread::spawn(move || sender.send(vec![1u8; 16]))
+            .join()
+            .unwrap();
     }
 }

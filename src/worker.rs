@@ -7,7 +7,7 @@ use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::functions::{self, Applied, AuthorizerSlot, Registrations};
-use crate::handoff::{spin_until, Reply, JOB_SPIN};
+use crate::handoff::{CpuMark, Reply, SpinBudget, SpinSlot, Spun};
 use crate::statement::{self, ColumnCache};
 use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
@@ -17,9 +17,10 @@ use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags};
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
+use std::time::Duration;
 
 /// Identifies the pragma settings of one session at one moment, so a connection knows
 /// whether it already has them applied.
@@ -287,8 +288,9 @@ struct Call<F, R> {
 
 /// A [`Call`] with its types erased, as the connection thread sees it.
 trait Run: Send + Sync {
-    /// Runs the job, if it has not run yet, and sends its result.
-    fn run(&self, ctx: &mut ConnCtx<'_>);
+    /// Runs the job, if it has not run yet, and sends its result. Returns whether the
+    /// caller is on a CPU now (it did not park for the result), so likely to send more soon.
+    fn run(&self, ctx: &mut ConnCtx<'_>) -> bool;
     /// Wakes the caller with no result unless one was sent.
     fn abandon(&self);
 }
@@ -298,11 +300,9 @@ where
     F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send,
     R: Send,
 {
-    fn run(&self, ctx: &mut ConnCtx<'_>) {
+    fn run(&self, ctx: &mut ConnCtx<'_>) -> bool {
         let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(job) = job {
-            self.reply.send(job(ctx));
-        }
+        job.is_some_and(|job| !self.reply.send(job(ctx)))
     }
 
     fn abandon(&self) {
@@ -315,8 +315,8 @@ where
 struct Job(Arc<dyn Run>);
 
 impl Job {
-    fn run(self, ctx: &mut ConnCtx<'_>) {
-        self.0.run(ctx);
+    fn run(self, ctx: &mut ConnCtx<'_>) -> bool {
+        self.0.run(ctx)
     }
 }
 
@@ -332,11 +332,48 @@ enum Msg {
     Shutdown { checkpoint: bool },
 }
 
+/// What the connection thread is doing, as `submit` sees it.
+const RUNNING: u8 = 0;
+/// Spinning for its next job: on a CPU, so a job queued now is taken at once.
+const POLLING: u8 = 1;
+/// Parked (or about to): a job queued now must unpark it.
+const PARKED: u8 = 2;
+
+/// A job's place in a worker's queue: how its caller should wait for the answer.
+pub(crate) struct Queued<'w> {
+    /// The budget to spin within, when nothing was ahead of the job, and the connection
+    /// thread's CPU; `None` to park at once.
+    spin: Option<(&'w SpinBudget, &'w CpuMark)>,
+}
+
+impl Queued<'_> {
+    /// Waits for `reply`, the answer to the job queued: see [`Reply::wait`].
+    pub(crate) fn wait<T>(self, reply: &Reply<T>) -> Option<T> {
+        reply.wait(self.spin)
+    }
+}
+
+/// Where a new worker's spin budgets start: about one cached point query and its way back.
+const INITIAL_SPIN: Duration = Duration::from_micros(20);
+
 /// The part of a worker that callers share: its queue and its interrupt handle.
 pub(crate) struct WorkerShared {
     queue: Mutex<Queue>,
+    /// Messages in `queue`, readable without its lock.
     pending: AtomicUsize,
-    sleeping: AtomicBool,
+    /// RUNNING, POLLING or PARKED; written only by the connection thread.
+    state: AtomicU8,
+    /// How long a caller spins for this connection's answer when the thread was polling.
+    reply_budget: SpinBudget,
+    /// How long a caller spins for this connection's answer when the thread had to be woken:
+    /// on an idle machine the wake-up and the job take less than a park/wake round trip.
+    wake_budget: SpinBudget,
+    /// How long the connection thread polls for its next job.
+    job_budget: SpinBudget,
+    /// The connection thread's CPU, marked when it starts a job or polls.
+    cpu: CpuMark,
+    /// The CPU of the thread that queued the last job.
+    caller_cpu: CpuMark,
     thread: Thread,
     interrupt: InterruptHandle,
     ending: Arc<Mutex<Option<Error>>>,
@@ -361,14 +398,17 @@ impl WorkerShared {
             job: Mutex::new(Some(f)),
             reply: Reply::new(),
         });
-        self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
-        call.reply.wait().ok_or(Error::Closed { what: "pool" })
+        let queued = self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
+        queued
+            .wait(&call.reply)
+            .ok_or(Error::Closed { what: "pool" })
     }
 
     /// Queues `f` to run on the connection thread without waiting for it. Fails with `Closed`
     /// (dropping `f` unrun) when the worker has shut down; a job still queued at shutdown is
-    /// dropped unrun too.
-    pub(crate) fn post<F>(&self, f: F) -> Result<()>
+    /// dropped unrun too. The result tells a caller that waits for an answer the job sends
+    /// itself how to wait.
+    pub(crate) fn post<F>(&self, f: F) -> Result<Queued<'_>>
     where
         F: for<'c> FnOnce(&mut ConnCtx<'c>) + Send + 'static,
     {
@@ -380,7 +420,7 @@ impl WorkerShared {
         self.submit(Msg::Job(Job(call)))
     }
 
-    fn submit(&self, msg: Msg) -> Result<()> {
+    fn submit(&self, msg: Msg) -> Result<Queued<'_>> {
         {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if queue.closed {
@@ -388,13 +428,23 @@ impl WorkerShared {
             }
             queue.msgs.push_back(msg);
         }
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.sleeping.load(Ordering::SeqCst) {
+        self.caller_cpu.mark();
+        // SeqCst pairs with `next_msg`: the thread either sees this job before it parks or
+        // has stored PARKED before the load below, and is unparked.
+        let ahead = self.pending.fetch_add(1, Ordering::SeqCst);
+        let state = self.state.load(Ordering::SeqCst);
+        if state == PARKED {
             self.thread.unpark();
         }
-        Ok(())
+        let budget = match (state, ahead) {
+            (PARKED, 0) => Some(&self.wake_budget),
+            (_, 0) => Some(&self.reply_budget),
+            _ => None,
+        };
+        Ok(Queued {
+            spin: budget.map(|budget| (budget, &self.cpu)),
+        })
     }
-
     /// Interrupts whatever statement the connection is running now (`sqlite3_interrupt`).
     pub(crate) fn interrupt(&self) {
         self.interrupt.interrupt();
@@ -425,23 +475,35 @@ impl WorkerShared {
         self.role
     }
 
-    fn next_msg(&self) -> Msg {
+    /// The next message, waiting for one. When `poll` (the last caller is on a CPU, so its
+    /// next job may come at once), polls within the job budget if a spinner slot is free;
+    /// then parks until `submit` unparks it.
+    fn next_msg(&self, mut poll: bool) -> Msg {
         loop {
             if self.pending.load(Ordering::Acquire) > 0 {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(msg) = queue.msgs.pop_front() {
                     self.pending.fetch_sub(1, Ordering::AcqRel);
+                    // Only a hint for `submit`'s choice to spin; ordering is `pending`'s job.
+                    self.state.store(RUNNING, Ordering::Relaxed);
+                    self.cpu.mark();
                     return msg;
                 }
             }
-            if spin_until(JOB_SPIN, || self.pending.load(Ordering::Acquire) > 0) {
-                continue;
+            self.state.store(POLLING, Ordering::Relaxed);
+            if let Some(_slot) = poll.then(SpinSlot::take).flatten() {
+                self.cpu.mark();
+                let has_job = || self.pending.load(Ordering::Acquire) > 0;
+                if let Spun::Ready(_) = self.job_budget.spin(&self.caller_cpu, has_job) {
+                    continue;
+                }
             }
-            self.sleeping.store(true, Ordering::SeqCst);
+            self.state.store(PARKED, Ordering::SeqCst);
             if self.pending.load(Ordering::SeqCst) == 0 {
                 thread::park();
             }
-            self.sleeping.store(false, Ordering::SeqCst);
+            // Woken by `submit` or spuriously: either way the loop re-checks, without a poll.
+            poll = false;
         }
     }
 
@@ -497,7 +559,12 @@ impl Worker {
                         closed: false,
                     }),
                     pending: AtomicUsize::new(0),
-                    sleeping: AtomicBool::new(false),
+                    state: AtomicU8::new(RUNNING),
+                    reply_budget: SpinBudget::new(INITIAL_SPIN),
+                    wake_budget: SpinBudget::new(INITIAL_SPIN),
+                    job_budget: SpinBudget::new(INITIAL_SPIN),
+                    cpu: CpuMark::new(),
+                    caller_cpu: CpuMark::new(),
                     thread: thread::current(),
                     interrupt: conn.get_interrupt_handle(),
                     ending: Arc::new(Mutex::new(None)),
@@ -565,13 +632,16 @@ fn serve(
     user_auth: AuthorizerSlot,
 ) -> Result<()> {
     let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth);
+    let mut caller_on_cpu = false;
     let checkpoint = loop {
-        match shared.next_msg() {
-            Msg::Job(job) => {
-                if catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))).is_err() {
+        match shared.next_msg(caller_on_cpu) {
+            Msg::Job(job) => match catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
+                Ok(on_cpu) => caller_on_cpu = on_cpu,
+                Err(_) => {
                     ctx.make_clean();
+                    caller_on_cpu = false;
                 }
-            }
+            },
             Msg::EndReadTxn => ctx.end_read_txn(),
             Msg::Shutdown { checkpoint } => break checkpoint,
         }

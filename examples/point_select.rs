@@ -1,0 +1,85 @@
+//! One side of the contended point-select bench (bench/contended.py): `N` cached point
+//! queries (`SELECT v FROM kv WHERE id = ?` over 10,000 rows) on one connection, either
+//! rusqlite on the caller's thread or a litepool session, in a process of its own. Prints one
+//! JSON line: wall and process CPU nanoseconds per query.
+//!
+//!     point_select rusqlite|litepool PATH N
+//!
+//! PATH is created (WAL, 10,000 rows) when it does not exist.
+
+use cpu_time::ProcessTime;
+use litepool::{Config, Pool, Value};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Instant;
+
+const KEYS: i64 = 10_000;
+const SQL: &str = "SELECT v FROM kv WHERE id = ?";
+
+fn key(i: i64) -> i64 {
+    i * 7919 % KEYS
+}
+
+fn setup(path: &Path) -> rusqlite::Result<()> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch(
+        "CREATE TABLE kv(id INTEGER PRIMARY KEY, v TEXT NOT NULL);
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 9999)
+         INSERT INTO kv SELECT i, printf('value-%08d', i) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, side, path, n] = args.as_slice() else {
+        eprintln!("usage: point_select rusqlite|litepool PATH N");
+        std::process::exit(2);
+    };
+    let path = Path::new(path);
+    let n: i64 = n.parse().expect("N: a number of queries");
+    if !path.exists() {
+        setup(path).expect("setup");
+    }
+    let (wall, cpu) = match side.as_str() {
+        "rusqlite" => {
+            let conn = rusqlite::Connection::open(path).expect("open");
+            let mut run = |count: i64| {
+                for i in 0..count {
+                    let mut stmt = conn.prepare_cached(SQL).expect("prepare");
+                    let v: String = stmt.query_row([key(i)], |r| r.get(0)).expect("row");
+                    black_box(v);
+                }
+            };
+            measure(n, &mut run)
+        }
+        "litepool" => {
+            let pool = Pool::open(path, Config::default()).expect("open");
+            let session = pool.session().expect("session");
+            let mut run = |count: i64| {
+                for i in 0..count {
+                    let mut rows = session
+                        .query(SQL, vec![Value::Integer(key(i))])
+                        .expect("query");
+                    black_box(rows.next_row().expect("row").expect("one row"));
+                }
+            };
+            let measured = measure(n, &mut run);
+            session.close().expect("close session");
+            pool.close().expect("close pool");
+            measured
+        }
+        other => panic!("unknown side {other}"),
+    };
+    println!("{{\"wall_ns\": {wall:.1}, \"cpu_ns\": {cpu:.1}}}");
+}
+
+/// Warms up with a twentieth of `n`, then times `n`; per-query wall and CPU nanoseconds.
+fn measure(n: i64, run: &mut dyn FnMut(i64)) -> (f64, f64) {
+    run((n / 20).max(1));
+    let (wall0, cpu0) = (Instant::now(), ProcessTime::now());
+    run(n);
+    let per = |d: std::time::Duration| d.as_nanos() as f64 / n as f64;
+    (per(wall0.elapsed()), per(cpu0.elapsed()))
+}
