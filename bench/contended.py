@@ -19,6 +19,7 @@ the query counts.
 
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +28,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH_PY = os.path.join(HERE, "python", "bench.py")
+PY_CASE = "point select, reused connection"
 
 
 def arg(name, default=None):
@@ -55,7 +57,7 @@ def rust_side(binary, side, n):
 
 def python_side(python, module, n):
     def run(path):
-        line = run_json([python, BENCH_PY, "--worker", module, "point select", path, str(n)])[-1]
+        line = run_json([python, BENCH_PY, "--worker", module, PY_CASE, path, str(n)])[-1]
         return line["wall"] * 1e6, line["cpu"] * 1e6
     return run
 
@@ -107,15 +109,22 @@ def hosts(scale):
 
 
 def measure(host, rounds, tmp):
-    _, _, _, runners, setup = host
+    """Each side's samples; every run gets a fresh copy of the host's database."""
+    name_of_host, _, _, runners, setup = host
+    template = os.path.join(tmp, f"{name_of_host}.db")
+    if setup and not os.path.exists(template):
+        setup(template)
     samples = {name: [] for name in runners}
     for r in range(rounds):
         order = list(runners) if r % 2 == 0 else list(reversed(runners))
         for name in order:
-            path = os.path.join(tmp, f"{host[0]}-{name}-{r}.db")
+            path = os.path.join(tmp, f"{name_of_host}-{name}-{r}.db")
             if setup:
-                setup(path)
+                shutil.copyfile(template, path)
             samples[name].append(runners[name](path))
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(path + suffix):
+                    os.remove(path + suffix)
     return samples
 
 

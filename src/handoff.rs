@@ -36,6 +36,18 @@ const DESCHEDULED: Duration = Duration::from_micros(15);
 /// Checks of the condition between two clock reads.
 const CHECKS_PER_CLOCK_READ: u32 = 16;
 
+/// A value on a cache line of its own, so that what one thread writes does not evict what
+/// another thread spins on.
+#[repr(align(64))]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// Threads of this process spinning in a hand-off right now.
 static SPINNERS: AtomicUsize = AtomicUsize::new(0);
 
@@ -71,8 +83,8 @@ impl Drop for SpinSlot {
 }
 
 /// How long one kind of wait may spin, learned from how the recent ones ended: a wait that
-/// succeeded after `t` allows about `4t` next time; one that gave up or was descheduled
-/// halves it, down to off. While it is off, one wait in [`PROBE_EVERY`] spins for
+/// succeeded after `t` allows at least `4t` from then on; one that gave up or was
+/// descheduled halves it, down to off. While it is off, one wait in [`PROBE_EVERY`] spins for
 /// [`PROBE`], so a budget that shrank on a busy machine grows back once the machine is idle.
 /// Shared by the threads waiting for one thing (a worker's replies, a worker's next job);
 /// races between them only blur the estimate.
@@ -110,9 +122,13 @@ impl CpuMark {
         CpuMark(AtomicU32::new(u32::MAX))
     }
 
-    /// Records the calling thread's CPU.
+    /// Records the calling thread's CPU (written only when it changed, so a thread that
+    /// stays put does not take the cache line from its reader).
     pub(crate) fn mark(&self) {
-        self.0.store(current_cpu(), Ordering::Relaxed);
+        let cpu = current_cpu();
+        if self.0.load(Ordering::Relaxed) != cpu {
+            self.0.store(cpu, Ordering::Relaxed);
+        }
     }
 
     /// Whether the marked thread was last seen on the calling thread's CPU.
@@ -161,18 +177,22 @@ impl SpinBudget {
         spun
     }
 
+    /// Grows the budget to 4× a wait that needed more than a quarter of it, halves it on a
+    /// failure; leaves it alone otherwise, so that steady waits write nothing (the budget is
+    /// read by the other side's cache too).
     fn learn(&self, spun: Spun) {
         let now = self.nanos.load(Ordering::Relaxed);
         let (min, max) = (saturating_nanos(SPIN_MIN), saturating_nanos(SPIN_MAX));
         let next = match spun {
-            // Smoothed, so that one slow reply does not make every later wait spin long.
-            Spun::Ready(after) => ((now / 4) * 3 + saturating_nanos(after * 4) / 4).clamp(min, max),
+            Spun::Ready(after) => saturating_nanos(after * 4).clamp(min, max).max(now),
             Spun::GaveUp | Spun::Descheduled if now / 2 < min => 0,
             Spun::GaveUp | Spun::Descheduled => now / 2,
             // Says where the threads run, not how long the wait takes.
             Spun::SameCpu => now,
         };
-        self.nanos.store(next, Ordering::Relaxed);
+        if next != now {
+            self.nanos.store(next, Ordering::Relaxed);
+        }
     }
 }
 
@@ -328,9 +348,7 @@ mod tests {
             budget.learn(Spun::Descheduled);
         }
         assert_eq!(budget.get(), Duration::ZERO);
-        for _ in 0..64 {
-            budget.learn(Spun::Ready(Duration::from_millis(5)));
-        }
+        budget.learn(Spun::Ready(Duration::from_millis(5)));
         assert_eq!(budget.get(), SPIN_MAX);
     }
 

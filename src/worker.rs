@@ -7,7 +7,7 @@ use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::functions::{self, Applied, AuthorizerSlot, Registrations};
-use crate::handoff::{CpuMark, Reply, SpinBudget, SpinSlot, Spun};
+use crate::handoff::{CacheLine, CpuMark, Reply, SpinBudget, SpinSlot, Spun};
 use crate::statement::{self, ColumnCache};
 use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
@@ -339,6 +339,27 @@ const POLLING: u8 = 1;
 /// Parked (or about to): a job queued now must unpark it.
 const PARKED: u8 = 2;
 
+/// What the connection thread publishes about itself.
+struct ThreadSide {
+    /// RUNNING, POLLING or PARKED.
+    state: AtomicU8,
+    /// How long the connection thread polls for its next job.
+    job_budget: SpinBudget,
+    /// The CPU it was last seen on, marked when it starts a job or polls.
+    cpu: CpuMark,
+}
+
+/// What callers publish for the connection thread.
+struct CallerSide {
+    /// How long a caller spins for an answer when the thread was polling.
+    reply_budget: SpinBudget,
+    /// How long a caller spins for an answer when the thread had to be woken: on an idle
+    /// machine the wake-up and the job take less than a park/wake round trip.
+    wake_budget: SpinBudget,
+    /// The CPU of the thread that queued the last job.
+    cpu: CpuMark,
+}
+
 /// A job's place in a worker's queue: how its caller should wait for the answer.
 pub(crate) struct Queued<'w> {
     /// The budget to spin within, when nothing was ahead of the job, and the connection
@@ -360,20 +381,11 @@ const INITIAL_SPIN: Duration = Duration::from_micros(20);
 pub(crate) struct WorkerShared {
     queue: Mutex<Queue>,
     /// Messages in `queue`, readable without its lock.
-    pending: AtomicUsize,
-    /// RUNNING, POLLING or PARKED; written only by the connection thread.
-    state: AtomicU8,
-    /// How long a caller spins for this connection's answer when the thread was polling.
-    reply_budget: SpinBudget,
-    /// How long a caller spins for this connection's answer when the thread had to be woken:
-    /// on an idle machine the wake-up and the job take less than a park/wake round trip.
-    wake_budget: SpinBudget,
-    /// How long the connection thread polls for its next job.
-    job_budget: SpinBudget,
-    /// The connection thread's CPU, marked when it starts a job or polls.
-    cpu: CpuMark,
-    /// The CPU of the thread that queued the last job.
-    caller_cpu: CpuMark,
+    pending: CacheLine<AtomicUsize>,
+    /// Written by the connection thread, read by callers.
+    thread_side: CacheLine<ThreadSide>,
+    /// Written by callers, read by the connection thread.
+    caller_side: CacheLine<CallerSide>,
     thread: Thread,
     interrupt: InterruptHandle,
     ending: Arc<Mutex<Option<Error>>>,
@@ -428,21 +440,21 @@ impl WorkerShared {
             }
             queue.msgs.push_back(msg);
         }
-        self.caller_cpu.mark();
+        self.caller_side.cpu.mark();
         // SeqCst pairs with `next_msg`: the thread either sees this job before it parks or
         // has stored PARKED before the load below, and is unparked.
         let ahead = self.pending.fetch_add(1, Ordering::SeqCst);
-        let state = self.state.load(Ordering::SeqCst);
+        let state = self.thread_side.state.load(Ordering::SeqCst);
         if state == PARKED {
             self.thread.unpark();
         }
         let budget = match (state, ahead) {
-            (PARKED, 0) => Some(&self.wake_budget),
-            (_, 0) => Some(&self.reply_budget),
+            (PARKED, 0) => Some(&self.caller_side.wake_budget),
+            (_, 0) => Some(&self.caller_side.reply_budget),
             _ => None,
         };
         Ok(Queued {
-            spin: budget.map(|budget| (budget, &self.cpu)),
+            spin: budget.map(|budget| (budget, &self.thread_side.cpu)),
         })
     }
     /// Interrupts whatever statement the connection is running now (`sqlite3_interrupt`).
@@ -485,20 +497,21 @@ impl WorkerShared {
                 if let Some(msg) = queue.msgs.pop_front() {
                     self.pending.fetch_sub(1, Ordering::AcqRel);
                     // Only a hint for `submit`'s choice to spin; ordering is `pending`'s job.
-                    self.state.store(RUNNING, Ordering::Relaxed);
-                    self.cpu.mark();
+                    self.thread_side.state.store(RUNNING, Ordering::Relaxed);
+                    self.thread_side.cpu.mark();
                     return msg;
                 }
             }
-            self.state.store(POLLING, Ordering::Relaxed);
+            let side = &self.thread_side;
+            side.state.store(POLLING, Ordering::Relaxed);
             if let Some(_slot) = poll.then(SpinSlot::take).flatten() {
-                self.cpu.mark();
+                side.cpu.mark();
                 let has_job = || self.pending.load(Ordering::Acquire) > 0;
-                if let Spun::Ready(_) = self.job_budget.spin(&self.caller_cpu, has_job) {
+                if let Spun::Ready(_) = side.job_budget.spin(&self.caller_side.cpu, has_job) {
                     continue;
                 }
             }
-            self.state.store(PARKED, Ordering::SeqCst);
+            side.state.store(PARKED, Ordering::SeqCst);
             if self.pending.load(Ordering::SeqCst) == 0 {
                 thread::park();
             }
@@ -558,13 +571,17 @@ impl Worker {
                         msgs: VecDeque::new(),
                         closed: false,
                     }),
-                    pending: AtomicUsize::new(0),
-                    state: AtomicU8::new(RUNNING),
-                    reply_budget: SpinBudget::new(INITIAL_SPIN),
-                    wake_budget: SpinBudget::new(INITIAL_SPIN),
-                    job_budget: SpinBudget::new(INITIAL_SPIN),
-                    cpu: CpuMark::new(),
-                    caller_cpu: CpuMark::new(),
+                    pending: CacheLine(AtomicUsize::new(0)),
+                    thread_side: CacheLine(ThreadSide {
+                        state: AtomicU8::new(RUNNING),
+                        job_budget: SpinBudget::new(INITIAL_SPIN),
+                        cpu: CpuMark::new(),
+                    }),
+                    caller_side: CacheLine(CallerSide {
+                        reply_budget: SpinBudget::new(INITIAL_SPIN),
+                        wake_budget: SpinBudget::new(INITIAL_SPIN),
+                        cpu: CpuMark::new(),
+                    }),
                     thread: thread::current(),
                     interrupt: conn.get_interrupt_handle(),
                     ending: Arc::new(Mutex::new(None)),
