@@ -3,7 +3,7 @@
 //! Per database file and process: one writer and at most `max_readers` reader connections
 //! ([`Pool`]), each owned for its whole life by one OS thread; host "connections" are
 //! [`Session`]s that hold no SQLite connection while idle; every handle has an explicit,
-//! idempotent `close` that really releases what it holds. See `DESIGN.md` for the why.
+//! idempotent `close` that really releases what it holds. See `docs/ARCHITECTURE.md` for how.
 //!
 //! ```no_run
 //! use litepool::{Config, Params, Pool, Value};

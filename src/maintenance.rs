@@ -89,7 +89,7 @@ impl Policy {
         }
     }
 
-    /// One tick of the checkpoint policy (DESIGN.md, "Checkpoint policy").
+    /// One tick of the checkpoint policy (docs/ARCHITECTURE.md, "Checkpoint policy").
     fn checkpoint(&mut self, pool: &PoolInner) {
         let config = &pool.config;
         let now = Instant::now();
