@@ -18,11 +18,11 @@
 
 use crate::classify::Class;
 use crate::error::{Error, Result, Role};
-use crate::handoff::Reply;
+use crate::handoff::{Reply, Unanswered};
 use crate::pool::{Lease, PoolInner};
 use crate::session::{ExecResult, JobGate, Ran};
 use crate::statement::{self, Params};
-use crate::worker::{ConnCtx, Settings, WorkerShared};
+use crate::worker::{unanswered, ConnCtx, Settings, WorkerShared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,9 +158,9 @@ pub(crate) fn run(
     answer_of(answer).map(Ok)
 }
 
-/// A write's answer; none when it was dropped unrun (the pool closed).
-fn answer_of(answer: Option<Result<Box<Ran>>>) -> Result<Box<Ran>> {
-    answer.unwrap_or(Err(Error::Closed { what: "pool" }))
+/// A write's answer, or the error for a write that got none.
+fn answer_of(answer: std::result::Result<Result<Box<Ran>>, Unanswered>) -> Result<Box<Ran>> {
+    answer.unwrap_or_else(|why| Err(unanswered(why)))
 }
 
 /// The writer lease held by a group, on the writer thread: it runs batches until the queue is

@@ -249,6 +249,16 @@ const EMPTY: u8 = 0;
 const PARKED: u8 = 1;
 const FULL: u8 = 2;
 const ABANDONED: u8 = 3;
+const PANICKED: u8 = 4;
+
+/// Why a reply slot was left without a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The job was dropped unrun (its worker shut down).
+    Dropped,
+    /// The job panicked on the connection thread.
+    Panicked,
+}
 
 /// A one-shot reply slot: one connection thread fills it (or abandons it), one caller —
 /// the thread that created it — waits on it. It is embedded in the job it answers, so a
@@ -283,12 +293,35 @@ impl<T> Reply<T> {
         self.finish(FULL)
     }
 
-    /// Wakes the caller with no reply unless one was sent: the job is being dropped without
-    /// having answered (a panic, a queue dropped at shutdown), so the caller never waits on
+    /// Wakes the caller with no reply unless it has its answer already: the job is being
+    /// dropped without having run (a queue dropped at shutdown), so the caller never waits on
     /// a job that will not run.
     pub(crate) fn abandon(&self) {
-        if self.state.load(Ordering::Acquire) != FULL {
-            let _ = self.finish(ABANDONED);
+        self.leave_unanswered(ABANDONED);
+    }
+
+    /// Wakes the caller with no reply unless it has its answer already: the job panicked.
+    pub(crate) fn panicked(&self) {
+        self.leave_unanswered(PANICKED);
+    }
+
+    /// Moves an unanswered slot (EMPTY or PARKED) to `state`; a slot already answered, or
+    /// already left unanswered, keeps what it says.
+    fn leave_unanswered(&self, state: u8) {
+        let mut current = self.state.load(Ordering::Acquire);
+        while current < FULL {
+            match self
+                .state
+                .compare_exchange(current, state, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    if current == PARKED {
+                        self.waiter.unpark();
+                    }
+                    return;
+                }
+                Err(now) => current = now,
+            }
         }
     }
 
@@ -300,11 +333,11 @@ impl<T> Reply<T> {
         parked
     }
 
-    /// Waits for the reply; `None` when the job was dropped without answering. Spins first,
+    /// Waits for the reply, or for why there is none. Spins first,
     /// within `spin`'s budget while the sender (marked by its `CpuMark`) runs on another
     /// CPU, when given one and a spinner slot is free; parks otherwise. Only the thread that
     /// created the slot may wait on it.
-    pub(crate) fn wait(&self, spin: Option<(&SpinBudget, &CpuMark)>) -> Option<T> {
+    pub(crate) fn wait(&self, spin: Option<(&SpinBudget, &CpuMark)>) -> Result<T, Unanswered> {
         let done = || self.state.load(Ordering::Acquire) >= FULL;
         let ready = match spin.zip(SpinSlot::take()) {
             Some(((budget, sender), _slot)) => matches!(budget.spin(sender, done), Spun::Ready(_)),
@@ -320,7 +353,16 @@ impl<T> Reply<T> {
                 thread::park();
             }
         }
-        self.value.lock().unwrap_or_else(|e| e.into_inner()).take()
+        match self.state.load(Ordering::Acquire) {
+            PANICKED => Err(Unanswered::Panicked),
+            ABANDONED => Err(Unanswered::Dropped),
+            _ => self
+                .value
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or(Unanswered::Dropped),
+        }
     }
 }
 
@@ -420,7 +462,7 @@ mod tests {
                 sender.send(i);
             });
             let spin = (i % 2 == 0).then_some((&*budget, &elsewhere));
-            assert_eq!(reply.wait(spin), Some(i));
+            assert_eq!(reply.wait(spin), Ok(i));
             t.join().unwrap();
         }
     }
@@ -439,7 +481,7 @@ mod tests {
             }
             sender.send("late");
         });
-        assert_eq!(reply.wait(None), Some("late"));
+        assert_eq!(reply.wait(None), Ok("late"));
         t.join().unwrap();
     }
 
@@ -451,8 +493,23 @@ mod tests {
             thread::sleep(Duration::from_millis(5));
             sender.abandon();
         });
-        assert_eq!(reply.wait(None), None);
+        assert_eq!(reply.wait(None), Err(Unanswered::Dropped));
         t.join().unwrap();
+    }
+
+    /// A job that panicked says so, and the drop that follows (abandon) does not turn that
+    /// into "dropped"; an answer already sent stays the answer.
+    #[test]
+    fn a_panic_is_told_apart_from_a_drop_and_from_an_answer() {
+        let reply: Reply<u8> = Reply::new();
+        reply.panicked();
+        reply.abandon();
+        assert_eq!(reply.wait(None), Err(Unanswered::Panicked));
+        let answered: Reply<u8> = Reply::new();
+        answered.send(7);
+        answered.abandon();
+        answered.panicked();
+        assert_eq!(answered.wait(None), Ok(7));
     }
 
     /// A waiter that has gone (its job outlives it) leaves the sender a valid slot.

@@ -7,7 +7,7 @@ use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::functions::{self, Applied, AuthorizerSlot, Registrations};
-use crate::handoff::{CacheLine, CpuMark, Reply, SpinBudget, SpinSlot, Spun};
+use crate::handoff::{CacheLine, CpuMark, Reply, SpinBudget, SpinSlot, Spun, Unanswered};
 use crate::statement::{self, ColumnCache};
 use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
@@ -286,11 +286,20 @@ struct Call<F, R> {
     reply: Reply<R>,
 }
 
+/// How a job ended, as the connection thread needs to know.
+enum Ran {
+    /// It answered; `caller_on_cpu` when its caller did not park for the answer (so it is
+    /// likely to send more soon).
+    Answered { caller_on_cpu: bool },
+    /// It panicked: its caller got `Error::Internal`, and the connection needs cleaning.
+    Panicked,
+}
+
 /// A [`Call`] with its types erased, as the connection thread sees it.
 trait Run: Send + Sync {
-    /// Runs the job, if it has not run yet, and sends its result. Returns whether the
-    /// caller is on a CPU now (it did not park for the result), so likely to send more soon.
-    fn run(&self, ctx: &mut ConnCtx<'_>) -> bool;
+    /// Runs the job, if it has not run yet, and sends its result (or tells the caller it
+    /// panicked).
+    fn run(&self, ctx: &mut ConnCtx<'_>) -> Ran;
     /// Wakes the caller with no result unless one was sent.
     fn abandon(&self);
 }
@@ -300,9 +309,21 @@ where
     F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send,
     R: Send,
 {
-    fn run(&self, ctx: &mut ConnCtx<'_>) -> bool {
-        let job = self.job.lock().unwrap_or_else(|e| e.into_inner()).take();
-        job.is_some_and(|job| !self.reply.send(job(ctx)))
+    fn run(&self, ctx: &mut ConnCtx<'_>) -> Ran {
+        let Some(job) = self.job.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ran::Answered {
+                caller_on_cpu: false,
+            };
+        };
+        match catch_unwind(AssertUnwindSafe(|| job(ctx))) {
+            Ok(result) => Ran::Answered {
+                caller_on_cpu: !self.reply.send(result),
+            },
+            Err(_) => {
+                self.reply.panicked();
+                Ran::Panicked
+            }
+        }
     }
 
     fn abandon(&self) {
@@ -315,7 +336,7 @@ where
 struct Job(Arc<dyn Run>);
 
 impl Job {
-    fn run(self, ctx: &mut ConnCtx<'_>) -> bool {
+    fn run(self, ctx: &mut ConnCtx<'_>) -> Ran {
         self.0.run(ctx)
     }
 }
@@ -338,6 +359,14 @@ const RUNNING: u8 = 0;
 const POLLING: u8 = 1;
 /// Parked (or about to): a job queued now must unpark it.
 const PARKED: u8 = 2;
+
+/// The error a caller gets for a job that did not answer.
+pub(crate) fn unanswered(why: Unanswered) -> Error {
+    match why {
+        Unanswered::Dropped => Error::Closed { what: "pool" },
+        Unanswered::Panicked => Error::internal("a job panicked on the connection thread"),
+    }
+}
 
 /// What the connection thread publishes about itself.
 struct ThreadSide {
@@ -369,7 +398,7 @@ pub(crate) struct Queued<'w> {
 
 impl Queued<'_> {
     /// Waits for `reply`, the answer to the job queued: see [`Reply::wait`].
-    pub(crate) fn wait<T>(self, reply: &Reply<T>) -> Option<T> {
+    pub(crate) fn wait<T>(self, reply: &Reply<T>) -> Result<T, Unanswered> {
         reply.wait(self.spin)
     }
 }
@@ -411,9 +440,7 @@ impl WorkerShared {
             reply: Reply::new(),
         });
         let queued = self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
-        queued
-            .wait(&call.reply)
-            .ok_or(Error::Closed { what: "pool" })
+        queued.wait(&call.reply).map_err(unanswered)
     }
 
     /// Queues `f` to run on the connection thread without waiting for it. Fails with `Closed`
@@ -652,9 +679,11 @@ fn serve(
     let mut caller_on_cpu = false;
     let checkpoint = loop {
         match shared.next_msg(caller_on_cpu) {
-            Msg::Job(job) => match catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx))) {
-                Ok(on_cpu) => caller_on_cpu = on_cpu,
-                Err(_) => {
+            Msg::Job(job) => match job.run(&mut ctx) {
+                Ran::Answered {
+                    caller_on_cpu: on_cpu,
+                } => caller_on_cpu = on_cpu,
+                Ran::Panicked => {
                     ctx.make_clean();
                     caller_on_cpu = false;
                 }
@@ -809,8 +838,8 @@ mod tests {
         Worker::spawn(&path, &Config::default(), Role::Writer, "test".into(), None).unwrap()
     }
 
-    /// A job that panics answers its caller with `Closed` (not a hang), and the connection
-    /// thread goes on serving the next job.
+    /// A job that panics answers its caller with `Internal` (not a hang, and not `Closed`:
+    /// the pool is still open), and the connection thread goes on serving the next job.
     #[test]
     fn a_panicking_job_answers_its_caller_and_the_worker_serves_on() {
         let dir = tempfile::tempdir().unwrap();
@@ -818,7 +847,10 @@ mod tests {
         let shared = std::sync::Arc::clone(worker.shared());
         // The panic happens (and is caught) on the connection thread, not here.
         let answer = shared.call(|_| -> i64 { panic!("job failed on purpose") });
-        assert!(matches!(answer, Err(Error::Closed { what: "pool" })));
+        match answer {
+            Err(e) => assert_eq!(e.kind(), crate::ErrorKind::Internal, "{e}"),
+            Ok(v) => panic!("a panicking job answered {v}"),
+        }
         let one: i64 = shared
             .call(|ctx| ctx.conn.query_row("SELECT 1", [], |r| r.get(0)).unwrap())
             .unwrap();
