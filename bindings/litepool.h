@@ -242,7 +242,7 @@ typedef struct litepool_value {
 } litepool_value;
 
 // A session handle: what a host calls a connection. It holds no SQLite connection while
-// idle; each statement borrows the writer or a reader (see DESIGN.md).
+// idle; each statement borrows the writer or a reader (see docs/ARCHITECTURE.md).
 //
 // A 64-bit id, not a pointer: a closed or made-up handle is refused with
 // `LITEPOOL_INVALID_HANDLE`. `{0}` is the null handle.
