@@ -142,6 +142,7 @@ pub(crate) fn forget(inner: &Arc<PoolInner>) {
 }
 
 /// Every open file pool in the registry (for a host's metrics collector), in path order.
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
 pub(crate) fn open_pools() -> Vec<Pool> {
     let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
     let mut pools: Vec<Pool> = reg
