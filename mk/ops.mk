@@ -17,12 +17,13 @@ PROMETHEUS_CLIENT_PIN := prometheus_client==0.21.1
 LITESTREAM_VERSION := 0.5.18
 OPS_BIN := $(CURDIR)/target/ops/bin
 LITESTREAM := $(OPS_BIN)/litestream
-REPLICATION_SECONDS ?= 60
+REPLICATION_OUT := $(CURDIR)/target/replication
+REPLICATION_GOAPP := $(REPLICATION_OUT)/goapp
 REPLICATION_ROUNDS ?= 4
 
 HOST_TESTS += test-prom
 
-.PHONY: test-prom ops-py-deps litestream test-replication demo-replication
+.PHONY: test-prom ops-py-deps litestream replication-goapp test-replication demo-replication
 
 $(PY_VENV)/.ops-pins: $(PY_VENV)/.pins mk/ops.mk
 	$(PY_BIN)/python -m pip install -q --disable-pip-version-check $(PROMETHEUS_CLIENT_PIN)
@@ -43,3 +44,18 @@ litestream: go-tools
 		mkdir -p $(OPS_BIN) && GOBIN=$(OPS_BIN) CGO_ENABLED=1 \
 			$(GO) install github.com/benbjohnson/litestream/cmd/litestream@v$(LITESTREAM_VERSION); \
 	fi
+
+# The Go application links the debug library of mk/go.mk's go-lib, as go test does.
+replication-goapp: go-tools go-lib
+	@mkdir -p $(REPLICATION_OUT)
+	cd tests/replication/goapp && $(GO_ENV) $(GO) build -o $(REPLICATION_GOAPP) .
+
+# 4 scenarios (Python and Go; checkpoint=external and timed) x REPLICATION_ROUNDS rounds of
+# 3-6 s: about 3 minutes. Only checkpoint=external must pass; timed is run to show what
+# happens when litepool checkpoints behind Litestream's back (RELIABILITY.md).
+test-replication: litestream python-build replication-goapp
+	$(PY_BIN)/python tests/replication/run.py --litestream $(LITESTREAM) --python $(PY_BIN)/python \
+		--goapp $(REPLICATION_GOAPP) --rounds $(REPLICATION_ROUNDS) --out $(REPLICATION_OUT) \
+		--json $(REPLICATION_OUT)/results.json
+
+soak: test-replication
