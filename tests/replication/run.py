@@ -143,11 +143,11 @@ class WalSampler(threading.Thread):
 
 
 class Scenario:
-    def __init__(self, args, host, mode):
+    def __init__(self, args, host, mode, name=None):
         self.args = args
         self.host = host
         self.mode = mode
-        self.dir = os.path.join(args.out, f"{host}-{mode}")
+        self.dir = os.path.join(args.out, name or f"{host}-{mode}")
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         self.db = os.path.join(self.dir, "primary.db")
@@ -310,6 +310,18 @@ class Scenario:
         }
 
 
+def unchecked_growth(args, host, seconds):
+    """The control: checkpoint=external with no Litestream, so nobody checkpoints."""
+    scenario = Scenario(args, host, "external", name=f"{host}-control")
+    scenario.start_app()
+    scenario.wait_for_db()
+    time.sleep(seconds)
+    scenario.kill("app")
+    acks = read_acks(scenario.acks)
+    return {"host": host, "seconds": seconds, "acked": len(acks),
+            "wal": os.path.getsize(scenario.db + "-wal")}
+
+
 def mib(n):
     return f"{n / 1048576:.1f} MiB"
 
@@ -327,6 +339,8 @@ def main():
     ap.add_argument("--min-round", type=float, default=3.0)
     ap.add_argument("--max-round", type=float, default=6.0)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--control-seconds", type=float, default=8.0,
+                    help="run the first host this long with nobody checkpointing (0: skip)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -353,9 +367,16 @@ def main():
                   f"snapshots {res['litestream_snapshots']}; WAL restarted by another "
                   f"checkpointer while Litestream was down: {res['wal_restarted_while_litestream_down']}"
                   f" of {res['litestream_starts']} starts; {res['seconds']} s", flush=True)
+    control = None
+    if args.control_seconds > 0:
+        host = args.hosts.split(",")[0]
+        control = unchecked_growth(args, host, args.control_seconds)
+        print(f"  control: {host} with checkpoint=external and no Litestream: -wal "
+              f"{mib(control['wal'])} after {control['acked']} commits in "
+              f"{control['seconds']:.0f} s (nobody checkpoints: it grows with every commit)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"seed": seed, "results": results}, f, indent=1)
+            json.dump({"seed": seed, "results": results, "control": control}, f, indent=1)
     must = args.must_pass.split(",")
     for mode in args.modes.split(","):
         if mode not in must:
