@@ -3,6 +3,7 @@
 #
 #   make test-prom          go test of go/prom (a client_golang Collector, its own module);
 #                           the Python collector's tests run in test-python
+#   make demo-replication   a short scene: write, SIGKILL, restore elsewhere, count rows
 #   make test-replication   Litestream v$(LITESTREAM_VERSION) replicating a database that a
 #                           Python and a Go process write through litepool, both killed
 #                           with SIGKILL at random moments (tests/replication/README.md)
@@ -59,3 +60,8 @@ test-replication: litestream python-build replication-goapp
 		--json $(REPLICATION_OUT)/results.json
 
 soak: test-replication
+
+# A short scene (~15 s): write, SIGKILL, restore elsewhere, count rows.
+demo-replication: litestream python-build
+	$(PY_BIN)/python tests/replication/demo.py --litestream $(LITESTREAM) --python $(PY_BIN)/python \
+		--out $(REPLICATION_OUT)
