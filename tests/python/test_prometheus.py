@@ -59,7 +59,7 @@ def test_stats_has_every_core_metric_and_the_old_keys(db):
         assert len({key(n, lab) for n, _, _, lab, _ in metrics}) == len(metrics)
         # The earlier short names keep their meaning and type.
         assert stats["path"] == os.path.realpath(db)
-        assert stats["max_readers"] == 3 and stats["max_readers"] == stats["max_readers"]
+        assert stats["max_readers"] == 3
         assert stats["acquires"] == stats["acquires_total"] > 0
         assert stats["writer_open"] is True and stats["closed"] is False
         assert stats["connections_open"] == sum(

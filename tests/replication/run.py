@@ -161,6 +161,7 @@ class Scenario:
         self.app = None
         self.ls = None
         self.kills = {"app": 0, "litestream": 0}
+        self.died = []
 
     def spawn(self, argv, log):
         out = open(log, "ab")
@@ -184,6 +185,8 @@ class Scenario:
 
     def kill(self, which):
         proc = getattr(self, which if which == "app" else "ls")
+        if proc is not None and proc.poll() is not None:
+            self.died.append(f"{which} exited by itself with status {proc.returncode}")
         if proc is not None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
@@ -236,6 +239,11 @@ class Scenario:
             "reported_txid": ls.uploaded, "required": 0, "restored": None, "ok": True,
             "problems": [],
         }
+        if self.died:
+            result["problems"].append(f"{', '.join(self.died)} (see {self.dir})")
+            result["ok"] = False
+            self.died = []
+            return result
         if ls.uploaded == 0:
             result["problems"].append("Litestream reported no upload")
             result["ok"] = False
