@@ -141,6 +141,22 @@ pub(crate) fn forget(inner: &Arc<PoolInner>) {
     }
 }
 
+/// Every open file pool in the registry (for a host's metrics collector), in path order.
+#[cfg_attr(not(feature = "python"), allow(dead_code))]
+pub(crate) fn open_pools() -> Vec<Pool> {
+    let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pools: Vec<Pool> = reg
+        .pools
+        .values()
+        .filter(|inner| !inner.is_closed())
+        .map(|inner| Pool {
+            inner: Arc::clone(inner),
+        })
+        .collect();
+    pools.sort_by(|a, b| a.path().cmp(b.path()));
+    pools
+}
+
 /// Closes every pool in the registry (for a host's exit hook). Returns the first error.
 pub fn close_all() -> crate::Result<()> {
     let pools: Vec<Arc<PoolInner>> = REGISTRY

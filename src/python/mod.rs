@@ -81,6 +81,7 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hooks::enable_callback_tracebacks, m)?)?;
     m.add_class::<pool::PyPool>()?;
     m.add_function(wrap_pyfunction!(pool::open, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::_open_pools, m)?)?;
     m.add_class::<aio::AioWaker>()?;
     m.add_class::<aio::AioConnection>()?;
     m.add_class::<aio::AioCursor>()?;

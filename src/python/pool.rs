@@ -4,7 +4,7 @@ use super::connection::{parse_autocommit, Connection, Options, LEGACY};
 use super::errors::{err, programming};
 use crate::config::Config;
 use crate::registry::{self, Fingerprint};
-use crate::{count_fds_on, Pool};
+use crate::{count_fds_on, CheckpointMode, Metric, MetricKind, Pool};
 use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyString};
@@ -127,6 +127,37 @@ pub(crate) fn open(
     Ok(PyPool { pool })
 }
 
+type MetricTuple<'py> = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Bound<'py, PyDict>,
+    f64,
+);
+
+/// A metric as `(name, kind, help, labels, value)`, its labels in the core's order.
+fn metric_tuple<'py>(py: Python<'py>, metric: &Metric) -> PyResult<MetricTuple<'py>> {
+    let kind = match metric.kind {
+        MetricKind::Counter => "counter",
+        MetricKind::Gauge => "gauge",
+    };
+    let labels = PyDict::new(py);
+    for (name, value) in &metric.labels {
+        labels.set_item(name, value)?;
+    }
+    Ok((metric.name, kind, metric.help, labels, metric.value))
+}
+
+/// `_litepool._open_pools()`: every open file pool of the process (opened by `open()` or
+/// `connect()`), for a metrics collector.
+#[pyfunction]
+pub(crate) fn _open_pools() -> Vec<PyPool> {
+    registry::open_pools()
+        .into_iter()
+        .map(|pool| PyPool { pool })
+        .collect()
+}
+
 #[pyclass(name = "Pool", module = "litepool", frozen)]
 pub(crate) struct PyPool {
     pub(crate) pool: Pool,
@@ -177,11 +208,16 @@ impl PyPool {
         )
     }
 
-    /// A snapshot of the pool's connections, waits and file descriptors, as a dict.
+    /// A snapshot of the pool as a dict: every metric of the core's list under its
+    /// Prometheus key (`"acquires_total"`, `'checkpoints_total{mode="passive",result="ok"}'`),
+    /// plus the path and the earlier short names (`"acquires"`, `"writer_in_use"`, ...).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let pool = &self.pool;
         let s = py.detach(|| pool.stats());
         let d = PyDict::new(py);
+        for metric in s.metrics() {
+            d.set_item(metric.key(), metric.value)?;
+        }
         d.set_item("path", &s.path)?;
         d.set_item("closed", s.closed)?;
         d.set_item("writer_open", s.writer_open)?;
@@ -205,27 +241,34 @@ impl PyPool {
         Ok(d)
     }
 
-    /// Runs `PRAGMA wal_checkpoint(mode)` on the writer; returns (busy, log frames,
-    /// checkpointed frames).
+    /// The core's metric list, one tuple per metric: `(name, kind, help, labels, value)`,
+    /// `kind` being `"counter"` or `"gauge"` and `labels` a dict (the path is not among them).
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Vec<MetricTuple<'py>>> {
+        let pool = &self.pool;
+        let stats = py.detach(|| pool.stats());
+        stats
+            .metrics()
+            .iter()
+            .map(|m| metric_tuple(py, m))
+            .collect()
+    }
+
+    /// Runs a checkpoint now through the core (`Pool::checkpoint`: RESTART and TRUNCATE hold
+    /// new reads back, a full disk raises, the run is counted in `stats()`), whatever the
+    /// `checkpoint` option is; returns (busy, log frames, checkpointed frames).
     #[pyo3(signature = (mode="PASSIVE"))]
     fn checkpoint(&self, py: Python<'_>, mode: &str) -> PyResult<(i64, i64, i64)> {
-        let mode = mode.to_ascii_uppercase();
-        if !["PASSIVE", "FULL", "RESTART", "TRUNCATE"].contains(&mode.as_str()) {
-            return Err(PyValueError::new_err(
-                "mode must be 'PASSIVE', 'FULL', 'RESTART' or 'TRUNCATE'",
-            ));
-        }
+        let mode = CheckpointMode::parse(mode).map_err(|_| {
+            PyValueError::new_err("mode must be 'PASSIVE', 'FULL', 'RESTART' or 'TRUNCATE'")
+        })?;
         let pool = &self.pool;
-        py.detach(|| {
-            let session = pool.session()?;
-            let sql = format!("PRAGMA wal_checkpoint({mode})");
-            let result = session.with_writer(move |c| {
-                Ok(c.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?)
-            });
-            let _ = session.close();
-            result
-        })
-        .map_err(err(py))
+        let result = py.detach(|| pool.checkpoint(mode)).map_err(err(py))?;
+        let frames = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok((
+            i64::from(result.busy),
+            frames(result.log_frames),
+            frames(result.checkpointed_frames),
+        ))
     }
 
     /// Closes the pool for everyone: afterwards this process holds no file descriptor on
