@@ -93,8 +93,15 @@ pub(crate) struct Class {
 
 impl Class {
     /// Whether the statement must run on the writer (when the session is not pinned elsewhere).
+    /// A connection pragma's assignment does not: it is session state, set on whichever
+    /// connection the session uses now and replayed on the others.
     pub(crate) fn needs_writer(&self) -> bool {
-        !self.readonly || self.transaction_control || self.pins || self.pragma_set.is_some()
+        !self.readonly || self.transaction_control || self.pins
+    }
+
+    /// Whether the statement may run on any connection: it only sets session state.
+    pub(crate) fn runs_anywhere(&self) -> bool {
+        self.pragma_set.is_some() && !self.needs_writer()
     }
 }
 

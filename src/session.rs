@@ -762,8 +762,8 @@ impl SessionShared {
         } else {
             match &known {
                 Some(class) if class.needs_writer() => self.take(st, Slot::Writer)?,
-                Some(_) => self.take(st, Slot::Reader)?,
-                None => self.take_any(st)?,
+                Some(class) if !class.runs_anywhere() => self.take(st, Slot::Reader)?,
+                _ => self.take_any(st)?,
             }
         };
         let movable = known.is_none()
@@ -1253,7 +1253,7 @@ fn run_statement(
             session: settings.key.session,
             version: settings.key.version + 1,
         };
-        if movable && class.needs_writer() != on_writer {
+        if movable && class.needs_writer() != on_writer && !class.runs_anywhere() {
             if let Some((name, _)) = &class.pragma_set {
                 ctx.pragma_compiled(name, None);
             }
@@ -1270,11 +1270,11 @@ fn run_statement(
         let mut batch = statement::step_batch(&mut stmt, text_as_bytes);
         // After the first step, which re-prepares the statement if the schema changed.
         let statement::Started { columns, decltypes } = ctx.columns.started(sql, &stmt);
-        if mode == Mode::Execute {
-            while !batch.done {
-                batch = statement::step_batch(&mut stmt, text_as_bytes);
-            }
-            batch.values.clear();
+        if mode == Mode::Execute || !class.readonly {
+            // A write's rows are all computed by its first step, but it may still fail when
+            // it ends: the error must come before the rows it rolled back.
+            let keep_rows = mode != Mode::Execute;
+            batch = statement::step_to_end(&mut stmt, batch, text_as_bytes, keep_rows);
         }
         batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
         let result = ExecResult::since(ctx.conn, before);

@@ -13,7 +13,7 @@ use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::AuthContext;
-use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags};
+use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags, StatementStatus};
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -154,10 +154,10 @@ impl<'c> ConnCtx<'c> {
         known: Option<Class>,
     ) -> Result<(CachedStatement<'c>, Class, bool)> {
         if let Some(class) = known {
-            return Ok((self.conn.prepare_cached(sql)?, class, false));
+            return Ok((self.prepare(sql)?, class, false));
         }
         self.auth_log().clear();
-        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut stmt = self.prepare(sql)?;
         if !self.auth_log().compiled() {
             stmt.discard();
             self.auth_log().clear();
@@ -165,6 +165,41 @@ impl<'c> ConnCtx<'c> {
         }
         let class = self.auth_log().class(stmt.readonly());
         Ok((stmt, class, true))
+    }
+
+    /// Prepares `sql` through the statement cache, against the schema as last committed.
+    /// A connection compiles against its own copy of the schema, loaded when it last read;
+    /// another connection of the pool may have changed the schema since (a reader that has
+    /// not read since a `DROP TABLE t` still has `t`), and SQLite catches only missing
+    /// objects at compile time. So when compiling fails on a stale copy, the schema is
+    /// reloaded and the statement compiled once more.
+    pub(crate) fn prepare(&mut self, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
+        match self.conn.prepare_cached(sql) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::Unknown)
+                    && self.reload_schema() =>
+            {
+                self.auth_log().clear();
+                self.conn.prepare_cached(sql)
+            }
+            prepared => prepared,
+        }
+    }
+
+    /// Brings the connection's copy of the schema up to date; whether it was stale. Any
+    /// statement that reads the database checks the schema cookie when it starts, and
+    /// recompiles itself (counted in `SQLITE_STMTSTATUS_REPREPARE`) after reloading the
+    /// schema when the cookie changed.
+    fn reload_schema(&self) -> bool {
+        let Ok(mut probe) = self
+            .conn
+            .prepare_cached("SELECT 1 FROM sqlite_schema LIMIT 0")
+        else {
+            return false;
+        };
+        let before = probe.get_status(StatementStatus::RePrepare);
+        let _ = probe.raw_query().next();
+        probe.get_status(StatementStatus::RePrepare) > before
     }
 
     /// Whether the statements compiled since the last check created TEMP objects or attached
