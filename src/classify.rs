@@ -56,25 +56,59 @@ impl Hasher for FastHasher {
     }
 }
 
-/// Pragmas whose value belongs to one connection, so a session that sets one must see it on
-/// every connection it later takes. Database-wide pragmas (journal_mode, user_version, ...)
-/// persist in the file and are not replayed.
+/// Pragmas that set state of one connection (SQLite's pragma documentation: neither stored in
+/// the database file nor process-wide), so a session that sets one must see it on every
+/// connection it later takes, and no other session may see it. Left out: `journal_mode`
+/// (the file's, see `JOURNAL_MODE`), `wal_autocheckpoint` (litepool checkpoints), the
+/// file's header values (`application_id`, `auto_vacuum`, `encoding`, `page_size`,
+/// `user_version`, ...) and the process-wide `*_heap_limit` and `*_directory`.
 pub(crate) const CONNECTION_PRAGMAS: &[&str] = &[
+    "analysis_limit",
     "automatic_index",
     "busy_timeout",
     "cache_size",
     "cache_spill",
+    "case_sensitive_like",
     "cell_size_check",
+    "checkpoint_fullfsync",
+    "count_changes",
     "defer_foreign_keys",
+    "empty_result_callbacks",
     "foreign_keys",
+    "full_column_names",
+    "fullfsync",
     "ignore_check_constraints",
+    "journal_size_limit",
+    "legacy_alter_table",
+    "locking_mode",
+    "max_page_count",
+    "mmap_size",
     "query_only",
+    "read_uncommitted",
     "recursive_triggers",
     "reverse_unordered_selects",
     "secure_delete",
+    "short_column_names",
+    "synchronous",
     "temp_store",
+    "threads",
     "trusted_schema",
+    "writable_schema",
 ];
+
+/// The connection pragma SQLite turns off when a transaction ends (at COMMIT or ROLLBACK, and
+/// when a statement in autocommit ends): a session's setting of it ends there too.
+pub(crate) const ENDS_WITH_TRANSACTION: &str = "defer_foreign_keys";
+
+/// The value a connection pragma has on a new connection, for one SQLite cannot read back.
+pub(crate) fn unreadable_default(name: &str) -> Option<&'static str> {
+    match name {
+        // A write-only pragma (it replaces the LIKE function); off unless SQLite was built
+        // with SQLITE_CASE_SENSITIVE_LIKE.
+        "case_sensitive_like" => Some("0"),
+        _ => None,
+    }
+}
 
 /// How a statement must be routed, cached per SQL text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -351,6 +351,7 @@ fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
     Ok(Box::new(Ran {
         class: write.class.clone(),
         learned: false,
+        transaction_ended: false,
         columns,
         decltypes,
         batch,

@@ -2,7 +2,7 @@
 //! idle; each statement borrows the writer or a reader for as long as it needs one.
 
 use crate::blob::Blob;
-use crate::classify::{immediate_begin, Class};
+use crate::classify::{immediate_begin, Class, ENDS_WITH_TRANSACTION};
 use crate::error::{Error, Result, Role};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
@@ -176,6 +176,8 @@ enum Outcome {
 pub(crate) struct Ran {
     pub(crate) class: Class,
     pub(crate) learned: bool,
+    /// SQLite turned off the session's transaction-scoped pragma (`defer_foreign_keys`).
+    pub(crate) transaction_ended: bool,
     pub(crate) columns: Arc<[String]>,
     pub(crate) decltypes: Arc<[Option<String>]>,
     pub(crate) batch: Batch,
@@ -928,6 +930,11 @@ impl SessionShared {
                 pragmas.push((name.clone(), value.clone()));
                 st.settings.pragmas = Arc::new(pragmas);
                 st.settings.key.version += 1;
+            } else if ran.transaction_ended {
+                let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
+                pragmas.retain(|(n, _)| n != ENDS_WITH_TRANSACTION);
+                st.settings.pragmas = Arc::new(pragmas);
+                st.settings.key.version += 1;
             }
             if let Some(id) = ran.cursor {
                 st.cursors.insert(id, slot);
@@ -1259,6 +1266,7 @@ fn run_statement(
             }
             return Ok(Outcome::Moved(class, params));
         }
+        ctx.refuse_exclusive_locking(&class)?;
         if class.begin && on_writer {
             if let Some(immediate) = immediate_begin(sql) {
                 drop(stmt);
@@ -1294,9 +1302,11 @@ fn run_statement(
             let now = batch.error.is_none().then_some(next_key);
             ctx.pragma_compiled(name, now);
         }
+        let transaction_ended = ctx.transaction_pragma_ended(settings);
         Ok(Outcome::Ran(Box::new(Ran {
             class,
             learned,
+            transaction_ended,
             columns,
             decltypes,
             batch,

@@ -2,7 +2,10 @@
 //! else ever touches that connection; callers hand it jobs and get results back.
 
 use crate::checkpoint::WalWatch;
-use crate::classify::{recording_authorizer, AuthLog, Class, CONNECTION_PRAGMAS};
+use crate::classify::{
+    recording_authorizer, unreadable_default, AuthLog, Class, CONNECTION_PRAGMAS,
+    ENDS_WITH_TRANSACTION,
+};
 use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
@@ -82,7 +85,11 @@ impl<'c> ConnCtx<'c> {
     ) -> Self {
         let defaults = CONNECTION_PRAGMAS
             .iter()
-            .filter_map(|name| Some((*name, pragma_value(conn, name)?)))
+            .filter_map(|name| {
+                let value = pragma_value(conn, name)
+                    .or_else(|| unreadable_default(name).map(String::from))?;
+                Some((*name, value))
+            })
             .collect();
         ConnCtx {
             conn,
@@ -249,11 +256,17 @@ impl<'c> ConnCtx<'c> {
                 continue;
             }
             if let Some(value) = self.defaults.get(name.as_str()) {
-                self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+                set_pragma(self.conn, &name, value)?;
+                if name == "locking_mode" {
+                    // Back in NORMAL mode, SQLite drops an exclusive lock only at the next
+                    // read: it must not stay with the connection while the pool lends it.
+                    self.conn
+                        .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+                }
             }
         }
         for (name, value) in settings.pragmas.iter() {
-            self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+            set_pragma(self.conn, name, value)?;
             self.changed.push(name.clone());
         }
         self.applied = Some(settings.key);
@@ -268,6 +281,37 @@ impl<'c> ConnCtx<'c> {
             self.changed.push(name.to_string());
         }
         self.applied = now;
+    }
+
+    /// Refuses `PRAGMA locking_mode=EXCLUSIVE`, undoing what compiling it did: the session's
+    /// statements run on several connections of the pool, and one holding the file
+    /// exclusively would lock the others — the session's own writes among them — out.
+    pub(crate) fn refuse_exclusive_locking(&self, class: &Class) -> Result<()> {
+        match &class.pragma_set {
+            Some((name, value))
+                if name == "locking_mode" && value.eq_ignore_ascii_case("exclusive") =>
+            {
+                set_pragma(self.conn, "locking_mode", "normal")?;
+                Err(Error::NotSupported {
+                    message: "PRAGMA locking_mode=EXCLUSIVE: a session's statements run on \
+                              several pooled connections of the file, and one holding it \
+                              exclusively would lock the others out"
+                        .into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether SQLite turned off the transaction-scoped pragma that `settings` set (the
+    /// transaction it was for ended), so the session's settings must drop it.
+    pub(crate) fn transaction_pragma_ended(&self, settings: &Settings) -> bool {
+        settings
+            .pragmas
+            .iter()
+            .any(|(name, _)| name == ENDS_WITH_TRANSACTION)
+            && self.conn.is_autocommit()
+            && pragma_value(self.conn, ENDS_WITH_TRANSACTION).as_deref() == Some("0")
     }
 
     /// Drops the TEMP objects and detaches the databases a pinned session left behind, so the
@@ -616,6 +660,16 @@ fn serve(
     let _ = ctx.clear_registrations();
     drop(ctx);
     close_connection(conn, checkpoint)
+}
+
+/// Sets a connection pragma to `value`, as a string literal: SQLite reads every pragma's
+/// value from one (`'-2000'`, `'on'`, `'memory'`), and a value never becomes SQL.
+fn set_pragma(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()> {
+    let quoted = value.replace('\'', "''");
+    let mut stmt = conn.prepare(&format!("PRAGMA {name}='{quoted}'"))?;
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    Ok(())
 }
 
 /// A pragma's current value as SQL text, or `None` for one that cannot be read back.

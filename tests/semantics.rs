@@ -239,3 +239,208 @@ fn a_returning_write_whose_deferred_key_fails_returns_the_error_and_no_row() {
         pool.close().unwrap();
     }
 }
+
+/// Every connection pragma (SQLite's pragma documentation), a value other than its default,
+/// and how to read its effect back (`PRAGMA name`, or a query showing what it changes for
+/// the one that cannot be read).
+const CONNECTION_PRAGMAS: &[(&str, &str, &str)] = &[
+    ("analysis_limit", "100", "PRAGMA analysis_limit"),
+    ("automatic_index", "0", "PRAGMA automatic_index"),
+    ("busy_timeout", "1234", "PRAGMA busy_timeout"),
+    ("cache_size", "-4321", "PRAGMA cache_size"),
+    ("cache_spill", "77", "PRAGMA cache_spill"),
+    ("case_sensitive_like", "1", "SELECT 'a' LIKE 'A'"),
+    ("cell_size_check", "1", "PRAGMA cell_size_check"),
+    ("checkpoint_fullfsync", "1", "PRAGMA checkpoint_fullfsync"),
+    ("count_changes", "1", "PRAGMA count_changes"),
+    (
+        "empty_result_callbacks",
+        "1",
+        "PRAGMA empty_result_callbacks",
+    ),
+    ("foreign_keys", "1", "PRAGMA foreign_keys"),
+    ("full_column_names", "1", "PRAGMA full_column_names"),
+    ("fullfsync", "1", "PRAGMA fullfsync"),
+    (
+        "ignore_check_constraints",
+        "1",
+        "PRAGMA ignore_check_constraints",
+    ),
+    ("journal_size_limit", "4096", "PRAGMA journal_size_limit"),
+    ("legacy_alter_table", "1", "PRAGMA legacy_alter_table"),
+    ("max_page_count", "100000", "PRAGMA max_page_count"),
+    ("mmap_size", "1048576", "PRAGMA mmap_size"),
+    ("query_only", "1", "PRAGMA query_only"),
+    ("read_uncommitted", "1", "PRAGMA read_uncommitted"),
+    ("recursive_triggers", "1", "PRAGMA recursive_triggers"),
+    (
+        "reverse_unordered_selects",
+        "1",
+        "PRAGMA reverse_unordered_selects",
+    ),
+    ("secure_delete", "1", "PRAGMA secure_delete"),
+    ("short_column_names", "0", "PRAGMA short_column_names"),
+    ("synchronous", "0", "PRAGMA synchronous"),
+    ("temp_store", "2", "PRAGMA temp_store"),
+    ("threads", "2", "PRAGMA threads"),
+    ("trusted_schema", "0", "PRAGMA trusted_schema"),
+    ("writable_schema", "1", "PRAGMA writable_schema"),
+];
+
+fn values(s: &Session, sql: &str) -> Vec<Vec<Value>> {
+    s.query(sql, Params::None)
+        .and_then(|r| r.collect_rows())
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// What `read` shows on the reader and, inside a write transaction, on the writer (or why
+/// that transaction cannot begin).
+fn on_both(s: &Session, read: &str) -> [Result<Vec<Vec<Value>>, String>; 2] {
+    let on_reader = Ok(values(s, read));
+    let on_writer = s.begin().map_err(|e| e.to_string()).map(|()| {
+        let v = values(s, read);
+        s.rollback().unwrap();
+        v
+    });
+    [on_reader, on_writer]
+}
+
+fn plain_values(conn: &Connection, sql: &str) -> Vec<Vec<Value>> {
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |row| (0..n).map(|i| row.get(i)).collect())
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+/// [`on_both`]'s steps on one SQLite connection.
+fn plain_both(conn: &Connection, read: &str) -> [Result<Vec<Vec<Value>>, String>; 2] {
+    let first = Ok(plain_values(conn, read));
+    let second = conn
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| e.to_string())
+        .map(|()| {
+            let v = plain_values(conn, read);
+            conn.execute_batch("ROLLBACK").unwrap();
+            v
+        });
+    [first, second]
+}
+
+#[test]
+fn every_connection_pragma_is_the_sessions_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    // One reader and the writer: every session uses the same two connections.
+    config.max_readers = 1;
+    let pool = open(&dir.path().join("pragmas.db"), config);
+    for (i, (name, value, read)) in CONNECTION_PRAGMAS.iter().enumerate() {
+        // SQLite: the value the assignment leaves on the connection that made it.
+        let plain = Connection::open(dir.path().join(format!("plain-{i}.db"))).unwrap();
+        plain
+            .execute_batch(&format!("PRAGMA {name}={value}"))
+            .unwrap();
+        let set = plain_both(&plain, read);
+        drop(plain);
+
+        let b = pool.session().unwrap();
+        let baseline = on_both(&b, read);
+        let a = pool.session().unwrap();
+        values(&a, &format!("PRAGMA {name}={value}"));
+        assert_eq!(on_both(&a, read), set, "{name}: A's own");
+        assert_eq!(on_both(&b, read), baseline, "{name}: B saw A's value");
+        assert_eq!(on_both(&a, read), set, "{name}: A's, again");
+        a.close().unwrap();
+        assert_eq!(on_both(&b, read), baseline, "{name}: left after A closed");
+        let c = pool.session().unwrap();
+        assert_eq!(on_both(&c, read), baseline, "{name}: a new session");
+        c.close().unwrap();
+        b.close().unwrap();
+    }
+    pool.close().unwrap();
+}
+
+/// `defer_foreign_keys` lasts until the transaction ends, on a pool as in SQLite, and
+/// never reaches another session.
+#[test]
+fn defer_foreign_keys_lasts_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = [
+        "PRAGMA defer_foreign_keys=1",
+        "BEGIN",
+        "PRAGMA defer_foreign_keys",
+        "INSERT INTO b(a_id) VALUES (7)",
+        "INSERT INTO a VALUES (7)",
+        "COMMIT",
+        "PRAGMA defer_foreign_keys",
+    ];
+    let plain = Connection::open(dir.path().join("plain.db")).unwrap();
+    plain
+        .execute_batch(
+            "PRAGMA foreign_keys=ON; CREATE TABLE a(id INTEGER PRIMARY KEY); \
+                        CREATE TABLE b(a_id REFERENCES a(id));",
+        )
+        .unwrap();
+    let mut config = Config::default();
+    config.max_readers = 1;
+    config.foreign_keys = true;
+    let pool = open(&dir.path().join("pooled.db"), config);
+    let s = pool.session().unwrap();
+    s.execute_batch(
+        "CREATE TABLE a(id INTEGER PRIMARY KEY); CREATE TABLE b(a_id REFERENCES a(id));",
+    )
+    .unwrap();
+    for sql in steps {
+        let want = plain_values(&plain, sql);
+        assert_eq!(values(&s, sql), want, "{sql}");
+    }
+    let other = pool.session().unwrap();
+    let zero = Ok(vec![vec![Value::Integer(0)]]);
+    assert_eq!(
+        on_both(&other, "PRAGMA defer_foreign_keys"),
+        [zero.clone(), zero]
+    );
+    other.close().unwrap();
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
+/// `locking_mode=EXCLUSIVE` would have one pooled connection lock the session's others out
+/// (its own writes fail with "database is locked"): it is refused with a clear error and
+/// leaves every connection in NORMAL mode; `locking_mode=NORMAL` is accepted.
+#[test]
+fn exclusive_locking_mode_is_refused_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.max_readers = 1;
+    let pool = open(&dir.path().join("lock.db"), config);
+    let a = pool.session().unwrap();
+    let b = pool.session().unwrap();
+    a.execute("CREATE TABLE t(x)", Params::None).unwrap();
+    let err = a
+        .execute("PRAGMA locking_mode=EXCLUSIVE", Params::None)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("locking_mode"), "{err}");
+    let normal = Ok(vec![vec![Value::Text("normal".into())]]);
+    for s in [&a, &b] {
+        s.execute("INSERT INTO t VALUES (1)", Params::None).unwrap();
+        assert_eq!(
+            on_both(s, "PRAGMA locking_mode"),
+            [normal.clone(), normal.clone()]
+        );
+    }
+    assert_eq!(
+        values(&a, "PRAGMA locking_mode=NORMAL"),
+        vec![vec![Value::Text("normal".into())]]
+    );
+    a.execute("INSERT INTO t VALUES (2)", Params::None).unwrap();
+    assert_eq!(
+        values(&b, "SELECT count(*) FROM t"),
+        vec![vec![Value::Integer(3)]]
+    );
+    a.close().unwrap();
+    b.close().unwrap();
+    pool.close().unwrap();
+}
