@@ -1108,8 +1108,7 @@ impl SessionShared {
         result?
     }
 
-    /// Closes blob `id` and gives back its connection if nothing else keeps it.
-    pub(crate) fn close_blob(&self, id: u64) {
+    fn close_blob_now(&self, id: u64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slot) = st.cursors.remove(&id) else {
             return;
@@ -1128,7 +1127,34 @@ impl SessionShared {
         self.settle(&mut st);
     }
 
-    pub(crate) fn close_cursor(&self, cursor: u64) {
+    /// Runs `close` now, or on a thread of its own when called on a connection thread: a
+    /// finalizer run there (by the garbage collector inside a host's SQL function) may close
+    /// a session whose connections are that very thread, or whose lock the running
+    /// statement holds, so waiting for it there would never end.
+    fn close_soon(self: &Arc<Self>, close: impl FnOnce(&SessionShared) + Send + 'static) {
+        if !crate::worker::on_connection_thread() {
+            close(self);
+            return;
+        }
+        let shared = Arc::clone(self);
+        // If no thread can be started the close is dropped: its connections come back when
+        // the pool closes, which is better than a thread that never returns.
+        let _ = std::thread::Builder::new()
+            .name("litepool-close".into())
+            .spawn(move || close(&shared));
+    }
+
+    /// Closes blob `id` and gives back its connection if nothing else keeps it.
+    pub(crate) fn close_blob(self: &Arc<Self>, id: u64) {
+        self.close_soon(move |shared| shared.close_blob_now(id));
+    }
+
+    /// Resets cursor `cursor` and gives back its connection if nothing else keeps it.
+    pub(crate) fn close_cursor(self: &Arc<Self>, cursor: u64) {
+        self.close_soon(move |shared| shared.close_cursor_now(cursor));
+    }
+
+    fn close_cursor_now(&self, cursor: u64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slot) = st.cursors.remove(&cursor) else {
             return;
@@ -1149,7 +1175,17 @@ impl SessionShared {
         self.settle(&mut st);
     }
 
-    fn close(&self) -> Result<()> {
+    /// Closes the session (see [`SessionShared::close_soon`]); a close deferred to another
+    /// thread reports no error.
+    fn close(self: &Arc<Self>) -> Result<()> {
+        if crate::worker::on_connection_thread() {
+            self.close_soon(|shared| drop(shared.close_now()));
+            return Ok(());
+        }
+        self.close_now()
+    }
+
+    fn close_now(&self) -> Result<()> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.closed {
             return Ok(());

@@ -17,12 +17,26 @@ use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::AuthContext;
 use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags, StatementStatus};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
+
+thread_local! {
+    /// Set on every connection thread, for the work that must not wait on the thread it runs
+    /// on (see [`on_connection_thread`]).
+    static CONNECTION_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the caller runs on a connection thread: inside a job, e.g. a host's SQL function
+/// whose garbage collector finalizes another connection. Work that would wait for a job of a
+/// connection thread must not wait there, as the job may be queued behind the caller.
+pub(crate) fn on_connection_thread() -> bool {
+    CONNECTION_THREAD.with(Cell::get)
+}
 
 /// Identifies the pragma settings of one session at one moment, so a connection knows
 /// whether it already has them applied.
@@ -559,6 +573,7 @@ impl Worker {
         let thread = thread::Builder::new()
             .name(name)
             .spawn(move || {
+                CONNECTION_THREAD.with(|on| on.set(true));
                 let auth = Arc::new(Mutex::new(AuthLog::default()));
                 let user_auth = AuthorizerSlot::default();
                 let tid = fd::current_tid();

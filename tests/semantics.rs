@@ -16,6 +16,7 @@
 use litepool::{Config, Error, Params, Pool, Session, Value};
 use rusqlite::Connection;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 fn open(path: &Path, config: Config) -> Pool {
@@ -442,5 +443,91 @@ fn exclusive_locking_mode_is_refused_and_leaves_nothing() {
     );
     a.close().unwrap();
     b.close().unwrap();
+    pool.close().unwrap();
+}
+
+/// Runs `sql` on `s` on another thread; fails if it has not returned within 10 s.
+fn returns_in_time(s: Session, sql: &'static str) -> Session {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = values(&s, sql);
+        let _ = tx.send((s, result));
+    });
+    let (s, result) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{sql} did not return: the connection thread waits on itself"));
+    assert_eq!(result, vec![vec![Value::Integer(1)]]);
+    s
+}
+
+/// What a garbage collector does inside a host's SQL function: it finalizes another
+/// session, or rows of the very session running the function, on the connection thread the
+/// function runs on. Neither waits for that thread (the close is done after the function).
+#[test]
+fn closing_from_a_function_on_a_connection_thread_never_waits_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.max_readers = 1;
+    let pool = open(&dir.path().join("finalize.db"), config);
+    // A session whose function ran on the only reader: closing it takes the function off
+    // that reader, a job for the reader's thread.
+    let garbage = pool.session().unwrap();
+    let one: litepool::functions::ScalarFn = Arc::new(|_| Ok(Value::Integer(1)));
+    garbage
+        .create_scalar_function("one", 0, false, Some(one))
+        .unwrap();
+    assert_eq!(
+        values(&garbage, "SELECT one()"),
+        vec![vec![Value::Integer(1)]]
+    );
+    let garbage = Arc::new(Mutex::new(Some(garbage)));
+    let m = pool.session().unwrap();
+    let finalize = Arc::clone(&garbage);
+    m.create_scalar_function(
+        "finalize",
+        0,
+        false,
+        Some(Arc::new(move |_| {
+            drop(finalize.lock().unwrap().take());
+            Ok(Value::Integer(1))
+        })),
+    )
+    .unwrap();
+    let m = returns_in_time(m, "SELECT finalize()");
+    assert!(garbage.lock().unwrap().is_none());
+
+    // Rows of the session whose statement runs the function, open on the same reader.
+    let rows = Arc::new(Mutex::new(None));
+    let finalize = Arc::clone(&rows);
+    m.create_scalar_function(
+        "finalize_rows",
+        0,
+        false,
+        Some(Arc::new(move |_| {
+            drop(finalize.lock().unwrap().take());
+            Ok(Value::Integer(1))
+        })),
+    )
+    .unwrap();
+    *rows.lock().unwrap() = Some(
+        m.query(
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 2000) \
+             SELECT n FROM c",
+            Params::None,
+        )
+        .unwrap(),
+    );
+    let m = returns_in_time(m, "SELECT finalize_rows()");
+    // The deferred closes give every connection back.
+    let start = Instant::now();
+    while pool.stats().readers_in_use + usize::from(pool.stats().writer_in_use) > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            pool.stats()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    m.close().unwrap();
     pool.close().unwrap();
 }
