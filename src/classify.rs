@@ -59,7 +59,7 @@ impl Hasher for FastHasher {
 /// Pragmas that set state of one connection (SQLite's pragma documentation: neither stored in
 /// the database file nor process-wide), so a session that sets one must see it on every
 /// connection it later takes, and no other session may see it. Left out: `journal_mode`
-/// (the file's, see `JOURNAL_MODE`), `wal_autocheckpoint` (litepool checkpoints), the
+/// (the file's, see [`Class::journal_mode`]), `wal_autocheckpoint` (litepool checkpoints), the
 /// file's header values (`application_id`, `auto_vacuum`, `encoding`, `page_size`,
 /// `user_version`, ...) and the process-wide `*_heap_limit` and `*_directory`.
 pub(crate) const CONNECTION_PRAGMAS: &[&str] = &[
@@ -123,6 +123,9 @@ pub(crate) struct Class {
     pub pins: bool,
     /// A connection-local pragma assignment (`name`, `value`) to replay on later connections.
     pub pragma_set: Option<(String, String)>,
+    /// `PRAGMA journal_mode=<value>`: it may switch the file into or out of WAL mode, which
+    /// needs the file to itself (no reader connection open).
+    pub journal_mode: Option<String>,
 }
 
 impl Class {
@@ -148,6 +151,7 @@ pub(crate) struct AuthLog {
     begin: bool,
     pins: bool,
     pragma_set: Option<(String, String)>,
+    journal_mode: Option<String>,
 }
 
 /// The authorizer installed on every pool connection; it only records, never denies.
@@ -184,6 +188,8 @@ pub(crate) fn recording_authorizer(
                 let name = pragma_name.to_ascii_lowercase();
                 if CONNECTION_PRAGMAS.contains(&name.as_str()) {
                     log.pragma_set = Some((name, value.to_string()));
+                } else if name == "journal_mode" {
+                    log.journal_mode = Some(value.to_ascii_lowercase());
                 }
             }
             _ => {}
@@ -216,6 +222,7 @@ impl AuthLog {
             begin: self.begin,
             pins: self.pins,
             pragma_set: self.pragma_set.clone(),
+            journal_mode: self.journal_mode.clone(),
         }
     }
 }

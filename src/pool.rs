@@ -14,7 +14,7 @@ use crate::stats::Stats;
 use crate::worker::{ConnState, Worker, WorkerShared};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -131,6 +131,8 @@ pub(crate) struct PoolInner {
     pub(crate) classes: ClassCache,
     /// The writer's view of the WAL's size, updated on every commit.
     pub(crate) wal: Arc<WalWatch>,
+    /// The file is in WAL mode now (a session may switch it: `PRAGMA journal_mode`).
+    wal_mode: AtomicBool,
     pub(crate) checkpoints: Mutex<CheckpointLog>,
     state: Mutex<State>,
     returned: Condvar,
@@ -290,6 +292,7 @@ impl PoolInner {
                 state.next_reader_id = 1;
             }
         }
+        let wal_mode = AtomicBool::new(config.journal_mode == JournalMode::Wal);
         let inner = Arc::new(PoolInner {
             path,
             config,
@@ -297,6 +300,7 @@ impl PoolInner {
             fingerprint,
             classes: ClassCache::default(),
             wal,
+            wal_mode,
             checkpoints: Mutex::new(CheckpointLog::default()),
             state: Mutex::new(state),
             returned: Condvar::new(),
@@ -678,7 +682,7 @@ impl PoolInner {
 
     /// Ends a hold: hands idle readers to the readers that queued meanwhile, and lets the
     /// rest open new ones.
-    fn release_readers(&self) {
+    pub(crate) fn release_readers(&self) {
         let mut st = self.lock();
         st.hold_readers = false;
         while !st.reader_waiters.is_empty() {
@@ -752,7 +756,34 @@ impl PoolInner {
 
     /// Whether this pool checkpoints at all: a file pool in WAL mode that can write.
     pub(crate) fn checkpoints_wal(&self) -> bool {
-        !self.memory && !self.config.read_only && self.config.journal_mode == JournalMode::Wal
+        !self.memory && !self.config.read_only && self.wal_mode.load(Ordering::Relaxed)
+    }
+
+    /// Whether `PRAGMA journal_mode=<mode>` would take the file into or out of WAL mode.
+    pub(crate) fn switches_wal(&self, mode: &str) -> bool {
+        !self.memory && (mode == "wal") != self.wal_mode.load(Ordering::Relaxed)
+    }
+
+    /// Records the journal mode the file is in after a session switched it.
+    pub(crate) fn journal_mode_is(&self, mode: &str) {
+        self.wal_mode
+            .store(mode.eq_ignore_ascii_case("wal"), Ordering::Relaxed);
+    }
+
+    /// Closes every reader, for a switch into or out of WAL mode, which needs the file to
+    /// itself: new read leases are held back, reads in flight get up to `busy_timeout` to
+    /// finish, and idle readers are closed. [`PoolInner::release_readers`] must follow;
+    /// readers reopen as sessions need them.
+    pub(crate) fn close_readers(&self) {
+        self.hold_readers(self.config.busy_timeout);
+        let idle: Vec<Worker> = {
+            let mut st = self.lock();
+            let ids: Vec<u64> = st.idle_readers.drain(..).map(|(id, _, _)| id).collect();
+            ids.iter().filter_map(|id| st.readers.remove(id)).collect()
+        };
+        for worker in idle {
+            let _ = worker.shutdown(false);
+        }
     }
 
     /// Runs one checkpoint on the writer's thread (holding readers back for RESTART and

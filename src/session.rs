@@ -836,6 +836,7 @@ impl SessionShared {
             && !class.transaction_control
             && !class.pins
             && class.pragma_set.is_none()
+            && class.journal_mode.is_none()
             && st.settings.pragmas.is_empty()
             && !st.registered
             && !st.hooked
@@ -890,8 +891,18 @@ impl SessionShared {
         let sql_owned = sql.to_string();
         let on_writer = slot == Slot::Writer;
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
+        // Into or out of WAL mode: with the pool's readers closed, and then in the mode the
+        // file is in now.
+        let switching = on_writer
+            && known
+                .as_ref()
+                .and_then(|c| c.journal_mode.as_deref())
+                .is_some_and(|mode| self.pool.switches_wal(mode));
+        if switching {
+            self.pool.close_readers();
+        }
         let outcome = self.call(&worker, move |ctx| {
-            run_statement(
+            let ran = run_statement(
                 ctx,
                 &sql_owned,
                 params,
@@ -902,9 +913,19 @@ impl SessionShared {
                     movable,
                     on_writer,
                     text_as_bytes,
+                    switching,
                 },
-            )
-        })?;
+            );
+            let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
+            (ran, mode.flatten())
+        });
+        if switching {
+            if let Ok((_, Some(mode))) = &outcome {
+                self.pool.journal_mode_is(mode);
+            }
+            self.pool.release_readers();
+        }
+        let outcome = outcome?.0;
         let (outcome, state) = match outcome {
             (Ok(o), state) => (o, state),
             (Err(e), state) => {
@@ -1269,6 +1290,8 @@ struct Route {
     movable: bool,
     on_writer: bool,
     text_as_bytes: bool,
+    /// The pool's readers are closed for a switch into or out of WAL mode.
+    switching: bool,
 }
 
 /// The statement job, run on the connection thread.
@@ -1285,6 +1308,7 @@ fn run_statement(
         movable,
         on_writer,
         text_as_bytes,
+        switching,
     } = route;
     let result = (|| {
         if let Some(ended) = ctx.take_txn_ended() {
@@ -1300,6 +1324,11 @@ fn run_statement(
             if let Some((name, _)) = &class.pragma_set {
                 ctx.pragma_compiled(name, None);
             }
+            return Ok(Outcome::Moved(class, params));
+        }
+        if class.journal_mode.is_some() && !switching && learned {
+            // Compiled here to learn its class: it runs again once the session knows whether
+            // the pool's readers must close first.
             return Ok(Outcome::Moved(class, params));
         }
         ctx.refuse_exclusive_locking(&class)?;

@@ -688,7 +688,7 @@ fn set_pragma(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()
 }
 
 /// A pragma's current value as SQL text, or `None` for one that cannot be read back.
-fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
+pub(crate) fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
     let value: rusqlite::types::Value = conn
         .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
         .ok()?;

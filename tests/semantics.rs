@@ -531,3 +531,61 @@ fn closing_from_a_function_on_a_connection_thread_never_waits_on_it() {
     m.close().unwrap();
     pool.close().unwrap();
 }
+
+/// The journal mode is the user's: `PRAGMA journal_mode=delete` leaves WAL as on one SQLite
+/// connection (the `-wal` file goes, writes and reads go on, other sessions see the mode),
+/// and `journal_mode=wal` comes back; litepool checkpoints only in WAL mode.
+#[test]
+fn a_session_may_switch_the_journal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = [
+        "CREATE TABLE t(x)",
+        "INSERT INTO t VALUES (1)",
+        "PRAGMA journal_mode",
+        "PRAGMA journal_mode=delete",
+        "INSERT INTO t VALUES (2)",
+        "SELECT count(*) FROM t",
+        "PRAGMA journal_mode",
+        "PRAGMA journal_mode=wal",
+        "INSERT INTO t VALUES (3)",
+        "SELECT count(*) FROM t",
+        "PRAGMA journal_mode",
+    ];
+    let plain_path = dir.path().join("plain.db");
+    let plain = Connection::open(&plain_path).unwrap();
+    plain.execute_batch("PRAGMA journal_mode=wal").unwrap();
+    let pool = open(&dir.path().join("pooled.db"), Config::default());
+    let s = pool.session().unwrap();
+    let other = pool.session().unwrap();
+    let wal_exists = |p: &Path| {
+        let mut wal = p.as_os_str().to_owned();
+        wal.push("-wal");
+        Path::new(&wal).exists()
+    };
+    for sql in steps {
+        // Another session reads between the steps, so the readers hold the file open.
+        values(&other, "SELECT count(*) FROM sqlite_schema");
+        let want = plain_values(&plain, sql);
+        let got = s
+            .query(sql, Params::None)
+            .and_then(|r| r.collect_rows())
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(got, want, "{sql}");
+        assert_eq!(
+            wal_exists(&dir.path().join("pooled.db")),
+            wal_exists(&plain_path),
+            "-wal file after {sql}"
+        );
+        if sql == "PRAGMA journal_mode=delete" {
+            assert_eq!(values(&other, "PRAGMA journal_mode"), want);
+            let e = pool
+                .checkpoint(litepool::CheckpointMode::Passive)
+                .unwrap_err();
+            assert!(matches!(e, Error::NotSupported { .. }), "{e:?}");
+        }
+    }
+    pool.checkpoint(litepool::CheckpointMode::Truncate).unwrap();
+    other.close().unwrap();
+    s.close().unwrap();
+    pool.close().unwrap();
+}

@@ -274,3 +274,37 @@ def test_gc_inside_a_function_on_a_connection_thread_does_not_block(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "done"
+
+
+# -- journal mode belongs to the user ---------------------------------------------------
+
+
+def journal_switches(mod, path):
+    # One connection at a time: leaving WAL mode needs the file to itself (another
+    # connection that has read it holds it open, and the stdlib fails "database is locked").
+    c = mod.connect(path)
+    seen = []
+
+    def step(sql):
+        seen.append((sql, outcome(lambda: c.execute(sql).fetchall()),
+                     os.path.exists(path + "-wal")))
+        c.commit()
+
+    for sql in ["PRAGMA journal_mode=wal", "CREATE TABLE t(x)", "INSERT INTO t VALUES (1)",
+                "PRAGMA journal_mode=delete", "INSERT INTO t VALUES (2)",
+                "PRAGMA journal_mode", "SELECT count(*) FROM t",
+                "PRAGMA journal_mode=wal", "INSERT INTO t VALUES (3)",
+                "PRAGMA journal_mode"]:
+        step(sql)
+    c.close()
+    other = mod.connect(path)
+    seen.append(outcome(other.execute("SELECT count(*) FROM t").fetchall))
+    seen.append(outcome(other.execute("PRAGMA journal_mode").fetchall))
+    other.close()
+    return seen
+
+
+def test_a_connection_may_switch_the_journal_mode(tmp_path):
+    stdlib, pooled = both(tmp_path, journal_switches)
+    assert ("PRAGMA journal_mode=delete", ("ok", [("delete",)]), False) in stdlib
+    assert pooled == stdlib
