@@ -787,30 +787,45 @@ impl PoolInner {
     }
 
     /// Runs one checkpoint on the writer's thread (holding readers back for RESTART and
-    /// TRUNCATE) and records it.
+    /// TRUNCATE) and records it. It takes the writer as a session does, waiting in the
+    /// writer's queue (up to `checkpoint_busy_timeout`), so it runs between two of a
+    /// session's transactions instead of finding the writer inside one.
     pub(crate) fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointResult> {
         if !self.checkpoints_wal() {
             return Err(Error::NotSupported {
                 message: "checkpoint needs a writable file database in WAL mode".into(),
             });
         }
-        let writer = self.writer().ok_or(Error::Closed { what: "pool" })?;
         let timeout = self.config.checkpoint_busy_timeout;
         let hold = matches!(mode, CheckpointMode::Restart | CheckpointMode::Truncate);
         let held_since = Instant::now();
-        if hold {
-            self.hold_readers(timeout);
-        }
-        let path = self.path.display().to_string();
-        let result = writer
-            .call(move |ctx| checkpoint::run(ctx, mode, hold.then_some(timeout), &path))
-            .and_then(|r| r);
+        let ours_done = hold && self.hold_readers(timeout);
+        let result = match self.acquire(Role::Writer, timeout) {
+            Ok(lease) => {
+                let path = self.path.display().to_string();
+                // With this process's reads held back and its writer taken, only another
+                // process can keep the WAL busy: waiting for it would stall our readers for
+                // nothing, so SQLite's busy wait is off (RESTART and TRUNCATE wait for no one).
+                let busy_wait = hold.then_some(Duration::ZERO);
+                let result = lease
+                    .worker
+                    .call(move |ctx| checkpoint::run(ctx, mode, busy_wait, &path))
+                    .and_then(|r| r);
+                self.release(lease);
+                result
+            }
+            Err(Error::AcquireTimeout { .. }) => Ok(CheckpointResult::writer_busy(mode)),
+            Err(e) => Err(e),
+        };
         if hold {
             self.release_readers();
         }
         let mut log = self.checkpoint_log();
         if hold {
             log.held_back(held_since.elapsed());
+        }
+        if ours_done {
+            log.other_process(&self.path, matches!(&result, Ok(r) if r.busy));
         }
         log.record(mode, &result, &self.wal);
         result
@@ -950,6 +965,7 @@ impl PoolInner {
             checkpoint_disk_full: log.disk_full,
             last_checkpoint: log.last,
             checkpoint_escalations: log.escalations,
+            checkpoints_blocked_by_other_process: log.blocked_by_other_process,
             checkpoint_consecutive_failures: log.consecutive_failures,
             since_wal_reset: log.last_reset.elapsed(),
             oldest_read_txn_age,

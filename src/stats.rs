@@ -57,6 +57,9 @@ pub struct Stats {
     pub last_checkpoint: Option<CheckpointResult>,
     /// Times a stuck PASSIVE checkpoint escalated to TRUNCATE.
     pub checkpoint_escalations: u64,
+    /// RESTART/TRUNCATE checkpoints that stayed busy with none of this process's readers or
+    /// writer in the way: another process held the WAL (also said once on stderr).
+    pub checkpoints_blocked_by_other_process: u64,
     /// Checkpoints in a row that failed (errors, or TRUNCATEs that stayed busy); 0 after a success.
     pub checkpoint_consecutive_failures: u32,
     /// Time since a checkpoint last copied every WAL frame into the database (or since the
@@ -414,6 +417,13 @@ impl Stats {
             Gauge,
             vec![],
             self.oldest_read_txn_age.map_or(0.0, |d| d.as_secs_f64()),
+        );
+        push(
+            "checkpoints_blocked_by_other_process_total",
+            "RESTART/TRUNCATE checkpoints kept busy by another process holding the WAL.",
+            Counter,
+            vec![],
+            self.checkpoints_blocked_by_other_process as f64,
         );
         push(
             "read_txns_ended_total",
