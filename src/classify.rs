@@ -119,8 +119,11 @@ pub(crate) struct Class {
     pub transaction_control: bool,
     /// BEGIN in particular (rewritten to BEGIN IMMEDIATE when deferred).
     pub begin: bool,
-    /// Creates TEMP objects or attaches/detaches a database: state only one connection has.
+    /// Creates TEMP objects: state only one connection has.
     pub pins: bool,
+    /// ATTACH or DETACH: the session's attached databases, which follow it to every
+    /// connection it uses. It runs on the writer, which may create the file.
+    pub attaches: bool,
     /// A connection-local pragma assignment (`name`, `value`) to replay on later connections.
     pub pragma_set: Option<(String, String)>,
     /// `PRAGMA journal_mode=<value>`: it may switch the file into or out of WAL mode, which
@@ -133,7 +136,7 @@ impl Class {
     /// A connection pragma's assignment does not: it is session state, set on whichever
     /// connection the session uses now and replayed on the others.
     pub(crate) fn needs_writer(&self) -> bool {
-        !self.readonly || self.transaction_control || self.pins
+        !self.readonly || self.transaction_control || self.pins || self.attaches
     }
 
     /// Whether the statement may run on any connection: it only sets session state.
@@ -150,6 +153,7 @@ pub(crate) struct AuthLog {
     transaction_control: bool,
     begin: bool,
     pins: bool,
+    attaches: bool,
     pragma_set: Option<(String, String)>,
     journal_mode: Option<String>,
 }
@@ -165,14 +169,13 @@ pub(crate) fn recording_authorizer(
             AuthAction::CreateTempIndex { .. }
             | AuthAction::CreateTempTable { .. }
             | AuthAction::CreateTempTrigger { .. }
-            | AuthAction::CreateTempView { .. }
-            | AuthAction::Attach { .. }
-            | AuthAction::Detach { .. } => log.pins = true,
+            | AuthAction::CreateTempView { .. } => log.pins = true,
+            AuthAction::Attach { .. } | AuthAction::Detach { .. } => log.attaches = true,
             // rusqlite reports ATTACH of a bound file name (no literal) as Unknown.
             AuthAction::Unknown { code, .. }
                 if code == rusqlite::ffi::SQLITE_ATTACH || code == rusqlite::ffi::SQLITE_DETACH =>
             {
-                log.pins = true
+                log.attaches = true
             }
             AuthAction::Transaction { operation } => {
                 log.transaction_control = true;
@@ -209,9 +212,10 @@ impl AuthLog {
         self.compiled
     }
 
-    /// Whether what was compiled since the last clear created TEMP objects or attached.
+    /// Whether what was compiled since the last clear created TEMP objects or attached
+    /// (a script's attachments are not followed, so they pin its session).
     pub(crate) fn pins(&self) -> bool {
-        self.pins
+        self.pins || self.attaches
     }
 
     /// The class of the statement just prepared.
@@ -221,6 +225,7 @@ impl AuthLog {
             transaction_control: self.transaction_control,
             begin: self.begin,
             pins: self.pins,
+            attaches: self.attaches,
             pragma_set: self.pragma_set.clone(),
             journal_mode: self.journal_mode.clone(),
         }

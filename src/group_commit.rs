@@ -352,6 +352,7 @@ fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
         class: write.class.clone(),
         learned: false,
         transaction_ended: false,
+        attached: None,
         columns,
         decltypes,
         batch,

@@ -22,9 +22,10 @@ use std::time::Duration;
 /// Routing: a read-only statement (`sqlite3_stmt_readonly`) outside a transaction runs on a
 /// free reader; a write, a transaction statement, or anything inside a transaction takes the
 /// writer until the transaction ends; transactions begin `IMMEDIATE`. A session that creates
-/// TEMP objects or attaches a database stays on the writer until it closes. Pragmas the
-/// session assigns (connection-local ones such as `foreign_keys`) follow it to every
-/// connection it uses. A session on a `:memory:` pool has a private connection of its own.
+/// TEMP objects (or attaches an in-memory database) stays on the writer until it closes.
+/// Pragmas the session assigns (connection-local ones such as `foreign_keys`) and databases
+/// it attaches follow it to every connection it uses, and no other session sees them. A
+/// session on a `:memory:` pool has a private connection of its own.
 ///
 /// Methods take `&self` and are serialized by an internal lock, so a host may call from any
 /// thread. [`Session::close`] (also run on drop) rolls back an open transaction, resets open
@@ -125,8 +126,9 @@ struct SessionState {
     /// The session has set hooks or limits at some point, so a connection must have them
     /// taken off before it goes back to the pool.
     hooked: bool,
-    /// The connections that ran the session's jobs since it registered something: its
-    /// functions and collations may still be on them, and come off when it closes.
+    /// The connections that ran the session's jobs since it registered something or
+    /// attached a database: its functions, collations and attached databases may still be
+    /// on them, and come off when it closes.
     used: Vec<Arc<WorkerShared>>,
 }
 
@@ -134,7 +136,8 @@ impl SessionState {
     /// Records that a job of the session runs on `worker`, if the session registered
     /// something (so its registrations may be left there).
     fn note_used(&mut self, worker: &Arc<WorkerShared>) {
-        if self.registered && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
+        let leaves_state = self.registered || !self.settings.attached.is_empty();
+        if leaves_state && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
             // Readers come and go (idle timeout): forget the closed ones, so a long-lived
             // session's list stays as short as the pool.
             self.used.retain(|w| !w.is_shut_down());
@@ -178,6 +181,9 @@ pub(crate) struct Ran {
     pub(crate) learned: bool,
     /// SQLite turned off the session's transaction-scoped pragma (`defer_foreign_keys`).
     pub(crate) transaction_ended: bool,
+    /// After an ATTACH or DETACH: the session's attached databases now, or `None` when one
+    /// cannot be attached elsewhere (in-memory), which pins the session.
+    pub(crate) attached: Option<Vec<(String, String)>>,
     pub(crate) columns: Arc<[String]>,
     pub(crate) decltypes: Arc<[Option<String>]>,
     pub(crate) batch: Batch,
@@ -223,6 +229,7 @@ impl Session {
                             version: 0,
                         },
                         pragmas: Arc::new(Vec::new()),
+                        attached: Arc::new(Vec::new()),
                         hooks: Arc::new(Registrations::default()),
                     },
                     registered: false,
@@ -837,7 +844,9 @@ impl SessionShared {
             && !class.pins
             && class.pragma_set.is_none()
             && class.journal_mode.is_none()
+            && !class.attaches
             && st.settings.pragmas.is_empty()
+            && st.settings.attached.is_empty()
             && !st.registered
             && !st.hooked
     }
@@ -944,6 +953,16 @@ impl SessionShared {
             }
             if ran.class.pins {
                 st.pinned = true;
+            }
+            if ran.class.attaches && ran.batch.error.is_none() {
+                match &ran.attached {
+                    Some(attached) => {
+                        st.settings.attached = Arc::new(attached.clone());
+                        st.settings.key.version += 1;
+                        st.note_used(&worker);
+                    }
+                    None => st.pinned = true,
+                }
             }
             if let (Some((name, value)), None) = (&ran.class.pragma_set, &ran.batch.error) {
                 let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
@@ -1368,10 +1387,15 @@ fn run_statement(
             ctx.pragma_compiled(name, now);
         }
         let transaction_ended = ctx.transaction_pragma_ended(settings);
+        let attached = match class.attaches && batch.error.is_none() {
+            true => ctx.attached_by(next_key)?,
+            false => None,
+        };
         Ok(Outcome::Ran(Box::new(Ran {
             class,
             learned,
             transaction_ended,
+            attached,
             columns,
             decltypes,
             batch,

@@ -52,6 +52,8 @@ pub(crate) struct SettingsKey {
 pub(crate) struct Settings {
     pub key: SettingsKey,
     pub pragmas: Arc<Vec<(String, String)>>,
+    /// The session's attached databases: (schema name, file), in the order attached.
+    pub attached: Arc<Vec<(String, String)>>,
     pub hooks: Arc<Registrations>,
 }
 
@@ -71,6 +73,8 @@ pub(crate) struct ConnCtx<'c> {
     hooks: Applied,
     /// The connection-local pragmas' values as opened, to restore for the next session.
     defaults: HashMap<&'static str, String>,
+    /// The databases attached for the session whose settings are applied.
+    attached: Vec<(String, String)>,
     /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
     /// when the statement is compiled, so merely classifying one changes the connection.
     changed: Vec<String>,
@@ -114,6 +118,7 @@ impl<'c> ConnCtx<'c> {
             applied: None,
             hooks: Applied::new(conn, user_auth),
             defaults,
+            attached: Vec::new(),
             changed: Vec::new(),
             ending,
             expired: HashMap::new(),
@@ -240,6 +245,7 @@ impl<'c> ConnCtx<'c> {
     /// an earlier session changed) and registrations, unless it already does.
     pub(crate) fn apply_settings(&mut self, settings: &Settings) -> Result<()> {
         if self.applied != Some(settings.key) {
+            self.apply_attached(&settings.attached)?;
             self.apply_pragmas(settings)?;
         }
         self.hooks
@@ -252,11 +258,57 @@ impl<'c> ConnCtx<'c> {
         self.hooks.clear_hooks(self.conn);
     }
 
-    /// Takes a closed session's registrations off the connection, if they are still on it.
+    /// Takes a closed session's registrations and attached databases off the connection,
+    /// if they are still on it.
     pub(crate) fn forget_session(&mut self, session: u64) {
         if self.hooks.belongs_to(session) {
             let _ = self.hooks.clear(self.conn);
         }
+        if self.applied.is_some_and(|key| key.session == session) && !self.attached.is_empty() {
+            self.applied = None;
+            let _ = self.apply_attached(&[]);
+        }
+    }
+
+    /// Makes the connection have exactly `wanted` attached (besides what a pinned session
+    /// attached itself), detaching what another session attached.
+    fn apply_attached(&mut self, wanted: &[(String, String)]) -> Result<()> {
+        if self.attached == wanted {
+            return Ok(());
+        }
+        for (name, _) in std::mem::take(&mut self.attached) {
+            self.conn.execute("DETACH DATABASE ?", [name])?;
+        }
+        for (name, file) in wanted {
+            self.conn.execute("ATTACH DATABASE ? AS ?", [file, name])?;
+            self.attached.push((name.clone(), file.clone()));
+        }
+        Ok(())
+    }
+
+    /// The databases attached now, after the session's ATTACH or DETACH ran here; they are
+    /// the session's, as of its settings `now`. `None` when one has no file (an in-memory
+    /// or temporary database, which cannot be attached again on another connection): the
+    /// session must then stay on this connection, which keeps them untracked.
+    pub(crate) fn attached_by(
+        &mut self,
+        now: SettingsKey,
+    ) -> Result<Option<Vec<(String, String)>>> {
+        let attached: Vec<(String, String)> = self
+            .conn
+            .prepare(
+                "SELECT name, file FROM pragma_database_list \
+                 WHERE name NOT IN ('main', 'temp') ORDER BY seq",
+            )?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if attached.iter().any(|(_, file)| file.is_empty()) {
+            self.attached.clear();
+            return Ok(None);
+        }
+        self.attached = attached.clone();
+        self.applied = Some(now);
+        Ok(Some(attached))
     }
 
     /// Takes every registration off the connection.
@@ -339,6 +391,7 @@ impl<'c> ConnCtx<'c> {
         for name in attached {
             self.conn.execute("DETACH DATABASE ?", [name])?;
         }
+        self.attached.clear();
         let temp: Vec<(String, String)> = self
             .conn
             .prepare(

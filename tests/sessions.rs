@@ -14,7 +14,9 @@
 //! - **Idle sessions hold nothing**: 200 idle sessions use no extra connection.
 //! - **Pragma replay**: connection-local pragmas a session sets follow it to every
 //!   connection it uses and never leak to another session.
-//! - **TEMP and ATTACH pin** a session to the writer until it closes, invisibly to others.
+//! - **TEMP pins** a session to the writer until it closes, invisibly to others; an
+//!   **attached database follows its session** to the connections it uses, pinning nothing
+//!   (an attached in-memory database pins).
 //! - **`:memory:`** pools give each session a private database and count them.
 //! - **Rows**: long results arrive complete and in order across batches, a step error is
 //!   returned as that error (never as end-of-rows) in the first or a later batch, statements
@@ -809,35 +811,151 @@ fn temp_table_pins_the_session_to_the_writer() {
     );
 }
 
+/// Runs `attach` on session A and checks that the attached database then follows A (as in
+/// SQLite, where attached databases are per connection) without pinning it: A reads it on
+/// readers and writes it on the writer, in and out of transactions, holding no connection
+/// between statements; B never sees it, even on the connections A used, and writes freely;
+/// once A closes, no connection has it attached.
+fn check_attach(name: &str, attach: (&str, Params)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_millis(500);
+    config.max_readers = 1;
+    let pool = pool_with_rows(&dir.path().join(format!("{name}.db")), config, 3);
+    let a = pool.session().unwrap();
+    let b = pool.session().unwrap();
+    exec(&a, attach.0, attach.1.clone());
+    exec(&a, "CREATE TABLE other.o(x)", Params::None);
+    assert!(held(&a).is_empty(), "{name}: ATTACH pinned the session");
+    let b_reads_other = |b: &Session| {
+        let err = b
+            .query("SELECT count(*) FROM other.o", Params::None)
+            .and_then(|r| r.collect_rows())
+            .expect_err("another session saw the attached database");
+        assert!(err.to_string().contains("no such table"), "{err:?}");
+    };
+    for i in 0..3 {
+        exec(
+            &a,
+            "INSERT INTO other.o VALUES (?)",
+            vec![Value::Integer(i)],
+        );
+        assert_eq!(
+            scalar(&a, "SELECT count(*) FROM other.o", Params::None),
+            i + 1
+        );
+        assert!(held(&a).is_empty());
+        b_reads_other(&b);
+        exec(&b, "INSERT INTO t(y) VALUES (?)", vec![Value::Integer(i)]);
+    }
+    a.begin().unwrap();
+    exec(&a, "INSERT INTO other.o VALUES (99)", Params::None);
+    assert_eq!(scalar(&a, "SELECT count(*) FROM other.o", Params::None), 4);
+    a.commit().unwrap();
+    b.begin().unwrap();
+    b_reads_other(&b);
+    b.rollback().unwrap();
+    exec(&a, "DETACH DATABASE other", Params::None);
+    let err = a
+        .execute("INSERT INTO other.o VALUES (1)", Params::None)
+        .expect_err("A detached it");
+    assert!(err.to_string().contains("no such table"), "{err:?}");
+    exec(&a, attach.0, attach.1);
+    assert_eq!(scalar(&a, "SELECT count(*) FROM other.o", Params::None), 4);
+    a.close().unwrap();
+    let attached = "SELECT count(*) FROM pragma_database_list WHERE name = 'other'";
+    assert_eq!(scalar(&b, attached, Params::None), 0);
+    b.begin().unwrap();
+    assert_eq!(scalar(&b, attached, Params::None), 0);
+    b.rollback().unwrap();
+    b.close().unwrap();
+    pool.close().unwrap();
+}
+
 #[test]
-fn attach_pins_the_session_to_the_writer() {
+fn an_attached_database_follows_its_session_without_pinning_it() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
     let attach = format!("ATTACH DATABASE '{}' AS other", other.to_str().unwrap());
-    check_pin(
-        "attach",
-        &[
-            (&attach, Params::None),
-            ("CREATE TABLE other.o(x)", Params::None),
-        ],
-        "INSERT INTO other.o VALUES (?)",
-        "SELECT count(*) FROM other.o",
-    );
+    check_attach("attach", (&attach, Params::None));
 }
 
 /// `ATTACH ? AS other` with the file name bound as a parameter is an ATTACH too (the
 /// authorizer reports it with no file name).
 #[test]
-fn attach_with_a_bound_file_name_pins_the_session_to_the_writer() {
+fn an_attach_with_a_bound_file_name_follows_its_session() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
-    check_pin(
+    check_attach(
         "attach_param",
+        (
+            "ATTACH DATABASE ? AS other",
+            vec![Value::Text(other.to_str().unwrap().to_string())].into(),
+        ),
+    );
+}
+
+/// SQLAlchemy's test provisioning: every new connection attaches a database of its own
+/// under one schema name. Eight sessions doing it at once each see only their own, and
+/// none waits for another (each would have pinned the single writer before).
+#[test]
+fn many_sessions_attach_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_secs(2);
+    let pool = pool_with_rows(&dir.path().join("many.db"), config, 0);
+    let sessions: Vec<Session> = (0..8).map(|_| pool.session().unwrap()).collect();
+    for (i, s) in sessions.iter().enumerate() {
+        let file = dir.path().join(format!("aux{i}.db"));
+        exec(
+            s,
+            "ATTACH DATABASE ? AS aux",
+            vec![Value::Text(file.to_str().unwrap().into())],
+        );
+        exec(s, "CREATE TABLE aux.mine(who)", Params::None);
+    }
+    thread::scope(|scope| {
+        for (i, s) in sessions.iter().enumerate() {
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    exec(
+                        s,
+                        "INSERT INTO aux.mine VALUES (?)",
+                        vec![Value::Integer(i as i64)],
+                    );
+                    exec(
+                        s,
+                        "INSERT INTO t(y) VALUES (?)",
+                        vec![Value::Integer(i as i64)],
+                    );
+                }
+            });
+        }
+    });
+    for (i, s) in sessions.iter().enumerate() {
+        let mine = s
+            .query("SELECT DISTINCT who FROM aux.mine", Params::None)
+            .unwrap()
+            .collect_rows()
+            .unwrap();
+        assert_eq!(mine, vec![vec![Value::Integer(i as i64)]]);
+        assert_eq!(scalar(s, "SELECT count(*) FROM aux.mine", Params::None), 20);
+    }
+    assert_eq!(count_t(&sessions[0]), 160);
+    for s in sessions {
+        s.close().unwrap();
+    }
+    pool.close().unwrap();
+}
+
+/// An in-memory database attached cannot be attached again on another connection: it
+/// keeps its session on the writer (its contents live there) until the session closes.
+#[test]
+fn an_attached_memory_database_pins_the_session_to_the_writer() {
+    check_pin(
+        "attach_memory",
         &[
-            (
-                "ATTACH DATABASE ? AS other",
-                vec![Value::Text(other.to_str().unwrap().to_string())].into(),
-            ),
+            ("ATTACH DATABASE ':memory:' AS other", Params::None),
             ("CREATE TABLE other.o(x)", Params::None),
         ],
         "INSERT INTO other.o VALUES (?)",
