@@ -381,3 +381,35 @@ def test_the_wal_stays_under_its_cap_with_the_default_writer_and_slow_readers(tm
     assert c.execute("SELECT count(*) FROM t").fetchone() == (counts["commits"],)
     c.close()
     litepool.open(path).close()
+
+
+# -- ATTACH is per connection and does not serialize the process ------------------------
+
+
+def attach_per_connection(mod, path):
+    """SQLAlchemy's provisioning: every new connection attaches a schema database."""
+    schema = path + "_test_schema.db"
+    conns = [mod.connect(path, timeout=1.0) for _ in range(3)]
+    seen = [outcome(c.execute, f'ATTACH DATABASE "{schema}" AS test_schema')[0]
+            for c in conns]
+    conns[0].execute("CREATE TABLE test_schema.s(x)")
+    conns[0].execute("CREATE TABLE main.m(x)")
+    for i, c in enumerate(conns):
+        seen.append(outcome(c.execute, "INSERT INTO test_schema.s VALUES (?)", (i,))[0])
+        seen.append(outcome(c.execute, "INSERT INTO m VALUES (?)", (i,))[0])
+        c.commit()
+    seen += [outcome(lambda c=c: c.execute("SELECT count(*) FROM test_schema.s").fetchall())
+             for c in conns]
+    for c in conns:
+        c.close()
+    later = mod.connect(path)
+    seen.append(outcome(lambda: later.execute("SELECT count(*) FROM test_schema.s").fetchall()))
+    seen.append(outcome(later.execute("SELECT count(*) FROM m").fetchall))
+    later.close()
+    return seen
+
+
+def test_each_connection_may_attach_a_database_at_once(tmp_path):
+    stdlib, pooled = both(tmp_path, attach_per_connection)
+    assert stdlib[-2] == ("OperationalError", "no such table: test_schema.s")
+    assert pooled == stdlib
