@@ -740,6 +740,15 @@ fn set_pragma(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()
     Ok(())
 }
 
+/// Whether the statement being compiled assigns `wal_autocheckpoint`.
+fn sets_wal_autocheckpoint(ctx: &AuthContext<'_>) -> bool {
+    matches!(
+        ctx.action,
+        rusqlite::hooks::AuthAction::Pragma { pragma_name, pragma_value: Some(_) }
+            if pragma_name.eq_ignore_ascii_case("wal_autocheckpoint")
+    )
+}
+
 /// A pragma's current value as SQL text, or `None` for one that cannot be read back.
 pub(crate) fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
     let value: rusqlite::types::Value = conn
@@ -863,6 +872,12 @@ fn open_connection(
     let user_auth = Arc::clone(user_auth);
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
         record(ctx);
+        if sets_wal_autocheckpoint(&ctx) {
+            // litepool checkpoints: SQLite's autocheckpoint would replace the WAL hook that
+            // tells it the WAL's size, on a connection other sessions use. The assignment
+            // does nothing (reading it gives 0).
+            return rusqlite::hooks::Authorization::Ignore;
+        }
         functions::authorize(&user_auth, &ctx)
     }))?;
     Ok(conn)

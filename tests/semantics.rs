@@ -589,3 +589,35 @@ fn a_session_may_switch_the_journal_mode() {
     s.close().unwrap();
     pool.close().unwrap();
 }
+
+/// `wal_autocheckpoint` is litepool's (it checkpoints): a session's assignment does nothing,
+/// so the pool still learns the WAL's size from every commit and checkpoints it.
+#[test]
+fn a_sessions_wal_autocheckpoint_does_not_take_over_checkpointing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.checkpoint = litepool::CheckpointPolicy::External;
+    config.group_commit = false;
+    let pool = open(&dir.path().join("autockpt.db"), config);
+    let s = pool.session().unwrap();
+    s.execute("CREATE TABLE t(x)", Params::None).unwrap();
+    // Inside a transaction, so it is compiled on the writer.
+    s.begin().unwrap();
+    values(&s, "PRAGMA wal_autocheckpoint=5");
+    assert_eq!(
+        values(&s, "PRAGMA wal_autocheckpoint"),
+        vec![vec![Value::Integer(0)]]
+    );
+    s.rollback().unwrap();
+    for i in 0..50 {
+        s.execute("INSERT INTO t VALUES (?)", vec![Value::Integer(i)])
+            .unwrap();
+    }
+    assert!(
+        pool.stats().wal_frames >= 50,
+        "{:?}",
+        pool.stats().wal_frames
+    );
+    s.close().unwrap();
+    pool.close().unwrap();
+}
