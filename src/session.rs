@@ -145,6 +145,17 @@ impl SessionState {
         }
     }
 
+    /// Sets (`Some`) or drops (`None`) a connection pragma of the session's settings.
+    fn set_pragma(&mut self, name: &str, value: Option<&str>) {
+        let mut pragmas: Vec<(String, String)> = self.settings.pragmas.as_ref().clone();
+        pragmas.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            pragmas.push((name.to_string(), value.to_string()));
+        }
+        self.settings.pragmas = Arc::new(pragmas);
+        self.settings.key.version += 1;
+    }
+
     fn in_transaction(&self) -> bool {
         [self.writer.as_ref(), self.reader.as_ref()]
             .into_iter()
@@ -368,12 +379,7 @@ impl Session {
     /// option, e.g. the busy timeout of Python's `connect(timeout=)`).
     #[allow(dead_code)]
     pub(crate) fn set_connection_pragma(&self, name: &str, value: &str) -> Result<()> {
-        let mut st = self.shared.lock()?;
-        let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
-        pragmas.retain(|(n, _)| n != name);
-        pragmas.push((name.to_string(), value.to_string()));
-        st.settings.pragmas = Arc::new(pragmas);
-        st.settings.key.version += 1;
+        self.shared.lock()?.set_pragma(name, Some(value));
         Ok(())
     }
 
@@ -965,16 +971,9 @@ impl SessionShared {
                 }
             }
             if let (Some((name, value)), None) = (&ran.class.pragma_set, &ran.batch.error) {
-                let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
-                pragmas.retain(|(n, _)| n != name);
-                pragmas.push((name.clone(), value.clone()));
-                st.settings.pragmas = Arc::new(pragmas);
-                st.settings.key.version += 1;
+                st.set_pragma(name, Some(value));
             } else if ran.transaction_ended {
-                let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
-                pragmas.retain(|(n, _)| n != ENDS_WITH_TRANSACTION);
-                st.settings.pragmas = Arc::new(pragmas);
-                st.settings.key.version += 1;
+                st.set_pragma(ENDS_WITH_TRANSACTION, None);
             }
             if let Some(id) = ran.cursor {
                 st.cursors.insert(id, slot);
@@ -1345,7 +1344,7 @@ fn run_statement(
             }
             return Ok(Outcome::Moved(class, params));
         }
-        if class.journal_mode.is_some() && !switching && learned {
+        if class.journal_mode.is_some() && on_writer && !switching && learned {
             // Compiled here to learn its class: it runs again once the session knows whether
             // the pool's readers must close first.
             return Ok(Outcome::Moved(class, params));
@@ -1387,9 +1386,10 @@ fn run_statement(
             ctx.pragma_compiled(name, now);
         }
         let transaction_ended = ctx.transaction_pragma_ended(settings);
-        let attached = match class.attaches && batch.error.is_none() {
-            true => ctx.attached_by(next_key)?,
-            false => None,
+        let attached = if class.attaches && batch.error.is_none() {
+            ctx.attached_by(next_key)?
+        } else {
+            None
         };
         Ok(Outcome::Ran(Box::new(Ran {
             class,
