@@ -139,6 +139,11 @@ impl Class {
         !self.readonly || self.transaction_control || self.pins || self.attaches
     }
 
+    /// Whether the statement may write the main database (or begins a transaction that may).
+    pub(crate) fn may_write(&self) -> bool {
+        !self.readonly || self.begin
+    }
+
     /// Whether the statement may run on any connection: it only sets session state.
     pub(crate) fn runs_anywhere(&self) -> bool {
         self.pragma_set.is_some() && !self.needs_writer()

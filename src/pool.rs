@@ -86,6 +86,9 @@ struct State {
     hold_readers: bool,
     next_reader_id: u64,
     private_open: usize,
+    /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
+    temp_conns: HashMap<u64, Worker>,
+    next_temp_id: u64,
     writer_waiters: VecDeque<Waiter>,
     reader_waiters: VecDeque<Waiter>,
     grants: HashMap<u64, Grant>,
@@ -359,6 +362,64 @@ impl PoolInner {
             self.lock().private_open -= 1;
         }
         worker
+    }
+
+    /// Opens a connection of its own for a session that creates TEMP objects, so it need not
+    /// keep the pool's writer while it holds them (it takes the writer's lease to write the
+    /// main database). The pool owns it and closes it with the pool; at most `max_readers`
+    /// exist at once, and `None` past that (the session then keeps the writer instead).
+    pub(crate) fn spawn_temp(&self) -> Result<Option<(u64, Arc<WorkerShared>)>> {
+        let id = {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::Closed { what: "pool" });
+            }
+            if self.memory || st.temp_conns.len() + 1 > self.config.max_readers {
+                return Ok(None);
+            }
+            st.next_temp_id += 1;
+            st.private_open += 1;
+            st.next_temp_id
+        };
+        let worker = Worker::spawn(
+            &self.path,
+            &self.config,
+            Role::Writer,
+            "litepool-temp".into(),
+            Some(Arc::clone(&self.wal)),
+        );
+        let mut st = self.lock();
+        match worker {
+            Ok(worker) if !st.closed => {
+                let shared = Arc::clone(worker.shared());
+                st.temp_conns.insert(id, worker);
+                Ok(Some((id, shared)))
+            }
+            Ok(worker) => {
+                st.private_open -= 1;
+                drop(st);
+                drop(worker);
+                Err(Error::Closed { what: "pool" })
+            }
+            Err(e) => {
+                st.private_open -= 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes a session's TEMP connection (see [`PoolInner::spawn_temp`]), if the pool has
+    /// not closed it already.
+    pub(crate) fn close_temp(&self, id: u64) -> Result<()> {
+        let worker = {
+            let mut st = self.lock();
+            let worker = st.temp_conns.remove(&id);
+            if worker.is_some() {
+                st.private_open -= 1;
+            }
+            worker
+        };
+        worker.map_or(Ok(()), |w| w.shutdown(false))
     }
 
     /// Closes a private connection opened by [`PoolInner::spawn_private`].
@@ -1015,6 +1076,9 @@ impl PoolInner {
         }
         st.idle_readers.clear();
         let readers: Vec<Worker> = st.readers.drain().map(|(_, w)| w).collect();
+        let temp_open = st.temp_conns.len();
+        st.private_open -= temp_open;
+        let temp_conns: Vec<Worker> = st.temp_conns.drain().map(|(_, w)| w).collect();
         let writer = st.writer.take();
         drop(st);
         let maintenance = self
@@ -1029,6 +1093,13 @@ impl PoolInner {
             }
         }
         let mut first_error = None;
+        for worker in temp_conns {
+            // A statement still running there (its session did not close) ends now.
+            worker.shared().interrupt();
+            if let Err(e) = worker.shutdown(false) {
+                first_error.get_or_insert(e);
+            }
+        }
         for worker in readers {
             if let Err(e) = worker.shutdown(false) {
                 first_error.get_or_insert(e);

@@ -114,6 +114,12 @@ struct SessionState {
     closed: bool,
     /// The private connection of a `:memory:` session, lent to itself as its writer.
     private: Option<Worker>,
+    /// The pool's id of the connection of this session's TEMP objects, lent to itself as its
+    /// writer (see [`PoolInner::spawn_temp`]).
+    temp: Option<u64>,
+    /// The pool writer's lease, held while the TEMP connection writes (the main database's
+    /// writes stay one at a time, in the writer's queue).
+    write_guard: Option<Lease>,
     writer: Option<Lease>,
     reader: Option<Lease>,
     pinned: bool,
@@ -231,6 +237,8 @@ impl Session {
                     closed: false,
                     pinned: private.is_some(),
                     private,
+                    temp: None,
+                    write_guard: None,
                     writer,
                     reader: None,
                     cursors: HashMap::new(),
@@ -306,6 +314,8 @@ impl Session {
                 }
                 Slot::Reader
             };
+            // On a TEMP connection, BEGIN is made IMMEDIATE like on the writer.
+            self.shared.guard_write(&mut st, slot == Slot::Writer)?;
             let known = self.shared.pool.classes.get("BEGIN");
             self.shared.run_on(
                 &mut st,
@@ -770,17 +780,20 @@ impl SessionShared {
         } else if in_read_txn || st.reader.is_some() {
             match &known {
                 Some(class) if class.needs_writer() && !in_read_txn => {
-                    self.take(st, Slot::Writer)?
+                    self.take_writer_for(st, class)?
                 }
                 _ => Slot::Reader,
             }
         } else {
             match &known {
-                Some(class) if class.needs_writer() => self.take(st, Slot::Writer)?,
+                Some(class) if class.needs_writer() => self.take_writer_for(st, class)?,
                 Some(class) if !class.runs_anywhere() => self.take(st, Slot::Reader)?,
                 _ => self.take_any(st)?,
             }
         };
+        if let Some(class) = &known {
+            self.guard_write(st, class.may_write())?;
+        }
         let movable = known.is_none()
             && match slot {
                 Slot::Reader => !in_read_txn,
@@ -798,11 +811,11 @@ impl SessionShared {
                     }
                 }
                 let slot = if class.needs_writer() {
-                    Slot::Writer
+                    self.take_writer_for(st, &class)?
                 } else {
-                    Slot::Reader
+                    self.take(st, Slot::Reader)?
                 };
-                let slot = self.take(st, slot)?;
+                self.guard_write(st, class.may_write())?;
                 match self.run_on(st, slot, sql, params, Some(class), mode, false)? {
                     Outcome::Ran(ran) => Ok(ran),
                     Outcome::Moved(..) => Err(Error::internal("a statement moved twice")),
@@ -871,6 +884,30 @@ impl SessionShared {
         Ok(slot)
     }
 
+    /// Takes the writer slot for a statement of `class`. A session about to create TEMP
+    /// objects gets a connection of its own for them (they would otherwise keep the pool's
+    /// writer from every other session for as long as they live), if the pool has one to
+    /// spare; else the pool's writer, which it then keeps.
+    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Slot> {
+        if class.pins && st.writer.is_none() && st.private.is_none() {
+            if let Some((id, worker)) = self.pool.spawn_temp()? {
+                st.temp = Some(id);
+                st.writer = Some(Lease::private(worker));
+                st.pinned = true;
+            }
+        }
+        self.take(st, Slot::Writer)
+    }
+
+    /// Before work that may write the main database runs on the session's TEMP connection,
+    /// takes the pool writer's lease for it (until the transaction ends).
+    fn guard_write(&self, st: &mut SessionState, may_write: bool) -> Result<()> {
+        if st.temp.is_some() && st.write_guard.is_none() && may_write {
+            st.write_guard = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
+        }
+        Ok(())
+    }
+
     /// Takes whichever connection is free now to classify a new statement: a reader, else
     /// the writer, else waits for a reader.
     fn take_any(&self, st: &mut SessionState) -> Result<Slot> {
@@ -905,6 +942,7 @@ impl SessionShared {
         st.note_used(&worker);
         let sql_owned = sql.to_string();
         let on_writer = slot == Slot::Writer;
+        let unguarded = on_writer && st.temp.is_some() && st.write_guard.is_none();
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
         // Into or out of WAL mode: with the pool's readers closed, and then in the mode the
         // file is in now.
@@ -929,6 +967,7 @@ impl SessionShared {
                     on_writer,
                     text_as_bytes,
                     switching,
+                    unguarded,
                 },
             );
             let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
@@ -993,6 +1032,7 @@ impl SessionShared {
             if st.writer.is_none() {
                 st.writer = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
             }
+            self.guard_write(&mut st, true)?;
             let settings = st.settings.clone();
             let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
             st.note_used(&worker);
@@ -1019,6 +1059,12 @@ impl SessionShared {
     /// Returns connections the session no longer needs: outside a transaction, with no open
     /// cursor on them, and not pinned.
     fn settle(&self, st: &mut SessionState) {
+        let writes_done = st.writer.as_ref().is_none_or(|l| l.state.autocommit);
+        if writes_done {
+            if let Some(guard) = st.write_guard.take() {
+                self.pool.release(guard);
+            }
+        }
         for slot in [Slot::Writer, Slot::Reader] {
             let busy_cursor = st.cursors.values().any(|s| *s == slot);
             let keep = match st.lease(slot) {
@@ -1232,6 +1278,8 @@ impl SessionShared {
         st.closed = true;
         st.cursors.clear();
         let private = st.private.take();
+        let temp = st.temp.take();
+        let write_guard = st.write_guard.take();
         let pinned = st.pinned;
         let registered = st.registered;
         let used = std::mem::take(&mut st.used);
@@ -1270,9 +1318,16 @@ impl SessionShared {
         // Connections the session gave back may still carry its functions and collations
         // (and the Python objects behind them): take them off, unless another session
         // replaced them already. A closed connection (pool closed) has nothing left.
+        // After the TEMP connection rolled back what it wrote under the writer's lease.
+        if let Some(guard) = write_guard {
+            self.pool.release(guard);
+        }
         let session = self.id;
         for worker in used {
             let _ = worker.call(move |ctx| ctx.forget_session(session));
+        }
+        if let Some(id) = temp {
+            self.pool.close_temp(id)?;
         }
         match private {
             Some(worker) => self.pool.close_private(worker),
@@ -1310,6 +1365,9 @@ struct Route {
     text_as_bytes: bool,
     /// The pool's readers are closed for a switch into or out of WAL mode.
     switching: bool,
+    /// On the session's TEMP connection without the writer's lease: a write must first
+    /// take it.
+    unguarded: bool,
 }
 
 /// The statement job, run on the connection thread.
@@ -1327,6 +1385,7 @@ fn run_statement(
         on_writer,
         text_as_bytes,
         switching,
+        unguarded,
     } = route;
     let result = (|| {
         if let Some(ended) = ctx.take_txn_ended() {
@@ -1338,15 +1397,19 @@ fn run_statement(
             session: settings.key.session,
             version: settings.key.version + 1,
         };
-        if movable && class.needs_writer() != on_writer && !class.runs_anywhere() {
+        // A TEMP object compiled on the pool's writer moves to a connection of its own.
+        let moves_to_temp = class.pins && on_writer;
+        if movable && (class.needs_writer() != on_writer || moves_to_temp) && !class.runs_anywhere()
+        {
             if let Some((name, _)) = &class.pragma_set {
                 ctx.pragma_compiled(name, None);
             }
             return Ok(Outcome::Moved(class, params));
         }
-        if class.journal_mode.is_some() && on_writer && !switching && learned {
-            // Compiled here to learn its class: it runs again once the session knows whether
-            // the pool's readers must close first.
+        let needs_guard = unguarded && class.may_write();
+        if learned && (needs_guard || (class.journal_mode.is_some() && on_writer && !switching)) {
+            // Compiled here to learn its class: it runs again once the session has taken
+            // what it needs first (the writer's lease, the pool's readers closed).
             return Ok(Outcome::Moved(class, params));
         }
         ctx.refuse_exclusive_locking(&class)?;

@@ -801,14 +801,93 @@ fn check_pin(name: &str, pin: &[(&str, Params)], use_sql: &str, read_sql: &str) 
     pool.close().unwrap();
 }
 
+/// A session's TEMP objects live on a connection of its own (as each SQLite connection has
+/// its own TEMP database), not on the pool's writer: other sessions write meanwhile, and
+/// never see them. The session still reads and writes the main database, its writes taking
+/// the writer's lease (a transaction of it keeps other writers waiting, as in SQLite).
 #[test]
-fn temp_table_pins_the_session_to_the_writer() {
-    check_pin(
-        "temp",
-        &[("CREATE TEMP TABLE tt(x)", Params::None)],
-        "INSERT INTO tt VALUES (?)",
-        "SELECT count(*) FROM tt",
+fn temp_objects_keep_a_connection_of_their_own_not_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_millis(300);
+    let pool = pool_with_rows(&dir.path().join("temp.db"), config, 3);
+    let a = pool.session().unwrap();
+    let b = pool.session().unwrap();
+    exec(&a, "CREATE TEMP TABLE tt(x)", Params::None);
+    let temp = held_one(&a, Role::Writer);
+    assert!(
+        !pool.stats().writer_in_use,
+        "the TEMP table pinned the pool's writer"
     );
+    assert_eq!(pool.stats().private_open, 1);
+    for i in 0..3 {
+        exec(&a, "INSERT INTO tt VALUES (?)", vec![Value::Integer(i)]);
+        exec(&a, "INSERT INTO t(y) VALUES (?)", vec![Value::Integer(i)]);
+        exec(&b, "INSERT INTO t(y) VALUES (?)", vec![Value::Integer(i)]);
+        assert!(!pool.stats().writer_in_use);
+        assert_eq!(scalar(&a, "SELECT count(*) FROM tt", Params::None), i + 1);
+        assert_eq!(count_t(&a), 3 + 2 * (i + 1));
+        assert_eq!(scalar(&a, TID, Params::None), temp);
+    }
+    let err = b
+        .query("SELECT count(*) FROM tt", Params::None)
+        .and_then(|r| r.collect_rows())
+        .expect_err("another session saw the TEMP table");
+    assert!(err.to_string().contains("no such table"), "{err:?}");
+    a.begin().unwrap();
+    exec(&a, "INSERT INTO t(y) VALUES (99)", Params::None);
+    match b.execute("INSERT INTO t(y) VALUES (100)", Params::None) {
+        Err(Error::AcquireTimeout {
+            role: Role::Writer, ..
+        }) => {}
+        other => panic!("a write went on during A's transaction: {other:?}"),
+    }
+    a.rollback().unwrap();
+    exec(&b, "INSERT INTO t(y) VALUES (100)", Params::None);
+    assert_eq!(count_t(&a), 10);
+    a.close().unwrap();
+    assert_eq!(pool.stats().private_open, 0);
+    assert!(held(&b).is_empty());
+    b.close().unwrap();
+    pool.close().unwrap();
+}
+
+/// Sessions that each hold TEMP tables work at once (up to `max_readers` of them get a
+/// connection of their own; past that they share the writer in turn, as before).
+#[test]
+fn many_sessions_hold_temp_tables_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_secs(5);
+    let pool = pool_with_rows(&dir.path().join("temps.db"), config, 0);
+    let sessions: Vec<Session> = (0..4).map(|_| pool.session().unwrap()).collect();
+    for s in &sessions {
+        exec(s, "CREATE TEMP TABLE mine(v)", Params::None);
+    }
+    assert!(!pool.stats().writer_in_use);
+    thread::scope(|scope| {
+        for (i, s) in sessions.iter().enumerate() {
+            scope.spawn(move || {
+                for n in 0..20 {
+                    exec(s, "INSERT INTO mine VALUES (?)", vec![Value::Integer(n)]);
+                    exec(
+                        s,
+                        "INSERT INTO t(y) VALUES (?)",
+                        vec![Value::Integer(i as i64)],
+                    );
+                }
+            });
+        }
+    });
+    for s in &sessions {
+        assert_eq!(scalar(s, "SELECT count(*) FROM mine", Params::None), 20);
+    }
+    assert_eq!(count_t(&sessions[0]), 80);
+    for s in sessions {
+        s.close().unwrap();
+    }
+    assert_eq!(pool.stats().private_open, 0);
+    pool.close().unwrap();
 }
 
 /// Runs `attach` on session A and checks that the attached database then follows A (as in
@@ -970,13 +1049,21 @@ fn a_closed_session_leaves_no_temp_or_attach_behind() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
     let attach = format!("ATTACH DATABASE '{}' AS other", other.to_str().unwrap());
-    let pool = pool_with_rows(&dir.path().join("leak.db"), Config::default(), 3);
+    let mut config = Config::default();
+    // One TEMP connection at most, taken by another session: A's TEMP table goes on the
+    // pool's writer, which A keeps until it closes.
+    config.max_readers = 1;
+    let pool = pool_with_rows(&dir.path().join("leak.db"), config, 3);
+    let holder = pool.session().unwrap();
+    exec(&holder, "CREATE TEMP TABLE held(x)", Params::None);
     let a = pool.session().unwrap();
     exec(&a, "CREATE TEMP TABLE tt(x)", Params::None);
     exec(&a, "INSERT INTO tt VALUES (1)", Params::None);
     exec(&a, &attach, Params::None);
+    assert!(pool.stats().writer_in_use);
     let w = held_one(&a, Role::Writer);
     a.close().unwrap();
+    holder.close().unwrap();
 
     let b = pool.session().unwrap();
     b.begin().unwrap();

@@ -413,3 +413,29 @@ def test_each_connection_may_attach_a_database_at_once(tmp_path):
     stdlib, pooled = both(tmp_path, attach_per_connection)
     assert stdlib[-2] == ("OperationalError", "no such table: test_schema.s")
     assert pooled == stdlib
+
+
+def temp_tables_per_connection(mod, path):
+    """Each connection keeps TEMP tables of its own while the others write."""
+    conns = [mod.connect(path, timeout=1.0) for _ in range(3)]
+    conns[0].execute("CREATE TABLE m(x)")
+    conns[0].commit()
+    seen = []
+    for i, c in enumerate(conns):
+        seen.append(outcome(c.execute, "CREATE TEMP TABLE tt(x)")[0])
+        seen.append(outcome(c.execute, "INSERT INTO tt VALUES (?)", (i,))[0])
+        c.commit()
+    for i, c in enumerate(conns):
+        seen.append(outcome(c.execute, "INSERT INTO m VALUES (?)", (i,))[0])
+        c.commit()
+        seen.append(outcome(lambda c=c: c.execute("SELECT x FROM tt").fetchall()))
+    seen.append(outcome(lambda: conns[0].execute("SELECT count(*) FROM m").fetchall()))
+    for c in conns:
+        c.close()
+    return seen
+
+
+def test_connections_with_temp_tables_do_not_block_each_other(tmp_path):
+    stdlib, pooled = both(tmp_path, temp_tables_per_connection)
+    assert stdlib[-1] == ("ok", [(3,)])
+    assert pooled == stdlib
