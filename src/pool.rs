@@ -374,7 +374,14 @@ impl PoolInner {
             if st.closed {
                 return Err(Error::Closed { what: "pool" });
             }
-            if self.memory || st.temp_conns.len() + 1 > self.config.max_readers {
+            // It opens as the writer does, setting the configured journal mode: not while a
+            // session has switched the file to another.
+            let configured_mode = (self.config.journal_mode == JournalMode::Wal)
+                == self.wal_mode.load(Ordering::Relaxed);
+            if self.memory
+                || !configured_mode
+                || st.temp_conns.len() + 1 > self.config.max_readers
+            {
                 return Ok(None);
             }
             st.next_temp_id += 1;
@@ -860,7 +867,10 @@ impl PoolInner {
         let timeout = self.config.checkpoint_busy_timeout;
         let hold = matches!(mode, CheckpointMode::Restart | CheckpointMode::Truncate);
         let held_since = Instant::now();
-        let ours_done = hold && self.hold_readers(timeout);
+        // A session's TEMP connection may hold a snapshot too: then the WAL is not known to
+        // be another process's.
+        let ours_done =
+            hold && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
         let result = match self.acquire(Role::Writer, timeout) {
             Ok(lease) => {
                 let path = self.path.display().to_string();

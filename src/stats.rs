@@ -22,7 +22,8 @@ pub struct Stats {
     pub readers_in_use: usize,
     /// The most readers the pool will open.
     pub max_readers: usize,
-    /// Private connections of `:memory:` sessions open now.
+    /// Private connections open now: those of `:memory:` sessions, and those holding a
+    /// session's TEMP objects.
     pub private_open: usize,
     /// Callers waiting for a connection now.
     pub waiters: usize,
