@@ -14,7 +14,8 @@
 //! - **Idle sessions hold nothing**: 200 idle sessions use no extra connection.
 //! - **Pragma replay**: connection-local pragmas a session sets follow it to every
 //!   connection it uses and never leak to another session.
-//! - **TEMP pins** a session to the writer until it closes, invisibly to others; an
+//! - **TEMP objects get a connection of their own**, invisible to others, which write
+//!   meanwhile (past the bound, they pin the writer until the session closes); an
 //!   **attached database follows its session** to the connections it uses, pinning nothing
 //!   (an attached in-memory database pins).
 //! - **`:memory:`** pools give each session a private database and count them.
