@@ -378,9 +378,7 @@ impl PoolInner {
             // session has switched the file to another.
             let configured_mode = (self.config.journal_mode == JournalMode::Wal)
                 == self.wal_mode.load(Ordering::Relaxed);
-            if self.memory
-                || !configured_mode
-                || st.temp_conns.len() + 1 > self.config.max_readers
+            if self.memory || !configured_mode || st.temp_conns.len() + 1 > self.config.max_readers
             {
                 return Ok(None);
             }
@@ -869,8 +867,7 @@ impl PoolInner {
         let held_since = Instant::now();
         // A session's TEMP connection may hold a snapshot too: then the WAL is not known to
         // be another process's.
-        let ours_done =
-            hold && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
+        let ours_done = hold && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
         let result = match self.acquire(Role::Writer, timeout) {
             Ok(lease) => {
                 let path = self.path.display().to_string();
