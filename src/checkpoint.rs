@@ -75,6 +75,17 @@ pub struct CheckpointResult {
 }
 
 impl CheckpointResult {
+    /// A checkpoint that did not run: the writer stayed in use.
+    pub(crate) fn writer_busy(mode: CheckpointMode) -> CheckpointResult {
+        CheckpointResult {
+            mode,
+            busy: true,
+            log_frames: 0,
+            checkpointed_frames: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
     /// Every frame in the WAL is in the database now (success is judged this way, because a
     /// PASSIVE checkpoint never reports busy).
     pub fn complete(&self) -> bool {
@@ -236,6 +247,11 @@ pub(crate) struct CheckpointLog {
     pub disk_full: u64,
     pub last: Option<CheckpointResult>,
     pub escalations: u64,
+    /// RESTART/TRUNCATE checkpoints that stayed busy with none of this process's readers or
+    /// writer in the way: another process held the WAL.
+    pub blocked_by_other_process: u64,
+    /// The last of them was busy that way (reported once until a checkpoint gets through).
+    other_process_blocking: bool,
     pub consecutive_failures: u32,
     pub last_reset: Instant,
     pub wal_bytes_high_water: u64,
@@ -254,6 +270,8 @@ impl Default for CheckpointLog {
             disk_full: 0,
             last: None,
             escalations: 0,
+            blocked_by_other_process: 0,
+            other_process_blocking: false,
             consecutive_failures: 0,
             last_reset: Instant::now(),
             wal_bytes_high_water: 0,
@@ -299,6 +317,23 @@ impl CheckpointLog {
             Outcome::Error => &mut counts.error,
         } += 1;
         outcome
+    }
+
+    /// Records whether a RESTART/TRUNCATE that had this process's readers and writer out of
+    /// the way stayed `busy`: then another process holds the WAL (a reader there keeps it
+    /// from being reset, and it grows). Counted, and said once on stderr when it starts.
+    pub(crate) fn other_process(&mut self, path: &std::path::Path, busy: bool) {
+        if busy {
+            self.blocked_by_other_process += 1;
+            if !self.other_process_blocking {
+                eprintln!(
+                    "litepool: {}: another process holds the WAL (a read transaction or a \
+                     write there); checkpoints cannot reset it until that ends",
+                    path.display()
+                );
+            }
+        }
+        self.other_process_blocking = busy;
     }
 
     pub(crate) fn held_back(&mut self, held: Duration) {

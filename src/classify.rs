@@ -56,25 +56,59 @@ impl Hasher for FastHasher {
     }
 }
 
-/// Pragmas whose value belongs to one connection, so a session that sets one must see it on
-/// every connection it later takes. Database-wide pragmas (journal_mode, user_version, ...)
-/// persist in the file and are not replayed.
+/// Pragmas that set state of one connection (SQLite's pragma documentation: neither stored in
+/// the database file nor process-wide), so a session that sets one must see it on every
+/// connection it later takes, and no other session may see it. Left out: `journal_mode`
+/// (the file's, see [`Class::journal_mode`]), `wal_autocheckpoint` (litepool checkpoints), the
+/// file's header values (`application_id`, `auto_vacuum`, `encoding`, `page_size`,
+/// `user_version`, ...) and the process-wide `*_heap_limit` and `*_directory`.
 pub(crate) const CONNECTION_PRAGMAS: &[&str] = &[
+    "analysis_limit",
     "automatic_index",
     "busy_timeout",
     "cache_size",
     "cache_spill",
+    "case_sensitive_like",
     "cell_size_check",
+    "checkpoint_fullfsync",
+    "count_changes",
     "defer_foreign_keys",
+    "empty_result_callbacks",
     "foreign_keys",
+    "full_column_names",
+    "fullfsync",
     "ignore_check_constraints",
+    "journal_size_limit",
+    "legacy_alter_table",
+    "locking_mode",
+    "max_page_count",
+    "mmap_size",
     "query_only",
+    "read_uncommitted",
     "recursive_triggers",
     "reverse_unordered_selects",
     "secure_delete",
+    "short_column_names",
+    "synchronous",
     "temp_store",
+    "threads",
     "trusted_schema",
+    "writable_schema",
 ];
+
+/// The connection pragma SQLite turns off when a transaction ends (at COMMIT or ROLLBACK, and
+/// when a statement in autocommit ends): a session's setting of it ends there too.
+pub(crate) const ENDS_WITH_TRANSACTION: &str = "defer_foreign_keys";
+
+/// The value a connection pragma has on a new connection, for one SQLite cannot read back.
+pub(crate) fn unreadable_default(name: &str) -> Option<&'static str> {
+    match name {
+        // A write-only pragma (it replaces the LIKE function); off unless SQLite was built
+        // with SQLITE_CASE_SENSITIVE_LIKE.
+        "case_sensitive_like" => Some("0"),
+        _ => None,
+    }
+}
 
 /// How a statement must be routed, cached per SQL text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -85,16 +119,34 @@ pub(crate) struct Class {
     pub transaction_control: bool,
     /// BEGIN in particular (rewritten to BEGIN IMMEDIATE when deferred).
     pub begin: bool,
-    /// Creates TEMP objects or attaches/detaches a database: state only one connection has.
+    /// Creates TEMP objects: state only one connection has.
     pub pins: bool,
+    /// ATTACH or DETACH: the session's attached databases, which follow it to every
+    /// connection it uses. It runs on the writer, which may create the file.
+    pub attaches: bool,
     /// A connection-local pragma assignment (`name`, `value`) to replay on later connections.
     pub pragma_set: Option<(String, String)>,
+    /// `PRAGMA journal_mode=<value>`: it may switch the file into or out of WAL mode, which
+    /// needs the file to itself (no reader connection open).
+    pub journal_mode: Option<String>,
 }
 
 impl Class {
     /// Whether the statement must run on the writer (when the session is not pinned elsewhere).
+    /// A connection pragma's assignment does not: it is session state, set on whichever
+    /// connection the session uses now and replayed on the others.
     pub(crate) fn needs_writer(&self) -> bool {
-        !self.readonly || self.transaction_control || self.pins || self.pragma_set.is_some()
+        !self.readonly || self.transaction_control || self.pins || self.attaches
+    }
+
+    /// Whether the statement may write the main database (or begins a transaction that may).
+    pub(crate) fn may_write(&self) -> bool {
+        !self.readonly || self.begin
+    }
+
+    /// Whether the statement may run on any connection: it only sets session state.
+    pub(crate) fn runs_anywhere(&self) -> bool {
+        self.pragma_set.is_some() && !self.needs_writer()
     }
 }
 
@@ -106,7 +158,9 @@ pub(crate) struct AuthLog {
     transaction_control: bool,
     begin: bool,
     pins: bool,
+    attaches: bool,
     pragma_set: Option<(String, String)>,
+    journal_mode: Option<String>,
 }
 
 /// The authorizer installed on every pool connection; it only records, never denies.
@@ -120,14 +174,13 @@ pub(crate) fn recording_authorizer(
             AuthAction::CreateTempIndex { .. }
             | AuthAction::CreateTempTable { .. }
             | AuthAction::CreateTempTrigger { .. }
-            | AuthAction::CreateTempView { .. }
-            | AuthAction::Attach { .. }
-            | AuthAction::Detach { .. } => log.pins = true,
+            | AuthAction::CreateTempView { .. } => log.pins = true,
+            AuthAction::Attach { .. } | AuthAction::Detach { .. } => log.attaches = true,
             // rusqlite reports ATTACH of a bound file name (no literal) as Unknown.
             AuthAction::Unknown { code, .. }
                 if code == rusqlite::ffi::SQLITE_ATTACH || code == rusqlite::ffi::SQLITE_DETACH =>
             {
-                log.pins = true
+                log.attaches = true
             }
             AuthAction::Transaction { operation } => {
                 log.transaction_control = true;
@@ -143,6 +196,8 @@ pub(crate) fn recording_authorizer(
                 let name = pragma_name.to_ascii_lowercase();
                 if CONNECTION_PRAGMAS.contains(&name.as_str()) {
                     log.pragma_set = Some((name, value.to_string()));
+                } else if name == "journal_mode" {
+                    log.journal_mode = Some(value.to_ascii_lowercase());
                 }
             }
             _ => {}
@@ -162,9 +217,10 @@ impl AuthLog {
         self.compiled
     }
 
-    /// Whether what was compiled since the last clear created TEMP objects or attached.
+    /// Whether what was compiled since the last clear created TEMP objects or attached
+    /// (a script's attachments are not followed, so they pin its session).
     pub(crate) fn pins(&self) -> bool {
-        self.pins
+        self.pins || self.attaches
     }
 
     /// The class of the statement just prepared.
@@ -174,7 +230,9 @@ impl AuthLog {
             transaction_control: self.transaction_control,
             begin: self.begin,
             pins: self.pins,
+            attaches: self.attaches,
             pragma_set: self.pragma_set.clone(),
+            journal_mode: self.journal_mode.clone(),
         }
     }
 }

@@ -341,27 +341,21 @@ fn run_gated(ctx: &mut ConnCtx<'_>, worker: &Arc<WorkerShared>, write: &Write) -
 }
 
 /// Runs one write to its end. A write's rows (`RETURNING`) are all computed by its first
-/// step, so they all come back in one batch; no cursor stays open.
+/// step, so they all come back in one batch (none when it fails); no cursor stays open.
 fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
-    let mut stmt = ctx.conn.prepare_cached(&write.sql)?;
+    let mut stmt = ctx.prepare(&write.sql)?;
     statement::bind(&mut stmt, &write.params)?;
     let before = ctx.conn.total_changes();
-    let mut batch = statement::step_batch(&mut stmt, write.text_as_bytes);
+    let first = statement::step_batch(&mut stmt, write.text_as_bytes);
     // After the first step, which re-prepares the statement if the schema changed.
     let statement::Started { columns, decltypes } = ctx.columns.started(&write.sql, &stmt);
-    while !batch.done {
-        let more = statement::step_batch(&mut stmt, write.text_as_bytes);
-        batch.values.extend(more.values);
-        batch.done = more.done;
-        batch.error = more.error;
-    }
-    if !write.rows {
-        batch.values.clear();
-    }
+    let batch = statement::step_to_end(&mut stmt, first, write.text_as_bytes, write.rows);
     let result = ExecResult::since(ctx.conn, before);
     Ok(Box::new(Ran {
         class: write.class.clone(),
         learned: false,
+        transaction_ended: false,
+        attached: None,
         columns,
         decltypes,
         batch,

@@ -14,7 +14,7 @@ use crate::stats::Stats;
 use crate::worker::{ConnState, Worker, WorkerShared};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -86,6 +86,9 @@ struct State {
     hold_readers: bool,
     next_reader_id: u64,
     private_open: usize,
+    /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
+    temp_conns: HashMap<u64, Worker>,
+    next_temp_id: u64,
     writer_waiters: VecDeque<Waiter>,
     reader_waiters: VecDeque<Waiter>,
     grants: HashMap<u64, Grant>,
@@ -131,6 +134,8 @@ pub(crate) struct PoolInner {
     pub(crate) classes: ClassCache,
     /// The writer's view of the WAL's size, updated on every commit.
     pub(crate) wal: Arc<WalWatch>,
+    /// The file is in WAL mode now (a session may switch it: `PRAGMA journal_mode`).
+    wal_mode: AtomicBool,
     pub(crate) checkpoints: Mutex<CheckpointLog>,
     state: Mutex<State>,
     returned: Condvar,
@@ -290,6 +295,7 @@ impl PoolInner {
                 state.next_reader_id = 1;
             }
         }
+        let wal_mode = AtomicBool::new(config.journal_mode == JournalMode::Wal);
         let inner = Arc::new(PoolInner {
             path,
             config,
@@ -297,6 +303,7 @@ impl PoolInner {
             fingerprint,
             classes: ClassCache::default(),
             wal,
+            wal_mode,
             checkpoints: Mutex::new(CheckpointLog::default()),
             state: Mutex::new(state),
             returned: Condvar::new(),
@@ -355,6 +362,69 @@ impl PoolInner {
             self.lock().private_open -= 1;
         }
         worker
+    }
+
+    /// Opens a connection of its own for a session that creates TEMP objects, so it need not
+    /// keep the pool's writer while it holds them (it takes the writer's lease to write the
+    /// main database). The pool owns it and closes it with the pool; at most `max_readers`
+    /// exist at once, and `None` past that (the session then keeps the writer instead).
+    pub(crate) fn spawn_temp(&self) -> Result<Option<(u64, Arc<WorkerShared>)>> {
+        let id = {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::Closed { what: "pool" });
+            }
+            // It opens as the writer does, setting the configured journal mode: not while a
+            // session has switched the file to another.
+            let configured_mode = (self.config.journal_mode == JournalMode::Wal)
+                == self.wal_mode.load(Ordering::Relaxed);
+            if self.memory || !configured_mode || st.temp_conns.len() + 1 > self.config.max_readers
+            {
+                return Ok(None);
+            }
+            st.next_temp_id += 1;
+            st.private_open += 1;
+            st.next_temp_id
+        };
+        let worker = Worker::spawn(
+            &self.path,
+            &self.config,
+            Role::Writer,
+            "litepool-temp".into(),
+            Some(Arc::clone(&self.wal)),
+        );
+        let mut st = self.lock();
+        match worker {
+            Ok(worker) if !st.closed => {
+                let shared = Arc::clone(worker.shared());
+                st.temp_conns.insert(id, worker);
+                Ok(Some((id, shared)))
+            }
+            Ok(worker) => {
+                st.private_open -= 1;
+                drop(st);
+                drop(worker);
+                Err(Error::Closed { what: "pool" })
+            }
+            Err(e) => {
+                st.private_open -= 1;
+                Err(e)
+            }
+        }
+    }
+
+    /// Closes a session's TEMP connection (see [`PoolInner::spawn_temp`]), if the pool has
+    /// not closed it already.
+    pub(crate) fn close_temp(&self, id: u64) -> Result<()> {
+        let worker = {
+            let mut st = self.lock();
+            let worker = st.temp_conns.remove(&id);
+            if worker.is_some() {
+                st.private_open -= 1;
+            }
+            worker
+        };
+        worker.map_or(Ok(()), |w| w.shutdown(false))
     }
 
     /// Closes a private connection opened by [`PoolInner::spawn_private`].
@@ -678,7 +748,7 @@ impl PoolInner {
 
     /// Ends a hold: hands idle readers to the readers that queued meanwhile, and lets the
     /// rest open new ones.
-    fn release_readers(&self) {
+    pub(crate) fn release_readers(&self) {
         let mut st = self.lock();
         st.hold_readers = false;
         while !st.reader_waiters.is_empty() {
@@ -752,34 +822,78 @@ impl PoolInner {
 
     /// Whether this pool checkpoints at all: a file pool in WAL mode that can write.
     pub(crate) fn checkpoints_wal(&self) -> bool {
-        !self.memory && !self.config.read_only && self.config.journal_mode == JournalMode::Wal
+        !self.memory && !self.config.read_only && self.wal_mode.load(Ordering::Relaxed)
+    }
+
+    /// Whether `PRAGMA journal_mode=<mode>` would take the file into or out of WAL mode.
+    pub(crate) fn switches_wal(&self, mode: &str) -> bool {
+        !self.memory && (mode == "wal") != self.wal_mode.load(Ordering::Relaxed)
+    }
+
+    /// Records the journal mode the file is in after a session switched it.
+    pub(crate) fn journal_mode_is(&self, mode: &str) {
+        self.wal_mode
+            .store(mode.eq_ignore_ascii_case("wal"), Ordering::Relaxed);
+    }
+
+    /// Closes every reader, for a switch into or out of WAL mode, which needs the file to
+    /// itself: new read leases are held back, reads in flight get up to `busy_timeout` to
+    /// finish, and idle readers are closed. [`PoolInner::release_readers`] must follow;
+    /// readers reopen as sessions need them.
+    pub(crate) fn close_readers(&self) {
+        self.hold_readers(self.config.busy_timeout);
+        let idle: Vec<Worker> = {
+            let mut st = self.lock();
+            let ids: Vec<u64> = st.idle_readers.drain(..).map(|(id, _, _)| id).collect();
+            ids.iter().filter_map(|id| st.readers.remove(id)).collect()
+        };
+        for worker in idle {
+            let _ = worker.shutdown(false);
+        }
     }
 
     /// Runs one checkpoint on the writer's thread (holding readers back for RESTART and
-    /// TRUNCATE) and records it.
+    /// TRUNCATE) and records it. It takes the writer as a session does, waiting in the
+    /// writer's queue (up to `checkpoint_busy_timeout`), so it runs between two of a
+    /// session's transactions instead of finding the writer inside one.
     pub(crate) fn checkpoint(&self, mode: CheckpointMode) -> Result<CheckpointResult> {
         if !self.checkpoints_wal() {
             return Err(Error::NotSupported {
                 message: "checkpoint needs a writable file database in WAL mode".into(),
             });
         }
-        let writer = self.writer().ok_or(Error::Closed { what: "pool" })?;
         let timeout = self.config.checkpoint_busy_timeout;
         let hold = matches!(mode, CheckpointMode::Restart | CheckpointMode::Truncate);
         let held_since = Instant::now();
-        if hold {
-            self.hold_readers(timeout);
-        }
-        let path = self.path.display().to_string();
-        let result = writer
-            .call(move |ctx| checkpoint::run(ctx, mode, hold.then_some(timeout), &path))
-            .and_then(|r| r);
+        // A session's TEMP connection may hold a snapshot too: then the WAL is not known to
+        // be another process's.
+        let ours_done = hold && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
+        let result = match self.acquire(Role::Writer, timeout) {
+            Ok(lease) => {
+                let path = self.path.display().to_string();
+                // With this process's reads held back and its writer taken, only another
+                // process can keep the WAL busy: waiting for it would stall our readers for
+                // nothing, so SQLite's busy wait is off (RESTART and TRUNCATE wait for no one).
+                let busy_wait = hold.then_some(Duration::ZERO);
+                let result = lease
+                    .worker
+                    .call(move |ctx| checkpoint::run(ctx, mode, busy_wait, &path))
+                    .and_then(|r| r);
+                self.release(lease);
+                result
+            }
+            Err(Error::AcquireTimeout { .. }) => Ok(CheckpointResult::writer_busy(mode)),
+            Err(e) => Err(e),
+        };
         if hold {
             self.release_readers();
         }
         let mut log = self.checkpoint_log();
         if hold {
             log.held_back(held_since.elapsed());
+        }
+        if ours_done {
+            log.other_process(&self.path, matches!(&result, Ok(r) if r.busy));
         }
         log.record(mode, &result, &self.wal);
         result
@@ -919,6 +1033,7 @@ impl PoolInner {
             checkpoint_disk_full: log.disk_full,
             last_checkpoint: log.last,
             checkpoint_escalations: log.escalations,
+            checkpoints_blocked_by_other_process: log.blocked_by_other_process,
             checkpoint_consecutive_failures: log.consecutive_failures,
             since_wal_reset: log.last_reset.elapsed(),
             oldest_read_txn_age,
@@ -968,6 +1083,9 @@ impl PoolInner {
         }
         st.idle_readers.clear();
         let readers: Vec<Worker> = st.readers.drain().map(|(_, w)| w).collect();
+        let temp_open = st.temp_conns.len();
+        st.private_open -= temp_open;
+        let temp_conns: Vec<Worker> = st.temp_conns.drain().map(|(_, w)| w).collect();
         let writer = st.writer.take();
         drop(st);
         let maintenance = self
@@ -982,6 +1100,13 @@ impl PoolInner {
             }
         }
         let mut first_error = None;
+        for worker in temp_conns {
+            // A statement still running there (its session did not close) ends now.
+            worker.shared().interrupt();
+            if let Err(e) = worker.shutdown(false) {
+                first_error.get_or_insert(e);
+            }
+        }
         for worker in readers {
             if let Err(e) = worker.shutdown(false) {
                 first_error.get_or_insert(e);

@@ -2,7 +2,7 @@
 //! idle; each statement borrows the writer or a reader for as long as it needs one.
 
 use crate::blob::Blob;
-use crate::classify::{immediate_begin, Class};
+use crate::classify::{immediate_begin, Class, ENDS_WITH_TRANSACTION};
 use crate::error::{Error, Result, Role};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
@@ -22,9 +22,10 @@ use std::time::Duration;
 /// Routing: a read-only statement (`sqlite3_stmt_readonly`) outside a transaction runs on a
 /// free reader; a write, a transaction statement, or anything inside a transaction takes the
 /// writer until the transaction ends; transactions begin `IMMEDIATE`. A session that creates
-/// TEMP objects or attaches a database stays on the writer until it closes. Pragmas the
-/// session assigns (connection-local ones such as `foreign_keys`) follow it to every
-/// connection it uses. A session on a `:memory:` pool has a private connection of its own.
+/// TEMP objects (or attaches an in-memory database) stays on the writer until it closes.
+/// Pragmas the session assigns (connection-local ones such as `foreign_keys`) and databases
+/// it attaches follow it to every connection it uses, and no other session sees them. A
+/// session on a `:memory:` pool has a private connection of its own.
 ///
 /// Methods take `&self` and are serialized by an internal lock, so a host may call from any
 /// thread. [`Session::close`] (also run on drop) rolls back an open transaction, resets open
@@ -113,6 +114,12 @@ struct SessionState {
     closed: bool,
     /// The private connection of a `:memory:` session, lent to itself as its writer.
     private: Option<Worker>,
+    /// The pool's id of the connection of this session's TEMP objects, lent to itself as its
+    /// writer (see [`PoolInner::spawn_temp`]).
+    temp: Option<u64>,
+    /// The pool writer's lease, held while the TEMP connection writes (the main database's
+    /// writes stay one at a time, in the writer's queue).
+    write_guard: Option<Lease>,
     writer: Option<Lease>,
     reader: Option<Lease>,
     pinned: bool,
@@ -125,8 +132,9 @@ struct SessionState {
     /// The session has set hooks or limits at some point, so a connection must have them
     /// taken off before it goes back to the pool.
     hooked: bool,
-    /// The connections that ran the session's jobs since it registered something: its
-    /// functions and collations may still be on them, and come off when it closes.
+    /// The connections that ran the session's jobs since it registered something or
+    /// attached a database: its functions, collations and attached databases may still be
+    /// on them, and come off when it closes.
     used: Vec<Arc<WorkerShared>>,
 }
 
@@ -134,12 +142,24 @@ impl SessionState {
     /// Records that a job of the session runs on `worker`, if the session registered
     /// something (so its registrations may be left there).
     fn note_used(&mut self, worker: &Arc<WorkerShared>) {
-        if self.registered && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
+        let leaves_state = self.registered || !self.settings.attached.is_empty();
+        if leaves_state && !self.used.iter().any(|w| Arc::ptr_eq(w, worker)) {
             // Readers come and go (idle timeout): forget the closed ones, so a long-lived
             // session's list stays as short as the pool.
             self.used.retain(|w| !w.is_shut_down());
             self.used.push(Arc::clone(worker));
         }
+    }
+
+    /// Sets (`Some`) or drops (`None`) a connection pragma of the session's settings.
+    fn set_pragma(&mut self, name: &str, value: Option<&str>) {
+        let mut pragmas: Vec<(String, String)> = self.settings.pragmas.as_ref().clone();
+        pragmas.retain(|(n, _)| n != name);
+        if let Some(value) = value {
+            pragmas.push((name.to_string(), value.to_string()));
+        }
+        self.settings.pragmas = Arc::new(pragmas);
+        self.settings.key.version += 1;
     }
 
     fn in_transaction(&self) -> bool {
@@ -176,6 +196,11 @@ enum Outcome {
 pub(crate) struct Ran {
     pub(crate) class: Class,
     pub(crate) learned: bool,
+    /// SQLite turned off the session's transaction-scoped pragma (`defer_foreign_keys`).
+    pub(crate) transaction_ended: bool,
+    /// After an ATTACH or DETACH: the session's attached databases now, or `None` when one
+    /// cannot be attached elsewhere (in-memory), which pins the session.
+    pub(crate) attached: Option<Vec<(String, String)>>,
     pub(crate) columns: Arc<[String]>,
     pub(crate) decltypes: Arc<[Option<String>]>,
     pub(crate) batch: Batch,
@@ -212,6 +237,8 @@ impl Session {
                     closed: false,
                     pinned: private.is_some(),
                     private,
+                    temp: None,
+                    write_guard: None,
                     writer,
                     reader: None,
                     cursors: HashMap::new(),
@@ -221,6 +248,7 @@ impl Session {
                             version: 0,
                         },
                         pragmas: Arc::new(Vec::new()),
+                        attached: Arc::new(Vec::new()),
                         hooks: Arc::new(Registrations::default()),
                     },
                     registered: false,
@@ -286,6 +314,8 @@ impl Session {
                 }
                 Slot::Reader
             };
+            // On a TEMP connection, BEGIN is made IMMEDIATE like on the writer.
+            self.shared.guard_write(&mut st, slot == Slot::Writer)?;
             let known = self.shared.pool.classes.get("BEGIN");
             self.shared.run_on(
                 &mut st,
@@ -359,12 +389,7 @@ impl Session {
     /// option, e.g. the busy timeout of Python's `connect(timeout=)`).
     #[allow(dead_code)]
     pub(crate) fn set_connection_pragma(&self, name: &str, value: &str) -> Result<()> {
-        let mut st = self.shared.lock()?;
-        let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
-        pragmas.retain(|(n, _)| n != name);
-        pragmas.push((name.to_string(), value.to_string()));
-        st.settings.pragmas = Arc::new(pragmas);
-        st.settings.key.version += 1;
+        self.shared.lock()?.set_pragma(name, Some(value));
         Ok(())
     }
 
@@ -755,17 +780,20 @@ impl SessionShared {
         } else if in_read_txn || st.reader.is_some() {
             match &known {
                 Some(class) if class.needs_writer() && !in_read_txn => {
-                    self.take(st, Slot::Writer)?
+                    self.take_writer_for(st, class)?
                 }
                 _ => Slot::Reader,
             }
         } else {
             match &known {
-                Some(class) if class.needs_writer() => self.take(st, Slot::Writer)?,
-                Some(_) => self.take(st, Slot::Reader)?,
-                None => self.take_any(st)?,
+                Some(class) if class.needs_writer() => self.take_writer_for(st, class)?,
+                Some(class) if !class.runs_anywhere() => self.take(st, Slot::Reader)?,
+                _ => self.take_any(st)?,
             }
         };
+        if let Some(class) = &known {
+            self.guard_write(st, class.may_write())?;
+        }
         let movable = known.is_none()
             && match slot {
                 Slot::Reader => !in_read_txn,
@@ -783,11 +811,11 @@ impl SessionShared {
                     }
                 }
                 let slot = if class.needs_writer() {
-                    Slot::Writer
+                    self.take_writer_for(st, &class)?
                 } else {
-                    Slot::Reader
+                    self.take(st, Slot::Reader)?
                 };
-                let slot = self.take(st, slot)?;
+                self.guard_write(st, class.may_write())?;
                 match self.run_on(st, slot, sql, params, Some(class), mode, false)? {
                     Outcome::Ran(ran) => Ok(ran),
                     Outcome::Moved(..) => Err(Error::internal("a statement moved twice")),
@@ -834,7 +862,10 @@ impl SessionShared {
             && !class.transaction_control
             && !class.pins
             && class.pragma_set.is_none()
+            && class.journal_mode.is_none()
+            && !class.attaches
             && st.settings.pragmas.is_empty()
+            && st.settings.attached.is_empty()
             && !st.registered
             && !st.hooked
     }
@@ -851,6 +882,30 @@ impl SessionShared {
             _ => {}
         }
         Ok(slot)
+    }
+
+    /// Takes the writer slot for a statement of `class`. A session about to create TEMP
+    /// objects gets a connection of its own for them (they would otherwise keep the pool's
+    /// writer from every other session for as long as they live), if the pool has one to
+    /// spare; else the pool's writer, which it then keeps.
+    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Slot> {
+        if class.pins && st.writer.is_none() && st.private.is_none() {
+            if let Some((id, worker)) = self.pool.spawn_temp()? {
+                st.temp = Some(id);
+                st.writer = Some(Lease::private(worker));
+                st.pinned = true;
+            }
+        }
+        self.take(st, Slot::Writer)
+    }
+
+    /// Before work that may write the main database runs on the session's TEMP connection,
+    /// takes the pool writer's lease for it (until the transaction ends).
+    fn guard_write(&self, st: &mut SessionState, may_write: bool) -> Result<()> {
+        if st.temp.is_some() && st.write_guard.is_none() && may_write {
+            st.write_guard = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
+        }
+        Ok(())
     }
 
     /// Takes whichever connection is free now to classify a new statement: a reader, else
@@ -887,9 +942,20 @@ impl SessionShared {
         st.note_used(&worker);
         let sql_owned = sql.to_string();
         let on_writer = slot == Slot::Writer;
+        let unguarded = on_writer && st.temp.is_some() && st.write_guard.is_none();
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
+        // Into or out of WAL mode: with the pool's readers closed, and then in the mode the
+        // file is in now.
+        let switching = on_writer
+            && known
+                .as_ref()
+                .and_then(|c| c.journal_mode.as_deref())
+                .is_some_and(|mode| self.pool.switches_wal(mode));
+        if switching {
+            self.pool.close_readers();
+        }
         let outcome = self.call(&worker, move |ctx| {
-            run_statement(
+            let ran = run_statement(
                 ctx,
                 &sql_owned,
                 params,
@@ -900,9 +966,20 @@ impl SessionShared {
                     movable,
                     on_writer,
                     text_as_bytes,
+                    switching,
+                    unguarded,
                 },
-            )
-        })?;
+            );
+            let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
+            (ran, mode.flatten())
+        });
+        if switching {
+            if let Ok((_, Some(mode))) = &outcome {
+                self.pool.journal_mode_is(mode);
+            }
+            self.pool.release_readers();
+        }
+        let outcome = outcome?.0;
         let (outcome, state) = match outcome {
             (Ok(o), state) => (o, state),
             (Err(e), state) => {
@@ -922,12 +999,20 @@ impl SessionShared {
             if ran.class.pins {
                 st.pinned = true;
             }
+            if ran.class.attaches && ran.batch.error.is_none() {
+                match &ran.attached {
+                    Some(attached) => {
+                        st.settings.attached = Arc::new(attached.clone());
+                        st.settings.key.version += 1;
+                        st.note_used(&worker);
+                    }
+                    None => st.pinned = true,
+                }
+            }
             if let (Some((name, value)), None) = (&ran.class.pragma_set, &ran.batch.error) {
-                let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
-                pragmas.retain(|(n, _)| n != name);
-                pragmas.push((name.clone(), value.clone()));
-                st.settings.pragmas = Arc::new(pragmas);
-                st.settings.key.version += 1;
+                st.set_pragma(name, Some(value));
+            } else if ran.transaction_ended {
+                st.set_pragma(ENDS_WITH_TRANSACTION, None);
             }
             if let Some(id) = ran.cursor {
                 st.cursors.insert(id, slot);
@@ -947,6 +1032,7 @@ impl SessionShared {
             if st.writer.is_none() {
                 st.writer = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
             }
+            self.guard_write(&mut st, true)?;
             let settings = st.settings.clone();
             let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
             st.note_used(&worker);
@@ -973,6 +1059,12 @@ impl SessionShared {
     /// Returns connections the session no longer needs: outside a transaction, with no open
     /// cursor on them, and not pinned.
     fn settle(&self, st: &mut SessionState) {
+        let writes_done = st.writer.as_ref().is_none_or(|l| l.state.autocommit);
+        if writes_done {
+            if let Some(guard) = st.write_guard.take() {
+                self.pool.release(guard);
+            }
+        }
         for slot in [Slot::Writer, Slot::Reader] {
             let busy_cursor = st.cursors.values().any(|s| *s == slot);
             let keep = match st.lease(slot) {
@@ -1101,8 +1193,7 @@ impl SessionShared {
         result?
     }
 
-    /// Closes blob `id` and gives back its connection if nothing else keeps it.
-    pub(crate) fn close_blob(&self, id: u64) {
+    fn close_blob_now(&self, id: u64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slot) = st.cursors.remove(&id) else {
             return;
@@ -1121,7 +1212,34 @@ impl SessionShared {
         self.settle(&mut st);
     }
 
-    pub(crate) fn close_cursor(&self, cursor: u64) {
+    /// Runs `close` now, or on a thread of its own when called on a connection thread: a
+    /// finalizer run there (by the garbage collector inside a host's SQL function) may close
+    /// a session whose connections are that very thread, or whose lock the running
+    /// statement holds, so waiting for it there would never end.
+    fn close_soon(self: &Arc<Self>, close: impl FnOnce(&SessionShared) + Send + 'static) {
+        if !crate::worker::on_connection_thread() {
+            close(self);
+            return;
+        }
+        let shared = Arc::clone(self);
+        // If no thread can be started the close is dropped: its connections come back when
+        // the pool closes, which is better than a thread that never returns.
+        let _ = std::thread::Builder::new()
+            .name("litepool-close".into())
+            .spawn(move || close(&shared));
+    }
+
+    /// Closes blob `id` and gives back its connection if nothing else keeps it.
+    pub(crate) fn close_blob(self: &Arc<Self>, id: u64) {
+        self.close_soon(move |shared| shared.close_blob_now(id));
+    }
+
+    /// Resets cursor `cursor` and gives back its connection if nothing else keeps it.
+    pub(crate) fn close_cursor(self: &Arc<Self>, cursor: u64) {
+        self.close_soon(move |shared| shared.close_cursor_now(cursor));
+    }
+
+    fn close_cursor_now(&self, cursor: u64) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let Some(slot) = st.cursors.remove(&cursor) else {
             return;
@@ -1142,7 +1260,17 @@ impl SessionShared {
         self.settle(&mut st);
     }
 
-    fn close(&self) -> Result<()> {
+    /// Closes the session (see [`SessionShared::close_soon`]); a close deferred to another
+    /// thread reports no error.
+    fn close(self: &Arc<Self>) -> Result<()> {
+        if crate::worker::on_connection_thread() {
+            self.close_soon(|shared| drop(shared.close_now()));
+            return Ok(());
+        }
+        self.close_now()
+    }
+
+    fn close_now(&self) -> Result<()> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.closed {
             return Ok(());
@@ -1150,6 +1278,8 @@ impl SessionShared {
         st.closed = true;
         st.cursors.clear();
         let private = st.private.take();
+        let temp = st.temp.take();
+        let write_guard = st.write_guard.take();
         let pinned = st.pinned;
         let registered = st.registered;
         let used = std::mem::take(&mut st.used);
@@ -1188,9 +1318,16 @@ impl SessionShared {
         // Connections the session gave back may still carry its functions and collations
         // (and the Python objects behind them): take them off, unless another session
         // replaced them already. A closed connection (pool closed) has nothing left.
+        // After the TEMP connection rolled back what it wrote under the writer's lease.
+        if let Some(guard) = write_guard {
+            self.pool.release(guard);
+        }
         let session = self.id;
         for worker in used {
             let _ = worker.call(move |ctx| ctx.forget_session(session));
+        }
+        if let Some(id) = temp {
+            self.pool.close_temp(id)?;
         }
         match private {
             Some(worker) => self.pool.close_private(worker),
@@ -1226,6 +1363,11 @@ struct Route {
     movable: bool,
     on_writer: bool,
     text_as_bytes: bool,
+    /// The pool's readers are closed for a switch into or out of WAL mode.
+    switching: bool,
+    /// On the session's TEMP connection without the writer's lease: a write must first
+    /// take it.
+    unguarded: bool,
 }
 
 /// The statement job, run on the connection thread.
@@ -1242,6 +1384,8 @@ fn run_statement(
         movable,
         on_writer,
         text_as_bytes,
+        switching,
+        unguarded,
     } = route;
     let result = (|| {
         if let Some(ended) = ctx.take_txn_ended() {
@@ -1253,12 +1397,22 @@ fn run_statement(
             session: settings.key.session,
             version: settings.key.version + 1,
         };
-        if movable && class.needs_writer() != on_writer {
+        // A TEMP object compiled on the pool's writer moves to a connection of its own.
+        let moves_to_temp = class.pins && on_writer;
+        if movable && (class.needs_writer() != on_writer || moves_to_temp) && !class.runs_anywhere()
+        {
             if let Some((name, _)) = &class.pragma_set {
                 ctx.pragma_compiled(name, None);
             }
             return Ok(Outcome::Moved(class, params));
         }
+        let needs_guard = unguarded && class.may_write();
+        if learned && (needs_guard || (class.journal_mode.is_some() && on_writer && !switching)) {
+            // Compiled here to learn its class: it runs again once the session has taken
+            // what it needs first (the writer's lease, the pool's readers closed).
+            return Ok(Outcome::Moved(class, params));
+        }
+        ctx.refuse_exclusive_locking(&class)?;
         if class.begin && on_writer {
             if let Some(immediate) = immediate_begin(sql) {
                 drop(stmt);
@@ -1270,11 +1424,11 @@ fn run_statement(
         let mut batch = statement::step_batch(&mut stmt, text_as_bytes);
         // After the first step, which re-prepares the statement if the schema changed.
         let statement::Started { columns, decltypes } = ctx.columns.started(sql, &stmt);
-        if mode == Mode::Execute {
-            while !batch.done {
-                batch = statement::step_batch(&mut stmt, text_as_bytes);
-            }
-            batch.values.clear();
+        if mode == Mode::Execute || !class.readonly {
+            // A write's rows are all computed by its first step, but it may still fail when
+            // it ends: the error must come before the rows it rolled back.
+            let keep_rows = mode != Mode::Execute;
+            batch = statement::step_to_end(&mut stmt, batch, text_as_bytes, keep_rows);
         }
         batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
         let result = ExecResult::since(ctx.conn, before);
@@ -1294,9 +1448,17 @@ fn run_statement(
             let now = batch.error.is_none().then_some(next_key);
             ctx.pragma_compiled(name, now);
         }
+        let transaction_ended = ctx.transaction_pragma_ended(settings);
+        let attached = if class.attaches && batch.error.is_none() {
+            ctx.attached_by(next_key)?
+        } else {
+            None
+        };
         Ok(Outcome::Ran(Box::new(Ran {
             class,
             learned,
+            transaction_ended,
+            attached,
             columns,
             decltypes,
             batch,

@@ -215,6 +215,33 @@ pub(crate) fn step_batch(stmt: &mut Statement<'_>, text_as_bytes: bool) -> Batch
     }
 }
 
+/// Steps `stmt` to its end after `first`, its first batch. With `keep_rows` the rows of every
+/// batch are kept, unless the statement ends with an error: a write can fail when it ends
+/// (a deferred foreign key checked at its autocommit), after its rows (`RETURNING`) were
+/// computed, and those rows were rolled back with it, so the error comes alone.
+pub(crate) fn step_to_end(
+    stmt: &mut Statement<'_>,
+    mut first: Batch,
+    text_as_bytes: bool,
+    keep_rows: bool,
+) -> Batch {
+    if !keep_rows {
+        first.values.clear();
+    }
+    while !first.done {
+        let more = step_batch(stmt, text_as_bytes);
+        if keep_rows {
+            first.values.extend(more.values);
+        }
+        first.done = more.done;
+        first.error = more.error;
+    }
+    if first.error.is_some() {
+        first.values.clear();
+    }
+    first
+}
+
 /// Resets a statement that may be part-way through its rows, ending its read.
 pub(crate) fn reset(stmt: &mut Statement<'_>) {
     drop(stmt.raw_query());

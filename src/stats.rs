@@ -22,7 +22,8 @@ pub struct Stats {
     pub readers_in_use: usize,
     /// The most readers the pool will open.
     pub max_readers: usize,
-    /// Private connections of `:memory:` sessions open now.
+    /// Private connections open now: those of `:memory:` sessions, and those holding a
+    /// session's TEMP objects.
     pub private_open: usize,
     /// Callers waiting for a connection now.
     pub waiters: usize,
@@ -57,6 +58,9 @@ pub struct Stats {
     pub last_checkpoint: Option<CheckpointResult>,
     /// Times a stuck PASSIVE checkpoint escalated to TRUNCATE.
     pub checkpoint_escalations: u64,
+    /// RESTART/TRUNCATE checkpoints that stayed busy with none of this process's readers or
+    /// writer in the way: another process held the WAL (also said once on stderr).
+    pub checkpoints_blocked_by_other_process: u64,
     /// Checkpoints in a row that failed (errors, or TRUNCATEs that stayed busy); 0 after a success.
     pub checkpoint_consecutive_failures: u32,
     /// Time since a checkpoint last copied every WAL frame into the database (or since the
@@ -414,6 +418,13 @@ impl Stats {
             Gauge,
             vec![],
             self.oldest_read_txn_age.map_or(0.0, |d| d.as_secs_f64()),
+        );
+        push(
+            "checkpoints_blocked_by_other_process_total",
+            "RESTART/TRUNCATE checkpoints kept busy by another process holding the WAL.",
+            Counter,
+            vec![],
+            self.checkpoints_blocked_by_other_process as f64,
         );
         push(
             "read_txns_ended_total",

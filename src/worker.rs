@@ -2,7 +2,10 @@
 //! else ever touches that connection; callers hand it jobs and get results back.
 
 use crate::checkpoint::WalWatch;
-use crate::classify::{recording_authorizer, AuthLog, Class, CONNECTION_PRAGMAS};
+use crate::classify::{
+    recording_authorizer, unreadable_default, AuthLog, Class, CONNECTION_PRAGMAS,
+    ENDS_WITH_TRANSACTION,
+};
 use crate::config::{CheckpointPolicy, Config};
 use crate::error::{Error, Result, Role};
 use crate::fd;
@@ -13,7 +16,8 @@ use rusqlite::blob::Blob;
 use rusqlite::config::DbConfig;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::hooks::AuthContext;
-use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags};
+use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags, StatementStatus};
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -21,6 +25,19 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
+
+thread_local! {
+    /// Set on every connection thread, for the work that must not wait on the thread it runs
+    /// on (see [`on_connection_thread`]).
+    static CONNECTION_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the caller runs on a connection thread: inside a job, e.g. a host's SQL function
+/// whose garbage collector finalizes another connection. Work that would wait for a job of a
+/// connection thread must not wait there, as the job may be queued behind the caller.
+pub(crate) fn on_connection_thread() -> bool {
+    CONNECTION_THREAD.with(Cell::get)
+}
 
 /// Identifies the pragma settings of one session at one moment, so a connection knows
 /// whether it already has them applied.
@@ -36,6 +53,8 @@ pub(crate) struct SettingsKey {
 pub(crate) struct Settings {
     pub key: SettingsKey,
     pub pragmas: Arc<Vec<(String, String)>>,
+    /// The session's attached databases: (schema name, file), in the order attached.
+    pub attached: Arc<Vec<(String, String)>>,
     pub hooks: Arc<Registrations>,
 }
 
@@ -55,6 +74,8 @@ pub(crate) struct ConnCtx<'c> {
     hooks: Applied,
     /// The connection-local pragmas' values as opened, to restore for the next session.
     defaults: HashMap<&'static str, String>,
+    /// The databases attached for the session whose settings are applied.
+    attached: Vec<(String, String)>,
     /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
     /// when the statement is compiled, so merely classifying one changes the connection.
     changed: Vec<String>,
@@ -83,7 +104,11 @@ impl<'c> ConnCtx<'c> {
     ) -> Self {
         let defaults = CONNECTION_PRAGMAS
             .iter()
-            .filter_map(|name| Some((*name, pragma_value(conn, name)?)))
+            .filter_map(|name| {
+                let value = pragma_value(conn, name)
+                    .or_else(|| unreadable_default(name).map(String::from))?;
+                Some((*name, value))
+            })
             .collect();
         ConnCtx {
             conn,
@@ -94,6 +119,7 @@ impl<'c> ConnCtx<'c> {
             applied: None,
             hooks: Applied::new(conn, user_auth),
             defaults,
+            attached: Vec::new(),
             changed: Vec::new(),
             ending,
             expired: HashMap::new(),
@@ -155,10 +181,10 @@ impl<'c> ConnCtx<'c> {
         known: Option<Class>,
     ) -> Result<(CachedStatement<'c>, Class, bool)> {
         if let Some(class) = known {
-            return Ok((self.conn.prepare_cached(sql)?, class, false));
+            return Ok((self.prepare(sql)?, class, false));
         }
         self.auth_log().clear();
-        let mut stmt = self.conn.prepare_cached(sql)?;
+        let mut stmt = self.prepare(sql)?;
         if !self.auth_log().compiled() {
             stmt.discard();
             self.auth_log().clear();
@@ -166,6 +192,41 @@ impl<'c> ConnCtx<'c> {
         }
         let class = self.auth_log().class(stmt.readonly());
         Ok((stmt, class, true))
+    }
+
+    /// Prepares `sql` through the statement cache, against the schema as last committed.
+    /// A connection compiles against its own copy of the schema, loaded when it last read;
+    /// another connection of the pool may have changed the schema since (a reader that has
+    /// not read since a `DROP TABLE t` still has `t`), and SQLite catches only missing
+    /// objects at compile time. So when compiling fails on a stale copy, the schema is
+    /// reloaded and the statement compiled once more.
+    pub(crate) fn prepare(&mut self, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
+        match self.conn.prepare_cached(sql) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::Unknown)
+                    && self.reload_schema() =>
+            {
+                self.auth_log().clear();
+                self.conn.prepare_cached(sql)
+            }
+            prepared => prepared,
+        }
+    }
+
+    /// Brings the connection's copy of the schema up to date; whether it was stale. Any
+    /// statement that reads the database checks the schema cookie when it starts, and
+    /// recompiles itself (counted in `SQLITE_STMTSTATUS_REPREPARE`) after reloading the
+    /// schema when the cookie changed.
+    fn reload_schema(&self) -> bool {
+        let Ok(mut probe) = self
+            .conn
+            .prepare_cached("SELECT 1 FROM sqlite_schema LIMIT 0")
+        else {
+            return false;
+        };
+        let before = probe.get_status(StatementStatus::RePrepare);
+        let _ = probe.raw_query().next();
+        probe.get_status(StatementStatus::RePrepare) > before
     }
 
     /// Whether the statements compiled since the last check created TEMP objects or attached
@@ -185,6 +246,7 @@ impl<'c> ConnCtx<'c> {
     /// an earlier session changed) and registrations, unless it already does.
     pub(crate) fn apply_settings(&mut self, settings: &Settings) -> Result<()> {
         if self.applied != Some(settings.key) {
+            self.apply_attached(&settings.attached)?;
             self.apply_pragmas(settings)?;
         }
         self.hooks
@@ -197,11 +259,57 @@ impl<'c> ConnCtx<'c> {
         self.hooks.clear_hooks(self.conn);
     }
 
-    /// Takes a closed session's registrations off the connection, if they are still on it.
+    /// Takes a closed session's registrations and attached databases off the connection,
+    /// if they are still on it.
     pub(crate) fn forget_session(&mut self, session: u64) {
         if self.hooks.belongs_to(session) {
             let _ = self.hooks.clear(self.conn);
         }
+        if self.applied.is_some_and(|key| key.session == session) && !self.attached.is_empty() {
+            self.applied = None;
+            let _ = self.apply_attached(&[]);
+        }
+    }
+
+    /// Makes the connection have exactly `wanted` attached (besides what a pinned session
+    /// attached itself), detaching what another session attached.
+    fn apply_attached(&mut self, wanted: &[(String, String)]) -> Result<()> {
+        if self.attached == wanted {
+            return Ok(());
+        }
+        for (name, _) in std::mem::take(&mut self.attached) {
+            self.conn.execute("DETACH DATABASE ?", [name])?;
+        }
+        for (name, file) in wanted {
+            self.conn.execute("ATTACH DATABASE ? AS ?", [file, name])?;
+            self.attached.push((name.clone(), file.clone()));
+        }
+        Ok(())
+    }
+
+    /// The databases attached now, after the session's ATTACH or DETACH ran here; they are
+    /// the session's, as of its settings `now`. `None` when one has no file (an in-memory
+    /// or temporary database, which cannot be attached again on another connection): the
+    /// session must then stay on this connection, which keeps them untracked.
+    pub(crate) fn attached_by(
+        &mut self,
+        now: SettingsKey,
+    ) -> Result<Option<Vec<(String, String)>>> {
+        let attached: Vec<(String, String)> = self
+            .conn
+            .prepare(
+                "SELECT name, file FROM pragma_database_list \
+                 WHERE name NOT IN ('main', 'temp') ORDER BY seq",
+            )?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if attached.iter().any(|(_, file)| file.is_empty()) {
+            self.attached.clear();
+            return Ok(None);
+        }
+        self.attached = attached.clone();
+        self.applied = Some(now);
+        Ok(Some(attached))
     }
 
     /// Takes every registration off the connection.
@@ -215,11 +323,17 @@ impl<'c> ConnCtx<'c> {
                 continue;
             }
             if let Some(value) = self.defaults.get(name.as_str()) {
-                self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+                set_pragma(self.conn, &name, value)?;
+                if name == "locking_mode" {
+                    // Back in NORMAL mode, SQLite drops an exclusive lock only at the next
+                    // read: it must not stay with the connection while the pool lends it.
+                    self.conn
+                        .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+                }
             }
         }
         for (name, value) in settings.pragmas.iter() {
-            self.conn.execute_batch(&format!("PRAGMA {name}={value}"))?;
+            set_pragma(self.conn, name, value)?;
             self.changed.push(name.clone());
         }
         self.applied = Some(settings.key);
@@ -236,6 +350,37 @@ impl<'c> ConnCtx<'c> {
         self.applied = now;
     }
 
+    /// Refuses `PRAGMA locking_mode=EXCLUSIVE`, undoing what compiling it did: the session's
+    /// statements run on several connections of the pool, and one holding the file
+    /// exclusively would lock the others — the session's own writes among them — out.
+    pub(crate) fn refuse_exclusive_locking(&self, class: &Class) -> Result<()> {
+        match &class.pragma_set {
+            Some((name, value))
+                if name == "locking_mode" && value.eq_ignore_ascii_case("exclusive") =>
+            {
+                set_pragma(self.conn, "locking_mode", "normal")?;
+                Err(Error::NotSupported {
+                    message: "PRAGMA locking_mode=EXCLUSIVE: a session's statements run on \
+                              several pooled connections of the file, and one holding it \
+                              exclusively would lock the others out"
+                        .into(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether SQLite turned off the transaction-scoped pragma that `settings` set (the
+    /// transaction it was for ended), so the session's settings must drop it.
+    pub(crate) fn transaction_pragma_ended(&self, settings: &Settings) -> bool {
+        settings
+            .pragmas
+            .iter()
+            .any(|(name, _)| name == ENDS_WITH_TRANSACTION)
+            && self.conn.is_autocommit()
+            && pragma_value(self.conn, ENDS_WITH_TRANSACTION).as_deref() == Some("0")
+    }
+
     /// Drops the TEMP objects and detaches the databases a pinned session left behind, so the
     /// next session finds the connection as it was opened.
     pub(crate) fn clear_session_objects(&mut self) -> Result<()> {
@@ -247,6 +392,7 @@ impl<'c> ConnCtx<'c> {
         for name in attached {
             self.conn.execute("DETACH DATABASE ?", [name])?;
         }
+        self.attached.clear();
         let temp: Vec<(String, String)> = self
             .conn
             .prepare(
@@ -582,6 +728,7 @@ impl Worker {
         let thread = thread::Builder::new()
             .name(name)
             .spawn(move || {
+                CONNECTION_THREAD.with(|on| on.set(true));
                 let auth = Arc::new(Mutex::new(AuthLog::default()));
                 let user_auth = AuthorizerSlot::default();
                 let tid = fd::current_tid();
@@ -699,8 +846,27 @@ fn serve(
     close_connection(conn, checkpoint)
 }
 
+/// Sets a connection pragma to `value`, as a string literal: SQLite reads every pragma's
+/// value from one (`'-2000'`, `'on'`, `'memory'`), and a value never becomes SQL.
+fn set_pragma(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()> {
+    let quoted = value.replace('\'', "''");
+    let mut stmt = conn.prepare(&format!("PRAGMA {name}='{quoted}'"))?;
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    Ok(())
+}
+
+/// Whether the statement being compiled assigns `wal_autocheckpoint`.
+fn sets_wal_autocheckpoint(ctx: &AuthContext<'_>) -> bool {
+    matches!(
+        ctx.action,
+        rusqlite::hooks::AuthAction::Pragma { pragma_name, pragma_value: Some(_) }
+            if pragma_name.eq_ignore_ascii_case("wal_autocheckpoint")
+    )
+}
+
 /// A pragma's current value as SQL text, or `None` for one that cannot be read back.
-fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
+pub(crate) fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
     let value: rusqlite::types::Value = conn
         .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
         .ok()?;
@@ -822,6 +988,12 @@ fn open_connection(
     let user_auth = Arc::clone(user_auth);
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
         record(ctx);
+        if sets_wal_autocheckpoint(&ctx) {
+            // litepool checkpoints: SQLite's autocheckpoint would replace the WAL hook that
+            // tells it the WAL's size, on a connection other sessions use. The assignment
+            // does nothing (reading it gives 0).
+            return rusqlite::hooks::Authorization::Ignore;
+        }
         functions::authorize(&user_auth, &ctx)
     }))?;
     Ok(conn)

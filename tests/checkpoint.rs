@@ -283,6 +283,142 @@ fn the_wal_stays_under_its_cap_with_overlapping_readers_and_grows_past_it_with_s
     );
 }
 
+/// The stdlib's default writer (implicit `BEGIN`, one `INSERT`, `commit()`, back to back)
+/// with readers holding ~100 ms read transactions, staggered so one is always open, for
+/// 60 s. The writer is inside a transaction almost all the time: the checkpoint must take
+/// it between two transactions (waiting in its queue like a session), not find it busy and
+/// back off. Returns (max -wal bytes, commits, reads).
+fn soak_transactions(db: &Path, config: Config, run_for: Duration) -> (u64, u64, u64, Pool) {
+    let cap = frames_bytes(u64::from(config.wal_cap_frames));
+    let pool = Pool::open(db, config).unwrap();
+    let setup = pool.session().unwrap();
+    setup
+        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
+        .unwrap();
+    setup.close().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_wal(db.to_path_buf(), Arc::clone(&stop));
+    let commits = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    {
+        let (pool, stop, commits) = (pool.clone(), Arc::clone(&stop), Arc::clone(&commits));
+        threads.push(thread::spawn(move || {
+            let s = pool.session().unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                s.begin().unwrap();
+                s.execute("INSERT INTO t(b) VALUES (?)", vec![blob(3000, n)])
+                    .unwrap();
+                s.commit().unwrap();
+                n += 1;
+            }
+            commits.store(n, Ordering::Relaxed);
+        }));
+    }
+    for i in 0..3 {
+        let (pool, stop, reads) = (pool.clone(), Arc::clone(&stop), Arc::clone(&reads));
+        threads.push(thread::spawn(move || {
+            thread::sleep(Duration::from_millis(i * 33));
+            let s = pool.session().unwrap();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                s.begin_read().unwrap();
+                assert!(count(&s, "t") >= 0);
+                thread::sleep(Duration::from_millis(100));
+                s.commit().unwrap();
+                n += 1;
+            }
+            reads.fetch_add(n, Ordering::Relaxed);
+        }));
+    }
+    let start = Instant::now();
+    // Stops early once the WAL is past its cap: the test has failed by then.
+    while start.elapsed() < run_for && wal_bytes(db) <= cap {
+        thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let max = sampler.join().unwrap();
+    (
+        max,
+        commits.load(Ordering::Relaxed),
+        reads.load(Ordering::Relaxed),
+        pool,
+    )
+}
+
+#[test]
+fn the_wal_stays_under_its_cap_with_a_writer_always_in_a_transaction() {
+    // The default thresholds: the workload is the one that grew the WAL past 760 MiB.
+    let config = Config::default();
+    let cap = frames_bytes(u64::from(config.wal_cap_frames));
+    let dir = tempfile::tempdir().unwrap();
+    let db = db_path(&dir, "transactions.db");
+    let (max, commits, reads, pool) = soak_transactions(&db, config, Duration::from_secs(60));
+    let stats = pool.stats();
+    eprintln!(
+        "litepool: {commits} transactions, {reads} reads, max WAL {max} bytes (cap {cap}), \
+         {:?}, hold-backs {} (max {:?})",
+        stats.checkpoints, stats.reader_holdbacks, stats.reader_holdback_max
+    );
+    assert!(commits > 1000, "the writer barely ran: {commits} commits");
+    assert!(reads > 100, "the readers barely ran: {reads} reads");
+    assert!(
+        max <= cap,
+        "the WAL reached {max} bytes, over the cap of {cap}"
+    );
+    assert!(stats.checkpoints.truncate.ok > 0, "{:?}", stats.checkpoints);
+    assert_eq!(stats.checkpoints_blocked_by_other_process, 0);
+    let s = pool.session().unwrap();
+    assert_eq!(count(&s, "t") as u64, commits, "a committed row is missing");
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
+/// A read transaction outside the pool (another process, or a connection of another
+/// library) keeps a TRUNCATE from resetting the WAL: that is counted and said, and this
+/// process's readers are held back only while their own reads finish, not for the busy
+/// timeout.
+#[test]
+fn a_reader_outside_the_pool_holding_the_wal_is_reported_and_stalls_no_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.checkpoint = CheckpointPolicy::External;
+    config.checkpoint_busy_timeout = Duration::from_secs(2);
+    let (db, pool, s) = pool_with_table(&dir, "outside.db", config);
+    s.execute("INSERT INTO t(b) VALUES (?)", vec![blob(100, 1)])
+        .unwrap();
+    let outside = rusqlite::Connection::open(&db).unwrap();
+    outside.execute_batch("BEGIN").unwrap();
+    let _: i64 = outside
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    s.execute("INSERT INTO t(b) VALUES (?)", vec![blob(100, 2)])
+        .unwrap();
+    for _ in 0..2 {
+        let start = Instant::now();
+        let result = pool.checkpoint(CheckpointMode::Truncate).unwrap();
+        assert!(result.busy, "{result:?}");
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "the checkpoint held readers back for {:?}",
+            start.elapsed()
+        );
+    }
+    assert_eq!(pool.stats().checkpoints_blocked_by_other_process, 2);
+    outside.execute_batch("COMMIT").unwrap();
+    drop(outside);
+    let result = pool.checkpoint(CheckpointMode::Truncate).unwrap();
+    assert!(result.complete(), "{result:?}");
+    assert_eq!(wal_bytes(&db), 0);
+    assert_eq!(pool.stats().checkpoints_blocked_by_other_process, 2);
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
 // ---------------------------------------------------------------------------------------------
 // over-age read transactions
 // ---------------------------------------------------------------------------------------------

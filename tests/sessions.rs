@@ -14,7 +14,10 @@
 //! - **Idle sessions hold nothing**: 200 idle sessions use no extra connection.
 //! - **Pragma replay**: connection-local pragmas a session sets follow it to every
 //!   connection it uses and never leak to another session.
-//! - **TEMP and ATTACH pin** a session to the writer until it closes, invisibly to others.
+//! - **TEMP objects get a connection of their own**, invisible to others, which write
+//!   meanwhile (past the bound, they pin the writer until the session closes); an
+//!   **attached database follows its session** to the connections it uses, pinning nothing
+//!   (an attached in-memory database pins).
 //! - **`:memory:`** pools give each session a private database and count them.
 //! - **Rows**: long results arrive complete and in order across batches, a step error is
 //!   returned as that error (never as end-of-rows) in the first or a later batch, statements
@@ -799,45 +802,240 @@ fn check_pin(name: &str, pin: &[(&str, Params)], use_sql: &str, read_sql: &str) 
     pool.close().unwrap();
 }
 
+/// A session's TEMP objects live on a connection of its own (as each SQLite connection has
+/// its own TEMP database), not on the pool's writer: other sessions write meanwhile, and
+/// never see them. The session still reads and writes the main database, its writes taking
+/// the writer's lease (a transaction of it keeps other writers waiting, as in SQLite).
 #[test]
-fn temp_table_pins_the_session_to_the_writer() {
-    check_pin(
-        "temp",
-        &[("CREATE TEMP TABLE tt(x)", Params::None)],
-        "INSERT INTO tt VALUES (?)",
-        "SELECT count(*) FROM tt",
+fn temp_objects_keep_a_connection_of_their_own_not_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_millis(300);
+    let pool = pool_with_rows(&dir.path().join("temp.db"), config, 3);
+    let a = pool.session().unwrap();
+    let b = pool.session().unwrap();
+    exec(&a, "CREATE TEMP TABLE tt(x)", Params::None);
+    let temp = held_one(&a, Role::Writer);
+    assert!(
+        !pool.stats().writer_in_use,
+        "the TEMP table pinned the pool's writer"
     );
+    assert_eq!(pool.stats().private_open, 1);
+    for i in 0..3 {
+        exec(&a, "INSERT INTO tt VALUES (?)", vec![Value::Integer(i)]);
+        exec(&a, "INSERT INTO t(y) VALUES (?)", vec![Value::Integer(i)]);
+        exec(&b, "INSERT INTO t(y) VALUES (?)", vec![Value::Integer(i)]);
+        assert!(!pool.stats().writer_in_use);
+        assert_eq!(scalar(&a, "SELECT count(*) FROM tt", Params::None), i + 1);
+        assert_eq!(count_t(&a), 3 + 2 * (i + 1));
+        assert_eq!(scalar(&a, TID, Params::None), temp);
+    }
+    let err = b
+        .query("SELECT count(*) FROM tt", Params::None)
+        .and_then(|r| r.collect_rows())
+        .expect_err("another session saw the TEMP table");
+    assert!(err.to_string().contains("no such table"), "{err:?}");
+    a.begin().unwrap();
+    exec(&a, "INSERT INTO t(y) VALUES (99)", Params::None);
+    match b.execute("INSERT INTO t(y) VALUES (100)", Params::None) {
+        Err(Error::AcquireTimeout {
+            role: Role::Writer, ..
+        }) => {}
+        other => panic!("a write went on during A's transaction: {other:?}"),
+    }
+    a.rollback().unwrap();
+    exec(&b, "INSERT INTO t(y) VALUES (100)", Params::None);
+    assert_eq!(count_t(&a), 10);
+    a.close().unwrap();
+    assert_eq!(pool.stats().private_open, 0);
+    assert!(held(&b).is_empty());
+    b.close().unwrap();
+    pool.close().unwrap();
+}
+
+/// Sessions that each hold TEMP tables work at once (up to `max_readers` of them get a
+/// connection of their own; past that they share the writer in turn, as before).
+#[test]
+fn many_sessions_hold_temp_tables_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_secs(5);
+    let pool = pool_with_rows(&dir.path().join("temps.db"), config, 0);
+    let sessions: Vec<Session> = (0..4).map(|_| pool.session().unwrap()).collect();
+    for s in &sessions {
+        exec(s, "CREATE TEMP TABLE mine(v)", Params::None);
+    }
+    assert!(!pool.stats().writer_in_use);
+    thread::scope(|scope| {
+        for (i, s) in sessions.iter().enumerate() {
+            scope.spawn(move || {
+                for n in 0..20 {
+                    exec(s, "INSERT INTO mine VALUES (?)", vec![Value::Integer(n)]);
+                    exec(
+                        s,
+                        "INSERT INTO t(y) VALUES (?)",
+                        vec![Value::Integer(i as i64)],
+                    );
+                }
+            });
+        }
+    });
+    for s in &sessions {
+        assert_eq!(scalar(s, "SELECT count(*) FROM mine", Params::None), 20);
+    }
+    assert_eq!(count_t(&sessions[0]), 80);
+    for s in sessions {
+        s.close().unwrap();
+    }
+    assert_eq!(pool.stats().private_open, 0);
+    pool.close().unwrap();
+}
+
+/// Runs `attach` on session A and checks that the attached database then follows A (as in
+/// SQLite, where attached databases are per connection) without pinning it: A reads it on
+/// readers and writes it on the writer, in and out of transactions, holding no connection
+/// between statements; B never sees it, even on the connections A used, and writes freely;
+/// once A closes, no connection has it attached.
+fn check_attach(name: &str, attach: (&str, Params)) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_millis(500);
+    config.max_readers = 1;
+    let pool = pool_with_rows(&dir.path().join(format!("{name}.db")), config, 3);
+    let a = pool.session().unwrap();
+    let b = pool.session().unwrap();
+    exec(&a, attach.0, attach.1.clone());
+    exec(&a, "CREATE TABLE other.o(x)", Params::None);
+    assert!(held(&a).is_empty(), "{name}: ATTACH pinned the session");
+    let b_reads_other = |b: &Session| {
+        let err = b
+            .query("SELECT count(*) FROM other.o", Params::None)
+            .and_then(|r| r.collect_rows())
+            .expect_err("another session saw the attached database");
+        assert!(err.to_string().contains("no such table"), "{err:?}");
+    };
+    for i in 0..3 {
+        exec(
+            &a,
+            "INSERT INTO other.o VALUES (?)",
+            vec![Value::Integer(i)],
+        );
+        assert_eq!(
+            scalar(&a, "SELECT count(*) FROM other.o", Params::None),
+            i + 1
+        );
+        assert!(held(&a).is_empty());
+        b_reads_other(&b);
+        exec(&b, "INSERT INTO t(y) VALUES (?)", vec![Value::Integer(i)]);
+    }
+    a.begin().unwrap();
+    exec(&a, "INSERT INTO other.o VALUES (99)", Params::None);
+    assert_eq!(scalar(&a, "SELECT count(*) FROM other.o", Params::None), 4);
+    a.commit().unwrap();
+    b.begin().unwrap();
+    b_reads_other(&b);
+    b.rollback().unwrap();
+    exec(&a, "DETACH DATABASE other", Params::None);
+    let err = a
+        .execute("INSERT INTO other.o VALUES (1)", Params::None)
+        .expect_err("A detached it");
+    assert!(err.to_string().contains("no such table"), "{err:?}");
+    exec(&a, attach.0, attach.1);
+    assert_eq!(scalar(&a, "SELECT count(*) FROM other.o", Params::None), 4);
+    a.close().unwrap();
+    let attached = "SELECT count(*) FROM pragma_database_list WHERE name = 'other'";
+    assert_eq!(scalar(&b, attached, Params::None), 0);
+    b.begin().unwrap();
+    assert_eq!(scalar(&b, attached, Params::None), 0);
+    b.rollback().unwrap();
+    b.close().unwrap();
+    pool.close().unwrap();
 }
 
 #[test]
-fn attach_pins_the_session_to_the_writer() {
+fn an_attached_database_follows_its_session_without_pinning_it() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
     let attach = format!("ATTACH DATABASE '{}' AS other", other.to_str().unwrap());
-    check_pin(
-        "attach",
-        &[
-            (&attach, Params::None),
-            ("CREATE TABLE other.o(x)", Params::None),
-        ],
-        "INSERT INTO other.o VALUES (?)",
-        "SELECT count(*) FROM other.o",
-    );
+    check_attach("attach", (&attach, Params::None));
 }
 
 /// `ATTACH ? AS other` with the file name bound as a parameter is an ATTACH too (the
 /// authorizer reports it with no file name).
 #[test]
-fn attach_with_a_bound_file_name_pins_the_session_to_the_writer() {
+fn an_attach_with_a_bound_file_name_follows_its_session() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
-    check_pin(
+    check_attach(
         "attach_param",
+        (
+            "ATTACH DATABASE ? AS other",
+            vec![Value::Text(other.to_str().unwrap().to_string())].into(),
+        ),
+    );
+}
+
+/// SQLAlchemy's test provisioning: every new connection attaches a database of its own
+/// under one schema name. Eight sessions doing it at once each see only their own, and
+/// none waits for another (each would have pinned the single writer before).
+#[test]
+fn many_sessions_attach_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.acquire_timeout = Duration::from_secs(2);
+    let pool = pool_with_rows(&dir.path().join("many.db"), config, 0);
+    let sessions: Vec<Session> = (0..8).map(|_| pool.session().unwrap()).collect();
+    for (i, s) in sessions.iter().enumerate() {
+        let file = dir.path().join(format!("aux{i}.db"));
+        exec(
+            s,
+            "ATTACH DATABASE ? AS aux",
+            vec![Value::Text(file.to_str().unwrap().into())],
+        );
+        exec(s, "CREATE TABLE aux.mine(who)", Params::None);
+    }
+    thread::scope(|scope| {
+        for (i, s) in sessions.iter().enumerate() {
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    exec(
+                        s,
+                        "INSERT INTO aux.mine VALUES (?)",
+                        vec![Value::Integer(i as i64)],
+                    );
+                    exec(
+                        s,
+                        "INSERT INTO t(y) VALUES (?)",
+                        vec![Value::Integer(i as i64)],
+                    );
+                }
+            });
+        }
+    });
+    for (i, s) in sessions.iter().enumerate() {
+        let mine = s
+            .query("SELECT DISTINCT who FROM aux.mine", Params::None)
+            .unwrap()
+            .collect_rows()
+            .unwrap();
+        assert_eq!(mine, vec![vec![Value::Integer(i as i64)]]);
+        assert_eq!(scalar(s, "SELECT count(*) FROM aux.mine", Params::None), 20);
+    }
+    assert_eq!(count_t(&sessions[0]), 160);
+    for s in sessions {
+        s.close().unwrap();
+    }
+    pool.close().unwrap();
+}
+
+/// An in-memory database attached cannot be attached again on another connection: it
+/// keeps its session on the writer (its contents live there) until the session closes.
+#[test]
+fn an_attached_memory_database_pins_the_session_to_the_writer() {
+    check_pin(
+        "attach_memory",
         &[
-            (
-                "ATTACH DATABASE ? AS other",
-                vec![Value::Text(other.to_str().unwrap().to_string())].into(),
-            ),
+            ("ATTACH DATABASE ':memory:' AS other", Params::None),
             ("CREATE TABLE other.o(x)", Params::None),
         ],
         "INSERT INTO other.o VALUES (?)",
@@ -852,13 +1050,21 @@ fn a_closed_session_leaves_no_temp_or_attach_behind() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
     let attach = format!("ATTACH DATABASE '{}' AS other", other.to_str().unwrap());
-    let pool = pool_with_rows(&dir.path().join("leak.db"), Config::default(), 3);
+    let mut config = Config::default();
+    // One TEMP connection at most, taken by another session: A's TEMP table goes on the
+    // pool's writer, which A keeps until it closes.
+    config.max_readers = 1;
+    let pool = pool_with_rows(&dir.path().join("leak.db"), config, 3);
+    let holder = pool.session().unwrap();
+    exec(&holder, "CREATE TEMP TABLE held(x)", Params::None);
     let a = pool.session().unwrap();
     exec(&a, "CREATE TEMP TABLE tt(x)", Params::None);
     exec(&a, "INSERT INTO tt VALUES (1)", Params::None);
     exec(&a, &attach, Params::None);
+    assert!(pool.stats().writer_in_use);
     let w = held_one(&a, Role::Writer);
     a.close().unwrap();
+    holder.close().unwrap();
 
     let b = pool.session().unwrap();
     b.begin().unwrap();
