@@ -22,12 +22,23 @@ use std::time::{Duration, Instant};
 /// A connection pool for one database file.
 ///
 /// `Pool` is a cheap handle (clone it freely); every handle to the same file opened through
-/// [`Pool::open`] in this process is the same pool. The pool stays open until [`Pool::close`]
-/// (or [`crate::close_all`]) is called — dropping handles does not close it, so hosts that
-/// "connect" per request reuse its connections instead of re-opening the file.
+/// [`Pool::open`] in this process is the same pool. Each handle carries the per-session
+/// options it was opened with (see [`Config`]), which its sessions get. The pool stays open
+/// until [`Pool::close`] (or [`crate::close_all`]) is called — dropping handles does not
+/// close it, so hosts that "connect" per request reuse its connections instead of
+/// re-opening the file.
 #[derive(Clone)]
 pub struct Pool {
     pub(crate) inner: Arc<PoolInner>,
+    handle: Arc<Handle>,
+}
+
+/// What one open of the pool asked for, per session.
+struct Handle {
+    /// The pool's options with this open's per-session ones.
+    config: Config,
+    /// The connection pragmas its sessions set on the pool's connections.
+    pragmas: Vec<(String, String)>,
 }
 
 /// A connection lent to a session: the worker, its role, and its state after the last job.
@@ -136,6 +147,8 @@ pub(crate) struct PoolInner {
     returned: Condvar,
     maintenance: Mutex<Option<JoinHandle<()>>>,
     next_session: AtomicU64,
+    /// Pool options later opens asked for and did not get, each reported once.
+    mismatches: Mutex<(u64, Vec<String>)>,
 }
 
 impl Pool {
@@ -165,7 +178,39 @@ impl Pool {
     /// Starts a session: a host-level "connection" that holds no SQLite connection while
     /// idle. Fails with `Closed` after [`Pool::close`].
     pub fn session(&self) -> Result<Session> {
-        Session::new(Arc::clone(&self.inner))
+        let session = Session::new(Arc::clone(&self.inner))?;
+        for (name, value) in &self.handle.pragmas {
+            session.set_connection_pragma(name, value)?;
+        }
+        if self.handle.config.read_only {
+            session.set_read_only();
+        }
+        if self.handle.config.acquire_timeout != self.inner.config.acquire_timeout {
+            session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
+        }
+        Ok(session)
+    }
+
+    /// A handle on `inner` for an open that asked for `asked`: the pool's options, with the
+    /// per-session ones of `asked`. Pool options `asked` differs in are reported once.
+    pub(crate) fn with_options(inner: Arc<PoolInner>, asked: &Config) -> Pool {
+        let pool = &inner.config;
+        let pragmas = pool.session_pragmas(asked);
+        let mut config = pool.clone();
+        config.acquire_timeout = asked.acquire_timeout;
+        config.busy_timeout = asked.busy_timeout;
+        config.foreign_keys = asked.foreign_keys;
+        config.read_only = asked.read_only;
+        config.pragmas = pool
+            .creation_pragmas()
+            .chain(asked.connection_pragmas())
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        inner.report_mismatches(pool.pool_differences(asked));
+        Pool {
+            inner,
+            handle: Arc::new(Handle { config, pragmas }),
+        }
     }
 
     /// The canonical path of the database (or `:memory:`).
@@ -173,9 +218,10 @@ impl Pool {
         &self.inner.path
     }
 
-    /// The options the pool was opened with.
+    /// The options in effect for this handle: the pool's (set by the first open of the
+    /// file) with the per-session options this handle was opened with.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.handle.config
     }
 
     /// A snapshot of the pool's connections, waiters, counters and file descriptors.
@@ -302,6 +348,7 @@ impl PoolInner {
             returned: Condvar::new(),
             maintenance: Mutex::new(None),
             next_session: AtomicU64::new(1),
+            mismatches: Mutex::new((0, Vec::new())),
         });
         if memory {
             return Ok(inner);
@@ -322,8 +369,39 @@ impl PoolInner {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts an open that asked for pool options the pool does not have, and logs each
+    /// difference the first time it is seen.
+    fn report_mismatches(&self, differences: Vec<String>) {
+        if differences.is_empty() {
+            return;
+        }
+        let mut seen = self.mismatches.lock().unwrap_or_else(|e| e.into_inner());
+        seen.0 += 1;
+        let new: Vec<String> = differences
+            .into_iter()
+            .filter(|d| !seen.1.contains(d))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        seen.1.extend(new.iter().cloned());
+        drop(seen);
+        eprintln!(
+            "litepool: {} is already open in this process; this open joins that pool and does \
+             not get: {}",
+            self.path.display(),
+            new.join(", ")
+        );
+    }
+
     fn spawn(&self, role: Role) -> Result<Worker> {
         let wal = (role == Role::Writer).then(|| Arc::clone(&self.wal));
+        if role == Role::Writer && self.config.read_only {
+            // A pool first opened read-only opens its writer when a writable session needs it.
+            let mut writable = self.config.clone();
+            writable.read_only = false;
+            return Worker::spawn(&self.path, &writable, role, worker_name(role), wal);
+        }
         Worker::spawn(&self.path, &self.config, role, worker_name(role), wal)
     }
 
@@ -344,8 +422,12 @@ impl PoolInner {
             }
             st.private_open += 1;
         }
+        let path = match &self.config.shared_memory {
+            Some(name) => PathBuf::from(shared_memory_uri(name)),
+            None => PathBuf::from(":memory:"),
+        };
         let worker = Worker::spawn(
-            Path::new(":memory:"),
+            &path,
             &self.config,
             Role::Writer,
             "litepool-memory".into(),
@@ -364,15 +446,8 @@ impl PoolInner {
         result
     }
 
-    /// Waits (FIFO, up to `timeout`) for a connection of `role`. A read-only pool lends a
-    /// reader when the writer is asked for, so writes fail as SQLite's "attempt to write a
-    /// readonly database".
+    /// Waits (FIFO, up to `timeout`) for a connection of `role`.
     pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
-        let role = if self.config.read_only {
-            Role::Reader
-        } else {
-            role
-        };
         let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed { what: "pool" });
@@ -436,11 +511,6 @@ impl PoolInner {
     /// Lends a connection of `role` only if one is free (or may be opened) now, without
     /// waiting behind anyone.
     pub(crate) fn try_acquire(&self, role: Role) -> Result<Option<Lease>> {
-        let role = if self.config.read_only {
-            Role::Reader
-        } else {
-            role
-        };
         let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed { what: "pool" });
@@ -750,9 +820,12 @@ impl PoolInner {
         st.writer.as_ref().map(|w| Arc::clone(w.shared()))
     }
 
-    /// Whether this pool checkpoints at all: a file pool in WAL mode that can write.
+    /// Whether this pool checkpoints at all: a file pool in WAL mode with a writer (a pool
+    /// first opened read-only has none until a writable session needs it).
     pub(crate) fn checkpoints_wal(&self) -> bool {
-        !self.memory && !self.config.read_only && self.config.journal_mode == JournalMode::Wal
+        !self.memory
+            && self.config.journal_mode == JournalMode::Wal
+            && (!self.config.read_only || self.lock().writer.is_some())
     }
 
     /// Runs one checkpoint on the writer's thread (holding readers back for RESTART and
@@ -801,6 +874,9 @@ impl PoolInner {
 
     /// Runs `PRAGMA optimize` on the writer when it is not inside a transaction.
     pub(crate) fn optimize(&self) {
+        if !self.config.optimize {
+            return;
+        }
         let Some(writer) = self.writer() else {
             return;
         };
@@ -900,6 +976,7 @@ impl PoolInner {
             group_commits: c.group_commits,
             group_commit_writes: c.group_commit_writes,
             group_commit_retries: c.group_commit_retries,
+            option_mismatches: self.mismatches.lock().unwrap_or_else(|e| e.into_inner()).0,
             ..Stats::default()
         };
         drop(st);
@@ -1029,6 +1106,20 @@ impl Lease {
     fn fresh(self) -> Lease {
         Lease::new(self.worker, self.role, self.reader_id)
     }
+}
+
+/// The URI SQLite opens for the in-memory database shared by every connection naming it.
+fn shared_memory_uri(name: &str) -> String {
+    let mut uri = String::from("file:");
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=memory&cache=shared");
+    uri
 }
 
 fn worker_name(role: Role) -> String {

@@ -62,9 +62,14 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 
 /// Opens or joins the pool for `path`; see [`Pool::open`] for the contract.
 pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
+    open_or_join(path, config).map(|(pool, _)| pool)
+}
+
+/// [`open`], and whether the pool was open already (joined rather than opened).
+pub(crate) fn open_or_join(path: &Path, config: Config) -> Result<(Pool, bool)> {
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
-        let inner = PoolInner::create(PathBuf::from(":memory:"), config)?;
-        return Ok(Pool { inner });
+        let inner = PoolInner::create(PathBuf::from(":memory:"), config.clone())?;
+        return Ok((Pool::with_options(inner, &config), false));
     }
     let path = canonical(path)?;
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
@@ -77,24 +82,29 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
     reg.failed.remove(&path);
     if let Some(inner) = reg.pools.get(&path) {
         if inner.fingerprint == current && !inner.is_closed() {
-            if inner.config != config {
-                return Err(Error::config(format!(
-                    "{} is already open in this process with different options ({}); \
-                     open it with the same options or close the other pool first",
-                    path.display(),
-                    inner.config.to_query()
-                )));
-            }
-            return Ok(Pool {
-                inner: Arc::clone(inner),
-            });
+            return Ok((Pool::with_options(Arc::clone(inner), &config), true));
         }
-        reg.pools.remove(&path);
+        let stale = reg.pools.remove(&path).expect("looked up above");
+        if !stale.is_closed() {
+            // The file was deleted or replaced under the pool. Its connections still use the
+            // old file, whose -wal and -shm have the names the new file's pool will use: it
+            // closes (checkpointing into the old file) before anything opens the new one, so
+            // the two never share them, and its sessions fail as closed instead of reading
+            // one file and writing another.
+            drop(reg);
+            eprintln!(
+                "litepool: {} was deleted or replaced on disk while its pool was open; \
+                 closing that pool before opening the file again",
+                path.display()
+            );
+            let _ = stale.close();
+            return open_or_join(&path, config);
+        }
     }
-    match PoolInner::create(path.clone(), config) {
+    match PoolInner::create(path.clone(), config.clone()) {
         Ok(inner) => {
             reg.pools.insert(path, Arc::clone(&inner));
-            Ok(Pool { inner })
+            Ok((Pool::with_options(inner, &config), false))
         }
         Err(e @ Error::NotADatabase { .. }) => {
             if let Some(print) = fingerprint(&path) {
@@ -104,29 +114,6 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
         }
         Err(e) => Err(e),
     }
-}
-
-/// Joins the open pool for `path` whatever options it was opened with, or opens one with
-/// `config`: for hosts whose "connect" carries only per-connection options (Python's
-/// `sqlite3.connect`), which must not fail because another part of the program opened the
-/// same file with other pool options.
-/// Returns the pool and whether it was already open.
-#[allow(dead_code)]
-pub(crate) fn join(path: &Path, config: Config) -> Result<(Pool, bool)> {
-    if !(path.as_os_str().is_empty() || path.as_os_str() == ":memory:") {
-        let canon = canonical(path)?;
-        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = reg.pools.get(&canon) {
-            if inner.fingerprint == fingerprint(&canon) && !inner.is_closed() {
-                let pool = Pool {
-                    inner: Arc::clone(inner),
-                };
-                return Ok((pool, true));
-            }
-        }
-    }
-    config.validate()?;
-    open(path, config).map(|pool| (pool, false))
 }
 
 /// Removes `inner` from the registry (if it is the registered pool for its path).
@@ -152,7 +139,7 @@ pub fn close_all() -> crate::Result<()> {
         .collect();
     let mut first_error = None;
     for inner in pools {
-        if let Err(e) = (Pool { inner }).close() {
+        if let Err(e) = inner.close() {
             first_error.get_or_insert(e);
         }
     }

@@ -505,9 +505,17 @@ impl Worker {
                     role,
                 });
                 if ready_tx.send(Ok(Arc::clone(&shared))).is_err() {
-                    return close_connection(conn, false);
+                    return close_connection(conn, false, false);
                 }
-                serve(conn, &shared, auth, Arc::clone(&shared.ending), user_auth)
+                let optimize = config.optimize;
+                serve(
+                    conn,
+                    &shared,
+                    auth,
+                    Arc::clone(&shared.ending),
+                    user_auth,
+                    optimize,
+                )
             })
             .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
         match ready_rx.recv() {
@@ -563,6 +571,7 @@ fn serve(
     auth: Arc<Mutex<AuthLog>>,
     ending: Arc<Mutex<Option<Error>>>,
     user_auth: AuthorizerSlot,
+    optimize: bool,
 ) -> Result<()> {
     let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth);
     let checkpoint = loop {
@@ -580,7 +589,7 @@ fn serve(
     ctx.make_clean();
     let _ = ctx.clear_registrations();
     drop(ctx);
-    close_connection(conn, checkpoint)
+    close_connection(conn, checkpoint, optimize)
 }
 
 /// A pragma's current value as SQL text, or `None` for one that cannot be read back.
@@ -596,9 +605,11 @@ fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
     }
 }
 
-fn close_connection(conn: Connection, checkpoint: bool) -> Result<()> {
-    if checkpoint {
+fn close_connection(conn: Connection, checkpoint: bool, optimize: bool) -> Result<()> {
+    if checkpoint && optimize {
         let _ = conn.execute_batch("PRAGMA optimize");
+    }
+    if checkpoint {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
     conn.flush_prepared_statement_cache();
@@ -614,8 +625,10 @@ fn open_connection(
     user_auth: &AuthorizerSlot,
     wal: Option<Arc<WalWatch>>,
 ) -> Result<Connection> {
-    let memory = path.as_os_str() == ":memory:";
-    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // An in-memory database: private, or shared by name (`file:name?mode=memory&cache=shared`,
+    // the only URI a pool passes; file pools pass absolute paths).
+    let memory = path.as_os_str() == ":memory:" || path.starts_with("file:");
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     if role == Role::Reader || config.read_only {
         flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
     } else {
@@ -630,14 +643,20 @@ fn open_connection(
     conn.query_row("PRAGMA schema_version", [], |_| Ok(()))
         .map_err(not_a_db)?;
     if role == Role::Writer && !memory && !config.read_only {
-        if config.incremental_vacuum {
-            // Only takes effect on a file with no tables yet, which is what we want: existing
-            // files keep the auto_vacuum they were made with.
-            let pages: i64 = conn
-                .query_row("PRAGMA page_count", [], |row| row.get(0))
-                .map_err(not_a_db)?;
-            if pages == 0 {
-                conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL")
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .map_err(not_a_db)?;
+        if pages == 0 {
+            // A new file: what it is created with. Existing files keep what they were made
+            // with.
+            conn.execute_batch(&format!(
+                "PRAGMA auto_vacuum={}",
+                config.auto_vacuum.as_sql()
+            ))
+            .map_err(not_a_db)?;
+            for (name, value) in config.creation_pragmas() {
+                // Quoted: `encoding` takes `'UTF-16le'`; the value is a checked token.
+                conn.execute_batch(&format!("PRAGMA {name}='{value}'"))
                     .map_err(not_a_db)?;
             }
         }
@@ -671,6 +690,12 @@ fn open_connection(
         "PRAGMA foreign_keys=OFF"
     })
     .map_err(not_a_db)?;
+    // The first opener's per-session pragmas are what the pool's connections start with;
+    // sessions of other opens set their own (and the defaults are restored after them).
+    for (name, value) in config.connection_pragmas() {
+        conn.execute_batch(&format!("PRAGMA {name}={value}"))
+            .map_err(not_a_db)?;
+    }
     // litepool is the only checkpointer (or, with checkpoint=external, another program is):
     // SQLite's autocheckpoint, which starves under overlapping readers, is off everywhere.
     // The pragma installs a WAL hook of its own, so it must come before ours.
@@ -686,7 +711,7 @@ fn open_connection(
             Ok(())
         }))?;
     }
-    if role == Role::Writer && !memory && !config.read_only {
+    if role == Role::Writer && !memory && !config.read_only && config.optimize {
         // The form SQLite recommends at open for long-lived connections: cheap, and it
         // analyzes only tables that never were. Best effort: ANALYZE reads table pages, and
         // one damaged page must not make the whole file unopenable (as with the stdlib, the

@@ -34,7 +34,7 @@ fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
             let others = std::fs::canonicalize(path)
                 .map(|p| count_fds_on(&p))
                 .unwrap_or(0);
-            registry::join(Path::new(path), Config::default())
+            registry::open_or_join(Path::new(path), Config::default())
                 .map(|(pool, joined)| (pool, if joined { 0 } else { others }))
         })
         .map_err(err(py))?;
