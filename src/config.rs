@@ -895,32 +895,39 @@ impl Config {
     }
 }
 
-/// A connection pragma's value on a connection as SQLite opens it (read once from a private
-/// temporary database, which has a file's compile-time defaults; an in-memory one reports no
-/// `mmap_size`).
+/// A connection pragma's value on a connection as SQLite opens it: read once, from a
+/// connection to a scratch file (in-memory and temporary databases report no `mmap_size`).
 fn sqlite_default(name: &str) -> Option<String> {
     static DEFAULTS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
-        let Ok(conn) = rusqlite::Connection::open("") else {
-            return Vec::new();
+        let dir = std::env::temp_dir().join(format!(
+            "litepool-defaults-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let read = || -> Option<Vec<(&'static str, String)>> {
+            std::fs::create_dir(&dir).ok()?;
+            let conn = rusqlite::Connection::open(dir.join("scratch.db")).ok()?;
+            let defaults = crate::classify::CONNECTION_PRAGMAS
+                .iter()
+                .filter_map(|name| {
+                    let value: rusqlite::types::Value = conn
+                        .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                        .ok()?;
+                    match value {
+                        rusqlite::types::Value::Integer(i) => Some((*name, i.to_string())),
+                        rusqlite::types::Value::Text(t) => Some((*name, t)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            drop(conn);
+            Some(defaults)
         };
-        crate::classify::CONNECTION_PRAGMAS
-            .iter()
-            .filter_map(|name| {
-                let value: rusqlite::types::Value = conn
-                    .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
-                    .ok()?;
-                match value {
-                    rusqlite::types::Value::Integer(i) => Some((*name, i.to_string())),
-                    rusqlite::types::Value::Text(t) => Some((*name, t)),
-                    _ => None,
-                }
-            })
-            .collect()
+        let defaults = read().unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        defaults
     });
-    DEFAULTS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.clone())
+    DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
 }
 
 /// A pragma value that is safe to splice into `PRAGMA name=value`: a signed integer or a word.
