@@ -927,7 +927,10 @@ fn sqlite_default(name: &str) -> Option<String> {
         let _ = std::fs::remove_dir_all(&dir);
         defaults
     });
-    DEFAULTS.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    DEFAULTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// A pragma value that is safe to splice into `PRAGMA name=value`: a signed integer or a word.

@@ -627,7 +627,8 @@ fn open_connection(
 ) -> Result<Connection> {
     // An in-memory database: private, or shared by name (`file:name?mode=memory&cache=shared`,
     // the only URI a pool passes; file pools pass absolute paths).
-    let memory = path.as_os_str() == ":memory:" || path.starts_with("file:");
+    let memory =
+        path.as_os_str() == ":memory:" || path.as_os_str().as_encoded_bytes().starts_with(b"file:");
     let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     if role == Role::Reader || config.read_only {
         flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
