@@ -58,9 +58,12 @@ fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
     Ok(pool)
 }
 
-/// The pool a `connect(database, uri=...)` call uses: a private one for `:memory:`, else the
-/// process-wide pool of the file, joined whatever options it was opened with (`file:` URIs
-/// with options open it with exactly those).
+/// The pool a `connect(database, uri=...)` call uses: a private one for `:memory:` (or one
+/// named in-memory database shared by every connection naming it, for
+/// `file:name?mode=memory&cache=shared`), else the process-wide pool of the file, joined
+/// whatever options it was opened with. A `file:` URI's per-connection options (`mode=ro`,
+/// `foreign_keys`, `pragma=...`) are the connection's own; its pool options apply if it
+/// opens the pool, else they are reported (not refused).
 pub(crate) fn pool_for(py: Python<'_>, database: &str, uri: bool) -> PyResult<Pool> {
     let memory = |config: Config| {
         py.detach(|| Pool::open(":memory:", config))
