@@ -39,6 +39,8 @@ struct Handle {
     config: Config,
     /// The connection pragmas its sessions set on the pool's connections.
     pragmas: Vec<(String, String)>,
+    /// This open holds the pool open (until [`Pool::release`]).
+    holds: std::sync::atomic::AtomicBool,
 }
 
 /// A connection lent to a session: the worker, its role, and its state after the last job.
@@ -149,6 +151,20 @@ pub(crate) struct PoolInner {
     next_session: AtomicU64,
     /// Pool options later opens asked for and did not get, each reported once.
     mismatches: Mutex<(u64, Vec<String>)>,
+    usage: Mutex<Usage>,
+}
+
+/// Who uses the pool, so that it can close itself when nobody has for a while.
+struct Usage {
+    /// Opens that keep the pool open until they release it or close it ([`Pool::open`]);
+    /// joins of host "connects" do not.
+    holders: usize,
+    /// Sessions not closed yet.
+    sessions: usize,
+    /// When the last session closed, or the pool was last joined.
+    since: Instant,
+    /// Closing because it went unused: sessions can no longer start.
+    closing: bool,
 }
 
 impl Pool {
@@ -165,7 +181,7 @@ impl Pool {
     /// in-memory database on a connection thread of its own.
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
         config.validate()?;
-        registry::open(path.as_ref(), config)
+        registry::open(path.as_ref(), config, true)
     }
 
     /// Opens a pool from a DSN: a path or `file:` URI whose query string holds the options
@@ -193,7 +209,7 @@ impl Pool {
 
     /// A handle on `inner` for an open that asked for `asked`: the pool's options, with the
     /// per-session ones of `asked`. Pool options `asked` differs in are reported once.
-    pub(crate) fn with_options(inner: Arc<PoolInner>, asked: &Config) -> Pool {
+    pub(crate) fn with_options(inner: Arc<PoolInner>, asked: &Config, hold: bool) -> Pool {
         let pool = &inner.config;
         let pragmas = pool.session_pragmas(asked);
         let mut config = pool.clone();
@@ -207,10 +223,34 @@ impl Pool {
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         inner.report_mismatches(pool.pool_differences(asked));
+        inner.joined(hold);
         Pool {
             inner,
-            handle: Arc::new(Handle { config, pragmas }),
+            handle: Arc::new(Handle {
+                config,
+                pragmas,
+                holds: std::sync::atomic::AtomicBool::new(hold),
+            }),
         }
+    }
+
+    /// Gives up the hold this handle's open has on the pool (once; later calls do nothing).
+    /// When no open holds the pool any more and no session is open, the pool closes now, as
+    /// with [`Pool::close`]; with sessions still open it closes once they have closed and it
+    /// stayed unused for `pool_idle_timeout`. For hosts whose handles are shared by
+    /// reference counting (Go's `*sql.DB`s on one file).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::close`], when this release closed the pool.
+    pub fn release(&self) -> Result<()> {
+        if !self.handle.holds.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if registry::release(&self.inner) {
+            return self.inner.close();
+        }
+        Ok(())
     }
 
     /// The canonical path of the database (or `:memory:`).
@@ -349,6 +389,12 @@ impl PoolInner {
             maintenance: Mutex::new(None),
             next_session: AtomicU64::new(1),
             mismatches: Mutex::new((0, Vec::new())),
+            usage: Mutex::new(Usage {
+                holders: 0,
+                sessions: 0,
+                since: Instant::now(),
+                closing: false,
+            }),
         });
         if memory {
             return Ok(inner);
@@ -927,8 +973,62 @@ impl PoolInner {
         st.counters.rollbacks_on_return += u64::from(rolled_back);
     }
 
-    /// Closes idle readers unused for longer than `idle_timeout`.
+    /// A session starts; fails with `Closed` once the pool is closed or closing.
+    pub(crate) fn session_opened(&self) -> Result<()> {
+        let mut usage = self.usage();
+        if usage.closing || self.is_closed() {
+            return Err(Error::Closed { what: "pool" });
+        }
+        usage.sessions += 1;
+        Ok(())
+    }
+
+    /// A session counted by [`PoolInner::session_opened`] closed.
+    pub(crate) fn session_closed(&self) {
+        let mut usage = self.usage();
+        usage.sessions = usage.sessions.saturating_sub(1);
+        if usage.sessions == 0 {
+            usage.since = Instant::now();
+        }
+    }
+
+    /// An open joined (or opened) the pool, holding it open if `hold`.
+    fn joined(&self, hold: bool) {
+        let mut usage = self.usage();
+        usage.holders += usize::from(hold);
+        usage.since = Instant::now();
+    }
+
+    /// Drops one hold; returns whether the pool is now unused and has started closing (the
+    /// caller finishes the close).
+    pub(crate) fn unhold(&self) -> bool {
+        let mut usage = self.usage();
+        usage.holders = usage.holders.saturating_sub(1);
+        usage.closing = usage.holders == 0 && usage.sessions == 0;
+        usage.closing
+    }
+
+    /// Whether nobody held or used the pool for `pool_idle_timeout`; if so it starts closing
+    /// (the caller finishes the close).
+    pub(crate) fn begin_idle_close(&self) -> bool {
+        let mut usage = self.usage();
+        usage.closing = usage.holders == 0
+            && usage.sessions == 0
+            && usage.since.elapsed() >= self.config.pool_idle_timeout;
+        usage.closing
+    }
+
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
+    /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
     pub(crate) fn reap_idle_readers(&self) {
+        if registry::close_if_idle(self) {
+            let _ = self.close();
+            return;
+        }
         let idle_timeout = self.config.idle_timeout;
         let stale: Vec<Worker> = {
             let mut st = self.lock();

@@ -60,16 +60,18 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// Opens or joins the pool for `path`; see [`Pool::open`] for the contract.
-pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
-    open_or_join(path, config).map(|(pool, _)| pool)
+/// Opens or joins the pool for `path`; see [`Pool::open`] for the contract. With `hold`,
+/// the pool stays open until this open releases it ([`Pool::release`]) or it is closed;
+/// without, it closes itself once unused for `pool_idle_timeout` (a host's "connect").
+pub(crate) fn open(path: &Path, config: Config, hold: bool) -> Result<Pool> {
+    open_or_join(path, config, hold).map(|(pool, _)| pool)
 }
 
 /// [`open`], and whether the pool was open already (joined rather than opened).
-pub(crate) fn open_or_join(path: &Path, config: Config) -> Result<(Pool, bool)> {
+pub(crate) fn open_or_join(path: &Path, config: Config, hold: bool) -> Result<(Pool, bool)> {
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
         let inner = PoolInner::create(PathBuf::from(":memory:"), config.clone())?;
-        return Ok((Pool::with_options(inner, &config), false));
+        return Ok((Pool::with_options(inner, &config, hold), false));
     }
     let path = canonical(path)?;
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,7 +84,7 @@ pub(crate) fn open_or_join(path: &Path, config: Config) -> Result<(Pool, bool)> 
     reg.failed.remove(&path);
     if let Some(inner) = reg.pools.get(&path) {
         if inner.fingerprint == current && !inner.is_closed() {
-            return Ok((Pool::with_options(Arc::clone(inner), &config), true));
+            return Ok((Pool::with_options(Arc::clone(inner), &config, hold), true));
         }
         let stale = reg.pools.remove(&path).expect("looked up above");
         if !stale.is_closed() {
@@ -98,13 +100,13 @@ pub(crate) fn open_or_join(path: &Path, config: Config) -> Result<(Pool, bool)> 
                 path.display()
             );
             let _ = stale.close();
-            return open_or_join(&path, config);
+            return open_or_join(&path, config, hold);
         }
     }
     match PoolInner::create(path.clone(), config.clone()) {
         Ok(inner) => {
             reg.pools.insert(path, Arc::clone(&inner));
-            Ok((Pool::with_options(inner, &config), false))
+            Ok((Pool::with_options(inner, &config, hold), false))
         }
         Err(e @ Error::NotADatabase { .. }) => {
             if let Some(print) = fingerprint(&path) {
@@ -114,6 +116,39 @@ pub(crate) fn open_or_join(path: &Path, config: Config) -> Result<(Pool, bool)> 
         }
         Err(e) => Err(e),
     }
+}
+
+/// Drops one open's hold on `inner`; returns whether that left it unused, in which case it is
+/// taken out of the registry (so no open joins it) and the caller closes it.
+pub(crate) fn release(inner: &Arc<PoolInner>) -> bool {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if !inner.unhold() {
+        return false;
+    }
+    if reg
+        .pools
+        .get(&inner.path)
+        .is_some_and(|p| Arc::ptr_eq(p, inner))
+    {
+        reg.pools.remove(&inner.path);
+    }
+    true
+}
+
+/// Whether `inner` went unused for its `pool_idle_timeout`; if so it is taken out of the
+/// registry (under the registry's lock, so no open joins it meanwhile) and the caller closes
+/// it.
+pub(crate) fn close_if_idle(inner: &PoolInner) -> bool {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let registered = reg
+        .pools
+        .get(&inner.path)
+        .is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), inner));
+    if !registered || !inner.begin_idle_close() {
+        return false;
+    }
+    reg.pools.remove(&inner.path);
+    true
 }
 
 /// Removes `inner` from the registry (if it is the registered pool for its path).

@@ -197,10 +197,17 @@ enum Mode {
 impl Session {
     pub(crate) fn new(pool: Arc<PoolInner>) -> Result<Session> {
         let id = pool.next_session_id();
+        // Counted from here to `close`, so an unused pool can close itself (and cannot while
+        // a session is open).
+        pool.session_opened()?;
         let private = if pool.memory {
-            Some(pool.spawn_private()?)
-        } else if pool.is_closed() {
-            return Err(Error::Closed { what: "pool" });
+            match pool.spawn_private() {
+                Ok(worker) => Some(worker),
+                Err(e) => {
+                    pool.session_closed();
+                    return Err(e);
+                }
+            }
         } else {
             None
         };
@@ -1218,6 +1225,7 @@ impl SessionShared {
         for worker in used {
             let _ = worker.call(move |ctx| ctx.forget_session(session));
         }
+        self.pool.session_closed();
         match private {
             Some(worker) => self.pool.close_private(worker),
             None => Ok(()),

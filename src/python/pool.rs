@@ -34,7 +34,7 @@ fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
             let others = std::fs::canonicalize(path)
                 .map(|p| count_fds_on(&p))
                 .unwrap_or(0);
-            registry::open_or_join(Path::new(path), Config::default())
+            registry::open_or_join(Path::new(path), Config::default(), false)
                 .map(|(pool, joined)| (pool, if joined { 0 } else { others }))
         })
         .map_err(err(py))?;
@@ -77,7 +77,9 @@ pub(crate) fn pool_for(py: Python<'_>, database: &str, uri: bool) -> PyResult<Po
         if config == Config::default() {
             return join(py, &path);
         }
-        return py.detach(|| Pool::open(&path, config)).map_err(err(py));
+        return py
+            .detach(|| registry::open(Path::new(&path), config, false))
+            .map_err(err(py));
     }
     if database.is_empty() || database == ":memory:" {
         return memory(Config::default());
@@ -204,6 +206,7 @@ impl PyPool {
         d.set_item("rollbacks_on_return", s.rollbacks_on_return)?;
         d.set_item("group_commits", s.group_commits)?;
         d.set_item("group_commit_writes", s.group_commit_writes)?;
+        d.set_item("option_mismatches", s.option_mismatches)?;
         d.set_item("fds", s.fds)?;
         Ok(d)
     }

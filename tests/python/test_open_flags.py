@@ -198,3 +198,62 @@ def test_a_file_deleted_between_uses_behaves_like_the_stdlib(tmp_path):
     stdlib, lp = both(tmp_path, scenario)
     assert lp == stdlib
     assert stdlib[-1] == ("ok", [(2,)])
+
+
+def test_an_unused_pool_checkpoints_and_closes_itself(tmp_path):
+    """After the last connection closes (and pool_idle_timeout passes), the data is in the
+    main file alone, as with the stdlib: a copy of just that file has it."""
+    import shutil
+    import time
+
+    import fdcheck
+
+    def scenario(m, path):
+        uri = f"file:{path}?pool_idle_timeout=200ms&checkpoint_interval=50ms"
+        c = m.connect(uri, uri=True) if m is litepool else m.connect(path)
+        c.execute("CREATE TABLE t(x)")
+        c.execute("INSERT INTO t VALUES (1)")
+        c.commit()
+        c.close()
+        deadline = time.monotonic() + 5
+        while os.path.exists(path + "-wal") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        copy = path + ".copy"
+        shutil.copyfile(path, copy)
+        check = sqlite3.connect(copy)
+        got = check.execute("SELECT x FROM t").fetchall()
+        check.close()
+        return got, os.path.exists(path + "-wal"), fdcheck.fds_on(os.path.realpath(path))
+
+    stdlib, lp = both(tmp_path, scenario)
+    assert lp == stdlib == ([(1,)], False, 0)
+    # A new connect reopens it transparently.
+    path = str(tmp_path / "litepool.db")
+    c = litepool.connect(path)
+    assert c.execute("SELECT x FROM t").fetchall() == [(1,)]
+    c.close()
+
+
+def test_an_explicitly_opened_pool_stays_open(tmp_path):
+    import time
+
+    path = str(tmp_path / "held.db")
+    pool = litepool.open(path, pool_idle_timeout="100ms", checkpoint_interval="20ms")
+    c = litepool.connect(path)
+    c.execute("CREATE TABLE t(x)")
+    c.commit()
+    c.close()
+    time.sleep(0.5)
+    assert not pool.closed
+    pool.close()
+
+
+def test_mode_memory_creates_no_file(tmp_path):
+    def scenario(m, path):
+        c = m.connect(f"file:{path}?mode=memory", uri=True)
+        c.execute("CREATE TABLE t(x)")
+        c.close()
+        return os.path.exists(path)
+
+    stdlib, lp = both(tmp_path, scenario)
+    assert lp == stdlib is False
