@@ -319,3 +319,56 @@ fn a_database_deleted_between_uses_opens_fresh() {
     s.close().unwrap();
     pools[1].close().unwrap();
 }
+
+/// A pool nobody holds closes itself once unused for `pool_idle_timeout`: checkpointed
+/// (no `-wal` left, the data in the main file), every file descriptor released. One that an
+/// open still holds stays open.
+#[test]
+fn an_unused_pool_closes_itself_and_a_held_one_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path(), "idle.db");
+    let query = "pool_idle_timeout=100ms&checkpoint_interval=20ms";
+    let first = Pool::open_dsn(&dsn(&path, query)).unwrap();
+    let second = Pool::open_dsn(&dsn(&path, query)).unwrap();
+    let s = first.session().unwrap();
+    exec(&s, "CREATE TABLE t(x)").unwrap();
+    exec(&s, "INSERT INTO t VALUES (1)").unwrap();
+    first.release().unwrap();
+    first.release().unwrap(); // once per open
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!first.is_closed(), "the second open still holds it");
+    second.release().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert!(!first.is_closed(), "a session is open");
+    s.close().unwrap();
+    let mut wal = path.clone().into_os_string();
+    wal.push("-wal");
+    // The close runs on the pool's maintenance thread: wait for it to finish.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while (Path::new(&wal).exists() || litepool::count_fds_on(&path) > 0)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(first.is_closed());
+    assert!(!Path::new(&wal).exists(), "checkpointed and closed");
+    assert_eq!(litepool::count_fds_on(&path), 0);
+    // The main file alone has the data, as after closing a SQLite connection.
+    let copy = db_path(dir.path(), "copy.db");
+    std::fs::copy(&path, &copy).unwrap();
+    let n: i64 = Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    // A new open reopens it.
+    let again = Pool::open(&path, Config::default()).unwrap();
+    assert!(!again.same_pool(&first));
+    let s = again.session().unwrap();
+    assert_eq!(scalar(&s, "SELECT x FROM t"), 1);
+    s.close().unwrap();
+    // Released with no session open: closed at once.
+    again.release().unwrap();
+    assert!(again.is_closed());
+    assert_eq!(litepool::count_fds_on(&path), 0);
+}
