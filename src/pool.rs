@@ -440,15 +440,41 @@ impl PoolInner {
         );
     }
 
+    /// Opens a connection after the pool's first. It must open the file the pool opened: one
+    /// deleted or renamed over since then would give the pool connections on two files (a
+    /// session could not read its own write), so that fails with a clear error instead, and
+    /// the pool stays on the file it has.
     fn spawn(&self, role: Role) -> Result<Worker> {
+        self.check_same_file()?;
         let wal = (role == Role::Writer).then(|| Arc::clone(&self.wal));
-        if role == Role::Writer && self.config.read_only {
+        let worker = if role == Role::Writer && self.config.read_only {
             // A pool first opened read-only opens its writer when a writable session needs it.
             let mut writable = self.config.clone();
             writable.read_only = false;
-            return Worker::spawn(&self.path, &writable, role, worker_name(role), wal);
+            Worker::spawn(&self.path, &writable, role, worker_name(role), wal)?
+        } else {
+            Worker::spawn(&self.path, &self.config, role, worker_name(role), wal)?
+        };
+        // The file may have been replaced while the connection opened.
+        if let Err(e) = self.check_same_file() {
+            let _ = worker.shutdown(false);
+            return Err(e);
         }
-        Worker::spawn(&self.path, &self.config, role, worker_name(role), wal)
+        Ok(worker)
+    }
+
+    fn check_same_file(&self) -> Result<()> {
+        if registry::fingerprint(&self.path) == self.fingerprint {
+            return Ok(());
+        }
+        Err(Error::Open {
+            path: self.path.display().to_string(),
+            message: "the database file was replaced (deleted, or renamed over) while its pool \
+                      was open; the pool stays on the old file and opens no new connection: \
+                      open the database again for the new file"
+                .into(),
+            errno: None,
+        })
     }
 
     pub(crate) fn is_closed(&self) -> bool {

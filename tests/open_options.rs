@@ -372,3 +372,47 @@ fn an_unused_pool_closes_itself_and_a_held_one_stays() {
     assert!(again.is_closed());
     assert_eq!(litepool::count_fds_on(&path), 0);
 }
+
+/// A file renamed over while its pool is open never splits the pool: connections it already
+/// has stay on the old file (a session reads its own writes), a new connection is refused
+/// with a clear error, and the next open of the path gets a fresh pool on the new file.
+#[test]
+fn a_file_replaced_under_an_open_pool_never_splits_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path(), "swap.db");
+    let pool = Pool::open_dsn(&dsn(&path, "max_readers=2")).unwrap();
+    let s = pool.session().unwrap();
+    exec(&s, "CREATE TABLE t(x TEXT)").unwrap();
+    exec(&s, "INSERT INTO t VALUES ('old')").unwrap();
+    assert_eq!(scalar(&s, "SELECT count(*) FROM t"), 1); // a reader opens on the old file
+
+    let staged = db_path(dir.path(), "staged.db");
+    let c = Connection::open(&staged).unwrap();
+    c.execute_batch("CREATE TABLE t(x TEXT); INSERT INTO t VALUES ('new'), ('new')")
+        .unwrap();
+    drop(c);
+    std::fs::rename(&staged, &path).unwrap();
+
+    // The reader already open is on the old file; a second one would be on the new file.
+    let holder = pool.session().unwrap();
+    holder.begin_read().unwrap();
+    assert_eq!(scalar(&holder, "SELECT count(*) FROM t"), 1);
+    let other = pool.session().unwrap();
+    let e = match other.query("SELECT count(*) FROM t", Params::None) {
+        Err(e) => e,
+        Ok(_) => panic!("a reader opened on the new file"),
+    };
+    assert!(e.to_string().contains("was replaced"), "{e}");
+    holder.rollback().unwrap();
+    // Writer and readers agree: a session reads its own write.
+    exec(&s, "INSERT INTO t VALUES ('old2')").unwrap();
+    assert_eq!(scalar(&s, "SELECT count(*) FROM t"), 2);
+
+    let fresh = Pool::open(&path, Config::default()).unwrap();
+    assert!(!fresh.same_pool(&pool));
+    assert!(pool.is_closed(), "the old pool closed before the new file opened");
+    let n = fresh.session().unwrap();
+    assert_eq!(scalar(&n, "SELECT count(*) FROM t WHERE x = 'new'"), 2);
+    n.close().unwrap();
+    fresh.close().unwrap();
+}
