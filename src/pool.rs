@@ -152,6 +152,10 @@ pub(crate) struct PoolInner {
     /// Pool options later opens asked for and did not get, each reported once.
     mismatches: Mutex<(u64, Vec<String>)>,
     usage: Mutex<Usage>,
+    /// The fork generation the pool's threads live in (see [`PoolInner::after_fork`]).
+    generation: AtomicU64,
+    /// The pool itself, for the maintenance thread a forked child starts.
+    this: std::sync::OnceLock<std::sync::Weak<PoolInner>>,
 }
 
 /// Who uses the pool, so that it can close itself when nobody has for a while.
@@ -395,24 +399,62 @@ impl PoolInner {
                 since: Instant::now(),
                 closing: false,
             }),
+            generation: AtomicU64::new(crate::fork::generation()),
+            this: std::sync::OnceLock::new(),
         });
+        let _ = inner.this.set(Arc::downgrade(&inner));
         if memory {
             return Ok(inner);
         }
-        let weak = Arc::downgrade(&inner);
+        inner.start_maintenance()?;
+        Ok(inner)
+    }
+
+    fn start_maintenance(&self) -> Result<()> {
+        let weak = self.this.get().cloned().unwrap_or_default();
         let handle = thread::Builder::new()
             .name("litepool-maint".into())
             .spawn(move || maintenance::run(weak))
             .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
-        if inner.config.checkpoint == CheckpointPolicy::Timed {
-            inner.wal.wake_on_growth(handle.thread().clone());
+        if self.config.checkpoint == CheckpointPolicy::Timed {
+            self.wal.wake_on_growth(handle.thread().clone());
         }
-        *inner.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(inner)
+        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Relaxed) != crate::fork::generation() {
+            self.after_fork(&mut st);
+        }
+        st
+    }
+
+    /// In a forked child, on the pool's first use: the parent's connections and threads are
+    /// not here. Their handles are forgotten — never used, never closed (closing would release
+    /// the parent's POSIX locks on the file) — and the pool starts over with no connection,
+    /// opening fresh ones (and a maintenance thread) as sessions need them. Sessions inherited
+    /// idle reattach; one that held a connection at the fork gets `Closed` for it.
+    fn after_fork(&self, st: &mut State) {
+        self.generation
+            .store(crate::fork::generation(), Ordering::Relaxed);
+        let inherited = std::mem::take(st);
+        st.closed = inherited.closed;
+        st.counters = Counters {
+            acquires: inherited.counters.acquires,
+            ..Counters::default()
+        };
+        std::mem::forget(inherited);
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        std::mem::forget(maintenance);
+        if !self.memory && !st.closed {
+            let _ = self.start_maintenance();
+        }
     }
 
     /// Counts an open that asked for pool options the pool does not have, and logs each
@@ -759,6 +801,10 @@ impl PoolInner {
     /// Takes a connection back: straight to the longest waiter, or into the idle set. The
     /// session has already made it clean (no transaction, no open statement).
     pub(crate) fn release(&self, lease: Lease) {
+        if !lease.worker.in_this_process() {
+            // Lent before a fork, by the parent's pool: nothing of the child's to give back.
+            return;
+        }
         let mut st = self.lock();
         if lease.role == Role::Reader {
             st.reader_leases.remove(&lease.reader_id);

@@ -1010,6 +1010,9 @@ impl SessionShared {
             let busy_cursor = st.cursors.values().any(|s| *s == slot);
             let keep = match st.lease(slot) {
                 None => continue,
+                // A connection lent before a fork is the parent's: let it go, so the session
+                // reattaches to the child's pool.
+                Some(lease) if !lease.worker.in_this_process() => false,
                 Some(lease) => {
                     !lease.state.autocommit
                         || busy_cursor

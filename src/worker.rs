@@ -342,6 +342,8 @@ pub(crate) struct WorkerShared {
     ending: Arc<Mutex<Option<Error>>>,
     tid: i64,
     role: Role,
+    /// The fork generation the thread lives in: in a forked child it does not exist.
+    generation: u64,
 }
 
 struct Queue {
@@ -381,6 +383,10 @@ impl WorkerShared {
     }
 
     fn submit(&self, msg: Msg) -> Result<()> {
+        if !self.in_this_process() {
+            // Queued, the job would wait forever for a thread the fork did not copy.
+            return Err(Error::Closed { what: "pool" });
+        }
         {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if queue.closed {
@@ -408,6 +414,11 @@ impl WorkerShared {
         *self.ending.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         self.interrupt.interrupt();
         let _ = self.submit(Msg::EndReadTxn);
+    }
+
+    /// Whether the connection thread exists in this process (not in a fork of its own).
+    pub(crate) fn in_this_process(&self) -> bool {
+        self.generation == crate::fork::generation()
     }
 
     /// Whether the worker has shut down (its connection is closed).
@@ -503,6 +514,7 @@ impl Worker {
                     ending: Arc::new(Mutex::new(None)),
                     tid,
                     role,
+                    generation: crate::fork::generation(),
                 });
                 if ready_tx.send(Ok(Arc::clone(&shared))).is_err() {
                     return close_connection(conn, false, false);
@@ -550,6 +562,12 @@ impl Worker {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
+        if !self.shared.in_this_process() {
+            // The parent's thread and connection: joining it would wait on a thread this
+            // process does not have, and closing the connection would drop the parent's locks.
+            std::mem::forget(thread);
+            return Err(Error::Closed { what: "pool" });
+        }
         if self.shared.submit(Msg::Shutdown { checkpoint }).is_err() {
             self.shared.interrupt();
         }

@@ -410,9 +410,74 @@ fn a_file_replaced_under_an_open_pool_never_splits_it() {
 
     let fresh = Pool::open(&path, Config::default()).unwrap();
     assert!(!fresh.same_pool(&pool));
-    assert!(pool.is_closed(), "the old pool closed before the new file opened");
+    assert!(
+        pool.is_closed(),
+        "the old pool closed before the new file opened"
+    );
     let n = fresh.session().unwrap();
     assert_eq!(scalar(&n, "SELECT count(*) FROM t WHERE x = 'new'"), 2);
     n.close().unwrap();
     fresh.close().unwrap();
+}
+
+/// After `fork()`, the child's first use of an inherited pool opens fresh connections (the
+/// parent's threads are not in the child); an inherited idle session reattaches; a session
+/// that held a connection at the fork gets an error at once instead of waiting forever; the
+/// parent goes on as before.
+#[test]
+fn a_forked_child_gets_fresh_connections_and_the_parent_is_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = db_path(dir.path(), "fork.db");
+    let pool = Pool::open(&path, Config::default()).unwrap();
+    let idle = pool.session().unwrap();
+    exec(&idle, "CREATE TABLE t(x)").unwrap();
+    exec(&idle, "INSERT INTO t VALUES (1)").unwrap();
+    assert_eq!(scalar(&idle, "SELECT count(*) FROM t"), 1);
+    let holding = pool.session().unwrap();
+    holding.begin_read().unwrap();
+    assert_eq!(scalar(&holding, "SELECT count(*) FROM t"), 1);
+
+    // SAFETY (test): the child only runs litepool calls and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            exec(&idle, "INSERT INTO t VALUES (2)").unwrap();
+            assert_eq!(scalar(&idle, "SELECT count(*) FROM t"), 2);
+            assert!(holding.query("SELECT 1", Params::None).is_err());
+            let fresh = pool.session().unwrap();
+            assert_eq!(scalar(&fresh, "SELECT count(*) FROM t"), 2);
+            // The inherited session let the parent's connection go and reattached.
+            assert_eq!(scalar(&holding, "SELECT count(*) FROM t"), 2);
+        }))
+        .is_ok();
+        // SAFETY: _exit ends the child without running the parent's atexit work or test
+        // harness; nothing is borrowed across it.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a live i32 for the call; `pid` is our child.
+        let done = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if done == pid {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: kills our own child process, by its pid.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("the child hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed"
+    );
+    // The parent: its read transaction still has its snapshot; then it sees the child's row.
+    assert_eq!(scalar(&holding, "SELECT count(*) FROM t"), 1);
+    holding.rollback().unwrap();
+    assert_eq!(scalar(&idle, "SELECT count(*) FROM t"), 2);
+    holding.close().unwrap();
+    idle.close().unwrap();
+    pool.close().unwrap();
 }
