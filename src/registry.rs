@@ -21,11 +21,18 @@ pub(crate) struct Fingerprint {
 #[derive(Default)]
 struct Registry {
     pools: HashMap<PathBuf, Arc<PoolInner>>,
+    /// Paths as hosts gave them, with the file's identity then and the canonical path: a
+    /// host that connects per request finds its pool with one `stat` instead of resolving
+    /// the path again.
+    aliases: HashMap<PathBuf, (Fingerprint, PathBuf)>,
     /// Files that failed as not-a-database, with the fingerprint they had then.
     failed: HashMap<PathBuf, (Fingerprint, Error)>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+/// When the alias map reaches this size, aliases of pools no longer open are dropped.
+const MAX_ALIASES: usize = 1024;
 
 /// The fingerprint of the file at `path`, if it exists.
 pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
@@ -64,17 +71,44 @@ fn canonical(path: &Path) -> Result<PathBuf> {
 /// the pool stays open until this open releases it ([`Pool::release`]) or it is closed;
 /// without, it closes itself once unused for `pool_idle_timeout` (a host's "connect").
 pub(crate) fn open(path: &Path, config: Config, hold: bool) -> Result<Pool> {
-    open_or_join(path, config, hold).map(|(pool, _)| pool)
+    open_with(path, config, hold, &mut |_| {})
 }
 
-/// [`open`], and whether the pool was open already (joined rather than opened).
-pub(crate) fn open_or_join(path: &Path, config: Config, hold: bool) -> Result<(Pool, bool)> {
+/// [`open`], calling `before_create` with the canonical path (under the registry's lock) when
+/// no pool is open for the file and one is about to be.
+pub(crate) fn open_with(
+    path: &Path,
+    config: Config,
+    hold: bool,
+    before_create: &mut dyn FnMut(&Path),
+) -> Result<Pool> {
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
         let inner = PoolInner::create(PathBuf::from(":memory:"), config.clone())?;
-        return Ok((Pool::with_options(inner, &config, hold), false));
+        return Ok(Pool::with_options(inner, &config, hold));
     }
+    let given = fingerprint(path);
+    if let Some(print) = given {
+        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let known = reg
+            .aliases
+            .get(path)
+            .filter(|(at, _)| *at == print)
+            .and_then(|(_, canon)| reg.pools.get(canon))
+            .filter(|inner| inner.fingerprint == Some(print) && !inner.is_closed());
+        if let Some(inner) = known {
+            return Ok(Pool::with_options(Arc::clone(inner), &config, hold));
+        }
+    }
+    let alias = path.to_path_buf();
     let path = canonical(path)?;
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(print) = given {
+        if reg.aliases.len() >= MAX_ALIASES {
+            let Registry { pools, aliases, .. } = &mut *reg;
+            aliases.retain(|_, (_, canon)| pools.contains_key(canon));
+        }
+        reg.aliases.insert(alias, (print, path.clone()));
+    }
     let current = fingerprint(&path);
     if let (Some((failed_print, err)), Some(now)) = (reg.failed.get(&path), current) {
         if *failed_print == now {
@@ -84,7 +118,7 @@ pub(crate) fn open_or_join(path: &Path, config: Config, hold: bool) -> Result<(P
     reg.failed.remove(&path);
     if let Some(inner) = reg.pools.get(&path) {
         if inner.fingerprint == current && !inner.is_closed() {
-            return Ok((Pool::with_options(Arc::clone(inner), &config, hold), true));
+            return Ok(Pool::with_options(Arc::clone(inner), &config, hold));
         }
         let stale = reg.pools.remove(&path).expect("looked up above");
         if !stale.is_closed() {
@@ -100,13 +134,14 @@ pub(crate) fn open_or_join(path: &Path, config: Config, hold: bool) -> Result<(P
                 path.display()
             );
             let _ = stale.close();
-            return open_or_join(&path, config, hold);
+            return open_with(&path, config, hold, before_create);
         }
     }
+    before_create(&path);
     match PoolInner::create(path.clone(), config.clone()) {
         Ok(inner) => {
             reg.pools.insert(path, Arc::clone(&inner));
-            Ok((Pool::with_options(inner, &config, hold), false))
+            Ok(Pool::with_options(inner, &config, hold))
         }
         Err(e @ Error::NotADatabase { .. }) => {
             if let Some(print) = fingerprint(&path) {

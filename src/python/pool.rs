@@ -3,39 +3,29 @@
 use super::connection::{parse_autocommit, Connection, Options, LEGACY};
 use super::errors::{err, programming};
 use crate::config::Config;
-use crate::registry::{self, Fingerprint};
+use crate::registry;
 use crate::{count_fds_on, Pool};
 use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyString};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::Path;
-use std::sync::{LazyLock, Mutex};
 
-/// Pools by the path string `connect()` was given, checked against the file's identity on
-/// every use: one `stat` instead of resolving the path, so connect-per-request stays cheap.
-static CACHE: LazyLock<Mutex<HashMap<String, (Pool, Fingerprint)>>> = LazyLock::new(Mutex::default);
-
-fn cached(path: &str, print: Option<Fingerprint>) -> Option<Pool> {
-    let print = print?;
-    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let (pool, at) = cache.get(path)?;
-    (*at == print && !pool.is_closed()).then(|| pool.clone())
-}
-
+/// The pool of the file at `path` for a plain `connect()`: joined whatever options it was
+/// opened with, or opened with the defaults (and then closed by the core once unused). The
+/// core's registry finds an open pool with one `stat`.
 fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
-    let print = registry::fingerprint(Path::new(path));
-    if let Some(pool) = cached(path, print) {
-        return Ok(pool);
-    }
-    let (pool, others) = py
+    let mut others = 0;
+    let pool = py
         .detach(|| {
-            let others = std::fs::canonicalize(path)
-                .map(|p| count_fds_on(&p))
-                .unwrap_or(0);
-            registry::open_or_join(Path::new(path), Config::default(), false)
-                .map(|(pool, joined)| (pool, if joined { 0 } else { others }))
+            registry::open_with(
+                Path::new(path),
+                Config::default(),
+                false,
+                &mut |canonical| {
+                    others = count_fds_on(canonical);
+                },
+            )
         })
         .map_err(err(py))?;
     if others > 0 {
@@ -47,13 +37,6 @@ fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
         );
         let msg = CString::new(msg).unwrap_or_default();
         PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 2)?;
-    }
-    if let Some(print) = registry::fingerprint(pool.path()) {
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= 1024 {
-            cache.clear();
-        }
-        cache.insert(path.to_string(), (pool.clone(), print));
     }
     Ok(pool)
 }
