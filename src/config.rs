@@ -2048,8 +2048,10 @@ mod tests {
             ]
         );
         // A config built by assignment asks for what differs from the defaults.
-        let mut assigned = Config::default();
-        assigned.max_readers = 2;
+        let assigned = Config {
+            max_readers: 2,
+            ..Config::default()
+        };
         assert_eq!(
             pool.pool_differences(&assigned),
             vec!["max_readers=2 (the pool has 4)"]

@@ -1076,18 +1076,20 @@ impl PoolInner {
     pub(crate) fn unhold(&self) -> bool {
         let mut usage = self.usage();
         usage.holders = usage.holders.saturating_sub(1);
-        usage.closing = usage.holders == 0 && usage.sessions == 0;
-        usage.closing
+        let unused = usage.holders == 0 && usage.sessions == 0;
+        usage.closing |= unused;
+        unused
     }
 
     /// Whether nobody held or used the pool for `pool_idle_timeout`; if so it starts closing
     /// (the caller finishes the close).
     pub(crate) fn begin_idle_close(&self) -> bool {
         let mut usage = self.usage();
-        usage.closing = usage.holders == 0
+        let due = usage.holders == 0
             && usage.sessions == 0
             && usage.since.elapsed() >= self.config.pool_idle_timeout;
-        usage.closing
+        usage.closing |= due;
+        due
     }
 
     fn usage(&self) -> MutexGuard<'_, Usage> {

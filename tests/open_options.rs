@@ -289,7 +289,8 @@ fn auto_vacuum_and_optimize_are_choices() {
 #[test]
 fn a_database_deleted_between_uses_opens_fresh() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |path: &Path, open: &dyn Fn() -> Box<dyn Fn(&str) -> Result<(), String>>| {
+    type Exec = Box<dyn Fn(&str) -> Result<(), String>>;
+    let run = |path: &Path, open: &dyn Fn() -> Exec| {
         let exec = open();
         exec("CREATE TABLE t(x)").unwrap();
         exec("INSERT INTO t VALUES (1)").unwrap();

@@ -28,8 +28,8 @@ def wait_child(pid):
     pytest.fail("the child hung")
 
 
-def fork_and_run(fn):
-    """Runs fn() in a forked child; returns its exit code (0 when fn returned)."""
+def spawn_child(fn):
+    """Runs fn() in a forked child, which exits 0 when fn returned; returns its pid."""
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -40,7 +40,12 @@ def fork_and_run(fn):
             os.write(2, f"child failed: {e!r}\n".encode())
         finally:
             os._exit(code)
-    return wait_child(pid)
+    return pid
+
+
+def fork_and_run(fn):
+    """Runs fn() in a forked child; returns its exit code."""
+    return wait_child(spawn_child(fn))
 
 
 def count(conn):
@@ -141,17 +146,7 @@ def test_preload_pattern(db):
 
         return run
 
-    pids = []
-    for i in range(3):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                worker(i)()
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
+    pids = [spawn_child(worker(i)) for i in range(3)]
     assert [wait_child(pid) for pid in pids] == [0, 0, 0]
     assert sorted(r[0] for r in shared.execute("SELECT x FROM t")) == [0, 1, 2]
     shared.close()
