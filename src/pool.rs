@@ -174,15 +174,20 @@ struct Usage {
 impl Pool {
     /// Opens (or joins) the pool for the database at `path`.
     ///
-    /// The writer connection is opened now, so a path in a missing directory, a directory or
-    /// a file that is not a database fails here with a typed error; readers open lazily. A
-    /// second `open` of the same file (by canonical path and device+inode) returns the same
-    /// pool and fails if `config` differs from the one it was opened with. A file replaced on
-    /// disk gets a fresh pool. A file that failed as not-a-database is not opened again until
-    /// it changes on disk: the same error is returned at once.
+    /// The writer connection is opened now (a reader, for a read-only open), so a path in a
+    /// missing directory, a directory or a file that is not a database fails here with a
+    /// typed error; readers open lazily. A second `open` of the same file (by canonical path
+    /// and device+inode) returns a handle on the same pool whatever its `config`: the
+    /// handle's sessions get its per-session options, and pool options that differ from the
+    /// pool's are reported once (see [`Config`]). A file deleted or replaced on disk gets a
+    /// fresh pool (the old one is closed first). A file that failed as not-a-database is not
+    /// opened again until it changes on disk: the same error is returned at once. The pool
+    /// stays open until [`Pool::close`], or until every open released it
+    /// ([`Pool::release`]).
     ///
     /// `":memory:"` (or an empty path) opens a pool whose every session has a private
-    /// in-memory database on a connection thread of its own.
+    /// in-memory database on a connection thread of its own (one shared by name, for
+    /// `file:name?mode=memory&cache=shared` through [`Pool::open_dsn`]).
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
         config.validate()?;
         registry::open(path.as_ref(), config, true)
