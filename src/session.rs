@@ -368,7 +368,6 @@ impl Session {
     /// Makes a connection-local pragma part of the session's settings without running it
     /// now: it is applied on the next connection the session uses (a host's per-connection
     /// option, e.g. the busy timeout of Python's `connect(timeout=)`).
-    #[allow(dead_code)]
     pub(crate) fn set_connection_pragma(&self, name: &str, value: &str) -> Result<()> {
         let mut st = self.shared.lock()?;
         let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
