@@ -11,34 +11,16 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/litepool/litepool/go/compat/compattest"
+
 	"github.com/mattn/go-sqlite3"
 )
 
-func open(t *testing.T, driverName, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open(driverName, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func exec(t *testing.T, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.Exec(q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-func pragma(t *testing.T, db *sql.DB, name string) int64 {
-	t.Helper()
-	var v int64
-	if err := db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
-		t.Fatalf("PRAGMA %s: %v", name, err)
-	}
-	return v
-}
+var (
+	open   = compattest.Open
+	exec   = compattest.Exec
+	pragma = compattest.Pragma
+)
 
 func TestErrors(t *testing.T) {
 	db := open(t, "sqlite3", "file:"+filepath.Join(t.TempDir(), "e.db")+"?_fk=1")
@@ -178,3 +160,5 @@ func TestTransactionRollbackOnError(t *testing.T) {
 		t.Fatalf("rows after rollback = %d, %v", n, err)
 	}
 }
+
+func TestDeclaredTimeColumns(t *testing.T) { compattest.DeclaredTimeColumns(t, "sqlite3") }

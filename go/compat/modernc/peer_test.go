@@ -3,6 +3,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"path/filepath"
@@ -10,35 +11,17 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/litepool/litepool/go/compat/compattest"
+
 	"modernc.org/sqlite"
 	lib "modernc.org/sqlite/lib"
 )
 
-func open(t *testing.T, driverName, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open(driverName, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func exec(t *testing.T, db *sql.DB, q string, args ...any) {
-	t.Helper()
-	if _, err := db.Exec(q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-func pragma(t *testing.T, db *sql.DB, name string) int64 {
-	t.Helper()
-	var v int64
-	if err := db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
-		t.Fatalf("PRAGMA %s: %v", name, err)
-	}
-	return v
-}
+var (
+	open   = compattest.Open
+	exec   = compattest.Exec
+	pragma = compattest.Pragma
+)
 
 // A hub-style program's DSNs (issue 20): every pool with mmap_size and foreign_keys on,
 // new shard files with auto_vacuum=INCREMENTAL, and a maintenance probe opening the same
@@ -120,7 +103,7 @@ func TestConnectionHook(t *testing.T) {
 		if !strings.HasSuffix(dsn, "hook.db") {
 			t.Errorf("hook got DSN %q", dsn)
 		}
-		_, err := conn.ExecContext(t.Context(), "PRAGMA recursive_triggers = 1", nil)
+		_, err := conn.ExecContext(context.Background(), "PRAGMA recursive_triggers = 1", nil)
 		return err
 	})
 	sql.Register("sqlite-hook-test", d)
@@ -181,3 +164,5 @@ func TestTransactionRollbackOnError(t *testing.T) {
 		t.Fatalf("rows after rollback = %d, %v", n, err)
 	}
 }
+
+func TestDeclaredTimeColumns(t *testing.T) { compattest.DeclaredTimeColumns(t, "sqlite") }

@@ -1,0 +1,67 @@
+// Package compattest holds the test helpers and checks both compat modules' tests share.
+// It imports only database/sql, so make compat-go can run those tests against modernc and
+// go-sqlite3 themselves without linking litepool.
+package compattest
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// Open opens dsn with driverName, closed when the test ends.
+func Open(t *testing.T, driverName, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driverName, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Exec runs q, failing the test on error.
+func Exec(t *testing.T, db *sql.DB, q string, args ...any) {
+	t.Helper()
+	if _, err := db.Exec(q, args...); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+}
+
+// Pragma reads an integer pragma.
+func Pragma(t *testing.T, db *sql.DB, name string) int64 {
+	t.Helper()
+	var v int64
+	if err := db.QueryRow("PRAGMA " + name).Scan(&v); err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
+}
+
+// DeclaredTimeColumns checks that SQLite's own timestamps (zone-less text) read as
+// time.Time (UTC) from columns declared TIMESTAMP, DATETIME and DATE, and stay text in a
+// TEXT column (goose reads its goose_db_version.tstamp that way).
+func DeclaredTimeColumns(t *testing.T, driverName string) {
+	db := Open(t, driverName, filepath.Join(t.TempDir(), "time.db"))
+	Exec(t, db, `CREATE TABLE v(id INTEGER PRIMARY KEY, ts TIMESTAMP DEFAULT (datetime('now')),
+		dt DATETIME DEFAULT CURRENT_TIMESTAMP, d DATE DEFAULT (date('now')), txt TEXT DEFAULT CURRENT_TIMESTAMP)`)
+	Exec(t, db, "INSERT INTO v(id) VALUES (1)")
+	var ts, dt, d time.Time
+	var txt any
+	if err := db.QueryRow("SELECT ts, dt, d, txt FROM v").Scan(&ts, &dt, &d, &txt); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	for name, v := range map[string]time.Time{"ts": ts, "dt": dt} {
+		if v.Location() != time.UTC || v.Sub(now).Abs() > time.Minute {
+			t.Errorf("%s = %v, want about %v UTC", name, v, now)
+		}
+	}
+	if d.Year() != now.Year() || d.Hour() != 0 || d.Location() != time.UTC {
+		t.Errorf("d = %v, want today at 00:00 UTC", d)
+	}
+	if _, ok := txt.(string); !ok {
+		t.Errorf("a TEXT column's timestamp read as %T, want string", txt)
+	}
+}
