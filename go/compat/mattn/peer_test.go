@@ -88,13 +88,23 @@ func TestConnectHook(t *testing.T) {
 			if got := conn.GetFilename(""); got != path {
 				t.Errorf("GetFilename = %q, want %q", got, path)
 			}
-			_, err := conn.Exec("PRAGMA recursive_triggers = ON", nil)
-			return err
+			// The usual use: turning foreign keys on for every connection.
+			for _, q := range []string{"PRAGMA foreign_keys = ON", "PRAGMA recursive_triggers = ON"} {
+				if _, err := conn.Exec(q, nil); err != nil {
+					return err
+				}
+			}
+			return nil
 		},
 	})
 	db := open(t, "sqlite3-hook-test", path)
 	if got := pragma(t, db, "recursive_triggers"); got != 1 {
 		t.Errorf("recursive_triggers set by the hook = %d, want 1", got)
+	}
+	exec(t, db, "CREATE TABLE p(id INTEGER PRIMARY KEY); CREATE TABLE c(p INTEGER REFERENCES p(id))")
+	_, err := db.Exec("INSERT INTO c VALUES (5)")
+	if se, ok := err.(sqlite3.Error); !ok || se.ExtendedCode != sqlite3.ErrConstraintForeignKey {
+		t.Errorf("orphan insert with foreign keys turned on by the hook: %v", err)
 	}
 	if calls.Load() == 0 {
 		t.Error("ConnectHook never ran")
