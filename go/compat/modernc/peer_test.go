@@ -78,8 +78,10 @@ func TestErrorCodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := db.Exec(c.sql)
-		var se *sqlite.Error
-		if !errors.As(err, &se) {
+		// The two ways programs test it: a type assertion, and errors.As.
+		se, ok := err.(*sqlite.Error)
+		var viaAs *sqlite.Error
+		if !ok || !errors.As(err, &viaAs) {
 			t.Errorf("%s: err = %v (%T), want a *sqlite.Error", c.sql, err, err)
 			continue
 		}
