@@ -68,7 +68,7 @@ func TestDSNOptions(t *testing.T) {
 	db := open(t, "sqlite3", "file:"+filepath.Join(t.TempDir(), "d.db")+
 		"?_fk=1&_busy_timeout=4321&_journal_mode=WAL&_txlock=immediate&_sync=NORMAL&_rt=1")
 	exec(t, db, "CREATE TABLE t(x)")
-	for name, want := range map[string]int64{"foreign_keys": 1, "busy_timeout": 4321, "synchronous": 1, "recursive_triggers": 1} {
+	for name, want := range map[string]int64{"foreign_keys": 1, "busy_timeout": 4321, "recursive_triggers": 1} {
 		if got := pragma(t, db, name); got != want {
 			t.Errorf("PRAGMA %s = %d, want %d", name, got, want)
 		}
@@ -76,6 +76,20 @@ func TestDSNOptions(t *testing.T) {
 	var mode string
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || mode != "wal" {
 		t.Errorf("journal_mode = %q, %v", mode, err)
+	}
+	// synchronous is read where it acts, in a write transaction: litepool applies it to the
+	// writer (its readers report SQLite's default; go/README.md, "Differences").
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec("INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	var sync int64
+	if err := tx.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil || sync != 1 {
+		t.Errorf("synchronous in a write transaction = %d, %v; want 1 (NORMAL)", sync, err)
 	}
 }
 
