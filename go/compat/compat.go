@@ -228,12 +228,12 @@ func (s *stmt) Close() error  { return s.inner.Close() }
 func (s *stmt) NumInput() int { return s.inner.NumInput() }
 
 func (s *stmt) Exec(args []driver.Value) (driver.Result, error) {
-	res, err := s.inner.Exec(args) //nolint:staticcheck // driver.Stmt's own method
+	res, err := s.inner.Exec(args)
 	return res, s.peer.convert(err)
 }
 
 func (s *stmt) Query(args []driver.Value) (driver.Rows, error) {
-	r, err := s.inner.Query(args) //nolint:staticcheck // driver.Stmt's own method
+	r, err := s.inner.Query(args)
 	if err != nil {
 		return nil, s.peer.convert(err)
 	}

@@ -4,6 +4,7 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -71,5 +72,41 @@ func TestRawConn(t *testing.T) {
 	drv := db.Driver()
 	if _, ok := drv.(*sqlite.Driver); !ok {
 		t.Errorf("db.Driver() = %T, want *sqlite.Driver", drv)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(fds)
+}
+
+// Driver.Open (without a connector) opens the file's pool for the connection; closing the
+// connection closes the pool: no FD is left.
+func TestDriverOpenClosesItsPool(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "open.db")
+	before := openFDs(t)
+	conn, err := (&sqlite.Driver{}).Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eq := conn.(sqlite.ExecQuerierContext)
+	if _, err := eq.ExecContext(context.Background(), "CREATE TABLE t(x); INSERT INTO t VALUES (1)", nil); err != nil {
+		t.Fatal(err)
+	}
+	if during := openFDs(t); during <= before {
+		t.Fatalf("FDs while open = %d, before = %d: the database was never opened", during, before)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if after := openFDs(t); after != before {
+		t.Fatalf("FDs after Close = %d, before Open = %d", after, before)
+	}
+	if _, err := os.Stat(path + "-wal"); !os.IsNotExist(err) {
+		t.Fatalf("-wal left after the pool closed: %v", err)
 	}
 }
