@@ -5,10 +5,23 @@ package compattest
 
 import (
 	"database/sql"
+	"database/sql/driver"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
+
+var registered atomic.Int64
+
+// Register registers d under a name of its own (a test may run several times in one
+// process, and database/sql refuses a name twice) and returns the name.
+func Register(d driver.Driver) string {
+	name := fmt.Sprintf("compattest-%d", registered.Add(1))
+	sql.Register(name, d)
+	return name
+}
 
 // Open opens dsn with driverName, closed when the test ends.
 func Open(t *testing.T, driverName, dsn string) *sql.DB {

@@ -96,7 +96,7 @@ func TestDSNOptions(t *testing.T) {
 func TestConnectHook(t *testing.T) {
 	var calls atomic.Int32
 	path := filepath.Join(t.TempDir(), "hook.db")
-	sql.Register("sqlite3-hook-test", &sqlite3.SQLiteDriver{
+	hooked := compattest.Register(&sqlite3.SQLiteDriver{
 		ConnectHook: func(conn *sqlite3.SQLiteConn) error {
 			calls.Add(1)
 			if got := conn.GetFilename(""); got != path {
@@ -111,7 +111,7 @@ func TestConnectHook(t *testing.T) {
 			return nil
 		},
 	})
-	db := open(t, "sqlite3-hook-test", path)
+	db := open(t, hooked, path)
 	if got := pragma(t, db, "recursive_triggers"); got != 1 {
 		t.Errorf("recursive_triggers set by the hook = %d, want 1", got)
 	}
@@ -124,19 +124,19 @@ func TestConnectHook(t *testing.T) {
 		t.Error("ConnectHook never ran")
 	}
 
-	sql.Register("sqlite3-hook-fail", &sqlite3.SQLiteDriver{
+	failing := compattest.Register(&sqlite3.SQLiteDriver{
 		ConnectHook: func(*sqlite3.SQLiteConn) error { return errors.New("hook refused") },
 	})
-	bad := open(t, "sqlite3-hook-fail", filepath.Join(t.TempDir(), "bad.db"))
+	bad := open(t, failing, filepath.Join(t.TempDir(), "bad.db"))
 	if err := bad.Ping(); err == nil || !strings.Contains(err.Error(), "hook refused") {
 		t.Errorf("Ping with a failing hook: %v, want the hook's error", err)
 	}
 }
 
 func TestExtensionsFail(t *testing.T) {
-	sql.Register("sqlite3-ext-test", &sqlite3.SQLiteDriver{Extensions: []string{"no_such_extension_lib"}})
+	withExt := compattest.Register(&sqlite3.SQLiteDriver{Extensions: []string{"no_such_extension_lib"}})
 	// go-sqlite3 fails when it connects, litepool already at sql.Open.
-	db, err := sql.Open("sqlite3-ext-test", filepath.Join(t.TempDir(), "x.db"))
+	db, err := sql.Open(withExt, filepath.Join(t.TempDir(), "x.db"))
 	if err == nil {
 		defer db.Close()
 		err = db.Ping()

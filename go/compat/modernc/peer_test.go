@@ -108,8 +108,8 @@ func TestConnectionHook(t *testing.T) {
 		_, err := conn.ExecContext(context.Background(), "PRAGMA recursive_triggers = 1", nil)
 		return err
 	})
-	sql.Register("sqlite-hook-test", d)
-	db := open(t, "sqlite-hook-test", filepath.Join(t.TempDir(), "hook.db"))
+	hooked := compattest.Register(d)
+	db := open(t, hooked, filepath.Join(t.TempDir(), "hook.db"))
 	if got := pragma(t, db, "recursive_triggers"); got != 1 {
 		t.Errorf("recursive_triggers set by the hook = %d, want 1", got)
 	}
@@ -117,10 +117,10 @@ func TestConnectionHook(t *testing.T) {
 		t.Error("the connection hook never ran")
 	}
 
-	failing := &sqlite.Driver{}
-	failing.RegisterConnectionHook(func(sqlite.ExecQuerierContext, string) error { return errors.New("hook refused") })
-	sql.Register("sqlite-hook-fail", failing)
-	bad := open(t, "sqlite-hook-fail", filepath.Join(t.TempDir(), "hook.db"))
+	refusing := &sqlite.Driver{}
+	refusing.RegisterConnectionHook(func(sqlite.ExecQuerierContext, string) error { return errors.New("hook refused") })
+	failing := compattest.Register(refusing)
+	bad := open(t, failing, filepath.Join(t.TempDir(), "hook.db"))
 	if err := bad.Ping(); err == nil || !strings.Contains(err.Error(), "hook refused") {
 		t.Errorf("Ping with a failing hook: %v, want the hook's error", err)
 	}
