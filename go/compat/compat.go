@@ -201,6 +201,28 @@ func (c *Conn) QueryContext(ctx context.Context, query string, args []driver.Nam
 	return newRows(r, c.peer)
 }
 
+// Exec runs query with positional args: driver.Execer's form, which go-sqlite3's connection
+// offers (database/sql itself uses ExecContext).
+func (c *Conn) Exec(query string, args []driver.Value) (driver.Result, error) {
+	s, err := c.Prepare(query) // litepool compiles when the statement runs: no round trip
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Exec(args)
+}
+
+// Query runs query with positional args: driver.Queryer's form (see Exec). The rows do not
+// depend on the statement, which is closed at once.
+func (c *Conn) Query(query string, args []driver.Value) (driver.Rows, error) {
+	s, err := c.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Query(args)
+}
+
 // CheckNamedValue is litepool's.
 func (c *Conn) CheckNamedValue(nv *driver.NamedValue) error { return c.inner.CheckNamedValue(nv) }
 

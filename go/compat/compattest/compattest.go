@@ -78,3 +78,28 @@ func DeclaredTimeColumns(t *testing.T, driverName string) {
 		t.Errorf("a TEXT column's timestamp read as %T, want string", txt)
 	}
 }
+
+// RollbackAfterError checks that a statement failing inside a transaction reports the
+// primary key violation (isPrimaryKey tells the peer's error apart) and that the rollback
+// then undoes the transaction's earlier writes.
+func RollbackAfterError(t *testing.T, driverName string, isPrimaryKey func(error) bool) {
+	db := Open(t, driverName, filepath.Join(t.TempDir(), "tx.db"))
+	Exec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = tx.Exec("INSERT INTO t VALUES (1)"); !isPrimaryKey(err) {
+		t.Fatalf("duplicate in a transaction: %v (%T), want the driver's primary key error", err, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows after rollback = %d, %v", n, err)
+	}
+}

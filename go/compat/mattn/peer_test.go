@@ -163,26 +163,10 @@ func TestVersion(t *testing.T) {
 }
 
 func TestTransactionRollbackOnError(t *testing.T) {
-	db := open(t, "sqlite3", filepath.Join(t.TempDir(), "tx.db"))
-	exec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("INSERT INTO t VALUES (1)"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = tx.Exec("INSERT INTO t VALUES (1)")
-	if se, ok := err.(sqlite3.Error); !ok || se.ExtendedCode != sqlite3.ErrConstraintPrimaryKey {
-		t.Fatalf("duplicate in a transaction: %v", err)
-	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
-		t.Fatalf("rows after rollback = %d, %v", n, err)
-	}
+	compattest.RollbackAfterError(t, "sqlite3", func(err error) bool {
+		se, ok := err.(sqlite3.Error)
+		return ok && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey
+	})
 }
 
 func TestDeclaredTimeColumns(t *testing.T) { compattest.DeclaredTimeColumns(t, "sqlite3") }

@@ -97,27 +97,10 @@ func (d *SQLiteDriver) OpenConnector(dsn string) (driver.Connector, error) {
 	return compat.NewConnector(dsn, d.compat())
 }
 
-// SQLiteConn is a connection: a litepool session (what sql.Conn.Raw and ConnectHook see).
+// SQLiteConn is a connection: a litepool session (what sql.Conn.Raw and ConnectHook see),
+// with compat.Conn's methods (Exec, Query, database/sql's interfaces) and GetFilename.
 type SQLiteConn struct {
 	*compat.Conn
-}
-
-func named(args []driver.Value) []driver.NamedValue {
-	out := make([]driver.NamedValue, len(args))
-	for i, a := range args {
-		out[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
-	}
-	return out
-}
-
-// Exec runs a statement (or, without arguments, several).
-func (c *SQLiteConn) Exec(query string, args []driver.Value) (driver.Result, error) {
-	return c.ExecContext(context.Background(), query, named(args))
-}
-
-// Query runs a query.
-func (c *SQLiteConn) Query(query string, args []driver.Value) (driver.Rows, error) {
-	return c.QueryContext(context.Background(), query, named(args))
 }
 
 // GetFilename returns the file of the attached database schemaName ("" or "main": the

@@ -144,27 +144,10 @@ func TestNewConnector(t *testing.T) {
 }
 
 func TestTransactionRollbackOnError(t *testing.T) {
-	db := open(t, "sqlite", filepath.Join(t.TempDir(), "tx.db"))
-	exec(t, db, "CREATE TABLE t(id INTEGER PRIMARY KEY)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("INSERT INTO t VALUES (1)"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = tx.Exec("INSERT INTO t VALUES (1)")
-	var se *sqlite.Error
-	if !errors.As(err, &se) || se.Code() != lib.SQLITE_CONSTRAINT_PRIMARYKEY {
-		t.Fatalf("duplicate in a transaction: %v", err)
-	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := db.QueryRow("SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
-		t.Fatalf("rows after rollback = %d, %v", n, err)
-	}
+	compattest.RollbackAfterError(t, "sqlite", func(err error) bool {
+		var se *sqlite.Error
+		return errors.As(err, &se) && se.Code() == lib.SQLITE_CONSTRAINT_PRIMARYKEY
+	})
 }
 
 func TestDeclaredTimeColumns(t *testing.T) { compattest.DeclaredTimeColumns(t, "sqlite") }
