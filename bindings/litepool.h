@@ -207,6 +207,17 @@ typedef struct litepool_options {
   uint64_t statement_cache_capacity;
 } litepool_options;
 
+// What `litepool_dsn_parse` found in a DSN.
+typedef struct litepool_dsn_info {
+  // The DSN's `acquire_timeout` in milliseconds (default 5000), for hosts that wait for a
+  // free connection themselves (they open with `acquire_timeout=0`).
+  uint64_t acquire_timeout_ms;
+  // 1 when the DSN names an in-memory database, else 0.
+  uint32_t memory;
+  // 1 when the DSN's sessions are read-only (`mode=ro`, `immutable=1`), else 0.
+  uint32_t read_only;
+} litepool_dsn_info;
+
 // A rows handle: the result of `litepool_session_query`, read with `litepool_rows_next` or
 // `litepool_rows_next_batch`.
 //
@@ -446,7 +457,10 @@ litepool_status litepool_options_init(struct litepool_options *out,
 // Opens (or joins) the pool for the database file at `path` (`path_len` bytes of UTF-8, no
 // NUL needed; `":memory:"` gives every session a private in-memory database). `options` may
 // be NULL for the defaults. Opening a file that is already open in this process returns a
-// new handle on the same pool, and fails with `LITEPOOL_CONFIG` if the options differ.
+// new handle on the same pool: its sessions get this call's per-session options
+// (`acquire_timeout_ms`, `busy_timeout_ms`, `foreign_keys`, `read_only`); pool options that
+// differ from the pool's are not applied, and are reported (stderr, and the
+// `option_mismatches` stat), never refused.
 //
 // On success `*out_pool` receives a new handle. Ownership: the caller owns the handle and
 // must close it with `litepool_pool_close`; `path` and `options` are only read during the
@@ -459,9 +473,10 @@ litepool_status litepool_pool_open(const uint8_t *path,
 
 // Opens (or joins) a pool from a DSN: a path, `:memory:`, or a `file:` URI whose query
 // string holds the options, e.g. `file:/data/app.db?max_readers=8&acquire_timeout=0`
-// (`dsn_len` bytes of UTF-8). Option names are those of the Rust `Config`: max_readers,
-// acquire_timeout, busy_timeout, idle_timeout, close_timeout, journal_mode, synchronous,
-// foreign_keys, journal_size_limit, statement_cache_capacity, mode, cache.
+// (`dsn_len` bytes of UTF-8). Option names are those of the Rust `Config` (README.md,
+// "Options"), e.g. max_readers, acquire_timeout, busy_timeout, foreign_keys, mode,
+// pragma=name(value). A file already open in this process is joined as with
+// `litepool_pool_open`.
 //
 // Ownership and thread-safety: as for `litepool_pool_open`.
 litepool_status litepool_pool_open_dsn(const uint8_t *dsn,
@@ -481,6 +496,32 @@ litepool_status litepool_pool_open_dsn(const uint8_t *dsn,
 // Ownership: takes the handle; it is invalid afterwards. Thread-safety: any thread; blocks
 // until the pool is closed.
 litepool_status litepool_pool_close(struct litepool_pool pool, struct litepool_error **out_error);
+
+// Releases `pool` and the hold its open had on the pool: when no other handle's open holds
+// the pool and no session is open on it, the pool closes now, as with
+// `litepool_pool_close`; otherwise it stays open for the others (and, once nobody holds or
+// uses it, closes itself after `pool_idle_timeout`). For hosts that share one file's pool
+// between several users by reference counting.
+//
+// Releasing the null handle or a handle released or closed already does nothing and returns
+// `LITEPOOL_OK`. Returns an error when this release closed the pool and a connection did not
+// close cleanly (the handle is released all the same).
+//
+// Ownership: takes the handle; it is invalid afterwards. Thread-safety: any thread; blocks
+// while the pool closes, if it does.
+litepool_status litepool_pool_release(struct litepool_pool pool, struct litepool_error **out_error);
+
+// Parses a DSN as `litepool_pool_open_dsn` does, without opening anything: the one parser
+// every host uses, so a host checks a DSN when it is given (Go's `sql.Open`) and reads the
+// options it acts on itself. Fails with `LITEPOOL_CONFIG` (the message names the option)
+// when `litepool_pool_open_dsn` would refuse it.
+//
+// Ownership: `dsn` is only read during the call; `*out_info` is the caller's struct, written
+// on success. Thread-safety: any thread.
+litepool_status litepool_dsn_parse(const uint8_t *dsn,
+                                   size_t dsn_len,
+                                   struct litepool_dsn_info *out_info,
+                                   struct litepool_error **out_error);
 
 // Whether `pool` is a live handle whose pool is open: 1 if so, 0 if closed, released,
 // or never valid.

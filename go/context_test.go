@@ -2,6 +2,7 @@ package litepool
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -275,7 +276,7 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 		t.Fatalf("acquire_timeout 300ms took %v", el)
 	}
 	t.Log(err)
-	if n := queuedWaiters(registeredPool(t, path)); n != 0 {
+	if n := queuedWaiters(poolOf(t, db)); n != 0 {
 		t.Fatalf("%d waiters still queued after giving up", n)
 	}
 	// Released: a waiter gets the reader as soon as the transaction ends.
@@ -295,7 +296,7 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 // queued only after the previous one is, and the rowids record the order they ran in. (Waking
 // every waiter on each release, as before, let them race and some starve to a timeout.)
 func TestWaitersServedInOrder(t *testing.T) {
-	db, path := tempDB(t, "acquire_timeout=60s")
+	db, _ := tempDB(t, "acquire_timeout=60s")
 	mustExec(t, db, "CREATE TABLE log(i INTEGER)")
 	tx, err := db.Begin()
 	if err != nil {
@@ -304,7 +305,7 @@ func TestWaitersServedInOrder(t *testing.T) {
 	if _, err := tx.Exec("INSERT INTO log VALUES (-1)"); err != nil {
 		t.Fatal(err)
 	}
-	pool := registeredPool(t, path)
+	pool := poolOf(t, db)
 	const n = 8
 	errs := make(chan error, n)
 	var wg sync.WaitGroup
@@ -359,18 +360,22 @@ func TestWaitersServedInOrder(t *testing.T) {
 	}
 }
 
-// registeredPool is the Go side of the pool open on path.
-func registeredPool(t *testing.T, path string) *poolRef {
+// poolOf is the Go side of the pool db's connections use.
+func poolOf(t *testing.T, db *sql.DB) *poolRef {
 	t.Helper()
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	for _, p := range registry {
-		if p.cfg.path == path {
-			return p
-		}
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no pool registered for %s", path)
-	return nil
+	defer conn.Close()
+	var p *poolRef
+	if err := conn.Raw(func(dc any) error {
+		p = dc.(*sqlConn).s.pool
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // queuedWaiters counts the goroutines queued for a connection, of either role.

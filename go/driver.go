@@ -47,7 +47,10 @@ func (d *Driver) OpenConnector(dsn string) (driver.Connector, error) {
 
 // Connector opens litepool sessions on one pool. The pool is opened on first use and closed
 // (checkpoint TRUNCATE, every connection closed) when the *sql.DB closes, unless another
-// Connector or Pool of the process still uses the same file.
+// Connector or Pool of the process still uses the same file. Connectors on one file share
+// its pool whatever their options: per-connection options (foreign keys, busy timeout,
+// connection pragmas, mode=ro) are each Connector's own; pool options are the first
+// opener's (a different request is logged once, not refused).
 type Connector struct {
 	cfg *config
 
@@ -101,14 +104,9 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn := &sqlConn{s: s}
-	for _, pr := range c.cfg.pragmas {
-		if _, err := runExec(ctx, s, "PRAGMA "+pr[0]+"="+pr[1], []any(nil), anyValue); err != nil {
-			s.close()
-			return nil, fmt.Errorf("litepool: DSN pragma %s=%s: %w", pr[0], pr[1], err)
-		}
-	}
-	return conn, nil
+	// The DSN's per-connection options (foreign keys, busy timeout, pragmas, read-only) are
+	// the session's already: the core gives them to every session of this open.
+	return &sqlConn{s: s}, nil
 }
 
 // Driver returns the litepool driver.

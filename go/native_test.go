@@ -244,6 +244,9 @@ func TestDSN(t *testing.T) {
 		"file:" + filepath.Join(dir, "c.db") + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(wal)&_pragma=foreign_keys(1)&_pragma=cache_size(-4000)&_time_format=sqlite",
 		"file:" + filepath.Join(dir, "d.db") + "?max_readers=2&acquire_timeout=1s&_sync=NORMAL",
 		":memory:",
+		"file:" + filepath.Join(dir, "f.db") + "?_pragma=mmap_size(268435456)&_pragma=auto_vacuum(2)&_pragma=wal_autocheckpoint(1000)",
+		"file:" + filepath.Join(dir, "f.db") + "?cache=shared&_locking_mode=NORMAL",
+		"file:shared_mem?mode=memory&cache=shared",
 	}
 	for _, dsn := range good {
 		db, err := sql.Open("litepool", dsn)
@@ -277,19 +280,19 @@ func TestDSN(t *testing.T) {
 
 	bad := map[string]string{
 		"":                                 "empty DSN",
-		"file:x.db?bogus=1":                `unknown DSN option "bogus"`,
+		"file:x.db?bogus=1":                `unknown option "bogus"`,
 		"file:x.db?Max_Readers=1":          "lower case",
 		"file:x.db?max_readers":            "has no value",
 		"file:x.db?max_readers=0":          "max_readers",
 		"file:x.db?max_readers=abc":        "max_readers",
 		"file://host/x.db":                 "authority",
 		"file:x.db?_txlock=sloppy":         "_txlock",
-		"file:x.db?_pragma=mmap_size(1)":   "not supported",
+		"file:x.db?_pragma=nonsense(1)":    "does not set from a DSN",
+		"file:x.db?_locking=exclusive":     "share the file",
 		"file:x.db?_pragma=garbage":        "pragma assignment",
 		"file:x.db?acquire_timeout=-1":     "negative",
 		"file:x.db?_busy_timeout=soon":     "milliseconds",
 		"file:x.db?%zz=1":                  "percent",
-		"file::memory:?cache=shared":       "shared cache",
 		"file:x.db?_journal_mode=sideways": "journal mode",
 	}
 	for dsn, want := range bad {

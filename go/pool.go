@@ -13,14 +13,12 @@ import (
 	"time"
 )
 
-// poolRef is one open C pool shared by every Connector and Pool of this process that opened
-// the same file (closing a C pool handle closes the pool for every user, so the Go side
-// counts references and closes it with the last one).
+// poolRef is one C pool handle: one Connector's or Pool's open of a database file. Opens of
+// the same file share the core's pool (its registry joins them, each with its own
+// per-connection options); releasing the last one closes it.
 type poolRef struct {
-	key  string
-	cfg  *config
-	h    C.litepool_pool
-	refs int // guarded by registryMu
+	cfg *config
+	h   C.litepool_pool
 
 	closed atomic.Bool
 
@@ -29,30 +27,15 @@ type poolRef struct {
 	// of each role's queue is woken to retry; it leaves the queue only when it gets a
 	// connection (passing on any wake-up it did not use) or gives up. Waking every waiter
 	// instead let hundreds of goroutines race for each connection: CPU burnt on retries, and
-	// some starved to their timeout.
+	// some starved to their timeout. (Releases through another handle on the same file are
+	// seen by the head waiter's timed retries.)
 	waiters atomic.Int32
 	mu      sync.Mutex
 	queues  [3][]*waiter // by C.litepool_role; guarded by mu
 }
 
-var (
-	registryMu sync.Mutex
-	registry   = map[string]*poolRef{}
-)
-
 func acquirePool(cfg *config) (*poolRef, error) {
-	key := cfg.poolKey()
-	registryMu.Lock()
-	defer registryMu.Unlock()
-	if p, ok := registry[key]; ok {
-		if p.cfg.coreQuery != cfg.coreQuery {
-			return nil, configError("%s is already open in this process with other options (%s; now %s): open it with the same options",
-				cfg.path, p.cfg.coreQuery, cfg.coreQuery)
-		}
-		p.refs++
-		return p, nil
-	}
-	p := &poolRef{key: key, cfg: cfg, refs: 1}
+	p := &poolRef{cfg: cfg}
 	ptr, n := strArg(cfg.uri)
 	var cerr *C.litepool_error
 	st := C.litepool_pool_open_dsn(ptr, n, &p.h, &cerr)
@@ -62,26 +45,17 @@ func acquirePool(cfg *config) (*poolRef, error) {
 		}
 		return nil, err
 	}
-	registry[key] = p
 	return p, nil
 }
 
-// release drops one reference; the last one closes the C pool (checkpoint TRUNCATE, close
-// every connection, join every thread).
+// release gives up this open: the core closes the pool (checkpoint TRUNCATE, close every
+// connection, join every thread) when no other open holds it and no session is open on it.
 func (p *poolRef) release() error {
-	registryMu.Lock()
-	p.refs--
-	last := p.refs == 0
-	if last {
-		delete(registry, p.key)
-		p.closed.Store(true)
-	}
-	registryMu.Unlock()
-	if !last {
+	if p.closed.Swap(true) {
 		return nil
 	}
 	var cerr *C.litepool_error
-	st := C.litepool_pool_close(p.h, &cerr)
+	st := C.litepool_pool_release(p.h, &cerr)
 	p.notify()
 	return takeError(st, cerr, "close")
 }

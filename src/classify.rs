@@ -68,6 +68,7 @@ pub(crate) const CONNECTION_PRAGMAS: &[&str] = &[
     "defer_foreign_keys",
     "foreign_keys",
     "ignore_check_constraints",
+    "mmap_size",
     "query_only",
     "recursive_triggers",
     "reverse_unordered_selects",

@@ -1,6 +1,7 @@
 //! Pool options, and the one parser every host uses to turn a DSN into a path and a [`Config`].
 
 use std::fmt::Write as _;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -25,54 +26,139 @@ const GIB: i64 = 1024 * MIB;
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
 const MODE_EXPECTED: &str = "is not a mode (expected ro, rw or rwc)";
-const MODE_MEMORY: &str = "is not supported (open the path \":memory:\" for an in-memory database)";
-const CACHE_EXPECTED: &str = "is not a cache mode (expected private)";
-const CACHE_SHARED: &str = "is not supported: litepool does not support SQLite's shared cache";
+const CACHE_EXPECTED: &str = "is not a cache mode (expected private or shared)";
 
-/// Every key [`Config::set`] accepts, in the order [`Config::to_query`] renders them.
-const KEYS: &[&str] = &[
-    "max_readers",
-    "acquire_timeout",
-    "busy_timeout",
-    "idle_timeout",
-    "close_timeout",
-    "journal_mode",
-    "synchronous",
-    "foreign_keys",
-    "journal_size_limit",
-    "statement_cache_capacity",
-    "checkpoint",
-    "checkpoint_interval",
-    "checkpoint_passive_frames",
-    "checkpoint_max_delay",
-    "checkpoint_truncate_frames",
-    "checkpoint_stuck_ticks",
-    "checkpoint_busy_timeout",
-    "wal_cap_frames",
-    "max_read_txn_age",
-    "optimize_interval",
-    "incremental_vacuum",
-    "group_commit",
-    "mode",
-    "cache",
+/// Where an option acts: on the pool (set by the first opener of a file; a later open that
+/// asks for another value joins the pool all the same and the difference is reported once),
+/// or on the sessions of the handle that asked for it (SQLite keeps it per connection, so
+/// every opener gets its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Pool,
+    Session,
+}
+
+/// Every key [`Config::set`] accepts, in the order [`Config::to_query`] renders them, with
+/// where it acts.
+const OPTIONS: &[(&str, Scope)] = &[
+    ("max_readers", Scope::Pool),
+    ("acquire_timeout", Scope::Session),
+    ("busy_timeout", Scope::Session),
+    ("idle_timeout", Scope::Pool),
+    ("close_timeout", Scope::Pool),
+    ("pool_idle_timeout", Scope::Pool),
+    ("journal_mode", Scope::Pool),
+    ("synchronous", Scope::Pool),
+    ("foreign_keys", Scope::Session),
+    ("journal_size_limit", Scope::Pool),
+    ("statement_cache_capacity", Scope::Pool),
+    ("checkpoint", Scope::Pool),
+    ("checkpoint_interval", Scope::Pool),
+    ("checkpoint_passive_frames", Scope::Pool),
+    ("checkpoint_max_delay", Scope::Pool),
+    ("checkpoint_truncate_frames", Scope::Pool),
+    ("checkpoint_stuck_ticks", Scope::Pool),
+    ("checkpoint_busy_timeout", Scope::Pool),
+    ("wal_cap_frames", Scope::Pool),
+    ("max_read_txn_age", Scope::Pool),
+    ("optimize", Scope::Pool),
+    ("optimize_interval", Scope::Pool),
+    ("auto_vacuum", Scope::Pool),
+    ("incremental_vacuum", Scope::Pool),
+    ("group_commit", Scope::Pool),
+    ("pragma", Scope::Session),
+    ("mode", Scope::Session),
+    ("immutable", Scope::Session),
+    ("cache", Scope::Pool),
 ];
+
+/// Pragmas a `pragma=` option may name besides the connection pragmas that sessions carry
+/// ([`crate::classify::CONNECTION_PRAGMAS`]), and what each becomes.
+enum PragmaRoute {
+    /// Sets the typed option of that name.
+    Option(&'static str),
+    /// Applies only when the file is created (the writer runs it on an empty file).
+    Creation,
+    /// Accepted and ignored: litepool manages it (its value is checked, though).
+    Ignored(&'static [&'static str]),
+}
+
+const PRAGMA_ROUTES: &[(&str, PragmaRoute)] = &[
+    ("busy_timeout", PragmaRoute::Option("busy_timeout")),
+    ("foreign_keys", PragmaRoute::Option("foreign_keys")),
+    ("journal_mode", PragmaRoute::Option("journal_mode")),
+    ("synchronous", PragmaRoute::Option("synchronous")),
+    (
+        "journal_size_limit",
+        PragmaRoute::Option("journal_size_limit"),
+    ),
+    ("auto_vacuum", PragmaRoute::Option("auto_vacuum")),
+    ("page_size", PragmaRoute::Creation),
+    ("encoding", PragmaRoute::Creation),
+    // litepool checkpoints on its own policy (see `checkpoint`).
+    ("wal_autocheckpoint", PragmaRoute::Ignored(&[])),
+    // Connections of one pool share the file, which exclusive locking would forbid.
+    ("locking_mode", PragmaRoute::Ignored(&["normal"])),
+];
+
+/// Connection pragmas whose value is a boolean: normalized to `1`/`0` so that `on`, `true`
+/// and `1` are the same setting.
+const BOOLEAN_PRAGMAS: &[&str] = &[
+    "automatic_index",
+    "case_sensitive_like",
+    "cell_size_check",
+    "checkpoint_fullfsync",
+    "count_changes",
+    "defer_foreign_keys",
+    "empty_result_callbacks",
+    "full_column_names",
+    "fullfsync",
+    "ignore_check_constraints",
+    "legacy_alter_table",
+    "query_only",
+    "read_uncommitted",
+    "recursive_triggers",
+    "reverse_unordered_selects",
+    "short_column_names",
+    "trusted_schema",
+    "writable_schema",
+];
+
+/// Which options a parser set explicitly (bit i = `OPTIONS[i]`). Two configs that differ only
+/// in it are equal: it says what was asked for, not what the config is.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Given(u64);
+
+impl PartialEq for Given {
+    fn eq(&self, _: &Given) -> bool {
+        true
+    }
+}
 
 /// Options of one pool. Defaults match the stdlib `sqlite3` module where one exists.
 ///
 /// Build one with [`Config::default`] and assign fields, or parse one with [`Config::set`],
 /// [`Config::from_query`] or [`parse_dsn`]. The parsers reject out-of-range values; a config
 /// whose fields were assigned directly can be checked with [`Config::validate`].
+///
+/// Some options are the pool's, some are per session (SQLite keeps them per connection):
+/// `acquire_timeout`, `busy_timeout`, `foreign_keys`, `read_only` and the connection
+/// `pragmas`. The first open of a file sets the pool's options; a later open of the same
+/// file with other options joins that pool all the same: its handle's sessions get its own
+/// per-session options, and pool options it asked for that differ from the pool's are
+/// reported once (a log line on stderr and [`crate::Stats::option_mismatches`]), never
+/// refused.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
     /// How many reader connections the pool may open: 1 to 64. Default 4.
     pub max_readers: usize,
     /// How long a caller waits for a free connection before failing with
-    /// [`Error::AcquireTimeout`]. At most 100 years. Default 5 s.
+    /// [`Error::AcquireTimeout`]. At most 100 years. Default 5 s. Per session.
     pub acquire_timeout: Duration,
     /// SQLite's `busy_timeout`, set on every connection: how long SQLite retries a locked
     /// database. At most 2147483.647 s (SQLite takes an `int` of milliseconds), truncated to
-    /// whole milliseconds. Default 5 s, as in the stdlib.
+    /// whole milliseconds. Default 5 s, as in the stdlib. Per session.
     pub busy_timeout: Duration,
     /// Reader connections idle for longer than this are closed. At most 100 years. Default 60 s.
     pub idle_timeout: Duration,
@@ -86,7 +172,7 @@ pub struct Config {
     /// safe from corruption in WAL mode.
     pub synchronous: Synchronous,
     /// The `foreign_keys` pragma. Default `false`, as in the stdlib (the bundled SQLite build
-    /// would otherwise turn it on).
+    /// would otherwise turn it on). Per session.
     pub foreign_keys: bool,
     /// The `journal_size_limit` pragma, in bytes: `-1` for no limit, otherwise 0 or more.
     /// Default 64 MiB, so a WAL file does not stay large after a burst of writes.
@@ -94,7 +180,10 @@ pub struct Config {
     /// How many prepared statements each connection keeps cached; 0 disables the cache.
     /// Default 128.
     pub statement_cache_capacity: usize,
-    /// Open every connection read-only (`mode=ro`); writes fail. Default `false`.
+    /// The handle's sessions are read-only (`mode=ro`, `immutable=1`): they read on readers,
+    /// and every write fails with SQLite's "attempt to write a readonly database". Other
+    /// handles on the same file are unaffected. A pool first opened read-only opens no writer
+    /// until a writable session needs one, and never creates the file. Default `false`.
     pub read_only: bool,
     /// Create the database file if it does not exist (`mode=rwc`); when `false` (`mode=rw`) the
     /// file must exist. Ignored when [`read_only`](Config::read_only) is set: a read-only open
@@ -129,18 +218,44 @@ pub struct Config {
     pub wal_cap_frames: u32,
     /// See [`wal_cap_frames`](Config::wal_cap_frames). At most 100 years. Default 30 s.
     pub max_read_txn_age: Duration,
+    /// Whether litepool runs `PRAGMA optimize` (which may write `sqlite_stat1` into the
+    /// database, and so change query plans): once when the writer opens, every
+    /// [`optimize_interval`](Config::optimize_interval), and when the pool closes. Default
+    /// `true`.
+    pub optimize: bool,
     /// How often the writer runs `PRAGMA optimize` (it also runs once at open). At most 100
     /// years. Default 1 h.
     pub optimize_interval: Duration,
-    /// Create new database files with `auto_vacuum=INCREMENTAL` and return free pages to the
-    /// file system when the freelist grows past a quarter of the file (at least 1,024
-    /// pages). Default `true`.
+    /// The `auto_vacuum` a new database file is created with (an existing file keeps its
+    /// own). Default [`AutoVacuum::Incremental`], so the maintenance thread can return free
+    /// pages (see [`incremental_vacuum`](Config::incremental_vacuum)); SQLite's own default
+    /// is [`AutoVacuum::None`].
+    pub auto_vacuum: AutoVacuum,
+    /// Return free pages to the file system when the freelist grows past a quarter of the
+    /// file (at least 1,024 pages), in files made with `auto_vacuum=INCREMENTAL`. Default
+    /// `true`.
     pub incremental_vacuum: bool,
     /// Group commit: autocommit writes that different sessions send while the writer is busy
     /// with other autocommit writes run together in one transaction, each in its own
     /// savepoint (a failing write is rolled back alone), and every caller is answered once
     /// that transaction has committed. Explicit transactions are never merged. Default `true`.
     pub group_commit: bool,
+    /// A pool whose last session closed (and that no [`crate::Pool::open`] handle holds)
+    /// checkpoints and closes itself after this long, releasing every file descriptor and
+    /// thread; the next open reopens it. At most 100 years. Default 5 s.
+    pub pool_idle_timeout: Duration,
+    /// Pragmas given as `pragma=name(value)`, by name, in the order given: connection
+    /// pragmas (per session, replayed on every connection a session uses), and `page_size`
+    /// and `encoding` (applied when the file is created).
+    pub pragmas: Vec<(String, String)>,
+    /// `file:name?mode=memory&cache=shared`: the name of the in-memory database every
+    /// session of the pool shares (as in SQLite, it lives while any connection to it is open).
+    pub(crate) shared_memory: Option<String>,
+    /// `mode=memory` was given (the DSN parser makes the path an in-memory database).
+    pub(crate) memory_mode: bool,
+    /// `cache=shared` was given.
+    pub(crate) cache_shared: bool,
+    pub(crate) given: Given,
 }
 
 impl Default for Config {
@@ -169,8 +284,16 @@ impl Default for Config {
             wal_cap_frames: 65_536,
             max_read_txn_age: Duration::from_secs(30),
             optimize_interval: Duration::from_secs(3600),
+            optimize: true,
+            auto_vacuum: AutoVacuum::Incremental,
             incremental_vacuum: true,
             group_commit: true,
+            pool_idle_timeout: Duration::from_secs(5),
+            pragmas: Vec::new(),
+            shared_memory: None,
+            memory_mode: false,
+            cache_shared: false,
+            given: Given::default(),
         }
     }
 }
@@ -241,6 +364,37 @@ impl JournalMode {
     }
 }
 
+/// The `auto_vacuum` pragma's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AutoVacuum {
+    /// Free pages stay in the file until `VACUUM` (SQLite's default).
+    None,
+    /// Free pages are returned to the file system at every commit.
+    Full,
+    /// Free pages are returned by `PRAGMA incremental_vacuum`.
+    Incremental,
+}
+
+impl AutoVacuum {
+    /// The pragma's value as SQLite spells it: `"NONE"`, `"FULL"` or `"INCREMENTAL"`.
+    pub fn as_sql(&self) -> &'static str {
+        match self {
+            AutoVacuum::None => "NONE",
+            AutoVacuum::Full => "FULL",
+            AutoVacuum::Incremental => "INCREMENTAL",
+        }
+    }
+
+    fn parse(value: &str) -> Option<AutoVacuum> {
+        // The numbers are SQLite's own aliases (0 = NONE, 1 = FULL, 2 = INCREMENTAL).
+        let all = [AutoVacuum::None, AutoVacuum::Full, AutoVacuum::Incremental];
+        all.into_iter().enumerate().find_map(|(number, mode)| {
+            (mode.as_sql().eq_ignore_ascii_case(value) || value == number.to_string())
+                .then_some(mode)
+        })
+    }
+}
+
 /// The `synchronous` pragma's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Synchronous {
@@ -285,7 +439,7 @@ impl Config {
     /// Sets one option by name from its text form, as found in a DSN's query string.
     ///
     /// Keys are case-sensitive and lower case: the names of [`Config`]'s fields except
-    /// `read_only` and `create`, plus `mode` and `cache`.
+    /// `read_only`, `create` and `pragmas`, plus `pragma`, `mode`, `immutable` and `cache`.
     /// Values:
     ///
     /// - durations: `500ms`, `5s`, `2m`, `1h`, `1.5s`, or a bare number of seconds (`0.25`);
@@ -298,10 +452,20 @@ impl Config {
     /// - frame and tick counts (`checkpoint_passive_frames`, `checkpoint_truncate_frames`,
     ///   `wal_cap_frames`, `checkpoint_stuck_ticks`): an integer up to 2147483647;
     /// - `checkpoint`: `timed` or `external`, any case;
+    /// - `auto_vacuum`: `none`, `full`, `incremental`, any case, or `0` to `2`;
+    /// - `pragma`: `name(value)` or `name=value`, as modernc's `_pragma`: a connection pragma
+    ///   (per session), or `busy_timeout` (milliseconds), `foreign_keys`, `journal_mode`,
+    ///   `synchronous`, `journal_size_limit`, `auto_vacuum` (the options of those names),
+    ///   `page_size`, `encoding` (when the file is created), `wal_autocheckpoint` (ignored:
+    ///   litepool checkpoints) or `locking_mode(normal)`. Values are compared by what they
+    ///   mean: `foreign_keys(on)` is `foreign_keys(1)`;
     /// - `mode`: `ro` sets [`read_only`](Config::read_only) (leaving `create` as it was), `rw`
-    ///   clears `read_only` and `create`, `rwc` clears `read_only` and sets `create`. SQLite's
-    ///   `mode=memory` is refused: open the path `:memory:` instead;
-    /// - `cache`: only `private` (a no-op); shared cache is not supported.
+    ///   clears `read_only` and `create`, `rwc` clears `read_only` and sets `create`, `memory`
+    ///   makes the DSN an in-memory database ([`parse_dsn`]);
+    /// - `immutable`: a boolean; true sets [`read_only`](Config::read_only) (litepool still
+    ///   locks the file);
+    /// - `cache`: `private` or `shared`; `shared` matters only with `mode=memory`, where every
+    ///   connection naming the database shares it.
     ///
     /// # Errors
     ///
@@ -309,6 +473,14 @@ impl Config {
     /// (the message names the key, the value and what was expected). The config is left
     /// unchanged on error.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        self.set_value(key, value)?;
+        if let Some(i) = OPTIONS.iter().position(|(k, _)| *k == key) {
+            self.given.0 |= 1 << i;
+        }
+        Ok(())
+    }
+
+    fn set_value(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "max_readers" => {
                 let n = parse_uint(key, value, "an integer from 1 to 64")?;
@@ -340,6 +512,25 @@ impl Config {
                 })?;
             }
             "foreign_keys" => self.foreign_keys = parse_bool(key, value)?,
+            "pool_idle_timeout" => {
+                self.pool_idle_timeout = parse_duration(key, value, MAX_TIMEOUT)?
+            }
+            "optimize" => self.optimize = parse_bool(key, value)?,
+            "auto_vacuum" => {
+                self.auto_vacuum = AutoVacuum::parse(value).ok_or_else(|| {
+                    bad_value(
+                        key,
+                        value,
+                        "is not an auto_vacuum mode (expected none, full, incremental or 0 to 2)",
+                    )
+                })?;
+            }
+            "pragma" => self.set_pragma(value)?,
+            "immutable" => {
+                if parse_bool(key, value)? {
+                    self.read_only = true;
+                }
+            }
             "journal_size_limit" => self.journal_size_limit = parse_size(key, value)?,
             "statement_cache_capacity" => {
                 self.statement_cache_capacity =
@@ -350,7 +541,10 @@ impl Config {
                     "ro" => (true, self.create),
                     "rw" => (false, false),
                     "rwc" => (false, true),
-                    "memory" => return Err(bad_value(key, value, MODE_MEMORY)),
+                    "memory" => {
+                        self.memory_mode = true;
+                        return Ok(());
+                    }
                     _ => return Err(bad_value(key, value, MODE_EXPECTED)),
                 };
                 self.read_only = read_only;
@@ -404,18 +598,22 @@ impl Config {
             }
             "incremental_vacuum" => self.incremental_vacuum = parse_bool(key, value)?,
             "group_commit" => self.group_commit = parse_bool(key, value)?,
-            "cache" => match value.to_ascii_lowercase().as_str() {
-                "private" => {}
-                "shared" => return Err(bad_value(key, value, CACHE_SHARED)),
-                _ => return Err(bad_value(key, value, CACHE_EXPECTED)),
-            },
+            "cache" => {
+                self.cache_shared = match value.to_ascii_lowercase().as_str() {
+                    "private" => false,
+                    "shared" => true,
+                    _ => return Err(bad_value(key, value, CACHE_EXPECTED)),
+                }
+            }
             _ => {
                 let mut message = format!("unknown option {key:?}");
-                if KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+                let lower = key.to_ascii_lowercase();
+                if OPTIONS.iter().any(|(k, _)| *k == lower) {
                     // The likeliest mistake, so say it outright.
                     message.push_str(" (option names are lower case)");
                 }
-                let _ = write!(message, "; valid options: {}", KEYS.join(", "));
+                let keys: Vec<&str> = OPTIONS.iter().map(|(k, _)| *k).collect();
+                let _ = write!(message, "; valid options: {}", keys.join(", "));
                 return Err(Error::config(message));
             }
         }
@@ -453,51 +651,136 @@ impl Config {
         Ok(config)
     }
 
+    /// Sets a `pragma=` option: `name(value)` or `name=value`.
+    fn set_pragma(&mut self, text: &str) -> Result<()> {
+        const KEY: &str = "pragma";
+        let text = text.trim();
+        let (name, value) = match text.split_once('(') {
+            Some((name, rest)) if rest.ends_with(')') => (name, &rest[..rest.len() - 1]),
+            _ => text.split_once('=').ok_or_else(|| {
+                bad_value(
+                    KEY,
+                    text,
+                    "is not a pragma assignment (expected name(value))",
+                )
+            })?,
+        };
+        let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+        if let Some((_, route)) = PRAGMA_ROUTES.iter().find(|(n, _)| *n == name) {
+            return match route {
+                PragmaRoute::Option("busy_timeout") => {
+                    let ms = parse_uint(KEY, value, "busy_timeout in milliseconds")?;
+                    self.set_value("busy_timeout", &format!("{ms}ms"))
+                }
+                PragmaRoute::Option(option) => self.set_value(option, value),
+                PragmaRoute::Creation => {
+                    let value = pragma_token(&name, value)?;
+                    self.put_pragma(name, value);
+                    Ok(())
+                }
+                PragmaRoute::Ignored(allowed) => {
+                    let lower = value.to_ascii_lowercase();
+                    if allowed.is_empty() || allowed.contains(&lower.as_str()) {
+                        pragma_token(&name, value).map(drop)
+                    } else {
+                        Err(bad_value(
+                            KEY,
+                            text,
+                            &format!(
+                                "is not supported: the connections of a pool share the file \
+                                 (expected {name}({}))",
+                                allowed.join(" or ")
+                            ),
+                        ))
+                    }
+                }
+            };
+        }
+        if !crate::classify::CONNECTION_PRAGMAS.contains(&name.as_str()) {
+            let mut known: Vec<&str> = crate::classify::CONNECTION_PRAGMAS.to_vec();
+            known.extend(PRAGMA_ROUTES.iter().map(|(n, _)| *n));
+            known.sort_unstable();
+            return Err(bad_value(
+                KEY,
+                text,
+                &format!(
+                    "names a pragma litepool does not set from a DSN (supported: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+        let value = normalize_pragma_value(&name, value)?;
+        self.put_pragma(name, value);
+        Ok(())
+    }
+
+    fn put_pragma(&mut self, name: String, value: String) {
+        self.pragmas.retain(|(n, _)| *n != name);
+        self.pragmas.push((name, value));
+    }
+
+    /// The option's value in the text form [`Config::set`] parses back to the same value;
+    /// `None` for `pragma` (many values) and `cache`.
+    fn render(&self, key: &str) -> Option<String> {
+        let duration = |d: Duration| Some(render_duration(d));
+        match key {
+            "max_readers" => Some(self.max_readers.to_string()),
+            "acquire_timeout" => duration(self.acquire_timeout),
+            "busy_timeout" => duration(self.busy_timeout),
+            "idle_timeout" => duration(self.idle_timeout),
+            "close_timeout" => duration(self.close_timeout),
+            "pool_idle_timeout" => duration(self.pool_idle_timeout),
+            "journal_mode" => Some(self.journal_mode.as_sql().to_ascii_lowercase()),
+            "synchronous" => Some(self.synchronous.as_sql().to_ascii_lowercase()),
+            "foreign_keys" => Some(self.foreign_keys.to_string()),
+            "journal_size_limit" => Some(render_size(self.journal_size_limit)),
+            "statement_cache_capacity" => Some(self.statement_cache_capacity.to_string()),
+            "checkpoint" => Some(self.checkpoint.as_str().into()),
+            "checkpoint_interval" => duration(self.checkpoint_interval),
+            "checkpoint_passive_frames" => Some(self.checkpoint_passive_frames.to_string()),
+            "checkpoint_max_delay" => duration(self.checkpoint_max_delay),
+            "checkpoint_truncate_frames" => Some(self.checkpoint_truncate_frames.to_string()),
+            "checkpoint_stuck_ticks" => Some(self.checkpoint_stuck_ticks.to_string()),
+            "checkpoint_busy_timeout" => duration(self.checkpoint_busy_timeout),
+            "wal_cap_frames" => Some(self.wal_cap_frames.to_string()),
+            "max_read_txn_age" => duration(self.max_read_txn_age),
+            "optimize" => Some(self.optimize.to_string()),
+            "optimize_interval" => duration(self.optimize_interval),
+            "auto_vacuum" => Some(self.auto_vacuum.as_sql().to_ascii_lowercase()),
+            "incremental_vacuum" => Some(self.incremental_vacuum.to_string()),
+            "group_commit" => Some(self.group_commit.to_string()),
+            // The read/create flags render as `mode`; a read-only config with `create`
+            // cleared renders as `rw&mode=ro`, because `mode=ro` alone leaves `create` as it
+            // was.
+            "mode" => Some(
+                match (self.read_only, self.create) {
+                    (false, true) => "rwc",
+                    (false, false) => "rw",
+                    (true, true) => "ro",
+                    (true, false) => "rw&mode=ro",
+                }
+                .into(),
+            ),
+            _ => None,
+        }
+    }
+
     /// Renders every option as a query string that [`Config::from_query`] parses back into an
     /// equal config, e.g. `max_readers=4&acquire_timeout=5s&...&mode=rwc`.
-    ///
-    /// The read/create flags render as `mode`; a read-only config with `create` cleared
-    /// renders as `mode=rw&mode=ro`, because `mode=ro` alone leaves `create` as it was.
     pub fn to_query(&self) -> String {
-        let mode = match (self.read_only, self.create) {
-            (false, true) => "rwc",
-            (false, false) => "rw",
-            (true, true) => "ro",
-            (true, false) => "rw&mode=ro",
-        };
-        // Every value rendered here is made of [0-9A-Za-z.-], so none needs percent-encoding.
-        format!(
-            "max_readers={}&acquire_timeout={}&busy_timeout={}&idle_timeout={}&close_timeout={}\
-             &journal_mode={}&synchronous={}&foreign_keys={}&journal_size_limit={}\
-             &statement_cache_capacity={}&checkpoint={}&checkpoint_interval={}\
-             &checkpoint_passive_frames={}&checkpoint_max_delay={}\
-             &checkpoint_truncate_frames={}&checkpoint_stuck_ticks={}\
-             &checkpoint_busy_timeout={}&wal_cap_frames={}&max_read_txn_age={}\
-             &optimize_interval={}&incremental_vacuum={}&group_commit={}&mode={}",
-            self.max_readers,
-            render_duration(self.acquire_timeout),
-            render_duration(self.busy_timeout),
-            render_duration(self.idle_timeout),
-            render_duration(self.close_timeout),
-            self.journal_mode.as_sql().to_ascii_lowercase(),
-            self.synchronous.as_sql().to_ascii_lowercase(),
-            self.foreign_keys,
-            render_size(self.journal_size_limit),
-            self.statement_cache_capacity,
-            self.checkpoint.as_str(),
-            render_duration(self.checkpoint_interval),
-            self.checkpoint_passive_frames,
-            render_duration(self.checkpoint_max_delay),
-            self.checkpoint_truncate_frames,
-            self.checkpoint_stuck_ticks,
-            render_duration(self.checkpoint_busy_timeout),
-            self.wal_cap_frames,
-            render_duration(self.max_read_txn_age),
-            render_duration(self.optimize_interval),
-            self.incremental_vacuum,
-            self.group_commit,
-            mode,
-        )
+        // Every value rendered here is made of [0-9A-Za-z.()-], so none needs percent-encoding.
+        let mut parts: Vec<String> = OPTIONS
+            .iter()
+            .filter_map(|(key, _)| Some(format!("{key}={}", self.render(key)?)))
+            .collect();
+        let mode = parts.pop().expect("mode renders last");
+        parts.extend(
+            self.pragmas
+                .iter()
+                .map(|(name, value)| format!("pragma={name}({value})")),
+        );
+        parts.push(mode);
+        parts.join("&")
     }
 
     /// Checks every field against the limits [`Config::set`] enforces, for configs whose
@@ -507,63 +790,204 @@ impl Config {
     ///
     /// [`Error::Config`] naming the first field out of range.
     pub fn validate(&self) -> Result<()> {
-        if !(1..=MAX_READERS).contains(&self.max_readers) {
-            return Err(Error::config(format!(
-                "max_readers: {} is out of range (expected an integer from 1 to 64)",
-                self.max_readers
-            )));
-        }
-        let durations = [
-            ("acquire_timeout", self.acquire_timeout, MAX_TIMEOUT),
-            ("busy_timeout", self.busy_timeout, MAX_BUSY_TIMEOUT),
-            ("idle_timeout", self.idle_timeout, MAX_TIMEOUT),
-            ("close_timeout", self.close_timeout, MAX_TIMEOUT),
-            (
-                "checkpoint_interval",
-                self.checkpoint_interval,
-                MAX_CHECKPOINT_INTERVAL,
-            ),
-            (
-                "checkpoint_max_delay",
-                self.checkpoint_max_delay,
-                MAX_TIMEOUT,
-            ),
-            (
-                "checkpoint_busy_timeout",
-                self.checkpoint_busy_timeout,
-                MAX_BUSY_TIMEOUT,
-            ),
-            ("max_read_txn_age", self.max_read_txn_age, MAX_TIMEOUT),
-            ("optimize_interval", self.optimize_interval, MAX_TIMEOUT),
-        ];
-        for (key, value, max) in durations {
-            if value > max {
-                return Err(Error::config(format!(
-                    "{key}: {} is too long (at most {})",
-                    render_duration(value),
-                    render_duration(max)
-                )));
+        let mut scratch = Config::default();
+        for (key, _) in OPTIONS {
+            if let Some(value) = self.render(key) {
+                for part in value.split("&mode=") {
+                    scratch.set_value(key, part)?;
+                }
             }
         }
-        if self.checkpoint_interval < MIN_CHECKPOINT_INTERVAL {
-            return Err(Error::config(format!(
-                "checkpoint_interval: {} is too short (at least 1ms)",
-                render_duration(self.checkpoint_interval)
-            )));
-        }
-        if self.checkpoint_stuck_ticks == 0 {
-            return Err(Error::config(
-                "checkpoint_stuck_ticks: 0 is out of range (expected 1 or more ticks)",
-            ));
-        }
-        if self.journal_size_limit < -1 {
-            return Err(Error::config(format!(
-                "journal_size_limit: {} is out of range (expected -1 for no limit, or 0 or more bytes)",
-                self.journal_size_limit
-            )));
+        for (name, value) in &self.pragmas {
+            scratch.set_pragma(&format!("{name}({value})"))?;
         }
         Ok(())
     }
+
+    /// Whether the option at `OPTIONS[index]` was asked for: set by a parser, or assigned a
+    /// value other than the default.
+    fn asks_for(&self, index: usize, default: &Config) -> bool {
+        let key = OPTIONS[index].0;
+        self.given.0 & (1 << index) != 0 || self.render(key) != default.render(key)
+    }
+
+    /// The pool options `asked` asks for that this (the pool's) config does not have, as
+    /// `key=value` (what was asked) pairs; per-session options never differ here.
+    pub(crate) fn pool_differences(&self, asked: &Config) -> Vec<String> {
+        let default = Config::default();
+        let mut out: Vec<String> = OPTIONS
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, scope))| {
+                *scope == Scope::Pool
+                    && asked.asks_for(*i, &default)
+                    && self.render(key) != asked.render(key)
+            })
+            .filter_map(|(_, (key, _))| {
+                Some(format!(
+                    "{key}={} (the pool has {})",
+                    asked.render(key)?,
+                    self.render(key)?
+                ))
+            })
+            .collect();
+        for (name, value) in asked.creation_pragmas() {
+            let have = self
+                .creation_pragmas()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v);
+            if have != Some(value) {
+                out.push(format!(
+                    "pragma={name}({value}) (not applied: the file exists)"
+                ));
+            }
+        }
+        out
+    }
+
+    /// The pragmas applied only when the file is created.
+    pub(crate) fn creation_pragmas(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pragmas
+            .iter()
+            .filter(|(name, _)| !crate::classify::CONNECTION_PRAGMAS.contains(&name.as_str()))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The connection pragmas sessions carry.
+    pub(crate) fn connection_pragmas(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pragmas
+            .iter()
+            .filter(|(name, _)| crate::classify::CONNECTION_PRAGMAS.contains(&name.as_str()))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// The connection pragmas a session of a handle opened with `asked` must set on the
+    /// pool's connections, which are opened with this (the pool's) config: the per-session
+    /// options where they differ, and SQLite's default for a pragma the pool sets but `asked`
+    /// does not.
+    pub(crate) fn session_pragmas(&self, asked: &Config) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if asked.busy_timeout != self.busy_timeout {
+            out.push((
+                "busy_timeout".into(),
+                asked.busy_timeout.as_millis().to_string(),
+            ));
+        }
+        if asked.foreign_keys != self.foreign_keys {
+            out.push((
+                "foreign_keys".into(),
+                u8::from(asked.foreign_keys).to_string(),
+            ));
+        }
+        for (name, value) in asked.connection_pragmas() {
+            if !self.connection_pragmas().any(|p| p == (name, value)) {
+                out.push((name.into(), value.into()));
+            }
+        }
+        for (name, _) in self.connection_pragmas() {
+            if !asked.connection_pragmas().any(|(n, _)| n == name) {
+                if let Some(value) = sqlite_default(name) {
+                    out.push((name.into(), value));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A connection pragma's value on a connection as SQLite opens it: read once, from a
+/// connection to a scratch file (in-memory and temporary databases report no `mmap_size`).
+fn sqlite_default(name: &str) -> Option<String> {
+    static DEFAULTS: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "litepool-defaults-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let read = || -> Option<Vec<(&'static str, String)>> {
+            std::fs::create_dir(&dir).ok()?;
+            let conn = rusqlite::Connection::open(dir.join("scratch.db")).ok()?;
+            let defaults = crate::classify::CONNECTION_PRAGMAS
+                .iter()
+                .filter_map(|name| {
+                    let value: rusqlite::types::Value = conn
+                        .query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))
+                        .ok()?;
+                    match value {
+                        rusqlite::types::Value::Integer(i) => Some((*name, i.to_string())),
+                        rusqlite::types::Value::Text(t) => Some((*name, t)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            drop(conn);
+            Some(defaults)
+        };
+        let defaults = read().unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        defaults
+    });
+    DEFAULTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.clone())
+}
+
+/// A pragma value that is safe to splice into `PRAGMA name=value`: a signed integer or a word.
+fn pragma_token(name: &str, value: &str) -> Result<String> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let number = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let word = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && value.as_bytes()[0].is_ascii_alphabetic();
+    if number {
+        value
+            .parse::<i64>()
+            .map(|n| n.to_string())
+            .map_err(|_| bad_value("pragma", value, &format!("is out of range for {name}")))
+    } else if word {
+        Ok(value.to_ascii_lowercase())
+    } else {
+        Err(bad_value(
+            "pragma",
+            value,
+            &format!("is not a value for {name} (expected an integer or a word)"),
+        ))
+    }
+}
+
+/// A connection pragma's value in one canonical form, so that two spellings of one setting
+/// compare equal: booleans as `1`/`0`, `temp_store` and `secure_delete` as their numbers.
+fn normalize_pragma_value(name: &str, value: &str) -> Result<String> {
+    let token = pragma_token(name, value)?;
+    let number = |words: &[&str]| {
+        words
+            .iter()
+            .position(|w| *w == token)
+            .map(|n| n.to_string())
+            .or_else(|| {
+                token
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| usize::from(*n) < words.len())
+                    .map(|n| n.to_string())
+            })
+    };
+    let canonical = match name {
+        _ if BOOLEAN_PRAGMAS.contains(&name) => parse_bool("pragma", value)
+            .ok()
+            .map(|on| u8::from(on).to_string()),
+        "temp_store" => number(&["default", "file", "memory"]),
+        "secure_delete" => parse_bool("pragma", value)
+            .ok()
+            .map(|on| u8::from(on).to_string())
+            .or_else(|| (token == "fast" || token == "2").then(|| "2".into())),
+        _ if token.contains('-') && token.parse::<i64>().is_err() => None,
+        _ => Some(token.clone()),
+    };
+    canonical.ok_or_else(|| bad_value("pragma", value, &format!("is not a value {name} accepts")))
 }
 
 /// Turns a DSN into the database path and its [`Config`]; the one place every host (Python, C,
@@ -574,7 +998,9 @@ impl Config {
 /// - a `file:` URI (prefix in any case): `file:rel.db`, `file:/a/b.db`, `file:///a/b.db` or
 ///   `file://localhost/a/b.db`, optionally followed by `?query` (parsed by
 ///   [`Config::from_query`]) and `#fragment` (ignored). The path is percent-decoded;
-/// - `:memory:` or `file::memory:`, which return the path `":memory:"`.
+/// - `:memory:` or `file::memory:`, which return the path `":memory:"`, as does
+///   `file:name?mode=memory`. With `cache=shared`, the sessions of every pool opened from
+///   the same name share one in-memory database while any of them is open, as in SQLite.
 ///
 /// # Errors
 ///
@@ -613,8 +1039,17 @@ pub fn parse_dsn(dsn: &str) -> Result<(String, Config)> {
         None => raw_path,
     };
     let path = percent_decode(raw_path, "DSN path")?;
+    let mut config = Config::from_query(query)?;
+    if config.memory_mode || path == ":memory:" {
+        if path.contains('\0') {
+            check_path(dsn, &path)?;
+        }
+        if config.cache_shared {
+            config.shared_memory = Some(path);
+        }
+        return Ok((":memory:".into(), config));
+    }
     check_path(dsn, &path)?;
-    let config = Config::from_query(query)?;
     Ok((path, config))
 }
 
@@ -1128,19 +1563,16 @@ mod tests {
         c.set("mode", "RW").unwrap();
         assert!(!c.read_only && !c.create);
 
-        let m = set_err("mode", "memory");
-        assert!(m.starts_with("mode: ") && m.contains("\":memory:\""), "{m}");
+        assert!(parsed("mode", "memory").memory_mode);
+        assert!(parsed("immutable", "1").read_only);
+        assert!(!parsed("immutable", "0").read_only);
         for bad in ["", "r", "rwx", "readonly"] {
             let m = set_err("mode", bad);
             assert!(m.starts_with("mode: ") && m.contains("not a mode"), "{m}");
         }
 
         assert_eq!(parsed("cache", "private"), Config::default());
-        let m = set_err("cache", "shared");
-        assert!(
-            m.starts_with("cache: ") && m.contains("shared cache") && m.contains("litepool"),
-            "{m}"
-        );
+        assert!(parsed("cache", "shared").cache_shared);
         let m = set_err("cache", "whatever");
         assert!(m.starts_with("cache: ") && m.contains("private"), "{m}");
     }
@@ -1177,7 +1609,7 @@ mod tests {
     fn unknown_key() {
         let m = set_err("max_reader", "4");
         assert!(m.contains("\"max_reader\""), "{m}");
-        for key in KEYS {
+        for (key, _) in OPTIONS {
             assert!(m.contains(key), "{m}");
         }
         let m = set_err("Max_Readers", "4");
@@ -1256,12 +1688,13 @@ mod tests {
         assert_eq!(
             default.to_query(),
             "max_readers=4&acquire_timeout=5s&busy_timeout=5s&idle_timeout=60s&close_timeout=5s\
-             &journal_mode=wal&synchronous=normal&foreign_keys=false&journal_size_limit=64MiB\
-             &statement_cache_capacity=128&checkpoint=timed&checkpoint_interval=1s\
-             &checkpoint_passive_frames=1000&checkpoint_max_delay=60s\
+             &pool_idle_timeout=5s&journal_mode=wal&synchronous=normal&foreign_keys=false\
+             &journal_size_limit=64MiB&statement_cache_capacity=128&checkpoint=timed\
+             &checkpoint_interval=1s&checkpoint_passive_frames=1000&checkpoint_max_delay=60s\
              &checkpoint_truncate_frames=16384&checkpoint_stuck_ticks=3\
              &checkpoint_busy_timeout=500ms&wal_cap_frames=65536&max_read_txn_age=30s\
-             &optimize_interval=3600s&incremental_vacuum=true&group_commit=true&mode=rwc"
+             &optimize=true&optimize_interval=3600s&auto_vacuum=incremental\
+             &incremental_vacuum=true&group_commit=true&mode=rwc"
         );
 
         let mut configs = vec![default.clone()];
@@ -1323,6 +1756,18 @@ mod tests {
                 c.optimize_interval = durations[(j + 6) % durations.len()];
                 c.incremental_vacuum = j % 3 == 0;
                 c.group_commit = j % 2 == 1;
+                c.optimize = j % 2 == 0;
+                c.auto_vacuum =
+                    [AutoVacuum::None, AutoVacuum::Full, AutoVacuum::Incremental][j % 3];
+                c.pool_idle_timeout = durations[(j + 2) % durations.len()];
+                c.pragmas = [
+                    ("mmap_size", "4096"),
+                    ("query_only", "1"),
+                    ("page_size", "8192"),
+                ][..j % 4]
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
                 configs.push(c);
             }
         }
@@ -1332,7 +1777,7 @@ mod tests {
             assert!(
                 query
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"=&._-".contains(&b)),
+                    .all(|b| b.is_ascii_alphanumeric() || b"=&._-()".contains(&b)),
                 "{query}"
             );
             assert_eq!(Config::from_query(&query).unwrap(), c, "{query}");
@@ -1485,10 +1930,146 @@ mod tests {
             let (path, _) = parse_dsn(dsn).unwrap();
             assert_eq!(path, ":memory:", "{dsn}");
         }
-        let m = config_error(parse_dsn("file::memory:?cache=shared"));
-        assert!(m.starts_with("cache: "), "{m}");
-        let m = config_error(parse_dsn("file:x.db?mode=memory"));
-        assert!(m.contains(":memory:"), "{m}");
+        for (dsn, shared) in [
+            ("file::memory:?cache=shared", Some(":memory:")),
+            ("file:memdb1?mode=memory&cache=shared", Some("memdb1")),
+            ("file:a%20b?cache=shared&mode=memory", Some("a b")),
+            ("file:x.db?mode=memory", None),
+            ("file:x.db?mode=memory&cache=private", None),
+        ] {
+            let (path, config) = parse_dsn(dsn).unwrap();
+            assert_eq!(path, ":memory:", "{dsn}");
+            assert_eq!(config.shared_memory.as_deref(), shared, "{dsn}");
+        }
+        // A file with cache=shared is a file: the pool shares its connections anyway.
+        let (path, config) = parse_dsn("file:x.db?cache=shared").unwrap();
+        assert_eq!((path.as_str(), config.shared_memory), ("x.db", None));
+    }
+
+    #[test]
+    fn pragma_option() {
+        let c = parsed("pragma", "busy_timeout(5000)");
+        assert_eq!(c.busy_timeout, Duration::from_secs(5));
+        assert!(c.pragmas.is_empty());
+        assert_eq!(
+            parsed("pragma", "busy_timeout=250").busy_timeout,
+            Duration::from_millis(250)
+        );
+        assert!(parsed("pragma", "foreign_keys(on)").foreign_keys);
+        assert!(parsed("pragma", "FOREIGN_KEYS(1)").foreign_keys);
+        assert_eq!(
+            parsed("pragma", "journal_mode(delete)").journal_mode,
+            JournalMode::Delete
+        );
+        assert_eq!(
+            parsed("pragma", "synchronous(2)").synchronous,
+            Synchronous::Full
+        );
+        assert_eq!(
+            parsed("pragma", "auto_vacuum(2)").auto_vacuum,
+            AutoVacuum::Incremental
+        );
+        assert_eq!(
+            parsed("pragma", "auto_vacuum(none)").auto_vacuum,
+            AutoVacuum::None
+        );
+        assert_eq!(
+            parsed("pragma", "journal_size_limit(1024)").journal_size_limit,
+            1024
+        );
+        assert_eq!(
+            parsed("pragma", "mmap_size(268435456)").pragmas,
+            vec![("mmap_size".to_string(), "268435456".to_string())]
+        );
+        assert_eq!(
+            parsed("pragma", "page_size(8192)")
+                .creation_pragmas()
+                .collect::<Vec<_>>(),
+            vec![("page_size", "8192")]
+        );
+        assert!(parsed("pragma", "wal_autocheckpoint(1000)")
+            .pragmas
+            .is_empty());
+        assert!(parsed("pragma", "locking_mode(NORMAL)").pragmas.is_empty());
+        // Spellings of one setting are one value.
+        for (a, b) in [
+            ("query_only(on)", "query_only(1)"),
+            ("recursive_triggers(true)", "recursive_triggers=yes"),
+            ("temp_store(memory)", "temp_store(2)"),
+            ("secure_delete(fast)", "secure_delete(2)"),
+            ("cache_size(-2000)", "cache_size( -2000 )"),
+        ] {
+            assert_eq!(parsed("pragma", a), parsed("pragma", b), "{a} vs {b}");
+        }
+        let m = set_err("pragma", "locking_mode(exclusive)");
+        assert!(m.contains("share the file"), "{m}");
+        let m = set_err("pragma", "no_such_pragma(1)");
+        assert!(
+            m.contains("does not set from a DSN") && m.contains("mmap_size"),
+            "{m}"
+        );
+        for bad in [
+            "cache_size(1;DROP TABLE t)",
+            "cache_size('x')",
+            "query_only(maybe)",
+            "mmap_size",
+        ] {
+            let m = set_err("pragma", bad);
+            assert!(m.starts_with("pragma: "), "{bad}: {m}");
+        }
+        let m = set_err("pragma", "busy_timeout(5s)");
+        assert!(m.contains("milliseconds"), "{m}");
+    }
+
+    /// Options are compared by value, and only those an open asked for count.
+    #[test]
+    fn pool_differences_compare_effective_values() {
+        let pool = Config::from_query("pragma=journal_mode(WAL)&busy_timeout=5s").unwrap();
+        for same in [
+            "",
+            "journal_mode=wal",
+            "pragma=journal_mode(wal)",
+            "max_readers=4",
+            "busy_timeout=1s&foreign_keys=on&mode=ro&pragma=mmap_size(1)",
+        ] {
+            let asked = Config::from_query(same).unwrap();
+            assert_eq!(
+                pool.pool_differences(&asked),
+                Vec::<String>::new(),
+                "{same}"
+            );
+        }
+        let asked = Config::from_query("max_readers=8&pragma=journal_mode(delete)").unwrap();
+        assert_eq!(
+            pool.pool_differences(&asked),
+            vec![
+                "max_readers=8 (the pool has 4)",
+                "journal_mode=delete (the pool has wal)"
+            ]
+        );
+        // A config built by assignment asks for what differs from the defaults.
+        let assigned = Config {
+            max_readers: 2,
+            ..Config::default()
+        };
+        assert_eq!(
+            pool.pool_differences(&assigned),
+            vec!["max_readers=2 (the pool has 4)"]
+        );
+
+        // Per-session options become the session's pragmas where they differ.
+        let first =
+            Config::from_query("pragma=foreign_keys(1)&pragma=mmap_size(268435456)").unwrap();
+        let same = Config::from_query("foreign_keys=on&pragma=mmap_size(268435456)").unwrap();
+        assert!(first.session_pragmas(&same).is_empty());
+        let other = Config::from_query("pragma=foreign_keys(0)&pragma=busy_timeout(5000)").unwrap();
+        assert_eq!(
+            first.session_pragmas(&other),
+            vec![
+                ("foreign_keys".to_string(), "0".to_string()),
+                ("mmap_size".to_string(), "0".to_string())
+            ]
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //! ```
 #![warn(missing_docs)]
 // The core has no `unsafe` but `raw_hooks` (the SQLite calls rusqlite offers only on
-// `&mut Connection`); the host layers that cross a foreign boundary (the C ABI, the Python
+// `&mut Connection`) and `fork` (registering a fork handler); the host layers that cross a foreign boundary (the C ABI, the Python
 // module) may allow it, module by module, with a `SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
@@ -33,6 +33,7 @@ mod classify;
 pub mod config;
 mod error;
 mod fd;
+mod fork;
 pub mod functions;
 mod group_commit;
 mod handoff;

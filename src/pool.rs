@@ -22,12 +22,25 @@ use std::time::{Duration, Instant};
 /// A connection pool for one database file.
 ///
 /// `Pool` is a cheap handle (clone it freely); every handle to the same file opened through
-/// [`Pool::open`] in this process is the same pool. The pool stays open until [`Pool::close`]
-/// (or [`crate::close_all`]) is called — dropping handles does not close it, so hosts that
-/// "connect" per request reuse its connections instead of re-opening the file.
+/// [`Pool::open`] in this process is the same pool. Each handle carries the per-session
+/// options it was opened with (see [`Config`]), which its sessions get. The pool stays open
+/// until [`Pool::close`] (or [`crate::close_all`]) is called — dropping handles does not
+/// close it, so hosts that "connect" per request reuse its connections instead of
+/// re-opening the file.
 #[derive(Clone)]
 pub struct Pool {
     pub(crate) inner: Arc<PoolInner>,
+    handle: Arc<Handle>,
+}
+
+/// What one open of the pool asked for, per session.
+struct Handle {
+    /// The pool's options with this open's per-session ones.
+    config: Config,
+    /// The connection pragmas its sessions set on the pool's connections.
+    pragmas: Vec<(String, String)>,
+    /// This open holds the pool open (until [`Pool::release`]).
+    holds: std::sync::atomic::AtomicBool,
 }
 
 /// A connection lent to a session: the worker, its role, and its state after the last job.
@@ -136,23 +149,48 @@ pub(crate) struct PoolInner {
     returned: Condvar,
     maintenance: Mutex<Option<JoinHandle<()>>>,
     next_session: AtomicU64,
+    /// Pool options later opens asked for and did not get, each reported once.
+    mismatches: Mutex<(u64, Vec<String>)>,
+    usage: Mutex<Usage>,
+    /// The fork generation the pool's threads live in (see [`PoolInner::after_fork`]).
+    generation: AtomicU64,
+    /// The pool itself, for the maintenance thread a forked child starts.
+    this: std::sync::OnceLock<std::sync::Weak<PoolInner>>,
+}
+
+/// Who uses the pool, so that it can close itself when nobody has for a while.
+struct Usage {
+    /// Opens that keep the pool open until they release it or close it ([`Pool::open`]);
+    /// joins of host "connects" do not.
+    holders: usize,
+    /// Sessions not closed yet.
+    sessions: usize,
+    /// When the last session closed, or the pool was last joined.
+    since: Instant,
+    /// Closing because it went unused: sessions can no longer start.
+    closing: bool,
 }
 
 impl Pool {
     /// Opens (or joins) the pool for the database at `path`.
     ///
-    /// The writer connection is opened now, so a path in a missing directory, a directory or
-    /// a file that is not a database fails here with a typed error; readers open lazily. A
-    /// second `open` of the same file (by canonical path and device+inode) returns the same
-    /// pool and fails if `config` differs from the one it was opened with. A file replaced on
-    /// disk gets a fresh pool. A file that failed as not-a-database is not opened again until
-    /// it changes on disk: the same error is returned at once.
+    /// The writer connection is opened now (a reader, for a read-only open), so a path in a
+    /// missing directory, a directory or a file that is not a database fails here with a
+    /// typed error; readers open lazily. A second `open` of the same file (by canonical path
+    /// and device+inode) returns a handle on the same pool whatever its `config`: the
+    /// handle's sessions get its per-session options, and pool options that differ from the
+    /// pool's are reported once (see [`Config`]). A file deleted or replaced on disk gets a
+    /// fresh pool (the old one is closed first). A file that failed as not-a-database is not
+    /// opened again until it changes on disk: the same error is returned at once. The pool
+    /// stays open until [`Pool::close`], or until every open released it
+    /// ([`Pool::release`]).
     ///
     /// `":memory:"` (or an empty path) opens a pool whose every session has a private
-    /// in-memory database on a connection thread of its own.
+    /// in-memory database on a connection thread of its own (one shared by name, for
+    /// `file:name?mode=memory&cache=shared` through [`Pool::open_dsn`]).
     pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
         config.validate()?;
-        registry::open(path.as_ref(), config)
+        registry::open(path.as_ref(), config, true)
     }
 
     /// Opens a pool from a DSN: a path or `file:` URI whose query string holds the options
@@ -165,7 +203,63 @@ impl Pool {
     /// Starts a session: a host-level "connection" that holds no SQLite connection while
     /// idle. Fails with `Closed` after [`Pool::close`].
     pub fn session(&self) -> Result<Session> {
-        Session::new(Arc::clone(&self.inner))
+        let session = Session::new(Arc::clone(&self.inner))?;
+        for (name, value) in &self.handle.pragmas {
+            session.set_connection_pragma(name, value)?;
+        }
+        if self.handle.config.read_only {
+            session.set_read_only();
+        }
+        if self.handle.config.acquire_timeout != self.inner.config.acquire_timeout {
+            session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
+        }
+        Ok(session)
+    }
+
+    /// A handle on `inner` for an open that asked for `asked`: the pool's options, with the
+    /// per-session ones of `asked`. Pool options `asked` differs in are reported once.
+    pub(crate) fn with_options(inner: Arc<PoolInner>, asked: &Config, hold: bool) -> Pool {
+        let pool = &inner.config;
+        let pragmas = pool.session_pragmas(asked);
+        let mut config = pool.clone();
+        config.acquire_timeout = asked.acquire_timeout;
+        config.busy_timeout = asked.busy_timeout;
+        config.foreign_keys = asked.foreign_keys;
+        config.read_only = asked.read_only;
+        config.pragmas = pool
+            .creation_pragmas()
+            .chain(asked.connection_pragmas())
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        inner.report_mismatches(pool.pool_differences(asked));
+        inner.joined(hold);
+        Pool {
+            inner,
+            handle: Arc::new(Handle {
+                config,
+                pragmas,
+                holds: std::sync::atomic::AtomicBool::new(hold),
+            }),
+        }
+    }
+
+    /// Gives up the hold this handle's open has on the pool (once; later calls do nothing).
+    /// When no open holds the pool any more and no session is open, the pool closes now, as
+    /// with [`Pool::close`]; with sessions still open it closes once they have closed and it
+    /// stayed unused for `pool_idle_timeout`. For hosts whose handles are shared by
+    /// reference counting (Go's `*sql.DB`s on one file).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::close`], when this release closed the pool.
+    pub fn release(&self) -> Result<()> {
+        if !self.handle.holds.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if registry::release(&self.inner) {
+            return self.inner.close();
+        }
+        Ok(())
     }
 
     /// The canonical path of the database (or `:memory:`).
@@ -173,9 +267,10 @@ impl Pool {
         &self.inner.path
     }
 
-    /// The options the pool was opened with.
+    /// The options in effect for this handle: the pool's (set by the first open of the
+    /// file) with the per-session options this handle was opened with.
     pub fn config(&self) -> &Config {
-        &self.inner.config
+        &self.handle.config
     }
 
     /// A snapshot of the pool's connections, waiters, counters and file descriptors.
@@ -302,29 +397,131 @@ impl PoolInner {
             returned: Condvar::new(),
             maintenance: Mutex::new(None),
             next_session: AtomicU64::new(1),
+            mismatches: Mutex::new((0, Vec::new())),
+            usage: Mutex::new(Usage {
+                holders: 0,
+                sessions: 0,
+                since: Instant::now(),
+                closing: false,
+            }),
+            generation: AtomicU64::new(crate::fork::generation()),
+            this: std::sync::OnceLock::new(),
         });
+        let _ = inner.this.set(Arc::downgrade(&inner));
         if memory {
             return Ok(inner);
         }
-        let weak = Arc::downgrade(&inner);
+        inner.start_maintenance()?;
+        Ok(inner)
+    }
+
+    fn start_maintenance(&self) -> Result<()> {
+        let weak = self.this.get().cloned().unwrap_or_default();
         let handle = thread::Builder::new()
             .name("litepool-maint".into())
             .spawn(move || maintenance::run(weak))
             .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
-        if inner.config.checkpoint == CheckpointPolicy::Timed {
-            inner.wal.wake_on_growth(handle.thread().clone());
+        if self.config.checkpoint == CheckpointPolicy::Timed {
+            self.wal.wake_on_growth(handle.thread().clone());
         }
-        *inner.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(inner)
+        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation.load(Ordering::Relaxed) != crate::fork::generation() {
+            self.after_fork(&mut st);
+        }
+        st
     }
 
+    /// In a forked child, on the pool's first use: the parent's connections and threads are
+    /// not here. Their handles are forgotten — never used, never closed (closing would release
+    /// the parent's POSIX locks on the file) — and the pool starts over with no connection,
+    /// opening fresh ones (and a maintenance thread) as sessions need them. Sessions inherited
+    /// idle reattach; one that held a connection at the fork gets `Closed` for it.
+    fn after_fork(&self, st: &mut State) {
+        self.generation
+            .store(crate::fork::generation(), Ordering::Relaxed);
+        let inherited = std::mem::take(st);
+        st.closed = inherited.closed;
+        st.counters = Counters {
+            acquires: inherited.counters.acquires,
+            ..Counters::default()
+        };
+        std::mem::forget(inherited);
+        let maintenance = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        std::mem::forget(maintenance);
+        if !self.memory && !st.closed {
+            let _ = self.start_maintenance();
+        }
+    }
+
+    /// Counts an open that asked for pool options the pool does not have, and logs each
+    /// difference the first time it is seen.
+    fn report_mismatches(&self, differences: Vec<String>) {
+        if differences.is_empty() {
+            return;
+        }
+        let mut seen = self.mismatches.lock().unwrap_or_else(|e| e.into_inner());
+        seen.0 += 1;
+        let new: Vec<String> = differences
+            .into_iter()
+            .filter(|d| !seen.1.contains(d))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        seen.1.extend(new.iter().cloned());
+        drop(seen);
+        eprintln!(
+            "litepool: {} is already open in this process; this open joins that pool and does \
+             not get: {}",
+            self.path.display(),
+            new.join(", ")
+        );
+    }
+
+    /// Opens a connection after the pool's first. It must open the file the pool opened: one
+    /// deleted or renamed over since then would give the pool connections on two files (a
+    /// session could not read its own write), so that fails with a clear error instead, and
+    /// the pool stays on the file it has.
     fn spawn(&self, role: Role) -> Result<Worker> {
+        self.check_same_file()?;
         let wal = (role == Role::Writer).then(|| Arc::clone(&self.wal));
-        Worker::spawn(&self.path, &self.config, role, worker_name(role), wal)
+        let worker = if role == Role::Writer && self.config.read_only {
+            // A pool first opened read-only opens its writer when a writable session needs it.
+            let mut writable = self.config.clone();
+            writable.read_only = false;
+            Worker::spawn(&self.path, &writable, role, worker_name(role), wal)?
+        } else {
+            Worker::spawn(&self.path, &self.config, role, worker_name(role), wal)?
+        };
+        // The file may have been replaced while the connection opened.
+        if let Err(e) = self.check_same_file() {
+            let _ = worker.shutdown(false);
+            return Err(e);
+        }
+        Ok(worker)
+    }
+
+    fn check_same_file(&self) -> Result<()> {
+        if registry::fingerprint(&self.path) == self.fingerprint {
+            return Ok(());
+        }
+        Err(Error::Open {
+            path: self.path.display().to_string(),
+            message: "the database file was replaced (deleted, or renamed over) while its pool \
+                      was open; the pool stays on the old file and opens no new connection: \
+                      open the database again for the new file"
+                .into(),
+            errno: None,
+        })
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -344,8 +541,12 @@ impl PoolInner {
             }
             st.private_open += 1;
         }
+        let path = match &self.config.shared_memory {
+            Some(name) => PathBuf::from(shared_memory_uri(name)),
+            None => PathBuf::from(":memory:"),
+        };
         let worker = Worker::spawn(
-            Path::new(":memory:"),
+            &path,
             &self.config,
             Role::Writer,
             "litepool-memory".into(),
@@ -364,15 +565,8 @@ impl PoolInner {
         result
     }
 
-    /// Waits (FIFO, up to `timeout`) for a connection of `role`. A read-only pool lends a
-    /// reader when the writer is asked for, so writes fail as SQLite's "attempt to write a
-    /// readonly database".
+    /// Waits (FIFO, up to `timeout`) for a connection of `role`.
     pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
-        let role = if self.config.read_only {
-            Role::Reader
-        } else {
-            role
-        };
         let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed { what: "pool" });
@@ -436,11 +630,6 @@ impl PoolInner {
     /// Lends a connection of `role` only if one is free (or may be opened) now, without
     /// waiting behind anyone.
     pub(crate) fn try_acquire(&self, role: Role) -> Result<Option<Lease>> {
-        let role = if self.config.read_only {
-            Role::Reader
-        } else {
-            role
-        };
         let mut st = self.lock();
         if st.closed {
             return Err(Error::Closed { what: "pool" });
@@ -617,6 +806,10 @@ impl PoolInner {
     /// Takes a connection back: straight to the longest waiter, or into the idle set. The
     /// session has already made it clean (no transaction, no open statement).
     pub(crate) fn release(&self, lease: Lease) {
+        if !lease.worker.in_this_process() {
+            // Lent before a fork, by the parent's pool: nothing of the child's to give back.
+            return;
+        }
         let mut st = self.lock();
         if lease.role == Role::Reader {
             st.reader_leases.remove(&lease.reader_id);
@@ -750,9 +943,12 @@ impl PoolInner {
         st.writer.as_ref().map(|w| Arc::clone(w.shared()))
     }
 
-    /// Whether this pool checkpoints at all: a file pool in WAL mode that can write.
+    /// Whether this pool checkpoints at all: a file pool in WAL mode with a writer (a pool
+    /// first opened read-only has none until a writable session needs it).
     pub(crate) fn checkpoints_wal(&self) -> bool {
-        !self.memory && !self.config.read_only && self.config.journal_mode == JournalMode::Wal
+        !self.memory
+            && self.config.journal_mode == JournalMode::Wal
+            && (!self.config.read_only || self.lock().writer.is_some())
     }
 
     /// Runs one checkpoint on the writer's thread (holding readers back for RESTART and
@@ -801,6 +997,9 @@ impl PoolInner {
 
     /// Runs `PRAGMA optimize` on the writer when it is not inside a transaction.
     pub(crate) fn optimize(&self) {
+        if !self.config.optimize {
+            return;
+        }
         let Some(writer) = self.writer() else {
             return;
         };
@@ -851,8 +1050,64 @@ impl PoolInner {
         st.counters.rollbacks_on_return += u64::from(rolled_back);
     }
 
-    /// Closes idle readers unused for longer than `idle_timeout`.
+    /// A session starts; fails with `Closed` once the pool is closed or closing.
+    pub(crate) fn session_opened(&self) -> Result<()> {
+        let mut usage = self.usage();
+        if usage.closing || self.is_closed() {
+            return Err(Error::Closed { what: "pool" });
+        }
+        usage.sessions += 1;
+        Ok(())
+    }
+
+    /// A session counted by [`PoolInner::session_opened`] closed.
+    pub(crate) fn session_closed(&self) {
+        let mut usage = self.usage();
+        usage.sessions = usage.sessions.saturating_sub(1);
+        if usage.sessions == 0 {
+            usage.since = Instant::now();
+        }
+    }
+
+    /// An open joined (or opened) the pool, holding it open if `hold`.
+    fn joined(&self, hold: bool) {
+        let mut usage = self.usage();
+        usage.holders += usize::from(hold);
+        usage.since = Instant::now();
+    }
+
+    /// Drops one hold; returns whether the pool is now unused and has started closing (the
+    /// caller finishes the close).
+    pub(crate) fn unhold(&self) -> bool {
+        let mut usage = self.usage();
+        usage.holders = usage.holders.saturating_sub(1);
+        let unused = usage.holders == 0 && usage.sessions == 0;
+        usage.closing |= unused;
+        unused
+    }
+
+    /// Whether nobody held or used the pool for `pool_idle_timeout`; if so it starts closing
+    /// (the caller finishes the close).
+    pub(crate) fn begin_idle_close(&self) -> bool {
+        let mut usage = self.usage();
+        let due = usage.holders == 0
+            && usage.sessions == 0
+            && usage.since.elapsed() >= self.config.pool_idle_timeout;
+        usage.closing |= due;
+        due
+    }
+
+    fn usage(&self) -> MutexGuard<'_, Usage> {
+        self.usage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
+    /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
     pub(crate) fn reap_idle_readers(&self) {
+        if registry::close_if_idle(self) {
+            let _ = self.close();
+            return;
+        }
         let idle_timeout = self.config.idle_timeout;
         let stale: Vec<Worker> = {
             let mut st = self.lock();
@@ -900,6 +1155,7 @@ impl PoolInner {
             group_commits: c.group_commits,
             group_commit_writes: c.group_commit_writes,
             group_commit_retries: c.group_commit_retries,
+            option_mismatches: self.mismatches.lock().unwrap_or_else(|e| e.into_inner()).0,
             ..Stats::default()
         };
         drop(st);
@@ -1029,6 +1285,20 @@ impl Lease {
     fn fresh(self) -> Lease {
         Lease::new(self.worker, self.role, self.reader_id)
     }
+}
+
+/// The URI SQLite opens for the in-memory database shared by every connection naming it.
+fn shared_memory_uri(name: &str) -> String {
+    let mut uri = String::from("file:");
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            uri.push(char::from(byte));
+        } else {
+            uri.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    uri.push_str("?mode=memory&cache=shared");
+    uri
 }
 
 fn worker_name(role: Role) -> String {

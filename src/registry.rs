@@ -21,11 +21,18 @@ pub(crate) struct Fingerprint {
 #[derive(Default)]
 struct Registry {
     pools: HashMap<PathBuf, Arc<PoolInner>>,
+    /// Paths as hosts gave them, with the file's identity then and the canonical path: a
+    /// host that connects per request finds its pool with one `stat` instead of resolving
+    /// the path again.
+    aliases: HashMap<PathBuf, (Fingerprint, PathBuf)>,
     /// Files that failed as not-a-database, with the fingerprint they had then.
     failed: HashMap<PathBuf, (Fingerprint, Error)>,
 }
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
+
+/// When the alias map reaches this size, aliases of pools no longer open are dropped.
+const MAX_ALIASES: usize = 1024;
 
 /// The fingerprint of the file at `path`, if it exists.
 pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
@@ -60,14 +67,48 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     Ok(parent.join(name))
 }
 
-/// Opens or joins the pool for `path`; see [`Pool::open`] for the contract.
-pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
+/// Opens or joins the pool for `path`; see [`Pool::open`] for the contract. With `hold`,
+/// the pool stays open until this open releases it ([`Pool::release`]) or it is closed;
+/// without, it closes itself once unused for `pool_idle_timeout` (a host's "connect").
+pub(crate) fn open(path: &Path, config: Config, hold: bool) -> Result<Pool> {
+    open_with(path, config, hold, &mut |_| {})
+}
+
+/// [`open`], calling `before_create` with the canonical path (under the registry's lock) when
+/// no pool is open for the file and one is about to be.
+pub(crate) fn open_with(
+    path: &Path,
+    config: Config,
+    hold: bool,
+    before_create: &mut dyn FnMut(&Path),
+) -> Result<Pool> {
     if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
-        let inner = PoolInner::create(PathBuf::from(":memory:"), config)?;
-        return Ok(Pool { inner });
+        let inner = PoolInner::create(PathBuf::from(":memory:"), config.clone())?;
+        return Ok(Pool::with_options(inner, &config, hold));
     }
+    let given = fingerprint(path);
+    if let Some(print) = given {
+        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+        let known = reg
+            .aliases
+            .get(path)
+            .filter(|(at, _)| *at == print)
+            .and_then(|(_, canon)| reg.pools.get(canon))
+            .filter(|inner| inner.fingerprint == Some(print) && !inner.is_closed());
+        if let Some(inner) = known {
+            return Ok(Pool::with_options(Arc::clone(inner), &config, hold));
+        }
+    }
+    let alias = path.to_path_buf();
     let path = canonical(path)?;
     let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(print) = given {
+        if reg.aliases.len() >= MAX_ALIASES {
+            let Registry { pools, aliases, .. } = &mut *reg;
+            aliases.retain(|_, (_, canon)| pools.contains_key(canon));
+        }
+        reg.aliases.insert(alias, (print, path.clone()));
+    }
     let current = fingerprint(&path);
     if let (Some((failed_print, err)), Some(now)) = (reg.failed.get(&path), current) {
         if *failed_print == now {
@@ -77,24 +118,30 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
     reg.failed.remove(&path);
     if let Some(inner) = reg.pools.get(&path) {
         if inner.fingerprint == current && !inner.is_closed() {
-            if inner.config != config {
-                return Err(Error::config(format!(
-                    "{} is already open in this process with different options ({}); \
-                     open it with the same options or close the other pool first",
-                    path.display(),
-                    inner.config.to_query()
-                )));
-            }
-            return Ok(Pool {
-                inner: Arc::clone(inner),
-            });
+            return Ok(Pool::with_options(Arc::clone(inner), &config, hold));
         }
-        reg.pools.remove(&path);
+        let stale = reg.pools.remove(&path).expect("looked up above");
+        if !stale.is_closed() {
+            // The file was deleted or replaced under the pool. Its connections still use the
+            // old file, whose -wal and -shm have the names the new file's pool will use: it
+            // closes (checkpointing into the old file) before anything opens the new one, so
+            // the two never share them, and its sessions fail as closed instead of reading
+            // one file and writing another.
+            drop(reg);
+            eprintln!(
+                "litepool: {} was deleted or replaced on disk while its pool was open; \
+                 closing that pool before opening the file again",
+                path.display()
+            );
+            let _ = stale.close();
+            return open_with(&path, config, hold, before_create);
+        }
     }
-    match PoolInner::create(path.clone(), config) {
+    before_create(&path);
+    match PoolInner::create(path.clone(), config.clone()) {
         Ok(inner) => {
             reg.pools.insert(path, Arc::clone(&inner));
-            Ok(Pool { inner })
+            Ok(Pool::with_options(inner, &config, hold))
         }
         Err(e @ Error::NotADatabase { .. }) => {
             if let Some(print) = fingerprint(&path) {
@@ -106,27 +153,37 @@ pub(crate) fn open(path: &Path, config: Config) -> Result<Pool> {
     }
 }
 
-/// Joins the open pool for `path` whatever options it was opened with, or opens one with
-/// `config`: for hosts whose "connect" carries only per-connection options (Python's
-/// `sqlite3.connect`), which must not fail because another part of the program opened the
-/// same file with other pool options.
-/// Returns the pool and whether it was already open.
-#[allow(dead_code)]
-pub(crate) fn join(path: &Path, config: Config) -> Result<(Pool, bool)> {
-    if !(path.as_os_str().is_empty() || path.as_os_str() == ":memory:") {
-        let canon = canonical(path)?;
-        let reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(inner) = reg.pools.get(&canon) {
-            if inner.fingerprint == fingerprint(&canon) && !inner.is_closed() {
-                let pool = Pool {
-                    inner: Arc::clone(inner),
-                };
-                return Ok((pool, true));
-            }
-        }
+/// Drops one open's hold on `inner`; returns whether that left it unused, in which case it is
+/// taken out of the registry (so no open joins it) and the caller closes it.
+pub(crate) fn release(inner: &Arc<PoolInner>) -> bool {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    if !inner.unhold() {
+        return false;
     }
-    config.validate()?;
-    open(path, config).map(|pool| (pool, false))
+    if reg
+        .pools
+        .get(&inner.path)
+        .is_some_and(|p| Arc::ptr_eq(p, inner))
+    {
+        reg.pools.remove(&inner.path);
+    }
+    true
+}
+
+/// Whether `inner` went unused for its `pool_idle_timeout`; if so it is taken out of the
+/// registry (under the registry's lock, so no open joins it meanwhile) and the caller closes
+/// it.
+pub(crate) fn close_if_idle(inner: &PoolInner) -> bool {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let registered = reg
+        .pools
+        .get(&inner.path)
+        .is_some_and(|p| std::ptr::eq(Arc::as_ptr(p), inner));
+    if !registered || !inner.begin_idle_close() {
+        return false;
+    }
+    reg.pools.remove(&inner.path);
+    true
 }
 
 /// Removes `inner` from the registry (if it is the registered pool for its path).
@@ -152,7 +209,7 @@ pub fn close_all() -> crate::Result<()> {
         .collect();
     let mut first_error = None;
     for inner in pools {
-        if let Err(e) = (Pool { inner }).close() {
+        if let Err(e) = inner.close() {
             first_error.get_or_insert(e);
         }
     }

@@ -67,6 +67,9 @@ pub(crate) struct SessionShared {
     acquire_timeout: AtomicU64,
     /// Non-UTF-8 TEXT comes back as a BLOB value instead of failing the read.
     text_as_bytes: AtomicBool,
+    /// Opened read-only (`mode=ro`): every statement runs on a reader, so writes fail as
+    /// SQLite's "attempt to write a readonly database".
+    read_only: AtomicBool,
 }
 
 /// What an interrupt of the session would hit now.
@@ -194,10 +197,17 @@ enum Mode {
 impl Session {
     pub(crate) fn new(pool: Arc<PoolInner>) -> Result<Session> {
         let id = pool.next_session_id();
+        // Counted from here to `close`, so an unused pool can close itself (and cannot while
+        // a session is open).
+        pool.session_opened()?;
         let private = if pool.memory {
-            Some(pool.spawn_private()?)
-        } else if pool.is_closed() {
-            return Err(Error::Closed { what: "pool" });
+            match pool.spawn_private() {
+                Ok(worker) => Some(worker),
+                Err(e) => {
+                    pool.session_closed();
+                    return Err(e);
+                }
+            }
         } else {
             None
         };
@@ -231,6 +241,7 @@ impl Session {
                 next_cursor: AtomicU64::new(1),
                 acquire_timeout: AtomicU64::new(u64::MAX),
                 text_as_bytes: AtomicBool::new(false),
+                read_only: AtomicBool::new(false),
             }),
         })
     }
@@ -357,7 +368,6 @@ impl Session {
     /// Makes a connection-local pragma part of the session's settings without running it
     /// now: it is applied on the next connection the session uses (a host's per-connection
     /// option, e.g. the busy timeout of Python's `connect(timeout=)`).
-    #[allow(dead_code)]
     pub(crate) fn set_connection_pragma(&self, name: &str, value: &str) -> Result<()> {
         let mut st = self.shared.lock()?;
         let mut pragmas: Vec<(String, String)> = st.settings.pragmas.as_ref().clone();
@@ -366,6 +376,12 @@ impl Session {
         st.settings.pragmas = Arc::new(pragmas);
         st.settings.key.version += 1;
         Ok(())
+    }
+
+    /// Makes the session read-only: its statements run on readers only (see
+    /// [`crate::Config::read_only`]).
+    pub(crate) fn set_read_only(&self) {
+        self.shared.read_only.store(true, Ordering::Relaxed);
     }
 
     /// Sets how long this session's statements wait for a free connection before failing
@@ -651,6 +667,16 @@ impl InterruptHandle {
 }
 
 impl SessionShared {
+    /// The role of the connection the session's writer slot holds: a reader for a read-only
+    /// session, so its writes fail as SQLite's "attempt to write a readonly database".
+    fn writer_role(&self) -> Role {
+        if self.read_only.load(Ordering::Relaxed) {
+            Role::Reader
+        } else {
+            Role::Writer
+        }
+    }
+
     fn acquire_timeout(&self) -> Duration {
         match self.acquire_timeout.load(Ordering::Relaxed) {
             u64::MAX => self.pool.config.acquire_timeout,
@@ -825,7 +851,7 @@ impl SessionShared {
     fn groups(&self, st: &SessionState, class: &Class) -> bool {
         let config = &self.pool.config;
         config.group_commit
-            && !config.read_only
+            && !self.read_only.load(Ordering::Relaxed)
             && st.private.is_none()
             && st.writer.is_none()
             && !st.pinned
@@ -843,7 +869,10 @@ impl SessionShared {
     fn take(&self, st: &mut SessionState, slot: Slot) -> Result<Slot> {
         match slot {
             Slot::Writer if st.writer.is_none() => {
-                st.writer = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?)
+                st.writer = Some(
+                    self.pool
+                        .acquire(self.writer_role(), self.acquire_timeout())?,
+                )
             }
             Slot::Reader if st.reader.is_none() => {
                 st.reader = Some(self.pool.acquire(Role::Reader, self.acquire_timeout())?)
@@ -860,7 +889,7 @@ impl SessionShared {
             st.reader = Some(reader);
             return Ok(Slot::Reader);
         }
-        if let Some(writer) = self.pool.try_acquire(Role::Writer)? {
+        if let Some(writer) = self.pool.try_acquire(self.writer_role())? {
             st.writer = Some(writer);
             return Ok(Slot::Writer);
         }
@@ -945,7 +974,10 @@ impl SessionShared {
         let mut st = self.lock()?;
         let result = self.operation(|| {
             if st.writer.is_none() {
-                st.writer = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
+                st.writer = Some(
+                    self.pool
+                        .acquire(self.writer_role(), self.acquire_timeout())?,
+                );
             }
             let settings = st.settings.clone();
             let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
@@ -977,6 +1009,9 @@ impl SessionShared {
             let busy_cursor = st.cursors.values().any(|s| *s == slot);
             let keep = match st.lease(slot) {
                 None => continue,
+                // A connection lent before a fork is the parent's: let it go, so the session
+                // reattaches to the child's pool.
+                Some(lease) if !lease.worker.in_this_process() => false,
                 Some(lease) => {
                     !lease.state.autocommit
                         || busy_cursor
@@ -1192,6 +1227,7 @@ impl SessionShared {
         for worker in used {
             let _ = worker.call(move |ctx| ctx.forget_session(session));
         }
+        self.pool.session_closed();
         match private {
             Some(worker) => self.pool.close_private(worker),
             None => Ok(()),

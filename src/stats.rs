@@ -85,6 +85,9 @@ pub struct Stats {
     /// Group transactions that broke (a write's conflict clause rolled the transaction back,
     /// or the COMMIT failed) and were run again write by write.
     pub group_commit_retries: u64,
+    /// Opens of this pool's file that asked for pool options other than the pool's (they
+    /// joined it all the same; each distinct difference is also logged once on stderr).
+    pub option_mismatches: u64,
 }
 
 /// Checkpoint counts by result, for one mode.
@@ -449,6 +452,13 @@ impl Stats {
             Counter,
             vec![],
             self.optimizes as f64,
+        );
+        push(
+            "option_mismatches_total",
+            "Opens that asked for pool options other than the pool's (joined all the same).",
+            Counter,
+            vec![],
+            self.option_mismatches as f64,
         );
         push(
             "vacuumed_pages_total",

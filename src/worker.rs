@@ -342,6 +342,8 @@ pub(crate) struct WorkerShared {
     ending: Arc<Mutex<Option<Error>>>,
     tid: i64,
     role: Role,
+    /// The fork generation the thread lives in: in a forked child it does not exist.
+    generation: u64,
 }
 
 struct Queue {
@@ -381,6 +383,10 @@ impl WorkerShared {
     }
 
     fn submit(&self, msg: Msg) -> Result<()> {
+        if !self.in_this_process() {
+            // Queued, the job would wait forever for a thread the fork did not copy.
+            return Err(Error::Closed { what: "pool" });
+        }
         {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if queue.closed {
@@ -408,6 +414,11 @@ impl WorkerShared {
         *self.ending.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
         self.interrupt.interrupt();
         let _ = self.submit(Msg::EndReadTxn);
+    }
+
+    /// Whether the connection thread exists in this process (not in a fork of its own).
+    pub(crate) fn in_this_process(&self) -> bool {
+        self.generation == crate::fork::generation()
     }
 
     /// Whether the worker has shut down (its connection is closed).
@@ -503,11 +514,20 @@ impl Worker {
                     ending: Arc::new(Mutex::new(None)),
                     tid,
                     role,
+                    generation: crate::fork::generation(),
                 });
                 if ready_tx.send(Ok(Arc::clone(&shared))).is_err() {
-                    return close_connection(conn, false);
+                    return close_connection(conn, false, false);
                 }
-                serve(conn, &shared, auth, Arc::clone(&shared.ending), user_auth)
+                let optimize = config.optimize;
+                serve(
+                    conn,
+                    &shared,
+                    auth,
+                    Arc::clone(&shared.ending),
+                    user_auth,
+                    optimize,
+                )
             })
             .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
         match ready_rx.recv() {
@@ -542,6 +562,12 @@ impl Worker {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
+        if !self.shared.in_this_process() {
+            // The parent's thread and connection: joining it would wait on a thread this
+            // process does not have, and closing the connection would drop the parent's locks.
+            std::mem::forget(thread);
+            return Err(Error::Closed { what: "pool" });
+        }
         if self.shared.submit(Msg::Shutdown { checkpoint }).is_err() {
             self.shared.interrupt();
         }
@@ -563,6 +589,7 @@ fn serve(
     auth: Arc<Mutex<AuthLog>>,
     ending: Arc<Mutex<Option<Error>>>,
     user_auth: AuthorizerSlot,
+    optimize: bool,
 ) -> Result<()> {
     let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth);
     let checkpoint = loop {
@@ -580,7 +607,7 @@ fn serve(
     ctx.make_clean();
     let _ = ctx.clear_registrations();
     drop(ctx);
-    close_connection(conn, checkpoint)
+    close_connection(conn, checkpoint, optimize)
 }
 
 /// A pragma's current value as SQL text, or `None` for one that cannot be read back.
@@ -596,9 +623,11 @@ fn pragma_value(conn: &Connection, name: &str) -> Option<String> {
     }
 }
 
-fn close_connection(conn: Connection, checkpoint: bool) -> Result<()> {
-    if checkpoint {
+fn close_connection(conn: Connection, checkpoint: bool, optimize: bool) -> Result<()> {
+    if checkpoint && optimize {
         let _ = conn.execute_batch("PRAGMA optimize");
+    }
+    if checkpoint {
         let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
     }
     conn.flush_prepared_statement_cache();
@@ -614,8 +643,11 @@ fn open_connection(
     user_auth: &AuthorizerSlot,
     wal: Option<Arc<WalWatch>>,
 ) -> Result<Connection> {
-    let memory = path.as_os_str() == ":memory:";
-    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    // An in-memory database: private, or shared by name (`file:name?mode=memory&cache=shared`,
+    // the only URI a pool passes; file pools pass absolute paths).
+    let memory =
+        path.as_os_str() == ":memory:" || path.as_os_str().as_encoded_bytes().starts_with(b"file:");
+    let mut flags = OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
     if role == Role::Reader || config.read_only {
         flags |= OpenFlags::SQLITE_OPEN_READ_ONLY;
     } else {
@@ -630,14 +662,20 @@ fn open_connection(
     conn.query_row("PRAGMA schema_version", [], |_| Ok(()))
         .map_err(not_a_db)?;
     if role == Role::Writer && !memory && !config.read_only {
-        if config.incremental_vacuum {
-            // Only takes effect on a file with no tables yet, which is what we want: existing
-            // files keep the auto_vacuum they were made with.
-            let pages: i64 = conn
-                .query_row("PRAGMA page_count", [], |row| row.get(0))
-                .map_err(not_a_db)?;
-            if pages == 0 {
-                conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL")
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))
+            .map_err(not_a_db)?;
+        if pages == 0 {
+            // A new file: what it is created with. Existing files keep what they were made
+            // with.
+            conn.execute_batch(&format!(
+                "PRAGMA auto_vacuum={}",
+                config.auto_vacuum.as_sql()
+            ))
+            .map_err(not_a_db)?;
+            for (name, value) in config.creation_pragmas() {
+                // Quoted: `encoding` takes `'UTF-16le'`; the value is a checked token.
+                conn.execute_batch(&format!("PRAGMA {name}='{value}'"))
                     .map_err(not_a_db)?;
             }
         }
@@ -671,6 +709,12 @@ fn open_connection(
         "PRAGMA foreign_keys=OFF"
     })
     .map_err(not_a_db)?;
+    // The first opener's per-session pragmas are what the pool's connections start with;
+    // sessions of other opens set their own (and the defaults are restored after them).
+    for (name, value) in config.connection_pragmas() {
+        conn.execute_batch(&format!("PRAGMA {name}={value}"))
+            .map_err(not_a_db)?;
+    }
     // litepool is the only checkpointer (or, with checkpoint=external, another program is):
     // SQLite's autocheckpoint, which starves under overlapping readers, is off everywhere.
     // The pragma installs a WAL hook of its own, so it must come before ours.
@@ -686,7 +730,7 @@ fn open_connection(
             Ok(())
         }))?;
     }
-    if role == Role::Writer && !memory && !config.read_only {
+    if role == Role::Writer && !memory && !config.read_only && config.optimize {
         // The form SQLite recommends at open for long-lived connections: cheap, and it
         // analyzes only tables that never were. Best effort: ANALYZE reads table pages, and
         // one damaged page must not make the whole file unopenable (as with the stdlib, the

@@ -11,7 +11,7 @@
 //!   before the close included; a rows handle never ends as if the result were short), and
 //!   does not wait forever for a session that keeps a transaction open.
 //! - **Registry**: one pool per file (whatever spelling of the path), a conflicting config is
-//!   refused, a closed or replaced file gets a fresh pool, and a file that is not a database
+//!   joined (and reported), a closed or replaced file gets a fresh pool, and a file that is not a database
 //!   keeps failing with the same error, untouched, until it is replaced by a database.
 //! - **Lazy readers / idle timeout**: readers open on first read and close when idle.
 //! - **Acquire timeout**: a busy reader or writer gives a typed, Operational error naming the
@@ -644,32 +644,27 @@ fn the_same_file_by_any_path_is_the_same_pool() {
 }
 
 #[test]
-fn a_different_config_for_an_open_file_is_refused() {
+fn a_different_config_for_an_open_file_joins_it_and_is_reported_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = db_path(&dir, "cfg.db");
     let pool = Pool::open(&path, Config::default()).unwrap();
     let mut other = Config::default();
     other.max_readers = 2;
-    let e = Pool::open(&path, other.clone()).unwrap_err();
-    match &e {
-        Error::Config { message } => {
-            assert!(
-                message.contains(&path.display().to_string()),
-                "names the file: {message}"
-            );
-        }
-        other => panic!("expected Error::Config, got {other:?}"),
-    }
-    assert_eq!(e.kind(), ErrorKind::Interface);
-    // The open pool is untouched and the same config still joins it.
-    assert!(!pool.is_closed());
-    assert!(Pool::open(&path, Config::default())
-        .unwrap()
-        .same_pool(&pool));
-    let s = pool.session().unwrap();
+    let joined = Pool::open(&path, other.clone()).unwrap();
+    assert!(joined.same_pool(&pool), "a second open joins the pool");
+    // The pool keeps the first opener's pool options; the difference is counted once per open.
+    assert_eq!(joined.config().max_readers, 4);
+    assert_eq!(pool.stats().option_mismatches, 1);
+    Pool::open(&path, other.clone()).unwrap();
+    assert_eq!(pool.stats().option_mismatches, 2);
+    // Asking for nothing (the defaults) is no mismatch.
+    Pool::open(&path, Config::default()).unwrap();
+    assert_eq!(pool.stats().option_mismatches, 2);
+    let s = joined.session().unwrap();
     s.execute("CREATE TABLE t(x)", Params::None).unwrap();
     s.close().unwrap();
     pool.close().unwrap();
+    assert!(joined.is_closed());
     // Once it is closed, the other config opens a pool of its own.
     let reopened = Pool::open(&path, other.clone()).unwrap();
     assert_eq!(reopened.config(), &other);

@@ -207,7 +207,10 @@ fn store_pool(out: *mut litepool_pool, pool: Pool) {
 /// Opens (or joins) the pool for the database file at `path` (`path_len` bytes of UTF-8, no
 /// NUL needed; `":memory:"` gives every session a private in-memory database). `options` may
 /// be NULL for the defaults. Opening a file that is already open in this process returns a
-/// new handle on the same pool, and fails with `LITEPOOL_CONFIG` if the options differ.
+/// new handle on the same pool: its sessions get this call's per-session options
+/// (`acquire_timeout_ms`, `busy_timeout_ms`, `foreign_keys`, `read_only`); pool options that
+/// differ from the pool's are not applied, and are reported (stderr, and the
+/// `option_mismatches` stat), never refused.
 ///
 /// On success `*out_pool` receives a new handle. Ownership: the caller owns the handle and
 /// must close it with `litepool_pool_close`; `path` and `options` are only read during the
@@ -242,9 +245,10 @@ pub extern "C" fn litepool_pool_open(
 
 /// Opens (or joins) a pool from a DSN: a path, `:memory:`, or a `file:` URI whose query
 /// string holds the options, e.g. `file:/data/app.db?max_readers=8&acquire_timeout=0`
-/// (`dsn_len` bytes of UTF-8). Option names are those of the Rust `Config`: max_readers,
-/// acquire_timeout, busy_timeout, idle_timeout, close_timeout, journal_mode, synchronous,
-/// foreign_keys, journal_size_limit, statement_cache_capacity, mode, cache.
+/// (`dsn_len` bytes of UTF-8). Option names are those of the Rust `Config` (README.md,
+/// "Options"), e.g. max_readers, acquire_timeout, busy_timeout, foreign_keys, mode,
+/// pragma=name(value). A file already open in this process is joined as with
+/// `litepool_pool_open`.
 ///
 /// Ownership and thread-safety: as for `litepool_pool_open`.
 #[no_mangle]
@@ -287,6 +291,79 @@ pub extern "C" fn litepool_pool_close(
         if let Some(p) = POOLS.remove(pool.id) {
             p.close()?;
         }
+        Ok(())
+    })
+}
+
+/// Releases `pool` and the hold its open had on the pool: when no other handle's open holds
+/// the pool and no session is open on it, the pool closes now, as with
+/// `litepool_pool_close`; otherwise it stays open for the others (and, once nobody holds or
+/// uses it, closes itself after `pool_idle_timeout`). For hosts that share one file's pool
+/// between several users by reference counting.
+///
+/// Releasing the null handle or a handle released or closed already does nothing and returns
+/// `LITEPOOL_OK`. Returns an error when this release closed the pool and a connection did not
+/// close cleanly (the handle is released all the same).
+///
+/// Ownership: takes the handle; it is invalid afterwards. Thread-safety: any thread; blocks
+/// while the pool closes, if it does.
+#[no_mangle]
+pub extern "C" fn litepool_pool_release(
+    pool: litepool_pool,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    ffi_call("litepool_pool_release", out_error, || {
+        if let Some(p) = POOLS.remove(pool.id) {
+            p.release()?;
+        }
+        Ok(())
+    })
+}
+
+/// What `litepool_dsn_parse` found in a DSN.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct litepool_dsn_info {
+    /// The DSN's `acquire_timeout` in milliseconds (default 5000), for hosts that wait for a
+    /// free connection themselves (they open with `acquire_timeout=0`).
+    pub acquire_timeout_ms: u64,
+    /// 1 when the DSN names an in-memory database, else 0.
+    pub memory: u32,
+    /// 1 when the DSN's sessions are read-only (`mode=ro`, `immutable=1`), else 0.
+    pub read_only: u32,
+}
+
+/// Parses a DSN as `litepool_pool_open_dsn` does, without opening anything: the one parser
+/// every host uses, so a host checks a DSN when it is given (Go's `sql.Open`) and reads the
+/// options it acts on itself. Fails with `LITEPOOL_CONFIG` (the message names the option)
+/// when `litepool_pool_open_dsn` would refuse it.
+///
+/// Ownership: `dsn` is only read during the call; `*out_info` is the caller's struct, written
+/// on success. Thread-safety: any thread.
+#[no_mangle]
+pub extern "C" fn litepool_dsn_parse(
+    dsn: *const u8,
+    dsn_len: usize,
+    out_info: *mut litepool_dsn_info,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_dsn_parse";
+    ffi_call(F, out_error, || {
+        check_out(F, "out_info", out_info)?;
+        if dsn.is_null() {
+            return Err(litepool_error::null(F, "dsn"));
+        }
+        // SAFETY: the caller passes `dsn_len` readable bytes at `dsn` for the call.
+        let dsn = unsafe { ptr::str(F, "dsn", dsn, dsn_len)? };
+        let (path, config) = crate::parse_dsn(dsn)?;
+        write_out(
+            out_info,
+            litepool_dsn_info {
+                acquire_timeout_ms: ms(config.acquire_timeout),
+                memory: u32::from(path == ":memory:"),
+                read_only: u32::from(config.read_only),
+            },
+        );
         Ok(())
     })
 }

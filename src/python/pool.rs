@@ -3,39 +3,29 @@
 use super::connection::{parse_autocommit, Connection, Options, LEGACY};
 use super::errors::{err, programming};
 use crate::config::Config;
-use crate::registry::{self, Fingerprint};
+use crate::registry;
 use crate::{count_fds_on, Pool};
 use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyString};
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::Path;
-use std::sync::{LazyLock, Mutex};
 
-/// Pools by the path string `connect()` was given, checked against the file's identity on
-/// every use: one `stat` instead of resolving the path, so connect-per-request stays cheap.
-static CACHE: LazyLock<Mutex<HashMap<String, (Pool, Fingerprint)>>> = LazyLock::new(Mutex::default);
-
-fn cached(path: &str, print: Option<Fingerprint>) -> Option<Pool> {
-    let print = print?;
-    let cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let (pool, at) = cache.get(path)?;
-    (*at == print && !pool.is_closed()).then(|| pool.clone())
-}
-
+/// The pool of the file at `path` for a plain `connect()`: joined whatever options it was
+/// opened with, or opened with the defaults (and then closed by the core once unused). The
+/// core's registry finds an open pool with one `stat`.
 fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
-    let print = registry::fingerprint(Path::new(path));
-    if let Some(pool) = cached(path, print) {
-        return Ok(pool);
-    }
-    let (pool, others) = py
+    let mut others = 0;
+    let pool = py
         .detach(|| {
-            let others = std::fs::canonicalize(path)
-                .map(|p| count_fds_on(&p))
-                .unwrap_or(0);
-            registry::join(Path::new(path), Config::default())
-                .map(|(pool, joined)| (pool, if joined { 0 } else { others }))
+            registry::open_with(
+                Path::new(path),
+                Config::default(),
+                false,
+                &mut |canonical| {
+                    others = count_fds_on(canonical);
+                },
+            )
         })
         .map_err(err(py))?;
     if others > 0 {
@@ -48,19 +38,15 @@ fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
         let msg = CString::new(msg).unwrap_or_default();
         PyErr::warn(py, &py.get_type::<PyRuntimeWarning>(), &msg, 2)?;
     }
-    if let Some(print) = registry::fingerprint(pool.path()) {
-        let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= 1024 {
-            cache.clear();
-        }
-        cache.insert(path.to_string(), (pool.clone(), print));
-    }
     Ok(pool)
 }
 
-/// The pool a `connect(database, uri=...)` call uses: a private one for `:memory:`, else the
-/// process-wide pool of the file, joined whatever options it was opened with (`file:` URIs
-/// with options open it with exactly those).
+/// The pool a `connect(database, uri=...)` call uses: a private one for `:memory:` (or one
+/// named in-memory database shared by every connection naming it, for
+/// `file:name?mode=memory&cache=shared`), else the process-wide pool of the file, joined
+/// whatever options it was opened with. A `file:` URI's per-connection options (`mode=ro`,
+/// `foreign_keys`, `pragma=...`) are the connection's own; its pool options apply if it
+/// opens the pool, else they are reported (not refused).
 pub(crate) fn pool_for(py: Python<'_>, database: &str, uri: bool) -> PyResult<Pool> {
     let memory = |config: Config| {
         py.detach(|| Pool::open(":memory:", config))
@@ -74,7 +60,9 @@ pub(crate) fn pool_for(py: Python<'_>, database: &str, uri: bool) -> PyResult<Po
         if config == Config::default() {
             return join(py, &path);
         }
-        return py.detach(|| Pool::open(&path, config)).map_err(err(py));
+        return py
+            .detach(|| registry::open(Path::new(&path), config, false))
+            .map_err(err(py));
     }
     if database.is_empty() || database == ":memory:" {
         return memory(Config::default());
@@ -201,6 +189,7 @@ impl PyPool {
         d.set_item("rollbacks_on_return", s.rollbacks_on_return)?;
         d.set_item("group_commits", s.group_commits)?;
         d.set_item("group_commit_writes", s.group_commit_writes)?;
+        d.set_item("option_mismatches", s.option_mismatches)?;
         d.set_item("fds", s.fds)?;
         Ok(d)
     }

@@ -57,11 +57,17 @@ def test_open_pool_stats_checkpoint_close(db):
     assert not os.path.exists(db + "-wal")
 
 
-def test_open_with_other_options_fails(db):
+def test_open_with_other_options_joins_and_reports(db, capfd):
     p = litepool.open(db, max_readers=2)
-    with pytest.raises(litepool.InterfaceError):
-        litepool.open(db, max_readers=3)
+    q = litepool.open(db, max_readers=3)
+    assert p.stats()["option_mismatches"] == 1
+    assert "max_readers=3 (the pool has 2)" in capfd.readouterr().err
+    litepool.open(db, max_readers=3)
+    assert p.stats()["option_mismatches"] == 2
+    assert capfd.readouterr().err == "", "each difference is logged once"
+    assert q.stats()["max_readers"] == 2
     p.close()
+    assert q.closed
 
 
 def test_bad_open_option(db):

@@ -135,7 +135,7 @@ def test_a_read_only_uri_cannot_write(db):
 
 
 @pytest.mark.parametrize(
-    "query", ["vfs=unix-none", "immutable=1", "cache=shared", "mode=memory", "max_readers=0", "bogus=1", "%zz=1"]
+    "query", ["vfs=unix-none", "immutable=1", "max_readers=0", "bogus=1", "%zz=1"]
 )
 def test_bad_uri_options_are_refused_and_create_nothing(tmp_path, query):
     path = tmp_path / "u.db"
