@@ -26,8 +26,6 @@ projects=(
 
 # Tests that fail on litepool for a documented difference (go/README.md, "Differences").
 declare -A KNOWN=(
-	[goose/TestSQLiteSharedCache]="file::memory:?cache=shared: litepool has no shared cache"
-	[goose/TestSQLiteSharedCache/shared_cache]="file::memory:?cache=shared: litepool has no shared cache"
 	[sqlx/TestNamedQueries]="Prepare does not compile the SQL: an invalid statement fails when it runs"
 	[sqlx/TestNamedContextQueries]="Prepare does not compile the SQL: an invalid statement fails when it runs"
 )
