@@ -2,7 +2,7 @@ package litepool
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../bindings
-#cgo LDFLAGS: -L${SRCDIR}/../target/release -l:liblitepool.a -lgcc_s -lutil -lrt -lpthread -lm -ldl
+#cgo LDFLAGS: -L${SRCDIR}/../target/release -l:liblitepool.a -lutil -lrt -lpthread -lm -ldl
 #include <stdlib.h>
 #include <string.h>
 #include "litepool.h"

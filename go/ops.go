@@ -260,7 +260,7 @@ func (r *rowsCore) load(vals *C.litepool_value, n int) {
 	r.buf = r.buf[:len(cv)]
 	loc := r.s.pool.cfg.loc
 	for i := range cv {
-		r.buf[i] = goValue(&cv[i], loc)
+		r.buf[i] = goValue(&cv[i], loc, isTimeDecl(r.decl[i%len(r.cols)]))
 	}
 }
 
@@ -358,12 +358,18 @@ var (
 	typeBool    = reflect.TypeFor[bool]()
 )
 
+// isTimeDecl reports whether decl (upper case) is a type go-sqlite3 and modernc read times
+// from.
+func isTimeDecl(decl string) bool {
+	return decl == "DATE" || decl == "DATETIME" || decl == "TIMESTAMP"
+}
+
 // declType maps a declared type to a Go type by SQLite's affinity rules.
 func declType(decl string) reflect.Type {
 	switch {
 	case decl == "":
 		return nil
-	case decl == "DATE" || decl == "DATETIME" || decl == "TIMESTAMP":
+	case isTimeDecl(decl):
 		return typeTime
 	case decl == "BOOLEAN" || decl == "BOOL":
 		return typeBool

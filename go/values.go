@@ -27,6 +27,37 @@ var parseFormats = []string{
 	"2006-01-02 15:04:05.999999999 -0700 MST",
 }
 
+// declTimeFormats are the zone-less layouts that go-sqlite3 and modernc also read as a time
+// (in UTC) from a column declared DATE, DATETIME or TIMESTAMP: SQLite's CURRENT_TIMESTAMP,
+// datetime('now'), date('now').
+var declTimeFormats = []string{
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04",
+	"2006-01-02T15:04",
+	"2006-01-02",
+}
+
+// parseDeclTime returns the time in s, a value of a DATE/DATETIME/TIMESTAMP column, when s
+// is a timestamp with or without a zone (without: UTC).
+func parseDeclTime(s string, loc *time.Location) (time.Time, bool) {
+	if t, ok := parseTime(s, loc); ok {
+		return t, true
+	}
+	if len(s) < 10 || len(s) > 29 || s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false
+	}
+	for _, f := range declTimeFormats {
+		if t, err := time.ParseInLocation(f, s, time.UTC); err == nil {
+			if loc != nil {
+				t = t.In(loc)
+			}
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
 // parseTime returns the time in s when s is a zoned timestamp, cheaply rejecting anything
 // else.
 func parseTime(s string, loc *time.Location) (time.Time, bool) {
@@ -229,8 +260,9 @@ func uintValue(u uint64) (any, bool, error) {
 	return int64(u), true, nil
 }
 
-// goValue converts one C value to a driver.Value (copying text and blobs).
-func goValue(v *C.litepool_value, loc *time.Location) driver.Value {
+// goValue converts one C value to a driver.Value (copying text and blobs); timeCol says the
+// column is declared DATE, DATETIME or TIMESTAMP (zone-less timestamps are times there).
+func goValue(v *C.litepool_value, loc *time.Location, timeCol bool) driver.Value {
 	switch v.tag {
 	case C.LITEPOOL_TYPE_INT64:
 		return int64(v.integer)
@@ -241,7 +273,11 @@ func goValue(v *C.litepool_value, loc *time.Location) driver.Value {
 			return ""
 		}
 		s := C.GoStringN((*C.char)(unsafe.Pointer(v.data)), C.int(v.len))
-		if t, ok := parseTime(s, loc); ok {
+		parse := parseTime
+		if timeCol {
+			parse = parseDeclTime
+		}
+		if t, ok := parse(s, loc); ok {
 			return t
 		}
 		return s

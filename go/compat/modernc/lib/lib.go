@@ -1,0 +1,155 @@
+// Package sqlite3 (modernc.org/sqlite/lib in litepool's compat module) keeps the part of
+// modernc's transpiled SQLite that programs use without a connection: the result codes
+// (primary and extended), the sqlite3_open_v2 flags and the version, with SQLite's own
+// numbers (generated from the sqlite3.h of the SQLite litepool bundles). modernc's
+// Xsqlite3_* functions are not offered: they would be a second SQLite in the process.
+package sqlite3
+
+// The version of the SQLite litepool bundles.
+const (
+	SQLITE_VERSION        = "3.54.1"
+	SQLITE_VERSION_NUMBER = 3054001
+)
+
+// Result codes (https://sqlite.org/rescode.html).
+const (
+	SQLITE_OK                      = 0
+	SQLITE_ERROR                   = 1
+	SQLITE_INTERNAL                = 2
+	SQLITE_PERM                    = 3
+	SQLITE_ABORT                   = 4
+	SQLITE_BUSY                    = 5
+	SQLITE_LOCKED                  = 6
+	SQLITE_NOMEM                   = 7
+	SQLITE_READONLY                = 8
+	SQLITE_INTERRUPT               = 9
+	SQLITE_IOERR                   = 10
+	SQLITE_CORRUPT                 = 11
+	SQLITE_NOTFOUND                = 12
+	SQLITE_FULL                    = 13
+	SQLITE_CANTOPEN                = 14
+	SQLITE_PROTOCOL                = 15
+	SQLITE_EMPTY                   = 16
+	SQLITE_SCHEMA                  = 17
+	SQLITE_TOOBIG                  = 18
+	SQLITE_CONSTRAINT              = 19
+	SQLITE_MISMATCH                = 20
+	SQLITE_MISUSE                  = 21
+	SQLITE_NOLFS                   = 22
+	SQLITE_AUTH                    = 23
+	SQLITE_FORMAT                  = 24
+	SQLITE_RANGE                   = 25
+	SQLITE_NOTADB                  = 26
+	SQLITE_NOTICE                  = 27
+	SQLITE_WARNING                 = 28
+	SQLITE_ROW                     = 100
+	SQLITE_DONE                    = 101
+	SQLITE_ERROR_MISSING_COLLSEQ   = (SQLITE_ERROR | (1 << 8))
+	SQLITE_ERROR_RETRY             = (SQLITE_ERROR | (2 << 8))
+	SQLITE_ERROR_SNAPSHOT          = (SQLITE_ERROR | (3 << 8))
+	SQLITE_ERROR_RESERVESIZE       = (SQLITE_ERROR | (4 << 8))
+	SQLITE_ERROR_KEY               = (SQLITE_ERROR | (5 << 8))
+	SQLITE_ERROR_UNABLE            = (SQLITE_ERROR | (6 << 8))
+	SQLITE_IOERR_READ              = (SQLITE_IOERR | (1 << 8))
+	SQLITE_IOERR_SHORT_READ        = (SQLITE_IOERR | (2 << 8))
+	SQLITE_IOERR_WRITE             = (SQLITE_IOERR | (3 << 8))
+	SQLITE_IOERR_FSYNC             = (SQLITE_IOERR | (4 << 8))
+	SQLITE_IOERR_DIR_FSYNC         = (SQLITE_IOERR | (5 << 8))
+	SQLITE_IOERR_TRUNCATE          = (SQLITE_IOERR | (6 << 8))
+	SQLITE_IOERR_FSTAT             = (SQLITE_IOERR | (7 << 8))
+	SQLITE_IOERR_UNLOCK            = (SQLITE_IOERR | (8 << 8))
+	SQLITE_IOERR_RDLOCK            = (SQLITE_IOERR | (9 << 8))
+	SQLITE_IOERR_DELETE            = (SQLITE_IOERR | (10 << 8))
+	SQLITE_IOERR_BLOCKED           = (SQLITE_IOERR | (11 << 8))
+	SQLITE_IOERR_NOMEM             = (SQLITE_IOERR | (12 << 8))
+	SQLITE_IOERR_ACCESS            = (SQLITE_IOERR | (13 << 8))
+	SQLITE_IOERR_CHECKRESERVEDLOCK = (SQLITE_IOERR | (14 << 8))
+	SQLITE_IOERR_LOCK              = (SQLITE_IOERR | (15 << 8))
+	SQLITE_IOERR_CLOSE             = (SQLITE_IOERR | (16 << 8))
+	SQLITE_IOERR_DIR_CLOSE         = (SQLITE_IOERR | (17 << 8))
+	SQLITE_IOERR_SHMOPEN           = (SQLITE_IOERR | (18 << 8))
+	SQLITE_IOERR_SHMSIZE           = (SQLITE_IOERR | (19 << 8))
+	SQLITE_IOERR_SHMLOCK           = (SQLITE_IOERR | (20 << 8))
+	SQLITE_IOERR_SHMMAP            = (SQLITE_IOERR | (21 << 8))
+	SQLITE_IOERR_SEEK              = (SQLITE_IOERR | (22 << 8))
+	SQLITE_IOERR_DELETE_NOENT      = (SQLITE_IOERR | (23 << 8))
+	SQLITE_IOERR_MMAP              = (SQLITE_IOERR | (24 << 8))
+	SQLITE_IOERR_GETTEMPPATH       = (SQLITE_IOERR | (25 << 8))
+	SQLITE_IOERR_CONVPATH          = (SQLITE_IOERR | (26 << 8))
+	SQLITE_IOERR_VNODE             = (SQLITE_IOERR | (27 << 8))
+	SQLITE_IOERR_AUTH              = (SQLITE_IOERR | (28 << 8))
+	SQLITE_IOERR_BEGIN_ATOMIC      = (SQLITE_IOERR | (29 << 8))
+	SQLITE_IOERR_COMMIT_ATOMIC     = (SQLITE_IOERR | (30 << 8))
+	SQLITE_IOERR_ROLLBACK_ATOMIC   = (SQLITE_IOERR | (31 << 8))
+	SQLITE_IOERR_DATA              = (SQLITE_IOERR | (32 << 8))
+	SQLITE_IOERR_CORRUPTFS         = (SQLITE_IOERR | (33 << 8))
+	SQLITE_IOERR_IN_PAGE           = (SQLITE_IOERR | (34 << 8))
+	SQLITE_IOERR_BADKEY            = (SQLITE_IOERR | (35 << 8))
+	SQLITE_IOERR_CODEC             = (SQLITE_IOERR | (36 << 8))
+	SQLITE_LOCKED_SHAREDCACHE      = (SQLITE_LOCKED | (1 << 8))
+	SQLITE_LOCKED_VTAB             = (SQLITE_LOCKED | (2 << 8))
+	SQLITE_BUSY_RECOVERY           = (SQLITE_BUSY | (1 << 8))
+	SQLITE_BUSY_SNAPSHOT           = (SQLITE_BUSY | (2 << 8))
+	SQLITE_BUSY_TIMEOUT            = (SQLITE_BUSY | (3 << 8))
+	SQLITE_CANTOPEN_NOTEMPDIR      = (SQLITE_CANTOPEN | (1 << 8))
+	SQLITE_CANTOPEN_ISDIR          = (SQLITE_CANTOPEN | (2 << 8))
+	SQLITE_CANTOPEN_FULLPATH       = (SQLITE_CANTOPEN | (3 << 8))
+	SQLITE_CANTOPEN_CONVPATH       = (SQLITE_CANTOPEN | (4 << 8))
+	SQLITE_CANTOPEN_DIRTYWAL       = (SQLITE_CANTOPEN | (5 << 8))
+	SQLITE_CANTOPEN_SYMLINK        = (SQLITE_CANTOPEN | (6 << 8))
+	SQLITE_CORRUPT_VTAB            = (SQLITE_CORRUPT | (1 << 8))
+	SQLITE_CORRUPT_SEQUENCE        = (SQLITE_CORRUPT | (2 << 8))
+	SQLITE_CORRUPT_INDEX           = (SQLITE_CORRUPT | (3 << 8))
+	SQLITE_READONLY_RECOVERY       = (SQLITE_READONLY | (1 << 8))
+	SQLITE_READONLY_CANTLOCK       = (SQLITE_READONLY | (2 << 8))
+	SQLITE_READONLY_ROLLBACK       = (SQLITE_READONLY | (3 << 8))
+	SQLITE_READONLY_DBMOVED        = (SQLITE_READONLY | (4 << 8))
+	SQLITE_READONLY_CANTINIT       = (SQLITE_READONLY | (5 << 8))
+	SQLITE_READONLY_DIRECTORY      = (SQLITE_READONLY | (6 << 8))
+	SQLITE_ABORT_ROLLBACK          = (SQLITE_ABORT | (2 << 8))
+	SQLITE_CONSTRAINT_CHECK        = (SQLITE_CONSTRAINT | (1 << 8))
+	SQLITE_CONSTRAINT_COMMITHOOK   = (SQLITE_CONSTRAINT | (2 << 8))
+	SQLITE_CONSTRAINT_FOREIGNKEY   = (SQLITE_CONSTRAINT | (3 << 8))
+	SQLITE_CONSTRAINT_FUNCTION     = (SQLITE_CONSTRAINT | (4 << 8))
+	SQLITE_CONSTRAINT_NOTNULL      = (SQLITE_CONSTRAINT | (5 << 8))
+	SQLITE_CONSTRAINT_PRIMARYKEY   = (SQLITE_CONSTRAINT | (6 << 8))
+	SQLITE_CONSTRAINT_TRIGGER      = (SQLITE_CONSTRAINT | (7 << 8))
+	SQLITE_CONSTRAINT_UNIQUE       = (SQLITE_CONSTRAINT | (8 << 8))
+	SQLITE_CONSTRAINT_VTAB         = (SQLITE_CONSTRAINT | (9 << 8))
+	SQLITE_CONSTRAINT_ROWID        = (SQLITE_CONSTRAINT | (10 << 8))
+	SQLITE_CONSTRAINT_PINNED       = (SQLITE_CONSTRAINT | (11 << 8))
+	SQLITE_CONSTRAINT_DATATYPE     = (SQLITE_CONSTRAINT | (12 << 8))
+	SQLITE_NOTICE_RECOVER_WAL      = (SQLITE_NOTICE | (1 << 8))
+	SQLITE_NOTICE_RECOVER_ROLLBACK = (SQLITE_NOTICE | (2 << 8))
+	SQLITE_NOTICE_RBU              = (SQLITE_NOTICE | (3 << 8))
+	SQLITE_WARNING_AUTOINDEX       = (SQLITE_WARNING | (1 << 8))
+	SQLITE_AUTH_USER               = (SQLITE_AUTH | (1 << 8))
+	SQLITE_OK_LOAD_PERMANENTLY     = (SQLITE_OK | (1 << 8))
+	SQLITE_OK_SYMLINK              = (SQLITE_OK | (2 << 8))
+)
+
+// Flags of sqlite3_open_v2.
+const (
+	SQLITE_OPEN_READONLY      = 0x00000001
+	SQLITE_OPEN_READWRITE     = 0x00000002
+	SQLITE_OPEN_CREATE        = 0x00000004
+	SQLITE_OPEN_DELETEONCLOSE = 0x00000008
+	SQLITE_OPEN_EXCLUSIVE     = 0x00000010
+	SQLITE_OPEN_AUTOPROXY     = 0x00000020
+	SQLITE_OPEN_URI           = 0x00000040
+	SQLITE_OPEN_MEMORY        = 0x00000080
+	SQLITE_OPEN_MAIN_DB       = 0x00000100
+	SQLITE_OPEN_TEMP_DB       = 0x00000200
+	SQLITE_OPEN_TRANSIENT_DB  = 0x00000400
+	SQLITE_OPEN_MAIN_JOURNAL  = 0x00000800
+	SQLITE_OPEN_TEMP_JOURNAL  = 0x00001000
+	SQLITE_OPEN_SUBJOURNAL    = 0x00002000
+	SQLITE_OPEN_SUPER_JOURNAL = 0x00004000
+	SQLITE_OPEN_NOMUTEX       = 0x00008000
+	SQLITE_OPEN_FULLMUTEX     = 0x00010000
+	SQLITE_OPEN_SHAREDCACHE   = 0x00020000
+	SQLITE_OPEN_PRIVATECACHE  = 0x00040000
+	SQLITE_OPEN_WAL           = 0x00080000
+	SQLITE_OPEN_NOFOLLOW      = 0x01000000
+	SQLITE_OPEN_EXRESCODE     = 0x02000000
+)
