@@ -296,10 +296,25 @@ impl Session {
     /// Runs a script of `;`-separated statements on the writer, as `executescript` does.
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         let sql = sql.to_string();
-        self.shared.on_writer(move |ctx| {
-            ctx.conn.execute_batch(&sql)?;
-            Ok(())
-        })
+        // A script's connection pragmas are the session's, as a single statement's are: read
+        // back after it ran (even when it failed part-way), when it may have set any.
+        let may_set_pragmas = sql.to_ascii_lowercase().contains("pragma");
+        let (ran, set) = self.shared.on_writer(move |ctx| {
+            let ran = ctx.conn.execute_batch(&sql).map_err(Error::from);
+            let set = if may_set_pragmas {
+                ctx.pragmas_set_by_script(&sql)
+            } else {
+                Vec::new()
+            };
+            Ok((ran, set))
+        })?;
+        if !set.is_empty() {
+            let mut st = self.shared.lock()?;
+            for (name, value) in &set {
+                st.set_pragma(name, Some(value));
+            }
+        }
+        ran
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE`) on the writer, held until commit or

@@ -74,6 +74,8 @@ pub(crate) struct ConnCtx<'c> {
     hooks: Applied,
     /// The connection-local pragmas' values as opened, to restore for the next session.
     defaults: HashMap<&'static str, String>,
+    /// The pragma assignments of the session whose settings are applied.
+    session_pragmas: Arc<Vec<(String, String)>>,
     /// The databases attached for the session whose settings are applied.
     attached: Vec<(String, String)>,
     /// Pragmas that may differ from `defaults` now. SQLite applies most pragma assignments
@@ -121,6 +123,7 @@ impl<'c> ConnCtx<'c> {
             defaults,
             attached: Vec::new(),
             changed: Vec::new(),
+            session_pragmas: Arc::default(),
             ending,
             expired: HashMap::new(),
             txn_ended: None,
@@ -336,17 +339,57 @@ impl<'c> ConnCtx<'c> {
             set_pragma(self.conn, name, value)?;
             self.changed.push(name.clone());
         }
+        self.session_pragmas = Arc::clone(&settings.pragmas);
         self.applied = Some(settings.key);
         Ok(())
+    }
+
+    /// The connection pragmas a script just run here for the applied session left other
+    /// than that session had them (its own assignment, else the connection's default): a
+    /// script's `PRAGMA x = y` is the session's, as a single statement's is. They are marked
+    /// changed, so the next session finds the connection's own values again. A pragma that
+    /// cannot be read back (`case_sensitive_like`) is taken from the script's text.
+    pub(crate) fn pragmas_set_by_script(&mut self, script: &str) -> Vec<(String, String)> {
+        let mut set = Vec::new();
+        for name in CONNECTION_PRAGMAS {
+            let Some(now) = pragma_value(self.conn, name) else {
+                if let Some(value) = last_assignment(script, name) {
+                    self.mark_changed(name);
+                    set.push((name.to_string(), value));
+                }
+                continue;
+            };
+            let before = self
+                .session_pragmas
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+                .or_else(|| self.defaults.get(name).map(String::as_str));
+            // A value given another way ("ON" for 1) counts as set: recording what SQLite
+            // reads back changes nothing but the text.
+            if !before.is_some_and(|b| b.eq_ignore_ascii_case(&now)) {
+                self.mark_changed(name);
+                set.push((name.to_string(), now));
+            }
+        }
+        // The session's settings change (the caller records `set`): none matches any more.
+        if !set.is_empty() {
+            self.applied = None;
+        }
+        set
+    }
+
+    fn mark_changed(&mut self, name: &str) {
+        if !self.changed.iter().any(|n| n == name) {
+            self.changed.push(name.to_string());
+        }
     }
 
     /// Records that a pragma assignment was compiled here. When it ran for the session whose
     /// settings now include it, `now` is that session's new key; otherwise (it was compiled
     /// only to classify it) the connection no longer matches any session's settings.
     pub(crate) fn pragma_compiled(&mut self, name: &str, now: Option<SettingsKey>) {
-        if !self.changed.iter().any(|n| n == name) {
-            self.changed.push(name.to_string());
-        }
+        self.mark_changed(name);
         self.applied = now;
     }
 
@@ -881,6 +924,32 @@ fn set_pragma(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
     Ok(())
+}
+
+/// The value the last `PRAGMA name = value` (or `PRAGMA name(value)`) in `script` assigns,
+/// found by its text (a pragma inside a string literal or comment is taken too: the worst
+/// that does is restore the connection's default for the next session).
+fn last_assignment(script: &str, name: &str) -> Option<String> {
+    let lower = script.to_ascii_lowercase();
+    let mut found = None;
+    for (at, _) in lower.match_indices("pragma") {
+        let rest = lower[at + "pragma".len()..].trim_start();
+        let rest = rest.strip_prefix("main.").unwrap_or(rest);
+        let Some(rest) = rest.strip_prefix(name) else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        let Some(rest) = rest.strip_prefix('=').or_else(|| rest.strip_prefix('(')) else {
+            continue;
+        };
+        let start = script.len() - rest.len();
+        let end = rest.find([';', ')']).map_or(script.len(), |i| start + i);
+        let value = script[start..end].trim().trim_matches(['\'', '"']).to_string();
+        if !value.is_empty() {
+            found = Some(value);
+        }
+    }
+    found
 }
 
 /// Whether the statement being compiled assigns `wal_autocheckpoint`.

@@ -331,6 +331,23 @@ fn plain_both(conn: &Connection, read: &str) -> [Result<Vec<Vec<Value>>, String>
 
 #[test]
 fn every_connection_pragma_is_the_sessions_own() {
+    pragmas_stay_with_the_session_that_set_them(|s, assignment| drop(values(s, assignment)));
+}
+
+/// The same, with each assignment inside a multi-statement script (`executescript`, a Go
+/// `Exec` of several statements), which runs on the writer in one piece.
+#[test]
+fn a_scripts_pragmas_are_the_sessions_own() {
+    pragmas_stay_with_the_session_that_set_them(|s, assignment| {
+        let script = format!("CREATE TABLE IF NOT EXISTS t(x); {assignment}; SELECT 1;");
+        s.execute_batch(&script).unwrap_or_else(|e| panic!("{script}: {e}"));
+    });
+}
+
+/// For every connection pragma: session A sets it with `set_on_a` and sees what one SQLite
+/// connection that ran the assignment sees; session B, before and after A closes, and a new
+/// session see what they saw before.
+fn pragmas_stay_with_the_session_that_set_them(set_on_a: impl Fn(&Session, &str)) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     // One reader and the writer: every session uses the same two connections.
@@ -348,7 +365,7 @@ fn every_connection_pragma_is_the_sessions_own() {
         let b = pool.session().unwrap();
         let baseline = on_both(&b, read);
         let a = pool.session().unwrap();
-        values(&a, &format!("PRAGMA {name}={value}"));
+        set_on_a(&a, &format!("PRAGMA {name}={value}"));
         assert_eq!(on_both(&a, read), set, "{name}: A's own");
         assert_eq!(on_both(&b, read), baseline, "{name}: B saw A's value");
         assert_eq!(on_both(&a, read), set, "{name}: A's, again");
