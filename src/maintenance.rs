@@ -142,11 +142,17 @@ impl Policy {
                 return;
             }
         };
-        let escalate = emergency
+        // Past half its cap the WAL is growing faster than stuck ticks and back-off allow
+        // for (a writer committing thousands of times a second): escalate on every tick.
+        // A busy TRUNCATE then stalls the writer for its busy timeout, which is the
+        // back-pressure a WAL near its cap needs.
+        let pressing = emergency || log_frames >= u64::from(config.wal_cap_frames) / 2;
+        let escalate = pressing
             || (self.stuck >= config.checkpoint_stuck_ticks
                 && log_frames >= u64::from(config.checkpoint_truncate_frames));
         // Ending old reads is what a TRUNCATE in back-off was waiting for.
-        if !escalate || (ended == 0 && self.truncate_retry_at.is_some_and(|t| now < t)) {
+        let backing_off = ended == 0 && self.truncate_retry_at.is_some_and(|t| now < t);
+        if !escalate || (backing_off && !pressing) {
             return;
         }
         pool.checkpoint_log().escalations += 1;

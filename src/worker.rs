@@ -944,7 +944,10 @@ fn last_assignment(script: &str, name: &str) -> Option<String> {
         };
         let start = script.len() - rest.len();
         let end = rest.find([';', ')']).map_or(script.len(), |i| start + i);
-        let value = script[start..end].trim().trim_matches(['\'', '"']).to_string();
+        let value = script[start..end]
+            .trim()
+            .trim_matches(['\'', '"'])
+            .to_string();
         if !value.is_empty() {
             found = Some(value);
         }

@@ -340,7 +340,8 @@ fn every_connection_pragma_is_the_sessions_own() {
 fn a_scripts_pragmas_are_the_sessions_own() {
     pragmas_stay_with_the_session_that_set_them(|s, assignment| {
         let script = format!("CREATE TABLE IF NOT EXISTS t(x); {assignment}; SELECT 1;");
-        s.execute_batch(&script).unwrap_or_else(|e| panic!("{script}: {e}"));
+        s.execute_batch(&script)
+            .unwrap_or_else(|e| panic!("{script}: {e}"));
     });
 }
 
