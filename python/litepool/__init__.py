@@ -11,10 +11,13 @@ and ``PrepareProtocol`` are the stdlib's own objects, so ``except sqlite3.Error`
 """
 
 import sqlite3 as _sqlite3
+import collections.abc as _abc
 import time as _time
 import datetime as _datetime
 
 from litepool import _litepool
+# Imported now, while `sqlite3` is surely the stdlib's package (it wraps `sqlite3.dump`).
+from litepool import dump
 from litepool._litepool import (
     Blob,
     Connection,
@@ -73,6 +76,36 @@ def TimeFromTicks(ticks):
 
 def TimestampFromTicks(ticks):
     return Timestamp(*_time.localtime(ticks)[:6])
+
+
+# As the stdlib registers its Row.
+_abc.Sequence.register(Row)
+
+
+def enable_shared_cache(enable):
+    """Deprecated in the stdlib since 3.10 (it warns the same way). litepool never opens a
+    shared cache, so this has no effect on its connections."""
+    import warnings
+    warnings.warn(
+        "enable_shared_cache is deprecated and will be removed in Python 3.12. "
+        "Shared cache is strongly discouraged by the SQLite 3 documentation. "
+        "If shared cache must be used, open the database in URI mode using"
+        "the cache=shared query parameter.",
+        DeprecationWarning, stacklevel=2)
+    if not isinstance(enable, int):
+        raise TypeError("an integer is required")
+
+
+def __getattr__(name):
+    # `OptimizedUnicode`: deprecated in 3.10, an alias of `str` (as the stdlib 3.11 has it).
+    if name == "OptimizedUnicode":
+        import warnings
+        warnings.warn(
+            "OptimizedUnicode is deprecated and will be removed in Python 3.12. "
+            "Since Python 3.3 it has simply been an alias for 'str'.",
+            DeprecationWarning, stacklevel=2)
+        return str
+    raise AttributeError(f"module 'litepool' has no attribute '{name}'")
 
 
 # The SQLITE_* constants (result codes, authorizer actions, limits) as the stdlib has them.

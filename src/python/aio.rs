@@ -30,7 +30,7 @@
 //!   awaits a call after it gets an error instead of waiting forever. Committed
 //!   transactions are in the database file (its WAL) already.
 
-use super::connection::{is_dml, Connection, Isolation, LEGACY};
+use super::connection::{is_dml, Connection, Isolation, PyConnection, LEGACY};
 use super::cursor::{column_converters, describe, row_tuple, run_many};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
@@ -250,7 +250,7 @@ struct LaneState {
 
 /// The serial job queue of one asyncio connection (or of one free-standing job).
 struct Lane {
-    conn: Option<Py<Connection>>,
+    conn: Option<Arc<Connection>>,
     interrupt: Option<InterruptHandle>,
     state: Mutex<LaneState>,
     /// The session held a pool connection after the last job.
@@ -261,8 +261,8 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(conn: Option<Py<Connection>>) -> Arc<Lane> {
-        let interrupt = conn.as_ref().map(|c| c.get().session.interrupt_handle());
+    fn new(conn: Option<Arc<Connection>>) -> Arc<Lane> {
+        let interrupt = conn.as_ref().map(|c| c.session.interrupt_handle());
         Arc::new(Lane {
             conn,
             interrupt,
@@ -280,7 +280,7 @@ impl Lane {
     fn conn(&self) -> Result<&Connection, Failure> {
         self.conn
             .as_ref()
-            .map(|c| c.get())
+            .map(|c| &**c)
             .ok_or_else(|| Failure::Db(Error::internal("a connection job on a free lane")))
     }
 
@@ -324,7 +324,7 @@ impl Lane {
                 (job.work)(self)
             };
             if let Some(conn) = &self.conn {
-                let session = &conn.get().session;
+                let session = &conn.session;
                 let held = session.held_connections().is_ok_and(|h| !h.is_empty());
                 self.holds.store(held, Ordering::Release);
                 let in_txn = session.in_transaction().unwrap_or(false);
@@ -507,14 +507,15 @@ pub(crate) fn _aio_call(fut: Py<PyAny>, waker: &Bound<'_, AioWaker>, func: Py<Py
 /// `check_same_thread=False`) whose blocking calls run as jobs on its lane.
 #[pyclass(name = "_AioConnection", module = "litepool", frozen)]
 pub(crate) struct AioConnection {
-    conn: Py<Connection>,
+    conn: Py<PyConnection>,
+    db: Arc<Connection>,
     lane: Arc<Lane>,
     closed: AtomicBool,
 }
 
 impl AioConnection {
     fn check(&self, py: Python<'_>) -> PyResult<()> {
-        if self.closed.load(Ordering::Acquire) || self.conn.get().is_closed() {
+        if self.closed.load(Ordering::Acquire) || self.db.is_closed() {
             return Err(closed_database(py));
         }
         Ok(())
@@ -610,11 +611,13 @@ impl AioConnection {
     #[new]
     fn py_new(conn: &Bound<'_, PyAny>) -> PyResult<AioConnection> {
         let conn = conn
-            .cast::<Connection>()
+            .cast::<PyConnection>()
             .map_err(|_| PyTypeError::new_err("expected a litepool.Connection"))?;
-        let lane = Lane::new(Some(conn.clone().unbind()));
+        let db = conn.get().db(conn.py())?;
+        let lane = Lane::new(Some(Arc::clone(&db)));
         Ok(AioConnection {
             conn: conn.clone().unbind(),
+            db,
             lane,
             closed: AtomicBool::new(false),
         })
@@ -622,13 +625,13 @@ impl AioConnection {
 
     /// The sync connection this one runs on.
     #[getter]
-    fn sync(&self, py: Python<'_>) -> Py<Connection> {
+    fn sync(&self, py: Python<'_>) -> Py<PyConnection> {
         self.conn.clone_ref(py)
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.conn.get().is_closed()
+        self.closed.load(Ordering::Acquire) || self.db.is_closed()
     }
 
     /// Whether a transaction was open after the last finished job (or is due to begin).
@@ -636,7 +639,7 @@ impl AioConnection {
     fn in_transaction(&self, py: Python<'_>) -> PyResult<bool> {
         self.check(py)?;
         let pending = {
-            let a = self.conn.get().attrs();
+            let a = self.db.attrs();
             a.autocommit == 0 && a.pending_begin
         };
         Ok(pending || self.lane.in_txn.load(Ordering::Acquire))
@@ -654,7 +657,7 @@ impl AioConnection {
                  (litepool.aio does not commit implicitly)",
             ));
         }
-        self.conn.get().attrs().isolation_level = value.0;
+        self.db.attrs().isolation_level = value.0;
         Ok(())
     }
 
@@ -867,11 +870,11 @@ impl AioConnection {
             fut.call_method1("set_result", (py.None(),))?;
             return Ok(0);
         }
-        let conn = self.conn.clone_ref(py);
+        let conn = Arc::clone(&self.db);
         // The loop thread then calls the sync connection's `close` too, which marks it
         // closed (so its finalizer does not warn) and finds its session closed already.
         let work = move |_: &Lane| {
-            conn.get().session.close()?;
+            conn.session.close()?;
             Ok(Payload::Nothing)
         };
         Ok(self.submit(waker, fut, true, work))
@@ -971,7 +974,7 @@ struct Buffer {
 /// statement (a [`Rows`]) that only lane jobs touch.
 #[pyclass(name = "_AioCursor", module = "litepool", subclass, frozen, weakref)]
 pub(crate) struct AioCursor {
-    conn: Py<Connection>,
+    conn: Arc<Connection>,
     lane: Arc<Lane>,
     rows: Arc<Mutex<Option<Rows>>>,
     buf: Mutex<Buffer>,
@@ -985,7 +988,7 @@ impl AioCursor {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed_cursor(py));
         }
-        if self.conn.get().is_closed() {
+        if self.conn.is_closed() {
             return Err(closed_database(py));
         }
         Ok(())
@@ -1019,7 +1022,7 @@ impl AioCursor {
             return Ok(());
         }
         if let Some(started) = batch.started {
-            let conn = self.conn.get();
+            let conn = &self.conn;
             let (converters, names) =
                 column_converters(py, conn.detect_types, &started.columns, &started.decltypes)?;
             let mut b = self.buf();
@@ -1098,9 +1101,8 @@ impl AioCursor {
                 .and_then(|n| n.cast_into::<AioConnection>().ok())
                 .ok_or_else(|| PyTypeError::new_err("expected a litepool.aio.Connection"))?,
         };
-        let conn = native.get().conn.clone_ref(py);
+        let conn = Arc::clone(&native.get().db);
         let row_factory = conn
-            .get()
             .attrs()
             .row_factory
             .as_ref()

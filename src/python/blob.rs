@@ -1,6 +1,7 @@
 //! `Blob`: incremental I/O on one BLOB value, as `Connection.blobopen` returns it.
 
 use super::connection::Connection;
+use std::sync::Arc;
 use super::errors::{err, programming};
 use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -13,14 +14,14 @@ struct State {
     position: usize,
 }
 
-#[pyclass(module = "litepool", frozen, weakref)]
+#[pyclass(module = "sqlite3", frozen, weakref)]
 pub(crate) struct Blob {
-    conn: Py<Connection>,
+    conn: Arc<Connection>,
     state: Mutex<State>,
 }
 
 impl Blob {
-    pub(crate) fn new(conn: Py<Connection>, blob: crate::Blob) -> Blob {
+    pub(crate) fn new(conn: Arc<Connection>, blob: crate::Blob) -> Blob {
         Blob {
             conn,
             state: Mutex::new(State {
@@ -36,7 +37,7 @@ impl Blob {
 
     /// The stdlib's `check_blob`: connection thread and open, then the blob open.
     fn check<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, State>> {
-        self.conn.get().check(py)?;
+        self.conn.check(py)?;
         let state = super::lock_detached(py, &self.state);
         if state.blob.is_none() {
             return Err(programming(py, "Cannot operate on a closed blob."));
@@ -81,7 +82,7 @@ impl Drop for Blob {
     fn drop(&mut self) {
         let blob = self.lock().blob.take();
         if let Some(blob) = blob {
-            if super::hooks::running_for(self.conn.get().id()) {
+            if super::hooks::running_for(self.conn.id()) {
                 // Dropped inside a callback of its own connection, whose running statement
                 // holds the session: closing here would wait for that statement forever.
                 // A short-lived thread closes it once the statement ends.
@@ -118,7 +119,7 @@ fn buffer(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 impl Blob {
     /// Closes the blob; idempotent. Later operations raise `ProgrammingError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.conn.get().check(py)?;
+        self.conn.check(py)?;
         self.close_now(py);
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! `Cursor`: runs statements on its connection's session and hands rows back in batches.
 
-use super::connection::{is_dml, Connection, PARSE_COLNAMES, PARSE_DECLTYPES};
+use super::connection::{is_dml, Connection, PyConnection, PARSE_COLNAMES, PARSE_DECLTYPES};
 use super::errors::{classes, closed_cursor, err, programming};
 use super::row::Row;
 use super::values::{converter_input, to_py, to_py_str, Adapt, TextFactory};
@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Parameter sets sent to the writer per hand-off in `executemany`.
 const MANY_CHUNK: usize = 1024;
@@ -40,9 +40,10 @@ struct Run {
     pending: Option<Error>,
 }
 
-#[pyclass(module = "litepool", subclass, frozen, weakref)]
+#[pyclass(module = "sqlite3", subclass, frozen, weakref)]
 pub(crate) struct Cursor {
-    conn: Py<PyAny>,
+    /// The connection `__init__` was given; `None` before it ran.
+    conn: Mutex<Option<Py<PyConnection>>>,
     meta: Mutex<Meta>,
     run: Mutex<Run>,
     /// The thread inside an execute/fetch call now, to refuse recursive use.
@@ -81,18 +82,16 @@ enum Factory {
 }
 
 impl Cursor {
-    pub(crate) fn new(py: Python<'_>, conn: &Bound<'_, PyAny>) -> PyResult<Cursor> {
-        let c = conn
-            .cast::<Connection>()
-            .map_err(|_| PyTypeError::new_err("Cursor() argument must be a litepool.Connection"))?;
-        let row_factory = c
+    pub(crate) fn new(py: Python<'_>, conn: &Bound<'_, PyConnection>) -> PyResult<Cursor> {
+        let row_factory = conn
             .get()
+            .db(py)?
             .attrs()
             .row_factory
             .as_ref()
             .map(|f| f.clone_ref(py));
         Ok(Cursor {
-            conn: conn.clone().unbind(),
+            conn: Mutex::new(Some(conn.clone().unbind())),
             meta: Mutex::new(Meta {
                 description: None,
                 names: None,
@@ -115,12 +114,17 @@ impl Cursor {
         self.meta().names.as_ref().map(|n| n.clone_ref(py))
     }
 
-    fn connection<'py>(&self, py: Python<'py>) -> &Bound<'py, Connection> {
-        // `new` checked the type; the reference lives as long as the cursor.
-        self.conn
-            .bind(py)
-            .cast::<Connection>()
-            .expect("a cursor's connection is a Connection")
+    /// The connection object; `ProgrammingError` before `__init__` ran.
+    fn connection<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyConnection>> {
+        match &*self.conn.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(c) => Ok(c.bind(py).clone()),
+            None => Err(programming(py, "Base Cursor.__init__ not called.")),
+        }
+    }
+
+    /// The open connection the cursor runs on.
+    fn db(&self, py: Python<'_>) -> PyResult<Arc<Connection>> {
+        self.connection(py)?.get().db(py)
     }
 
     /// The stdlib's `check_cursor`: closed cursor, recursive use, wrong thread, closed
@@ -133,7 +137,7 @@ impl Cursor {
         if self.busy.load(Ordering::Acquire) == me {
             return Err(programming(py, "Recursive use of cursors not allowed."));
         }
-        self.connection(py).get().check(py)?;
+        self.db(py)?.check(py)?;
         let run = lock_detached(py, &self.run);
         self.busy.store(me, Ordering::Release);
         Ok(RunGuard {
@@ -192,7 +196,7 @@ impl Cursor {
                 return Ok(None);
             };
             let batch = py.detach(|| rows.next_batch());
-            if let Some(e) = slf.get().connection(py).get().take_pending() {
+            if let Some(e) = slf.get().db(py)?.take_pending() {
                 Cursor::reset(py, run);
                 return Err(e);
             }
@@ -270,8 +274,7 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let conn_b = this.connection(py).clone();
-        let conn = conn_b.get();
+        let conn = &*this.db(py)?;
         this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
@@ -335,8 +338,7 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let conn_b = this.connection(py).clone();
-        let conn = conn_b.get();
+        let conn = &*this.db(py)?;
         this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
@@ -390,8 +392,7 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let conn_b = this.connection(py).clone();
-        let conn = conn_b.get();
+        let conn = &*this.db(py)?;
         this.forget_statement(py, &mut run);
         let script = script
             .cast::<PyString>()
@@ -437,10 +438,8 @@ impl Drop for Cursor {
                     );
                 }
                 let in_own_callback = self
-                    .conn
-                    .bind(py)
-                    .cast::<Connection>()
-                    .is_ok_and(|c| super::hooks::running_for(c.get().id()));
+                    .db(py)
+                    .is_ok_and(|c| super::hooks::running_for(c.id()));
                 if in_own_callback {
                     // As for a blob: the connection's running statement holds the session.
                     std::thread::spawn(move || drop(rows));
@@ -454,9 +453,53 @@ impl Drop for Cursor {
 
 #[pymethods]
 impl Cursor {
+    /// An uninitialised cursor: `__init__` binds it to its connection, so a subclass's
+    /// `__init__` may take arguments of its own.
     #[new]
-    fn py_new(py: Python<'_>, connection: &Bound<'_, PyAny>) -> PyResult<Cursor> {
-        Cursor::new(py, connection)
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Cursor {
+        Cursor {
+            conn: Mutex::new(None),
+            meta: Mutex::new(Meta {
+                description: None,
+                names: None,
+                rowcount: -1,
+                lastrowid: None,
+                arraysize: 1,
+                row_factory: None,
+            }),
+            run: Mutex::new(Run::default()),
+            busy: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Binds the cursor to `connection` (again, forgetting its statement, when called on
+    /// an initialised cursor). As in the stdlib, the connection's `row_factory` is not
+    /// inherited here, only by `Connection.cursor()`.
+    fn __init__(&self, py: Python<'_>, connection: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.busy.load(Ordering::Acquire) == thread_token() {
+            return Err(programming(py, "Recursive use of cursors not allowed."));
+        }
+        let conn = connection.cast::<PyConnection>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "Cursor() argument 1 must be sqlite3.Connection, not {}",
+                connection
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let mut run = lock_detached(py, &self.run);
+        self.forget_statement(py, &mut run);
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone().unbind());
+        let mut meta = self.meta();
+        meta.lastrowid = None;
+        meta.arraysize = 1;
+        meta.row_factory = None;
+        self.closed.store(false, Ordering::Release);
+        Ok(())
     }
 
     #[pyo3(name = "execute", signature = (sql, parameters=None, /))]
@@ -521,7 +564,7 @@ impl Cursor {
         if self.busy.load(Ordering::Acquire) == thread_token() {
             return Err(programming(py, "Recursive use of cursors not allowed."));
         }
-        let conn = self.connection(py).get();
+        let conn = self.db(py)?;
         conn.check_not_in_callback(py)?;
         conn.check_thread(py)?;
         let mut run = lock_detached(py, &self.run);
@@ -565,8 +608,8 @@ impl Cursor {
     }
 
     #[getter]
-    fn get_connection(&self, py: Python<'_>) -> Py<PyAny> {
-        self.conn.clone_ref(py)
+    fn get_connection(&self, py: Python<'_>) -> PyResult<Py<PyConnection>> {
+        Ok(self.connection(py)?.unbind())
     }
 
     #[getter]

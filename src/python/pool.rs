@@ -1,6 +1,6 @@
 //! Which pool a `connect()` uses, and `litepool.open()` → `Pool`.
 
-use super::connection::{parse_autocommit, Connection, Options, LEGACY};
+use super::connection::{parse_autocommit, Connection, Options, PyConnection, LEGACY};
 use super::errors::{err, programming};
 use crate::config::Config;
 use crate::registry::{self, Fingerprint};
@@ -144,7 +144,7 @@ impl PyPool {
         isolation_level: Option<String>,
         check_same_thread: bool,
         autocommit: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Connection> {
+    ) -> PyResult<PyConnection> {
         let autocommit = match autocommit {
             None => LEGACY,
             Some(a) => parse_autocommit(a)?,
@@ -175,6 +175,7 @@ impl PyPool {
                 autocommit,
             },
         )
+        .map(PyConnection::opened)
     }
 
     /// A snapshot of the pool's connections, waits and file descriptors, as a dict.
