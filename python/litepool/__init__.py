@@ -115,33 +115,23 @@ for _name in dir(_sqlite3):
 del _name
 
 
-def connect(
-    database,
-    timeout=5.0,
-    detect_types=0,
-    isolation_level="",
-    check_same_thread=True,
-    factory=Connection,
-    cached_statements=128,
-    uri=False,
-    *,
-    autocommit=LEGACY_TRANSACTION_CONTROL,
-):
+def connect(database, *args, **kwargs):
     """Open a connection to ``database``, as ``sqlite3.connect`` does.
+
+    ``connect(database, timeout=5.0, detect_types=0, isolation_level="",
+    check_same_thread=True, factory=Connection, cached_statements=128, uri=False, *,
+    autocommit=LEGACY_TRANSACTION_CONTROL)``. As in the stdlib, the arguments go to
+    ``factory`` exactly as given (positional stay positional, keywords stay keywords).
 
     For a file, the connection is a session over the process-wide pool of that file;
     ``":memory:"`` gives a private in-memory database. ``timeout`` is the busy timeout
     this connection waits for locks. ``cached_statements`` is accepted and ignored (each
     pooled connection caches statements itself).
     """
+    factory = args[4] if len(args) > 4 else kwargs.get("factory", Connection)
     if factory is None:
         factory = Connection
-    if autocommit == LEGACY_TRANSACTION_CONTROL and not isinstance(autocommit, bool):
-        return factory(database, timeout, detect_types, isolation_level,
-                       check_same_thread, factory, cached_statements, uri)
-    return factory(database, timeout, detect_types, isolation_level,
-                   check_same_thread, factory, cached_statements, uri,
-                   autocommit=autocommit)
+    return factory(database, *args, **kwargs)
 
 
 _installed = None

@@ -117,6 +117,15 @@ fn buffer(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
 
 #[pymethods]
 impl Blob {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(
+        _args: &Bound<'_, pyo3::types::PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<Self> {
+        Err(PyTypeError::new_err("cannot create 'sqlite3.Blob' instances"))
+    }
+
     /// Closes the blob; idempotent. Later operations raise `ProgrammingError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.conn.check(py)?;

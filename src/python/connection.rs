@@ -119,6 +119,30 @@ pub(crate) fn parse_autocommit(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
     }
 }
 
+/// A statement `Connection.__call__` compiled; Python cannot create one itself.
+#[pyclass(module = "sqlite3", frozen)]
+pub(crate) struct Statement {}
+
+#[pymethods]
+impl Statement {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        Err(PyTypeError::new_err("cannot create 'sqlite3.Statement' instances"))
+    }
+}
+
+/// `Connection.cursor`'s `factory`: given (even as `None`, which is not callable and so
+/// refused) or not.
+pub(crate) struct CursorFactory(Option<Py<PyAny>>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for CursorFactory {
+    type Error = PyErr;
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<CursorFactory> {
+        Ok(CursorFactory(Some(obj.to_owned().unbind())))
+    }
+}
+
 /// `isolation_level` as `connect()` takes it: `None` is a value here (autocommit), so the
 /// parameter's default ("") is this type's, not `Option`'s.
 pub(crate) struct Isolation(pub Option<String>);
@@ -504,12 +528,33 @@ impl PyConnection {
         Ok(())
     }
 
-    #[pyo3(signature = (factory=None))]
+    #[pyo3(signature = (factory=CursorFactory(None)))]
     fn cursor<'py>(
         slf: &Bound<'py, Self>,
-        factory: Option<&Bound<'py, PyAny>>,
+        factory: CursorFactory,
     ) -> PyResult<Bound<'py, PyAny>> {
-        PyConnection::new_cursor(slf, factory)
+        let factory = factory.0.map(|f| f.into_bound(slf.py()));
+        PyConnection::new_cursor(slf, factory.as_ref())
+    }
+
+    /// `connection(sql)`: compiles `sql` and returns the statement, as the stdlib's
+    /// (undocumented) call does; the statement is not run. Raises what preparing raises.
+    #[pyo3(signature = (sql, /))]
+    fn __call__(&self, py: Python<'_>, sql: &Bound<'_, PyAny>) -> PyResult<Statement> {
+        let this = self.db(py)?;
+        this.check(py)?;
+        let sql = sql
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("sql must be str"))?
+            .to_str()?
+            .to_string();
+        if sql.contains('\0') {
+            return Err(programming(py, "the query contains a null character"));
+        }
+        let session = &this.session;
+        py.detach(|| session.with_writer(move |c| Ok(drop(c.prepare(&sql)?))))
+            .map_err(err(py))?;
+        Ok(Statement {})
     }
 
     #[pyo3(signature = (sql, parameters=None, /))]

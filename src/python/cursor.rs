@@ -282,26 +282,26 @@ impl Cursor {
         let dml = is_dml(sql_str);
         conn.begin_if_needed(py, dml)?;
         let session = &conn.session;
-        // The first batch, and a look past it: a statement that ended in its first batch
-        // (a point query) is done now, so the cursor holds nothing afterwards.
-        type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
-        let started = py.detach(|| -> crate::Result<Started> {
-            let mut rows = session.query(sql_str, params)?;
-            let Some(mut first) = rows.next_batch()? else {
-                return Ok((rows, None, true, None));
-            };
-            match rows.next_batch() {
-                Ok(Some(more)) => {
-                    first.extend(more);
-                    Ok((rows, Some(first), false, None))
-                }
-                Ok(None) => Ok((rows, Some(first), true, None)),
-                Err(e) => Ok((rows, Some(first), true, Some(e))),
-            }
-        });
+        let mut started = py.detach(|| start(session, sql_str, params.clone()));
         if let Some(e) = conn.take_pending() {
             py.detach(move || drop(started));
             return Err(e);
+        }
+        if let Err(e) = &started {
+            if is_empty_sql(e) {
+                // As the stdlib: SQL of only whitespace or comments runs as a no-op.
+                this.meta().lastrowid = Some(conn.attrs().last_rowid);
+                return Ok(());
+            }
+            // A statement followed by a tail SQLite cannot parse: the stdlib runs the
+            // statement when the tail holds only comments, else refuses the second statement.
+            if let Some(first) = first_statement(py, sql_str)? {
+                started = py.detach(|| start(session, first, params));
+                if let Some(e) = conn.take_pending() {
+                    py.detach(move || drop(started));
+                    return Err(e);
+                }
+            }
         }
         let (rows, first, done, pending) = started.map_err(err(py))?;
         let result = rows.result();
@@ -396,9 +396,20 @@ impl Cursor {
         this.forget_statement(py, &mut run);
         let script = script
             .cast::<PyString>()
-            .map_err(|_| PyValueError::new_err("script argument must be unicode."))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "executescript() argument must be str, not {}",
+                    script
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?
             .to_str()?;
-        no_nul(py, script)?;
+        if script.contains('\0') {
+            return Err(PyValueError::new_err("embedded null character"));
+        }
         let session = &conn.session;
         if conn.attrs().autocommit == super::connection::LEGACY {
             py.detach(|| session.commit()).map_err(err(py))?;
@@ -624,6 +635,76 @@ impl Cursor {
     fn set_row_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.meta().row_factory = (!value.is_none()).then(|| value.clone().unbind());
         Ok(())
+    }
+}
+
+/// What `execute` starts with: the statement's first batch, and a look past it: a statement
+/// that ended in its first batch (a point query) is done then, so the cursor holds nothing
+/// afterwards. Returns the rows, the values read, whether the statement is done, and the
+/// error that ended it after those values.
+type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
+
+fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
+    let mut rows = session.query(sql, params)?;
+    let Some(mut first) = rows.next_batch()? else {
+        return Ok((rows, None, true, None));
+    };
+    match rows.next_batch() {
+        Ok(Some(more)) => {
+            first.extend(more);
+            Ok((rows, Some(first), false, None))
+        }
+        Ok(None) => Ok((rows, Some(first), true, None)),
+        Err(e) => Ok((rows, Some(first), true, Some(e))),
+    }
+}
+
+/// The core's refusal of SQL holding no statement.
+fn is_empty_sql(e: &Error) -> bool {
+    matches!(e, Error::StatementCount { message } if message.starts_with("The SQL is empty"))
+}
+
+/// After a failed prepare: the first complete statement of `sql` when only whitespace and
+/// comments follow it (`"select 1; /*"`, which the stdlib runs); `ProgrammingError` when
+/// something else follows (`"select 1; /"`); `None` when `sql` has no complete statement
+/// followed by more text (the prepare error stands). Uses `sqlite3.complete_statement`,
+/// SQLite's own tokenizer.
+fn first_statement<'a>(py: Python<'_>, sql: &'a str) -> PyResult<Option<&'a str>> {
+    let complete = classes(py).module.bind(py).getattr("complete_statement")?;
+    for (i, _) in sql.match_indices(';') {
+        let head = &sql[..=i];
+        if !complete.call1((head,))?.is_truthy()? {
+            continue;
+        }
+        let tail = &sql[i + 1..];
+        if tail.trim().is_empty() {
+            return Ok(None);
+        }
+        return if only_comments(tail) {
+            Ok(Some(head))
+        } else {
+            Err(programming(py, "You can only execute one statement at a time."))
+        };
+    }
+    Ok(None)
+}
+
+/// Whether `text` is only whitespace and comments (an unterminated `/*` runs to the end),
+/// as the stdlib's `lstrip_sql` decides.
+fn only_comments(text: &str) -> bool {
+    let mut s = text;
+    loop {
+        s = s.trim_start_matches([' ', '\t', '\x0c', '\n', '\r']);
+        if s.is_empty() {
+            return true;
+        }
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return false;
+        }
     }
 }
 

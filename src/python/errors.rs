@@ -169,6 +169,13 @@ fn make(py: Python<'_>, cls: &Py<PyType>, message: String, code: Option<i32>) ->
 /// Converts a core error into the stdlib exception the stdlib would raise.
 pub(crate) fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let code = e.sqlite_code().map(|(_, extended)| extended);
+    if let Error::Sqlite { message, .. } = &e {
+        // SQL longer than `SQLITE_LIMIT_SQL_LENGTH`, which the stdlib refuses before
+        // preparing, with its own message.
+        if code == Some(rusqlite::ffi::SQLITE_TOOBIG) && message == "statement too long" {
+            return make(py, &classes(py).data, "query string is too large".into(), None);
+        }
+    }
     make(py, class_for(py, e.kind()), e.to_string(), code)
 }
 

@@ -81,6 +81,7 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let c = errors::classes(py);
     m.add_class::<connection::PyConnection>()?;
+    m.add_class::<connection::Statement>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_class::<row::Row>()?;
     m.add_class::<blob::Blob>()?;

@@ -273,7 +273,10 @@ pub(crate) fn to_py_str(py: Python<'_>, v: Value) -> Bound<'_, PyAny> {
 /// The bytes a converter receives: the value as SQLite's `sqlite3_column_blob` renders it.
 pub(crate) fn converter_input(v: &Value) -> Option<Vec<u8>> {
     match v {
+        // SQLite gives a NULL pointer for an empty value, which the stdlib converts to None.
         Value::Null => None,
+        Value::Text(s) if s.is_empty() => None,
+        Value::Blob(b) if b.is_empty() => None,
         Value::Integer(i) => Some(i.to_string().into_bytes()),
         Value::Real(f) => Some(render_real(*f).into_bytes()),
         Value::Text(s) => Some(s.as_bytes().to_vec()),

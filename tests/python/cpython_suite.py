@@ -39,7 +39,7 @@ def main():
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json")
     parser.add_argument("pattern", nargs="*", help="only tests whose id contains one of these")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
 
     if args.target == "litepool":
         swap_in_litepool()
