@@ -676,7 +676,7 @@ impl AioConnection {
             cursor.get().check(py)?;
             let sql = sql.to_str()?.to_string();
             no_nul(py, &sql)?;
-            let params = Adapt::new(py)?.params(parameters)?;
+            let params = Adapt::new(py)?.params(&sql, parameters)?;
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
             Ok(Box::new(move |lane: &Lane| {
@@ -743,7 +743,7 @@ impl AioConnection {
             let adapt = Adapt::new(py)?;
             let mut sets = Vec::new();
             for item in seq.try_iter()? {
-                sets.push(adapt.params(Some(&item?))?);
+                sets.push(adapt.params(&sql, Some(&item?))?);
             }
             cursor.get().forget();
             let cursor = cursor.clone().unbind();

@@ -68,12 +68,17 @@ impl Blob {
 
     /// An index as the stdlib takes it: negative counts from the end.
     fn index(py: Python<'_>, len: usize, index: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let i: isize = index.extract()?;
+        let i: isize = index.extract().map_err(|e: PyErr| {
+            if e.is_instance_of::<PyOverflowError>(py) {
+                PyIndexError::new_err("cannot fit 'int' into an index-sized integer")
+            } else {
+                e
+            }
+        })?;
         let i = if i < 0 { i + len as isize } else { i };
         if i < 0 || i as usize >= len {
             return Err(PyIndexError::new_err("Blob index out of range"));
         }
-        let _ = py;
         Ok(i as usize)
     }
 }
@@ -111,8 +116,7 @@ fn buffer(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
                 .unwrap_or_default()
         ))
     })?;
-    let bytes = view.call_method0("tobytes")?;
-    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
+    super::values::contiguous_bytes(&view)
 }
 
 #[pymethods]
@@ -181,6 +185,9 @@ impl Blob {
         let target = base
             .checked_add(offset)
             .ok_or_else(|| PyOverflowError::new_err("seek offset results in overflow"))?;
+        if target > i64::from(i32::MAX) {
+            return Err(PyOverflowError::new_err("seek offset results in overflow"));
+        }
         if target < 0 || target > len {
             return Err(PyValueError::new_err("offset out of blob range"));
         }
@@ -234,7 +241,14 @@ impl Blob {
         let len = Blob::len_of(&state);
         if item.is_instance_of::<PyInt>() || item.hasattr("__index__")? {
             let i = Blob::index(py, len, item)?;
-            let byte: i64 = value.extract()?;
+            // As the stdlib: an int too large for C is out of range too.
+            let byte: i64 = value.extract().map_err(|e: PyErr| {
+                if e.is_instance_of::<PyOverflowError>(py) {
+                    PyValueError::new_err("byte must be in range(0, 256)")
+                } else {
+                    e
+                }
+            })?;
             if !(0..256).contains(&byte) {
                 return Err(PyValueError::new_err("byte must be in range(0, 256)"));
             }
@@ -265,6 +279,12 @@ impl Blob {
             window[(start + k as isize * step - lo) as usize] = *b;
         }
         Blob::write_at(py, &state, lo as usize, window)
+    }
+
+    /// Refused, as by the stdlib (a blob is not a container of its bytes).
+    fn __contains__(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let _ = item;
+        Err(PyTypeError::new_err("argument of type 'sqlite3.Blob' is not iterable"))
     }
 
     fn __delitem__(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -12,8 +12,12 @@ use crate::{InterruptHandle, Params, Pool, Session};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyTuple, PyType};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// `SQLITE_LIMIT_SQL_LENGTH`, and SQLite's default for it.
+const SQLITE_LIMIT_SQL_LENGTH: i32 = 1;
+const DEFAULT_MAX_SQL_LENGTH: usize = 1_000_000_000;
 
 /// `sqlite3.LEGACY_TRANSACTION_CONTROL`.
 pub(crate) const LEGACY: i32 = -1;
@@ -93,6 +97,9 @@ pub(crate) struct Connection {
     interrupt: InterruptHandle,
     /// Where the connection was opened, when tracemalloc or `LITEPOOL_DEBUG` is on.
     site: Option<String>,
+    /// `SQLITE_LIMIT_SQL_LENGTH` as last set through `setlimit`: longer SQL is refused
+    /// before it reaches SQLite, as the stdlib refuses it.
+    max_sql_length: AtomicUsize,
     /// An exception a collation raised, raised by the statement that sorted (the stdlib
     /// leaves it pending the same way).
     pending: hooks::Pending,
@@ -283,6 +290,7 @@ impl Connection {
             txn: Mutex::new(()),
             interrupt,
             site: opening_site(py),
+            max_sql_length: AtomicUsize::new(DEFAULT_MAX_SQL_LENGTH),
             pending: hooks::Pending::default(),
         })
     }
@@ -403,6 +411,14 @@ impl Connection {
                 self.attrs().pending_begin = false;
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// `DataError` for SQL longer than the connection's `SQLITE_LIMIT_SQL_LENGTH`.
+    pub(crate) fn check_sql_length(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
+        if sql.len() > self.max_sql_length.load(Ordering::Relaxed) {
+            return Err(super::errors::data(py, "query string is too large"));
         }
         Ok(())
     }
@@ -539,10 +555,17 @@ impl PyConnection {
 
     /// `connection(sql)`: compiles `sql` and returns the statement, as the stdlib's
     /// (undocumented) call does; the statement is not run. Raises what preparing raises.
-    #[pyo3(signature = (sql, /))]
-    fn __call__(&self, py: Python<'_>, sql: &Bound<'_, PyAny>) -> PyResult<Statement> {
+    #[pyo3(signature = (*args))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Statement> {
         let this = self.db(py)?;
         this.check(py)?;
+        if args.len() != 1 {
+            return Err(PyTypeError::new_err(format!(
+                "Connection() takes exactly 1 argument ({} given)",
+                args.len()
+            )));
+        }
+        let sql = args.get_item(0)?;
         let sql = sql
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err("sql must be str"))?
@@ -551,6 +574,7 @@ impl PyConnection {
         if sql.contains('\0') {
             return Err(programming(py, "the query contains a null character"));
         }
+        this.check_sql_length(py, &sql)?;
         let session = &this.session;
         py.detach(|| session.with_writer(move |c| Ok(drop(c.prepare(&sql)?))))
             .map_err(err(py))?;
@@ -1033,8 +1057,17 @@ impl PyConnection {
         this.check(py)?;
         check_category(py, category)?;
         let session = &this.session;
-        py.detach(|| session.set_limit(category, limit))
-            .map_err(err(py))
+        let previous = py
+            .detach(|| session.set_limit(category, limit))
+            .map_err(err(py))?;
+        if category == SQLITE_LIMIT_SQL_LENGTH && limit >= 0 {
+            let now = py
+                .detach(|| session.limit(category))
+                .map_err(err(py))?;
+            this.max_sql_length
+                .store(usize::try_from(now).unwrap_or(0), Ordering::Relaxed);
+        }
+        Ok(previous)
     }
 
     #[pyo3(signature = (*, name="main"))]
@@ -1052,13 +1085,7 @@ impl PyConnection {
         this.check(py)?;
         let data: Vec<u8> = match data.cast::<PyBytes>() {
             Ok(b) => b.as_bytes().to_vec(),
-            Err(_) => {
-                let view = pyo3::types::PyMemoryView::from(data)?;
-                view.call_method0("tobytes")?
-                    .cast::<PyBytes>()?
-                    .as_bytes()
-                    .to_vec()
-            }
+            Err(_) => super::values::contiguous_bytes(&pyo3::types::PyMemoryView::from(data)?)?,
         };
         let session = &this.session;
         py.detach(|| session.deserialize(name, &data))

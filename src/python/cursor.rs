@@ -278,7 +278,8 @@ impl Cursor {
         this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
-        let params = Adapt::new(py)?.params(parameters)?;
+        conn.check_sql_length(py, sql_str)?;
+        let params = Adapt::new(py)?.params(sql_str, parameters)?;
         let dml = is_dml(sql_str);
         conn.begin_if_needed(py, dml)?;
         let session = &conn.session;
@@ -342,6 +343,7 @@ impl Cursor {
         this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
+        conn.check_sql_length(py, sql_str)?;
         let adapt = Adapt::new(py)?;
         let dml = is_dml(sql_str);
         let mut iter = seq.try_iter()?;
@@ -351,7 +353,7 @@ impl Cursor {
         loop {
             let mut chunk: Vec<Params> = Vec::new();
             for item in iter.by_ref() {
-                chunk.push(adapt.params(Some(&item?))?);
+                chunk.push(adapt.params(sql_str, Some(&item?))?);
                 if chunk.len() >= MANY_CHUNK {
                     break;
                 }

@@ -192,6 +192,10 @@ pub(crate) fn operational(py: Python<'_>, message: impl Into<String>) -> PyErr {
     make(py, &classes(py).operational, message.into(), None)
 }
 
+pub(crate) fn data(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    make(py, &classes(py).data, message.into(), None)
+}
+
 pub(crate) fn not_supported(py: Python<'_>, message: impl Into<String>) -> PyErr {
     make(py, &classes(py).not_supported, message.into(), None)
 }
