@@ -134,27 +134,62 @@ def connect(database, *args, **kwargs):
     return factory(database, *args, **kwargs)
 
 
+# What `install()` replaces in the stdlib's `sqlite3` and `sqlite3.dbapi2` modules.
+_INSTALLED_NAMES = (
+    "connect", "Connection", "Cursor", "Row", "Blob", "enable_callback_tracebacks",
+    "sqlite_version", "sqlite_version_info",
+)
+_MISSING = object()
 _installed = None
 
 
 def install():
-    """Make ``sqlite3.connect`` (and ``sqlite3.dbapi2.connect``) litepool's ``connect``,
-    process-wide, for libraries that import ``sqlite3`` themselves. Idempotent."""
+    """Make the stdlib's ``sqlite3`` litepool's, process-wide, for libraries that import
+    ``sqlite3`` themselves (Django, SQLAlchemy, ...). Idempotent.
+
+    In both ``sqlite3`` and ``sqlite3.dbapi2`` (the module objects, so code that imported
+    them earlier sees the change too) it replaces ``connect``, ``Connection``, ``Cursor``,
+    ``Row``, ``Blob``, ``enable_callback_tracebacks``, ``sqlite_version`` and
+    ``sqlite_version_info`` with litepool's; and ``sqlite3.dbapi2`` (the package attribute
+    and ``sys.modules["sqlite3.dbapi2"]``) becomes ``litepool.dbapi2``. The exceptions, the
+    adapter/converter registries and ``PrepareProtocol`` are shared already. A class that
+    subclassed ``sqlite3.Cursor`` *before* ``install()`` still subclasses the stdlib's: call
+    it first (or start the program with ``python -m litepool run``).
+    """
     global _installed
-    import sqlite3.dbapi2 as _dbapi2
-    if _installed is None:
-        _installed = (_sqlite3.connect, _dbapi2.connect)
-    _sqlite3.connect = connect
-    _dbapi2.connect = connect
+    import sys
+    import sqlite3.dbapi2 as std_dbapi2
+    from litepool import dbapi2
+    if _installed is not None:
+        return
+    saved = []
+    for module in (_sqlite3, std_dbapi2):
+        for name in _INSTALLED_NAMES:
+            saved.append((module, name, getattr(module, name, _MISSING)))
+            setattr(module, name, globals()[name])
+    saved.append((_sqlite3, "dbapi2", getattr(_sqlite3, "dbapi2", _MISSING)))
+    saved.append((sys.modules, "sqlite3.dbapi2", sys.modules.get("sqlite3.dbapi2", _MISSING)))
+    _sqlite3.dbapi2 = dbapi2
+    sys.modules["sqlite3.dbapi2"] = dbapi2
+    _installed = saved
 
 
 def uninstall():
-    """Undo :func:`install`. Idempotent."""
+    """Undo :func:`install`: every name it replaced is the stdlib's again. Idempotent."""
     global _installed
-    import sqlite3.dbapi2 as _dbapi2
-    if _installed is not None:
-        _sqlite3.connect, _dbapi2.connect = _installed
-        _installed = None
+    if _installed is None:
+        return
+    for target, name, value in reversed(_installed):
+        if isinstance(target, dict):
+            if value is _MISSING:
+                target.pop(name, None)
+            else:
+                target[name] = value
+        elif value is _MISSING:
+            delattr(target, name)
+        else:
+            setattr(target, name, value)
+    _installed = None
 
 
 __all__ = [
@@ -166,5 +201,5 @@ __all__ = [
     "adapt", "adapters", "apilevel", "complete_statement", "connect", "converters",
     "enable_callback_tracebacks", "install", "open", "paramstyle", "register_adapter",
     "register_converter", "sqlite_version", "sqlite_version_info", "threadsafety",
-    "uninstall", "version", "version_info",
+    "uninstall", "version", "version_info", "enable_shared_cache",
 ] + [n for n in dir(_sqlite3) if n.startswith("SQLITE_")]

@@ -116,6 +116,15 @@ impl<'py> Adapt<'py> {
         })
     }
 
+    /// Positional parameters `seq[0]` .. `seq[n - 1]`, each read as its turn comes.
+    fn by_index(&self, seq: &Bound<'py, PyAny>, n: usize) -> PyResult<Params> {
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(self.value(&seq.get_item(i)?, i + 1)?);
+        }
+        Ok(Params::Positional(values))
+    }
+
     /// The parameters of statement `sql`: a sequence binds by position, a dict by name.
     pub(crate) fn params(
         &self,
@@ -133,7 +142,8 @@ impl<'py> Adapt<'py> {
             return positional(self, t.iter());
         }
         if let Ok(l) = params.cast::<PyList>() {
-            return positional(self, l.iter());
+            // By index, as the stdlib: an adapter that shrinks the list raises IndexError.
+            return self.by_index(l.as_any(), l.len());
         }
         if let Ok(d) = params.cast_exact::<PyDict>() {
             let mut pairs = Vec::with_capacity(d.len());
@@ -168,12 +178,7 @@ impl<'py> Adapt<'py> {
         }
         match params.try_iter() {
             Ok(_) if params.hasattr("__len__")? && params.hasattr("__getitem__")? => {
-                let n = params.len()?;
-                let mut values = Vec::with_capacity(n);
-                for i in 0..n {
-                    values.push(self.value(&params.get_item(i)?, i + 1)?);
-                }
-                Ok(Params::Positional(values))
+                self.by_index(params, params.len()?)
             }
             _ => Err(programming(py, "parameters are of unsupported type")),
         }

@@ -4,8 +4,8 @@
 
 ``litepool`` runs the suite with ``sys.modules['sqlite3']`` (and ``sqlite3.dbapi2``,
 ``sqlite3.dump``) replaced by litepool's modules before the suite is imported, so its
-``import sqlite3 as sqlite`` gets litepool; the child interpreters some tests start get the
-same swap through the launcher's ``sitecustomize`` (``LITEPOOL_SWAP=1``). Prints the counts
+``import sqlite3 as sqlite`` gets litepool; the child interpreters some tests start run
+``litepool.install()`` through the launcher's ``sitecustomize`` (``python -m litepool run``). Prints the counts
 and one line per failure, error and skip; with ``--floor N``, exits 1 when fewer than N
 tests pass. The suite runs in a temporary directory (its files are named relative to the
 working directory).
@@ -22,6 +22,9 @@ import unittest
 def swap_in_litepool():
     import litepool
     import litepool.dbapi2
+    from litepool.__main__ import command_env
+    # Child interpreters (a test starts one) run litepool.install() at start.
+    os.environ.update(command_env(os.environ))
     sys.modules["sqlite3"] = litepool
     sys.modules["sqlite3.dbapi2"] = litepool.dbapi2
     sys.modules["sqlite3.dump"] = litepool.dump
