@@ -257,6 +257,9 @@ struct Lane {
     holds: AtomicBool,
     /// The session was in a transaction after the last job.
     in_txn: AtomicBool,
+    /// SQLite rolled back the transaction when a cancelled job was interrupted: the next
+    /// `commit()` raises instead of committing nothing.
+    txn_lost: AtomicBool,
     stopping: AtomicBool,
 }
 
@@ -273,6 +276,7 @@ impl Lane {
             }),
             holds: AtomicBool::new(false),
             in_txn: AtomicBool::new(false),
+            txn_lost: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         })
     }
@@ -851,6 +855,15 @@ impl AioConnection {
     ) -> PyResult<u64> {
         self.submit_or_fail(py, waker, fut, || {
             Ok(Box::new(move |lane: &Lane| {
+                if lane.txn_lost.swap(false, Ordering::AcqRel) && commit {
+                    return Err(Failure::Db(Error::Sqlite {
+                        code: rusqlite::ffi::SQLITE_ABORT,
+                        extended_code: rusqlite::ffi::SQLITE_ABORT_ROLLBACK,
+                        message: "cannot commit: the transaction was rolled back when a \
+                                  cancelled call was interrupted"
+                            .into(),
+                    }));
+                }
                 end_transaction(lane.conn()?, commit)?;
                 Ok(Payload::Nothing)
             }) as Work)
@@ -881,10 +894,14 @@ impl AioConnection {
     }
 
     /// Cancels job `ticket` (its awaiting task was cancelled): drops it if queued, interrupts
-    /// it if running; then resets `cursor`'s statement and rolls back an open transaction.
+    /// it if running; then resets `cursor`'s statement. As SQLite leaves it, a transaction
+    /// open before the job stays open (an interrupted read does not end it); one the job
+    /// opened is rolled back; one SQLite rolled back makes the next `commit()` raise.
     #[pyo3(signature = (ticket, cursor=None))]
     fn cancel(&self, ticket: u64, cursor: Option<&Bound<'_, AioCursor>>) {
-        drop(self.lane.cancel(ticket));
+        // Read before the job can finish: while it runs, `in_txn` is the state before it.
+        let was_in_txn = self.lane.in_txn.load(Ordering::Acquire);
+        let never_ran = self.lane.cancel(ticket).is_some();
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -898,12 +915,18 @@ impl AioConnection {
                 if let Some(rows) = rows {
                     drop(lock(&rows).take());
                 }
+                if never_ran {
+                    return Ok(Payload::Nothing);
+                }
                 let conn = lane.conn()?;
-                if conn.session.in_transaction()? {
+                let in_txn = conn.session.in_transaction()?;
+                if in_txn && !was_in_txn {
                     conn.session.rollback()?;
                     if conn.attrs().autocommit == 0 {
                         conn.attrs().pending_begin = true;
                     }
+                } else if was_in_txn && !in_txn {
+                    lane.txn_lost.store(true, Ordering::Release);
                 }
                 Ok(Payload::Nothing)
             }),

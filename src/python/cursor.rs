@@ -350,16 +350,26 @@ impl Cursor {
         let mut total: u64 = 0;
         let mut rowid = None;
         let mut began = false;
+        // The parameter sets go to the writer in chunks; when the iterator (or adapting a
+        // set) fails, the sets before it still run first, so the database ends as the
+        // stdlib's one-set-at-a-time loop leaves it, and then the error is raised.
+        let mut failure = None;
         loop {
             let mut chunk: Vec<Params> = Vec::new();
             for item in iter.by_ref() {
-                chunk.push(adapt.params(sql_str, Some(&item?))?);
+                match item.and_then(|item| adapt.params(sql_str, Some(&item))) {
+                    Ok(params) => chunk.push(params),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
                 if chunk.len() >= MANY_CHUNK {
                     break;
                 }
             }
-            let last = chunk.len() < MANY_CHUNK;
-            if chunk.is_empty() && began {
+            let last = failure.is_some() || chunk.len() < MANY_CHUNK;
+            if chunk.is_empty() && (began || failure.is_some()) {
                 break;
             }
             if !began {
@@ -384,7 +394,10 @@ impl Cursor {
         let mut meta = this.meta();
         meta.rowcount = if dml { total as i64 } else { -1 };
         meta.lastrowid = Some(conn.attrs().last_rowid);
-        Ok(())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn executescript<'py>(
