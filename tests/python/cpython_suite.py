@@ -1,13 +1,15 @@
 """Runs CPython's own ``Lib/test/test_sqlite3`` against the stdlib ``sqlite3`` or litepool.
 
     python tests/python/cpython_suite.py stdlib|litepool [--floor N] [--verbose] [--json PATH]
+        [TEST_ID_PART ...]
 
 ``litepool`` runs the suite with ``sys.modules['sqlite3']`` (and ``sqlite3.dbapi2``,
 ``sqlite3.dump``) replaced by litepool's modules before the suite is imported, so its
 ``import sqlite3 as sqlite`` gets litepool; the child interpreters some tests start run
 ``litepool.install()`` through the launcher's ``sitecustomize`` (``python -m litepool run``). Prints the counts
 and one line per failure, error and skip; with ``--floor N``, exits 1 when fewer than N
-tests pass. The suite runs in a temporary directory (its files are named relative to the
+tests pass (the floor is for the suite of Python 3.11, whose counts python/README.md
+quotes; on another version it is not applied). The suite runs in a temporary directory (its files are named relative to the
 working directory).
 """
 
@@ -92,7 +94,9 @@ def main():
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
-    if passed < args.floor:
+    if sys.version_info[:2] != (3, 11):
+        print(f"(the floor is for Python 3.11's suite; not applied on {report['python']})")
+    elif passed < args.floor:
         print(f"FAIL: {passed} passed, below the floor of {args.floor}")
         sys.exit(1)
 
