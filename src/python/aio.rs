@@ -845,6 +845,25 @@ impl AioConnection {
         })
     }
 
+    /// Runs `func()` (a call on the sync connection) as a job of this connection, after the
+    /// jobs queued before it, with the GIL on the executor thread; `fut` resolves with its
+    /// result. For the sync API's calls without an asyncio counterpart of their own
+    /// (`create_function`, `iterdump`, `backup`).
+    fn call(
+        &self,
+        py: Python<'_>,
+        fut: &Bound<'_, PyAny>,
+        waker: &Bound<'_, AioWaker>,
+        func: Py<PyAny>,
+    ) -> PyResult<u64> {
+        self.submit_or_fail(py, waker, fut, || {
+            Ok(Box::new(move |_: &Lane| {
+                Python::attach(|py| func.bind(py).call0().map(|o| Payload::Object(o.unbind())))
+                    .map_err(Failure::Py)
+            }) as Work)
+        })
+    }
+
     /// Commits (`commit=True`) or rolls back the open transaction.
     fn end(
         &self,

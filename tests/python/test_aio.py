@@ -652,3 +652,30 @@ def test_calls_after_shutdown_fail_instead_of_hanging_and_close_still_closes(db)
     assert "refused: interrupted" in out.stdout
     assert "closed True" in out.stdout
     assert read(db, "SELECT v FROM t") == [("committed",)]
+
+
+def test_create_function_iterdump_backup(tmp_path):
+    # The sync API's calls, run as jobs of the connection: results as the sync connection's.
+    src = str(tmp_path / "src.db")
+
+    async def main():
+        async with aio.connect(src) as c:
+            await c.create_function("double", 1, lambda x: 2 * x, deterministic=True)
+            await c.execute("CREATE TABLE t(x)")
+            await c.execute("INSERT INTO t VALUES (double(21))")
+            await c.commit()
+            dumped = [line async for line in c.iterdump()]
+            steps = []
+            async with aio.connect(":memory:") as dest:
+                await c.backup(dest, progress=lambda *a: steps.append(a))
+                copied = await dest.execute_fetchall("SELECT x FROM t")
+            return dumped, copied, steps
+
+    dumped, copied, steps = run(main())
+    sync = litepool.connect(src)
+    try:
+        assert dumped == list(sync.iterdump())
+    finally:
+        sync.close()
+    assert copied == [(42,)]
+    assert steps and steps[-1][0] == litepool.SQLITE_DONE
