@@ -51,14 +51,21 @@ def count(pattern, text):
     return int(m.group(1)) if m else 0
 
 
+def did_not_run(text):
+    """The status of a run that reported no counts, with the last exception it printed."""
+    errors = re.findall(r"^\S*(?:Error|Exception): .*$", text, re.MULTILINE)
+    return {"status": "did not run" + (f" ({errors[-1][:100]})" if errors else "")}
+
+
 def unittest_counts(text):
     """Counts from a unittest runner's last lines (``Ran N tests`` / ``FAILED (...)``)."""
     ran = count(r"Ran (\d+) tests?", text)
-    failures, errors = count(r"failures=(\d+)", text), count(r"errors=(\d+)", text)
+    failures = count(r"(?<!expected )failures=(\d+)", text)
+    errors = count(r"errors=(\d+)", text)
     skipped = count(r"skipped=(\d+)", text)
     expected = count(r"expected failures=(\d+)", text)
     if not ran:
-        return {"status": "did not run"}
+        return did_not_run(text)
     return {"run": ran, "passed": ran - failures - errors - skipped - expected,
             "failures": failures, "errors": errors, "skipped": skipped}
 
@@ -68,7 +75,7 @@ def pytest_counts(text):
     tail = text.strip().splitlines()[-1] if text.strip() else ""
     got = {k: count(rf"(\d+) {k}", tail) for k in ("passed", "failed", "errors?", "skipped")}
     if not any(got.values()):
-        return {"status": "did not run"}
+        return did_not_run(text)
     return {"passed": got["passed"], "failures": got["failed"], "errors": got["errors?"],
             "skipped": got["skipped"]}
 
