@@ -218,3 +218,11 @@ def test_launcher_keeps_the_existing_pythonpath_and_sitecustomize(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["1", "True"], out.stderr
+
+
+def test_console_script_runs_the_launcher():
+    script = os.path.join(os.path.dirname(sys.executable), "litepool-run")
+    code = "import sqlite3, litepool; print(sqlite3.connect is litepool.connect)"
+    out = subprocess.run([script, sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["True"], out.stderr
