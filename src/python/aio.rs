@@ -283,8 +283,7 @@ impl Lane {
 
     fn conn(&self) -> Result<&Connection, Failure> {
         self.conn
-            .as_ref()
-            .map(|c| &**c)
+            .as_deref()
             .ok_or_else(|| Failure::Db(Error::internal("a connection job on a free lane")))
     }
 
@@ -1144,11 +1143,7 @@ impl AioCursor {
                 .ok_or_else(|| PyTypeError::new_err("expected a litepool.aio.Connection"))?,
         };
         let conn = Arc::clone(&native.get().db);
-        let row_factory = conn
-            .attrs()
-            .row_factory
-            .as_ref()
-            .map(|f| f.clone_ref(py));
+        let row_factory = conn.attrs().row_factory.as_ref().map(|f| f.clone_ref(py));
         Ok(AioCursor {
             conn,
             lane: Arc::clone(&native.get().lane),

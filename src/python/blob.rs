@@ -1,11 +1,11 @@
 //! `Blob`: incremental I/O on one BLOB value, as `Connection.blobopen` returns it.
 
 use super::connection::Connection;
-use std::sync::Arc;
 use super::errors::{err, programming};
 use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PySlice};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 struct State {
@@ -127,7 +127,9 @@ impl Blob {
         _args: &Bound<'_, pyo3::types::PyTuple>,
         _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<Self> {
-        Err(PyTypeError::new_err("cannot create 'sqlite3.Blob' instances"))
+        Err(PyTypeError::new_err(
+            "cannot create 'sqlite3.Blob' instances",
+        ))
     }
 
     /// Closes the blob; idempotent. Later operations raise `ProgrammingError`.
@@ -284,7 +286,9 @@ impl Blob {
     /// Refused, as by the stdlib (a blob is not a container of its bytes).
     fn __contains__(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
         let _ = item;
-        Err(PyTypeError::new_err("argument of type 'sqlite3.Blob' is not iterable"))
+        Err(PyTypeError::new_err(
+            "argument of type 'sqlite3.Blob' is not iterable",
+        ))
     }
 
     fn __delitem__(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -135,7 +135,9 @@ impl Statement {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
-        Err(PyTypeError::new_err("cannot create 'sqlite3.Statement' instances"))
+        Err(PyTypeError::new_err(
+            "cannot create 'sqlite3.Statement' instances",
+        ))
     }
 }
 
@@ -545,10 +547,7 @@ impl PyConnection {
     }
 
     #[pyo3(signature = (factory=CursorFactory(None)))]
-    fn cursor<'py>(
-        slf: &Bound<'py, Self>,
-        factory: CursorFactory,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn cursor<'py>(slf: &Bound<'py, Self>, factory: CursorFactory) -> PyResult<Bound<'py, PyAny>> {
         let factory = factory.0.map(|f| f.into_bound(slf.py()));
         PyConnection::new_cursor(slf, factory.as_ref())
     }
@@ -576,8 +575,13 @@ impl PyConnection {
         }
         this.check_sql_length(py, &sql)?;
         let session = &this.session;
-        py.detach(|| session.with_writer(move |c| Ok(drop(c.prepare(&sql)?))))
-            .map_err(err(py))?;
+        py.detach(|| {
+            session.with_writer(move |c| {
+                c.prepare(&sql)?;
+                Ok(())
+            })
+        })
+        .map_err(err(py))?;
         Ok(Statement {})
     }
 
@@ -1061,9 +1065,7 @@ impl PyConnection {
             .detach(|| session.set_limit(category, limit))
             .map_err(err(py))?;
         if category == SQLITE_LIMIT_SQL_LENGTH && limit >= 0 {
-            let now = py
-                .detach(|| session.limit(category))
-                .map_err(err(py))?;
+            let now = py.detach(|| session.limit(category)).map_err(err(py))?;
             this.max_sql_length
                 .store(usize::try_from(now).unwrap_or(0), Ordering::Relaxed);
         }

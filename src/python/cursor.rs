@@ -463,9 +463,7 @@ impl Drop for Cursor {
                         "unclosed litepool.Cursor with unread rows: its connection was given back",
                     );
                 }
-                let in_own_callback = self
-                    .db(py)
-                    .is_ok_and(|c| super::hooks::running_for(c.id()));
+                let in_own_callback = self.db(py).is_ok_and(|c| super::hooks::running_for(c.id()));
                 if in_own_callback {
                     // As for a blob: the connection's running statement holds the session.
                     std::thread::spawn(move || drop(rows));
@@ -698,7 +696,10 @@ fn first_statement<'a>(py: Python<'_>, sql: &'a str) -> PyResult<Option<&'a str>
         return if only_comments(tail) {
             Ok(Some(head))
         } else {
-            Err(programming(py, "You can only execute one statement at a time."))
+            Err(programming(
+                py,
+                "You can only execute one statement at a time.",
+            ))
         };
     }
     Ok(None)

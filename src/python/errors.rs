@@ -182,7 +182,12 @@ pub(crate) fn to_py(py: Python<'_>, e: Error) -> PyErr {
         // SQL longer than `SQLITE_LIMIT_SQL_LENGTH`, which the stdlib refuses before
         // preparing, with its own message.
         if code == Some(rusqlite::ffi::SQLITE_TOOBIG) && message == "statement too long" {
-            return make(py, &classes(py).data, "query string is too large".into(), None);
+            return make(
+                py,
+                &classes(py).data,
+                "query string is too large".into(),
+                None,
+            );
         }
     }
     make(py, class_for(py, e.kind()), e.to_string(), code)

@@ -126,11 +126,7 @@ impl<'py> Adapt<'py> {
     }
 
     /// The parameters of statement `sql`: a sequence binds by position, a dict by name.
-    pub(crate) fn params(
-        &self,
-        sql: &str,
-        params: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Params> {
+    pub(crate) fn params(&self, sql: &str, params: Option<&Bound<'py, PyAny>>) -> PyResult<Params> {
         let Some(params) = params else {
             return Ok(Params::None);
         };
