@@ -35,7 +35,6 @@ struct Run {
     buf: std::vec::IntoIter<Value>,
     ncols: usize,
     converters: Vec<Option<Py<PyAny>>>,
-    text: Option<TextFactory>,
     /// The error that ended the statement after the rows in `buf`.
     pending: Option<Error>,
 }
@@ -79,6 +78,13 @@ enum Factory {
     Tuple,
     Row,
     Call(Py<PyAny>),
+}
+
+/// How a fetch call makes rows: the cursor's row factory and the connection's text factory
+/// as they are when the call starts (the stdlib reads both for every row it makes).
+struct RowMaker {
+    factory: Factory,
+    text: TextFactory,
 }
 
 impl Cursor {
@@ -181,11 +187,19 @@ impl Cursor {
         }
     }
 
+    fn row_maker(&self, py: Python<'_>) -> PyResult<RowMaker> {
+        let text = self.db(py)?.attrs().text_factory.clone_ref(py);
+        Ok(RowMaker {
+            factory: self.factory(py),
+            text,
+        })
+    }
+
     /// The next row as the row factory makes it, or `None` at the end.
     fn next_row<'py>(
         slf: &Bound<'py, Self>,
         run: &mut Run,
-        factory: &Factory,
+        maker: &RowMaker,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
         if run.buf.len() == 0 {
@@ -217,9 +231,9 @@ impl Cursor {
             py,
             run.buf.by_ref().take(ncols),
             &run.converters,
-            run.text.as_ref(),
+            Some(&maker.text),
         )?;
-        Ok(Some(match factory {
+        Ok(Some(match &maker.factory {
             Factory::Tuple => tuple.into_any(),
             Factory::Row => {
                 let names = slf
@@ -318,7 +332,6 @@ impl Cursor {
         }
         this.columns_started(py, conn, rows.columns(), rows.column_decltypes(), &mut run)?;
         run.ncols = rows.columns().len();
-        run.text = Some(conn.attrs().text_factory.clone_ref(py));
         if let Some(values) = first {
             run.buf = values.into_iter();
         }
@@ -440,10 +453,10 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let factory = this.factory(py);
+        let maker = this.row_maker(py)?;
         let list = PyList::empty(py);
         while limit.is_none_or(|n| list.len() < n) {
-            match Cursor::next_row(slf, &mut run, &factory)? {
+            match Cursor::next_row(slf, &mut run, &maker)? {
                 Some(row) => list.append(row)?,
                 None => break,
             }
@@ -559,8 +572,8 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let factory = this.factory(py);
-        Cursor::next_row(slf, &mut run, &factory)
+        let maker = this.row_maker(py)?;
+        Cursor::next_row(slf, &mut run, &maker)
     }
 
     #[pyo3(signature = (size=None))]

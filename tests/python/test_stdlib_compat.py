@@ -226,3 +226,19 @@ def test_console_script_runs_the_launcher():
     out = subprocess.run([script, sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["True"], out.stderr
+
+
+def text_factory_changed_while_reading(module):
+    con = module.connect(":memory:")
+    cur = con.execute("select 'a' union all select 'b' union all select 'c'")
+    first = cur.fetchone()
+    con.text_factory = bytes
+    rest = cur.fetchall()
+    con.close()
+    return first, rest
+
+
+def test_text_factory_applies_to_the_rows_fetched_after_it_changes():
+    got = [text_factory_changed_while_reading(m) for m in MODULES]
+    assert got[1] == got[0]
+    assert got[0] == (("a",), [(b"b",), (b"c",)])
