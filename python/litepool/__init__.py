@@ -11,10 +11,13 @@ and ``PrepareProtocol`` are the stdlib's own objects, so ``except sqlite3.Error`
 """
 
 import sqlite3 as _sqlite3
+import collections.abc as _abc
 import time as _time
 import datetime as _datetime
 
 from litepool import _litepool
+# Imported now, while `sqlite3` is surely the stdlib's package (it wraps `sqlite3.dump`).
+from litepool import dump
 from litepool._litepool import (
     Blob,
     Connection,
@@ -75,6 +78,36 @@ def TimestampFromTicks(ticks):
     return Timestamp(*_time.localtime(ticks)[:6])
 
 
+# As the stdlib registers its Row.
+_abc.Sequence.register(Row)
+
+
+def enable_shared_cache(enable):
+    """Deprecated in the stdlib since 3.10 (it warns the same way). litepool never opens a
+    shared cache, so this has no effect on its connections."""
+    import warnings
+    warnings.warn(
+        "enable_shared_cache is deprecated and will be removed in Python 3.12. "
+        "Shared cache is strongly discouraged by the SQLite 3 documentation. "
+        "If shared cache must be used, open the database in URI mode using"
+        "the cache=shared query parameter.",
+        DeprecationWarning, stacklevel=2)
+    if not isinstance(enable, int):
+        raise TypeError("an integer is required")
+
+
+def __getattr__(name):
+    # `OptimizedUnicode`: deprecated in 3.10, an alias of `str` (as the stdlib 3.11 has it).
+    if name == "OptimizedUnicode":
+        import warnings
+        warnings.warn(
+            "OptimizedUnicode is deprecated and will be removed in Python 3.12. "
+            "Since Python 3.3 it has simply been an alias for 'str'.",
+            DeprecationWarning, stacklevel=2)
+        return str
+    raise AttributeError(f"module 'litepool' has no attribute '{name}'")
+
+
 # The SQLITE_* constants (result codes, authorizer actions, limits) as the stdlib has them.
 for _name in dir(_sqlite3):
     if _name.startswith("SQLITE_"):
@@ -82,56 +115,81 @@ for _name in dir(_sqlite3):
 del _name
 
 
-def connect(
-    database,
-    timeout=5.0,
-    detect_types=0,
-    isolation_level="",
-    check_same_thread=True,
-    factory=Connection,
-    cached_statements=128,
-    uri=False,
-    *,
-    autocommit=LEGACY_TRANSACTION_CONTROL,
-):
+def connect(database, *args, **kwargs):
     """Open a connection to ``database``, as ``sqlite3.connect`` does.
+
+    ``connect(database, timeout=5.0, detect_types=0, isolation_level="",
+    check_same_thread=True, factory=Connection, cached_statements=128, uri=False, *,
+    autocommit=LEGACY_TRANSACTION_CONTROL)``. As in the stdlib, the arguments go to
+    ``factory`` exactly as given (positional stay positional, keywords stay keywords).
 
     For a file, the connection is a session over the process-wide pool of that file;
     ``":memory:"`` gives a private in-memory database. ``timeout`` is the busy timeout
     this connection waits for locks. ``cached_statements`` is accepted and ignored (each
     pooled connection caches statements itself).
     """
+    factory = args[4] if len(args) > 4 else kwargs.get("factory", Connection)
     if factory is None:
         factory = Connection
-    if autocommit == LEGACY_TRANSACTION_CONTROL and not isinstance(autocommit, bool):
-        return factory(database, timeout, detect_types, isolation_level,
-                       check_same_thread, factory, cached_statements, uri)
-    return factory(database, timeout, detect_types, isolation_level,
-                   check_same_thread, factory, cached_statements, uri,
-                   autocommit=autocommit)
+    return factory(database, *args, **kwargs)
 
 
+# What `install()` replaces in the stdlib's `sqlite3` and `sqlite3.dbapi2` modules.
+_INSTALLED_NAMES = (
+    "connect", "Connection", "Cursor", "Row", "Blob", "enable_callback_tracebacks",
+    "sqlite_version", "sqlite_version_info",
+)
+_MISSING = object()
 _installed = None
 
 
 def install():
-    """Make ``sqlite3.connect`` (and ``sqlite3.dbapi2.connect``) litepool's ``connect``,
-    process-wide, for libraries that import ``sqlite3`` themselves. Idempotent."""
+    """Make the stdlib's ``sqlite3`` litepool's, process-wide, for libraries that import
+    ``sqlite3`` themselves (Django, SQLAlchemy, ...). Idempotent.
+
+    In both ``sqlite3`` and ``sqlite3.dbapi2`` (the module objects, so code that imported
+    them earlier sees the change too) it replaces ``connect``, ``Connection``, ``Cursor``,
+    ``Row``, ``Blob``, ``enable_callback_tracebacks``, ``sqlite_version`` and
+    ``sqlite_version_info`` with litepool's; and ``sqlite3.dbapi2`` (the package attribute
+    and ``sys.modules["sqlite3.dbapi2"]``) becomes ``litepool.dbapi2``. The exceptions, the
+    adapter/converter registries and ``PrepareProtocol`` are shared already. A class that
+    subclassed ``sqlite3.Cursor`` *before* ``install()`` still subclasses the stdlib's: call
+    it first (or start the program with ``python -m litepool run``).
+    """
     global _installed
-    import sqlite3.dbapi2 as _dbapi2
-    if _installed is None:
-        _installed = (_sqlite3.connect, _dbapi2.connect)
-    _sqlite3.connect = connect
-    _dbapi2.connect = connect
+    import sys
+    import sqlite3.dbapi2 as std_dbapi2
+    from litepool import dbapi2
+    if _installed is not None:
+        return
+    saved = []
+    for module in (_sqlite3, std_dbapi2):
+        for name in _INSTALLED_NAMES:
+            saved.append((module, name, getattr(module, name, _MISSING)))
+            setattr(module, name, globals()[name])
+    saved.append((_sqlite3, "dbapi2", getattr(_sqlite3, "dbapi2", _MISSING)))
+    saved.append((sys.modules, "sqlite3.dbapi2", sys.modules.get("sqlite3.dbapi2", _MISSING)))
+    _sqlite3.dbapi2 = dbapi2
+    sys.modules["sqlite3.dbapi2"] = dbapi2
+    _installed = saved
 
 
 def uninstall():
-    """Undo :func:`install`. Idempotent."""
+    """Undo :func:`install`: every name it replaced is the stdlib's again. Idempotent."""
     global _installed
-    import sqlite3.dbapi2 as _dbapi2
-    if _installed is not None:
-        _sqlite3.connect, _dbapi2.connect = _installed
-        _installed = None
+    if _installed is None:
+        return
+    for target, name, value in reversed(_installed):
+        if isinstance(target, dict):
+            if value is _MISSING:
+                target.pop(name, None)
+            else:
+                target[name] = value
+        elif value is _MISSING:
+            delattr(target, name)
+        else:
+            setattr(target, name, value)
+    _installed = None
 
 
 __all__ = [
@@ -143,5 +201,5 @@ __all__ = [
     "adapt", "adapters", "apilevel", "complete_statement", "connect", "converters",
     "enable_callback_tracebacks", "install", "open", "paramstyle", "register_adapter",
     "register_converter", "sqlite_version", "sqlite_version_info", "threadsafety",
-    "uninstall", "version", "version_info",
+    "uninstall", "version", "version_info", "enable_shared_cache",
 ] + [n for n in dir(_sqlite3) if n.startswith("SQLITE_")]

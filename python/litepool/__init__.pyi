@@ -5,6 +5,7 @@ import sys
 from datetime import date, datetime, time
 from typing import Any, Final
 
+from litepool import dump as dump
 from litepool._litepool import (
     LEGACY_TRANSACTION_CONTROL as LEGACY_TRANSACTION_CONTROL,
     PARSE_COLNAMES as PARSE_COLNAMES,
@@ -67,6 +68,8 @@ def connect(
     *,
     autocommit: bool | int = ...,
 ) -> Connection: ...
+def enable_shared_cache(enable: int) -> None: ...
+def __getattr__(name: str) -> Any: ...
 def install() -> None: ...
 def uninstall() -> None: ...
 
@@ -104,6 +107,7 @@ __all__ = [
     "connect",
     "converters",
     "enable_callback_tracebacks",
+    "enable_shared_cache",
     "install",
     "open",
     "paramstyle",

@@ -267,6 +267,39 @@ class Connection:
         await cursor.close()
         return (cursor.lastrowid,)
 
+    async def _on_lane(self, func):
+        """Runs ``func()`` (a call on the sync connection) after the calls queued before."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        ticket = self._native.call(fut, self._waker_for(loop), func)
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            self._native.cancel(ticket)
+            raise
+
+    async def create_function(self, name, num_params, func, *, deterministic=False):
+        """Registers a user function, as the sync ``Connection.create_function``."""
+        sync = self._native.sync
+        await self._on_lane(
+            lambda: sync.create_function(name, num_params, func, deterministic=deterministic))
+
+    async def iterdump(self):
+        """The SQL text of a dump of the database, line by line (``async for``), as the sync
+        ``Connection.iterdump``; the dump is made in one call."""
+        sync = self._native.sync
+        for line in await self._on_lane(lambda: list(sync.iterdump())):
+            yield line
+
+    async def backup(self, target, *, pages=-1, progress=None, name="main", sleep=0.250):
+        """Backs the database up into ``target`` (a ``litepool.aio.Connection`` or a sync
+        ``litepool.Connection``), as the sync ``Connection.backup``; ``progress`` runs on an
+        executor thread."""
+        sync = self._native.sync
+        dest = target._native.sync if isinstance(target, Connection) else target
+        await self._on_lane(lambda: sync.backup(dest, pages=pages, progress=progress,
+                                                name=name, sleep=sleep))
+
     async def commit(self):
         """Commits the open transaction, if any."""
         await self._end(True)

@@ -30,7 +30,7 @@
 //!   awaits a call after it gets an error instead of waiting forever. Committed
 //!   transactions are in the database file (its WAL) already.
 
-use super::connection::{is_dml, Connection, Isolation, LEGACY};
+use super::connection::{is_dml, Connection, Isolation, PyConnection, LEGACY};
 use super::cursor::{column_converters, describe, row_tuple, run_many};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
@@ -250,19 +250,22 @@ struct LaneState {
 
 /// The serial job queue of one asyncio connection (or of one free-standing job).
 struct Lane {
-    conn: Option<Py<Connection>>,
+    conn: Option<Arc<Connection>>,
     interrupt: Option<InterruptHandle>,
     state: Mutex<LaneState>,
     /// The session held a pool connection after the last job.
     holds: AtomicBool,
     /// The session was in a transaction after the last job.
     in_txn: AtomicBool,
+    /// SQLite rolled back the transaction when a cancelled job was interrupted: the next
+    /// `commit()` raises instead of committing nothing.
+    txn_lost: AtomicBool,
     stopping: AtomicBool,
 }
 
 impl Lane {
-    fn new(conn: Option<Py<Connection>>) -> Arc<Lane> {
-        let interrupt = conn.as_ref().map(|c| c.get().session.interrupt_handle());
+    fn new(conn: Option<Arc<Connection>>) -> Arc<Lane> {
+        let interrupt = conn.as_ref().map(|c| c.session.interrupt_handle());
         Arc::new(Lane {
             conn,
             interrupt,
@@ -273,14 +276,14 @@ impl Lane {
             }),
             holds: AtomicBool::new(false),
             in_txn: AtomicBool::new(false),
+            txn_lost: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
         })
     }
 
     fn conn(&self) -> Result<&Connection, Failure> {
         self.conn
-            .as_ref()
-            .map(|c| c.get())
+            .as_deref()
             .ok_or_else(|| Failure::Db(Error::internal("a connection job on a free lane")))
     }
 
@@ -324,7 +327,7 @@ impl Lane {
                 (job.work)(self)
             };
             if let Some(conn) = &self.conn {
-                let session = &conn.get().session;
+                let session = &conn.session;
                 let held = session.held_connections().is_ok_and(|h| !h.is_empty());
                 self.holds.store(held, Ordering::Release);
                 let in_txn = session.in_transaction().unwrap_or(false);
@@ -507,14 +510,15 @@ pub(crate) fn _aio_call(fut: Py<PyAny>, waker: &Bound<'_, AioWaker>, func: Py<Py
 /// `check_same_thread=False`) whose blocking calls run as jobs on its lane.
 #[pyclass(name = "_AioConnection", module = "litepool", frozen)]
 pub(crate) struct AioConnection {
-    conn: Py<Connection>,
+    conn: Py<PyConnection>,
+    db: Arc<Connection>,
     lane: Arc<Lane>,
     closed: AtomicBool,
 }
 
 impl AioConnection {
     fn check(&self, py: Python<'_>) -> PyResult<()> {
-        if self.closed.load(Ordering::Acquire) || self.conn.get().is_closed() {
+        if self.closed.load(Ordering::Acquire) || self.db.is_closed() {
             return Err(closed_database(py));
         }
         Ok(())
@@ -610,11 +614,13 @@ impl AioConnection {
     #[new]
     fn py_new(conn: &Bound<'_, PyAny>) -> PyResult<AioConnection> {
         let conn = conn
-            .cast::<Connection>()
+            .cast::<PyConnection>()
             .map_err(|_| PyTypeError::new_err("expected a litepool.Connection"))?;
-        let lane = Lane::new(Some(conn.clone().unbind()));
+        let db = conn.get().db(conn.py())?;
+        let lane = Lane::new(Some(Arc::clone(&db)));
         Ok(AioConnection {
             conn: conn.clone().unbind(),
+            db,
             lane,
             closed: AtomicBool::new(false),
         })
@@ -622,13 +628,13 @@ impl AioConnection {
 
     /// The sync connection this one runs on.
     #[getter]
-    fn sync(&self, py: Python<'_>) -> Py<Connection> {
+    fn sync(&self, py: Python<'_>) -> Py<PyConnection> {
         self.conn.clone_ref(py)
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.conn.get().is_closed()
+        self.closed.load(Ordering::Acquire) || self.db.is_closed()
     }
 
     /// Whether a transaction was open after the last finished job (or is due to begin).
@@ -636,7 +642,7 @@ impl AioConnection {
     fn in_transaction(&self, py: Python<'_>) -> PyResult<bool> {
         self.check(py)?;
         let pending = {
-            let a = self.conn.get().attrs();
+            let a = self.db.attrs();
             a.autocommit == 0 && a.pending_begin
         };
         Ok(pending || self.lane.in_txn.load(Ordering::Acquire))
@@ -654,7 +660,7 @@ impl AioConnection {
                  (litepool.aio does not commit implicitly)",
             ));
         }
-        self.conn.get().attrs().isolation_level = value.0;
+        self.db.attrs().isolation_level = value.0;
         Ok(())
     }
 
@@ -673,7 +679,7 @@ impl AioConnection {
             cursor.get().check(py)?;
             let sql = sql.to_str()?.to_string();
             no_nul(py, &sql)?;
-            let params = Adapt::new(py)?.params(parameters)?;
+            let params = Adapt::new(py)?.params(&sql, parameters)?;
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
             Ok(Box::new(move |lane: &Lane| {
@@ -740,7 +746,7 @@ impl AioConnection {
             let adapt = Adapt::new(py)?;
             let mut sets = Vec::new();
             for item in seq.try_iter()? {
-                sets.push(adapt.params(Some(&item?))?);
+                sets.push(adapt.params(&sql, Some(&item?))?);
             }
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
@@ -838,6 +844,25 @@ impl AioConnection {
         })
     }
 
+    /// Runs `func()` (a call on the sync connection) as a job of this connection, after the
+    /// jobs queued before it, with the GIL on the executor thread; `fut` resolves with its
+    /// result. For the sync API's calls without an asyncio counterpart of their own
+    /// (`create_function`, `iterdump`, `backup`).
+    fn call(
+        &self,
+        py: Python<'_>,
+        fut: &Bound<'_, PyAny>,
+        waker: &Bound<'_, AioWaker>,
+        func: Py<PyAny>,
+    ) -> PyResult<u64> {
+        self.submit_or_fail(py, waker, fut, || {
+            Ok(Box::new(move |_: &Lane| {
+                Python::attach(|py| func.bind(py).call0().map(|o| Payload::Object(o.unbind())))
+                    .map_err(Failure::Py)
+            }) as Work)
+        })
+    }
+
     /// Commits (`commit=True`) or rolls back the open transaction.
     fn end(
         &self,
@@ -848,6 +873,15 @@ impl AioConnection {
     ) -> PyResult<u64> {
         self.submit_or_fail(py, waker, fut, || {
             Ok(Box::new(move |lane: &Lane| {
+                if lane.txn_lost.swap(false, Ordering::AcqRel) && commit {
+                    return Err(Failure::Db(Error::Sqlite {
+                        code: rusqlite::ffi::SQLITE_ABORT,
+                        extended_code: rusqlite::ffi::SQLITE_ABORT_ROLLBACK,
+                        message: "cannot commit: the transaction was rolled back when a \
+                                  cancelled call was interrupted"
+                            .into(),
+                    }));
+                }
                 end_transaction(lane.conn()?, commit)?;
                 Ok(Payload::Nothing)
             }) as Work)
@@ -867,21 +901,25 @@ impl AioConnection {
             fut.call_method1("set_result", (py.None(),))?;
             return Ok(0);
         }
-        let conn = self.conn.clone_ref(py);
+        let conn = Arc::clone(&self.db);
         // The loop thread then calls the sync connection's `close` too, which marks it
         // closed (so its finalizer does not warn) and finds its session closed already.
         let work = move |_: &Lane| {
-            conn.get().session.close()?;
+            conn.session.close()?;
             Ok(Payload::Nothing)
         };
         Ok(self.submit(waker, fut, true, work))
     }
 
     /// Cancels job `ticket` (its awaiting task was cancelled): drops it if queued, interrupts
-    /// it if running; then resets `cursor`'s statement and rolls back an open transaction.
+    /// it if running; then resets `cursor`'s statement. As SQLite leaves it, a transaction
+    /// open before the job stays open (an interrupted read does not end it); one the job
+    /// opened is rolled back; one SQLite rolled back makes the next `commit()` raise.
     #[pyo3(signature = (ticket, cursor=None))]
     fn cancel(&self, ticket: u64, cursor: Option<&Bound<'_, AioCursor>>) {
-        drop(self.lane.cancel(ticket));
+        // Read before the job can finish: while it runs, `in_txn` is the state before it.
+        let was_in_txn = self.lane.in_txn.load(Ordering::Acquire);
+        let never_ran = self.lane.cancel(ticket).is_some();
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -895,12 +933,18 @@ impl AioConnection {
                 if let Some(rows) = rows {
                     drop(lock(&rows).take());
                 }
+                if never_ran {
+                    return Ok(Payload::Nothing);
+                }
                 let conn = lane.conn()?;
-                if conn.session.in_transaction()? {
+                let in_txn = conn.session.in_transaction()?;
+                if in_txn && !was_in_txn {
                     conn.session.rollback()?;
                     if conn.attrs().autocommit == 0 {
                         conn.attrs().pending_begin = true;
                     }
+                } else if was_in_txn && !in_txn {
+                    lane.txn_lost.store(true, Ordering::Release);
                 }
                 Ok(Payload::Nothing)
             }),
@@ -971,7 +1015,7 @@ struct Buffer {
 /// statement (a [`Rows`]) that only lane jobs touch.
 #[pyclass(name = "_AioCursor", module = "litepool", subclass, frozen, weakref)]
 pub(crate) struct AioCursor {
-    conn: Py<Connection>,
+    conn: Arc<Connection>,
     lane: Arc<Lane>,
     rows: Arc<Mutex<Option<Rows>>>,
     buf: Mutex<Buffer>,
@@ -985,7 +1029,7 @@ impl AioCursor {
         if self.closed.load(Ordering::Acquire) {
             return Err(closed_cursor(py));
         }
-        if self.conn.get().is_closed() {
+        if self.conn.is_closed() {
             return Err(closed_database(py));
         }
         Ok(())
@@ -1019,7 +1063,7 @@ impl AioCursor {
             return Ok(());
         }
         if let Some(started) = batch.started {
-            let conn = self.conn.get();
+            let conn = &self.conn;
             let (converters, names) =
                 column_converters(py, conn.detect_types, &started.columns, &started.decltypes)?;
             let mut b = self.buf();
@@ -1098,13 +1142,8 @@ impl AioCursor {
                 .and_then(|n| n.cast_into::<AioConnection>().ok())
                 .ok_or_else(|| PyTypeError::new_err("expected a litepool.aio.Connection"))?,
         };
-        let conn = native.get().conn.clone_ref(py);
-        let row_factory = conn
-            .get()
-            .attrs()
-            .row_factory
-            .as_ref()
-            .map(|f| f.clone_ref(py));
+        let conn = Arc::clone(&native.get().db);
+        let row_factory = conn.attrs().row_factory.as_ref().map(|f| f.clone_ref(py));
         Ok(AioCursor {
             conn,
             lane: Arc::clone(&native.get().lane),

@@ -5,6 +5,7 @@ use super::errors::{err, programming};
 use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PySlice};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 
 struct State {
@@ -13,14 +14,14 @@ struct State {
     position: usize,
 }
 
-#[pyclass(module = "litepool", frozen, weakref)]
+#[pyclass(module = "sqlite3", frozen, weakref)]
 pub(crate) struct Blob {
-    conn: Py<Connection>,
+    conn: Arc<Connection>,
     state: Mutex<State>,
 }
 
 impl Blob {
-    pub(crate) fn new(conn: Py<Connection>, blob: crate::Blob) -> Blob {
+    pub(crate) fn new(conn: Arc<Connection>, blob: crate::Blob) -> Blob {
         Blob {
             conn,
             state: Mutex::new(State {
@@ -36,7 +37,7 @@ impl Blob {
 
     /// The stdlib's `check_blob`: connection thread and open, then the blob open.
     fn check<'a>(&'a self, py: Python<'_>) -> PyResult<MutexGuard<'a, State>> {
-        self.conn.get().check(py)?;
+        self.conn.check(py)?;
         let state = super::lock_detached(py, &self.state);
         if state.blob.is_none() {
             return Err(programming(py, "Cannot operate on a closed blob."));
@@ -67,12 +68,17 @@ impl Blob {
 
     /// An index as the stdlib takes it: negative counts from the end.
     fn index(py: Python<'_>, len: usize, index: &Bound<'_, PyAny>) -> PyResult<usize> {
-        let i: isize = index.extract()?;
+        let i: isize = index.extract().map_err(|e: PyErr| {
+            if e.is_instance_of::<PyOverflowError>(py) {
+                PyIndexError::new_err("cannot fit 'int' into an index-sized integer")
+            } else {
+                e
+            }
+        })?;
         let i = if i < 0 { i + len as isize } else { i };
         if i < 0 || i as usize >= len {
             return Err(PyIndexError::new_err("Blob index out of range"));
         }
-        let _ = py;
         Ok(i as usize)
     }
 }
@@ -81,7 +87,7 @@ impl Drop for Blob {
     fn drop(&mut self) {
         let blob = self.lock().blob.take();
         if let Some(blob) = blob {
-            if super::hooks::running_for(self.conn.get().id()) {
+            if super::hooks::running_for(self.conn.id()) {
                 // Dropped inside a callback of its own connection, whose running statement
                 // holds the session: closing here would wait for that statement forever.
                 // A short-lived thread closes it once the statement ends.
@@ -110,15 +116,25 @@ fn buffer(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
                 .unwrap_or_default()
         ))
     })?;
-    let bytes = view.call_method0("tobytes")?;
-    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
+    super::values::contiguous_bytes(&view)
 }
 
 #[pymethods]
 impl Blob {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(
+        _args: &Bound<'_, pyo3::types::PyTuple>,
+        _kwargs: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<Self> {
+        Err(PyTypeError::new_err(
+            "cannot create 'sqlite3.Blob' instances",
+        ))
+    }
+
     /// Closes the blob; idempotent. Later operations raise `ProgrammingError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.conn.get().check(py)?;
+        self.conn.check(py)?;
         self.close_now(py);
         Ok(())
     }
@@ -171,6 +187,9 @@ impl Blob {
         let target = base
             .checked_add(offset)
             .ok_or_else(|| PyOverflowError::new_err("seek offset results in overflow"))?;
+        if target > i64::from(i32::MAX) {
+            return Err(PyOverflowError::new_err("seek offset results in overflow"));
+        }
         if target < 0 || target > len {
             return Err(PyValueError::new_err("offset out of blob range"));
         }
@@ -224,7 +243,14 @@ impl Blob {
         let len = Blob::len_of(&state);
         if item.is_instance_of::<PyInt>() || item.hasattr("__index__")? {
             let i = Blob::index(py, len, item)?;
-            let byte: i64 = value.extract()?;
+            // As the stdlib: an int too large for C is out of range too.
+            let byte: i64 = value.extract().map_err(|e: PyErr| {
+                if e.is_instance_of::<PyOverflowError>(py) {
+                    PyValueError::new_err("byte must be in range(0, 256)")
+                } else {
+                    e
+                }
+            })?;
             if !(0..256).contains(&byte) {
                 return Err(PyValueError::new_err("byte must be in range(0, 256)"));
             }
@@ -255,6 +281,14 @@ impl Blob {
             window[(start + k as isize * step - lo) as usize] = *b;
         }
         Blob::write_at(py, &state, lo as usize, window)
+    }
+
+    /// Refused, as by the stdlib (a blob is not a container of its bytes).
+    fn __contains__(&self, item: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let _ = item;
+        Err(PyTypeError::new_err(
+            "argument of type 'sqlite3.Blob' is not iterable",
+        ))
     }
 
     fn __delitem__(&self, py: Python<'_>, item: &Bound<'_, PyAny>) -> PyResult<()> {

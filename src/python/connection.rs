@@ -11,9 +11,13 @@ use super::{thread_token, warn_resource};
 use crate::{InterruptHandle, Params, Pool, Session};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyType};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyTuple, PyType};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+/// `SQLITE_LIMIT_SQL_LENGTH`, and SQLite's default for it.
+const SQLITE_LIMIT_SQL_LENGTH: i32 = 1;
+const DEFAULT_MAX_SQL_LENGTH: usize = 1_000_000_000;
 
 /// `sqlite3.LEGACY_TRANSACTION_CONTROL`.
 pub(crate) const LEGACY: i32 = -1;
@@ -32,7 +36,53 @@ pub(crate) struct Attrs {
     pub last_rowid: i64,
 }
 
-#[pyclass(module = "litepool", subclass, frozen, weakref)]
+/// `sqlite3.Connection` as Python sees it: a [`Connection`] once `__init__` has opened one.
+#[pyclass(name = "Connection", module = "sqlite3", subclass, frozen, weakref)]
+pub(crate) struct PyConnection {
+    db: RwLock<Option<Arc<Connection>>>,
+}
+
+impl PyConnection {
+    /// A connection already opened (by `Pool.connect`).
+    pub(crate) fn opened(conn: Connection) -> PyConnection {
+        PyConnection {
+            db: RwLock::new(Some(Arc::new(conn))),
+        }
+    }
+
+    /// The open connection; `ProgrammingError` before `__init__` ran (a subclass that did
+    /// not call it, or `Connection.__new__` alone), as the stdlib says.
+    pub(crate) fn db(&self, py: Python<'_>) -> PyResult<Arc<Connection>> {
+        match &*self.db.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(db) => Ok(Arc::clone(db)),
+            None => Err(programming(py, "Base Connection.__init__ not called.")),
+        }
+    }
+
+    /// A new cursor: `factory(self)` (checked to make a `Cursor`), or a plain one.
+    fn new_cursor<'py>(
+        slf: &Bound<'py, Self>,
+        factory: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        slf.get().db(py)?.check(py)?;
+        match factory {
+            None => Ok(Bound::new(py, Cursor::new(py, slf)?)?.into_any()),
+            Some(f) => {
+                let cur = f.call1((slf,))?;
+                if !cur.is_instance_of::<Cursor>() {
+                    return Err(PyTypeError::new_err(
+                        "factory must return a cursor, not ".to_string()
+                            + &cur.get_type().name()?.to_string(),
+                    ));
+                }
+                Ok(cur)
+            }
+        }
+    }
+}
+
+/// An open connection: a session on its pool with the stdlib's per-connection state.
 pub(crate) struct Connection {
     pub(crate) session: Session,
     pub(crate) pool: Pool,
@@ -47,6 +97,9 @@ pub(crate) struct Connection {
     interrupt: InterruptHandle,
     /// Where the connection was opened, when tracemalloc or `LITEPOOL_DEBUG` is on.
     site: Option<String>,
+    /// `SQLITE_LIMIT_SQL_LENGTH` as last set through `setlimit`: longer SQL is refused
+    /// before it reaches SQLite, as the stdlib refuses it.
+    max_sql_length: AtomicUsize,
     /// An exception a collation raised, raised by the statement that sorted (the stdlib
     /// leaves it pending the same way).
     pending: hooks::Pending,
@@ -70,6 +123,32 @@ pub(crate) fn parse_autocommit(obj: &Bound<'_, PyAny>) -> PyResult<i32> {
         _ => Err(PyValueError::new_err(
             "autocommit must be True, False, or sqlite3.LEGACY_TRANSACTION_CONTROL",
         )),
+    }
+}
+
+/// A statement `Connection.__call__` compiled; Python cannot create one itself.
+#[pyclass(module = "sqlite3", frozen)]
+pub(crate) struct Statement {}
+
+#[pymethods]
+impl Statement {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        Err(PyTypeError::new_err(
+            "cannot create 'sqlite3.Statement' instances",
+        ))
+    }
+}
+
+/// `Connection.cursor`'s `factory`: given (even as `None`, which is not callable and so
+/// refused) or not.
+pub(crate) struct CursorFactory(Option<Py<PyAny>>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for CursorFactory {
+    type Error = PyErr;
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<CursorFactory> {
+        Ok(CursorFactory(Some(obj.to_owned().unbind())))
     }
 }
 
@@ -213,6 +292,7 @@ impl Connection {
             txn: Mutex::new(()),
             interrupt,
             site: opening_site(py),
+            max_sql_length: AtomicUsize::new(DEFAULT_MAX_SQL_LENGTH),
             pending: hooks::Pending::default(),
         })
     }
@@ -337,6 +417,14 @@ impl Connection {
         Ok(())
     }
 
+    /// `DataError` for SQL longer than the connection's `SQLITE_LIMIT_SQL_LENGTH`.
+    pub(crate) fn check_sql_length(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
+        if sql.len() > self.max_sql_length.load(Ordering::Relaxed) {
+            return Err(super::errors::data(py, "query string is too large"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn note_changes(&self, changes: u64, rowid: Option<i64>) {
         let mut a = self.attrs();
         a.total_changes += changes;
@@ -351,27 +439,6 @@ impl Connection {
         }
         let session = &self.session;
         py.detach(|| session.close()).map_err(err(py))
-    }
-
-    fn new_cursor<'py>(
-        slf: &Bound<'py, Self>,
-        factory: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        slf.get().check(py)?;
-        match factory {
-            None => Ok(Bound::new(py, Cursor::new(py, slf.as_any())?)?.into_any()),
-            Some(f) => {
-                let cur = f.call1((slf,))?;
-                if !cur.is_instance_of::<Cursor>() {
-                    return Err(PyTypeError::new_err(
-                        "factory must return a cursor, not ".to_string()
-                            + &cur.get_type().name()?.to_string(),
-                    ));
-                }
-                Ok(cur)
-            }
-        }
     }
 }
 
@@ -421,11 +488,24 @@ impl Drop for Connection {
 }
 
 #[pymethods]
-impl Connection {
+impl PyConnection {
+    /// An uninitialised connection: `__init__` opens the database, so a subclass's
+    /// `__init__` may call `super().__init__(database, ...)` with arguments of its own.
     #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyConnection {
+        PyConnection {
+            db: RwLock::new(None),
+        }
+    }
+
+    /// Opens `database`. Called again, it closes the database it opened before and opens
+    /// this one (the stdlib's re-initialisation); when opening fails the connection is left
+    /// uninitialised.
     #[pyo3(signature = (database, timeout=5.0, detect_types=0, isolation_level=Isolation(Some(String::new())), check_same_thread=true, factory=None, cached_statements=128, uri=false, *, autocommit=None))]
     #[allow(clippy::too_many_arguments)]
-    fn py_new(
+    fn __init__(
+        &self,
         py: Python<'_>,
         database: &Bound<'_, PyAny>,
         timeout: f64,
@@ -436,8 +516,12 @@ impl Connection {
         cached_statements: i64,
         uri: bool,
         autocommit: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Connection> {
+    ) -> PyResult<()> {
         let _ = (factory, cached_statements);
+        let previous = self.db.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(previous) = previous {
+            previous.close_now(py)?;
+        }
         let isolation_level = isolation_level.0;
         let autocommit = match autocommit {
             None => LEGACY,
@@ -446,7 +530,7 @@ impl Connection {
         let path = super::pool::fs_path(database)?;
         let pool = pool_for(py, &path, uri)?;
         let session = py.detach(|| pool.session()).map_err(err(py))?;
-        Connection::create(
+        let opened = Connection::create(
             py,
             pool,
             session,
@@ -457,15 +541,48 @@ impl Connection {
                 check_same_thread,
                 autocommit,
             },
-        )
+        )?;
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(opened));
+        Ok(())
     }
 
-    #[pyo3(signature = (factory=None))]
-    fn cursor<'py>(
-        slf: &Bound<'py, Self>,
-        factory: Option<&Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Connection::new_cursor(slf, factory)
+    #[pyo3(signature = (factory=CursorFactory(None)))]
+    fn cursor<'py>(slf: &Bound<'py, Self>, factory: CursorFactory) -> PyResult<Bound<'py, PyAny>> {
+        let factory = factory.0.map(|f| f.into_bound(slf.py()));
+        PyConnection::new_cursor(slf, factory.as_ref())
+    }
+
+    /// `connection(sql)`: compiles `sql` and returns the statement, as the stdlib's
+    /// (undocumented) call does; the statement is not run. Raises what preparing raises.
+    #[pyo3(signature = (*args))]
+    fn __call__(&self, py: Python<'_>, args: &Bound<'_, PyTuple>) -> PyResult<Statement> {
+        let this = self.db(py)?;
+        this.check(py)?;
+        if args.len() != 1 {
+            return Err(PyTypeError::new_err(format!(
+                "Connection() takes exactly 1 argument ({} given)",
+                args.len()
+            )));
+        }
+        let sql = args.get_item(0)?;
+        let sql = sql
+            .cast::<PyString>()
+            .map_err(|_| PyTypeError::new_err("sql must be str"))?
+            .to_str()?
+            .to_string();
+        if sql.contains('\0') {
+            return Err(programming(py, "the query contains a null character"));
+        }
+        this.check_sql_length(py, &sql)?;
+        let session = &this.session;
+        py.detach(|| {
+            session.with_writer(move |c| {
+                c.prepare(&sql)?;
+                Ok(())
+            })
+        })
+        .map_err(err(py))?;
+        Ok(Statement {})
     }
 
     #[pyo3(signature = (sql, parameters=None, /))]
@@ -474,7 +591,7 @@ impl Connection {
         sql: &Bound<'py, PyString>,
         parameters: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cur = Connection::new_cursor(slf, None)?;
+        let cur = PyConnection::new_cursor(slf, None)?;
         let c = cur.cast::<Cursor>()?;
         Cursor::execute(c, sql, parameters)?;
         Ok(cur)
@@ -486,7 +603,7 @@ impl Connection {
         sql: &Bound<'py, PyString>,
         parameters: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cur = Connection::new_cursor(slf, None)?;
+        let cur = PyConnection::new_cursor(slf, None)?;
         let c = cur.cast::<Cursor>()?;
         Cursor::executemany(c, sql, parameters)?;
         Ok(cur)
@@ -497,88 +614,98 @@ impl Connection {
         slf: &Bound<'py, Self>,
         sql_script: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cur = Connection::new_cursor(slf, None)?;
+        let cur = PyConnection::new_cursor(slf, None)?;
         let c = cur.cast::<Cursor>()?;
         Cursor::executescript(c, sql_script)?;
         Ok(cur)
     }
 
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        self.check(py)?;
-        let autocommit = self.attrs().autocommit;
+        let this = self.db(py)?;
+        this.check(py)?;
+        let autocommit = this.attrs().autocommit;
         if autocommit == 1 {
             return Ok(());
         }
-        let _txn = super::lock_detached(py, &self.txn);
-        let session = &self.session;
+        let _txn = super::lock_detached(py, &this.txn);
+        let session = &this.session;
         py.detach(|| session.commit()).map_err(err(py))?;
         if autocommit == 0 {
-            self.attrs().pending_begin = true;
+            this.attrs().pending_begin = true;
         }
         Ok(())
     }
 
     fn rollback(&self, py: Python<'_>) -> PyResult<()> {
-        self.check(py)?;
-        let autocommit = self.attrs().autocommit;
+        let this = self.db(py)?;
+        this.check(py)?;
+        let autocommit = this.attrs().autocommit;
         if autocommit == 1 {
             return Ok(());
         }
-        let _txn = super::lock_detached(py, &self.txn);
-        let session = &self.session;
+        let _txn = super::lock_detached(py, &this.txn);
+        let session = &this.session;
         py.detach(|| session.rollback()).map_err(err(py))?;
         if autocommit == 0 {
-            self.attrs().pending_begin = true;
+            this.attrs().pending_begin = true;
         }
         Ok(())
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.check_not_in_callback(py)?;
-        self.check_thread(py)?;
-        self.close_now(py)
+        let this = self.db(py)?;
+        this.check_not_in_callback(py)?;
+        this.check_thread(py)?;
+        this.close_now(py)
     }
 
     fn interrupt(&self, py: Python<'_>) -> PyResult<()> {
-        if self.is_closed() {
+        let this = self.db(py)?;
+        if this.is_closed() {
             return Err(closed_database(py));
         }
-        self.interrupt.interrupt();
+        this.interrupt.interrupt();
         Ok(())
     }
 
     #[getter]
     fn in_transaction(&self, py: Python<'_>) -> PyResult<bool> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let pending = {
-            let a = self.attrs();
+            let a = this.attrs();
             a.autocommit == 0 && a.pending_begin
         };
-        Ok(pending || self.in_txn(py)?)
+        Ok(pending || this.in_txn(py)?)
     }
 
     #[getter]
     fn get_isolation_level(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.check(py)?;
-        Ok(self.attrs().isolation_level.clone())
+        let this = self.db(py)?;
+        this.check(py)?;
+        let level = this.attrs().isolation_level.clone();
+        Ok(level)
     }
 
     #[setter]
     fn set_isolation_level(&self, py: Python<'_>, value: Isolation) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let level = value.0;
-        if level.is_none() && self.attrs().autocommit == LEGACY && self.in_txn(py)? {
-            let session = &self.session;
+        if level.is_none() && this.attrs().autocommit == LEGACY && this.in_txn(py)? {
+            let session = &this.session;
             py.detach(|| session.commit()).map_err(err(py))?;
         }
-        self.attrs().isolation_level = level;
+        this.attrs().isolation_level = level;
         Ok(())
     }
 
     #[getter]
     fn get_autocommit(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.check(py)?;
-        Ok(match self.attrs().autocommit {
+        let this = self.db(py)?;
+        this.check(py)?;
+        let autocommit = this.attrs().autocommit;
+        Ok(match autocommit {
             LEGACY => (-1i32).into_pyobject(py)?.into_any().unbind(),
             v => PyBool::new(py, v == 1).to_owned().into_any().unbind(),
         })
@@ -586,63 +713,72 @@ impl Connection {
 
     #[setter]
     fn set_autocommit(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let mode = parse_autocommit(value)?;
         match mode {
             1 => {
-                if self.in_txn(py)? {
-                    let session = &self.session;
+                if this.in_txn(py)? {
+                    let session = &this.session;
                     py.detach(|| session.commit()).map_err(err(py))?;
                 }
-                self.attrs().pending_begin = false;
+                this.attrs().pending_begin = false;
             }
             0 => {
-                let in_txn = self.in_txn(py)?;
-                self.attrs().pending_begin = !in_txn;
+                let in_txn = this.in_txn(py)?;
+                this.attrs().pending_begin = !in_txn;
             }
-            _ => self.attrs().pending_begin = false,
+            _ => this.attrs().pending_begin = false,
         }
-        self.attrs().autocommit = mode;
+        this.attrs().autocommit = mode;
         Ok(())
     }
 
     #[getter]
-    fn get_row_factory(&self, py: Python<'_>) -> Py<PyAny> {
-        match &self.attrs().row_factory {
+    fn get_row_factory(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let this = self.db(py)?;
+        let factory = match &this.attrs().row_factory {
             Some(f) => f.clone_ref(py),
             None => py.None(),
-        }
+        };
+        Ok(factory)
     }
 
     #[setter]
-    fn set_row_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.attrs().row_factory = (!value.is_none()).then(|| value.clone().unbind());
+    fn set_row_factory(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = self.db(py)?;
+        this.attrs().row_factory = (!value.is_none()).then(|| value.clone().unbind());
         Ok(())
     }
 
     #[getter]
-    fn get_text_factory(&self, py: Python<'_>) -> Py<PyAny> {
-        self.attrs().text_factory.to_obj(py)
+    fn get_text_factory(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let this = self.db(py)?;
+        let factory = this.attrs().text_factory.to_obj(py);
+        Ok(factory)
     }
 
     #[setter]
-    fn set_text_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_text_factory(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = self.db(py)?;
         let factory = TextFactory::from_obj(value);
         // Only `str` needs UTF-8: other factories are given the TEXT's bytes as they are.
-        self.session
+        this.session
             .set_text_as_bytes(!matches!(factory, TextFactory::Str));
-        self.attrs().text_factory = factory;
+        this.attrs().text_factory = factory;
         Ok(())
     }
 
     #[getter]
     fn total_changes(&self, py: Python<'_>) -> PyResult<u64> {
-        self.check(py)?;
-        Ok(self.attrs().total_changes)
+        let this = self.db(py)?;
+        this.check(py)?;
+        let changes = this.attrs().total_changes;
+        Ok(changes)
     }
 
     fn __enter__(slf: &Bound<'_, Self>) -> PyResult<Py<Self>> {
-        slf.get().check(slf.py())?;
+        slf.get().db(slf.py())?.check(slf.py())?;
         Ok(slf.clone().unbind())
     }
 
@@ -683,9 +819,9 @@ impl Connection {
         sleep: f64,
     ) -> PyResult<()> {
         let py = slf.py();
-        let this = slf.get();
+        let this = slf.get().db(py)?;
         this.check(py)?;
-        let target = target.cast::<Connection>().map_err(|_| {
+        let target = target.cast::<PyConnection>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "backup() argument 'target' must be sqlite3.Connection, not {}",
                 target
@@ -707,7 +843,7 @@ impl Connection {
         }
         // SQLite's backup waits on busy locks through the busy timeout, not by sleeping.
         let _ = sleep;
-        let target = target.get();
+        let target = target.get().db(py)?;
         target.check(py)?;
         if name != "main" {
             return Err(not_supported(
@@ -727,10 +863,10 @@ impl Connection {
                      serialize()",
                 ));
             }
-            return backup_image(py, this, target, progress.as_ref());
+            return backup_image(py, &this, &target, progress.as_ref());
         }
         if target.pool.inner.memory {
-            return backup_image(py, this, target, progress.as_ref());
+            return backup_image(py, &this, &target, progress.as_ref());
         }
         let step = if pages <= 0 {
             u32::MAX
@@ -767,8 +903,8 @@ impl Connection {
         filter: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        slf.get().check(py)?;
-        let dump = py.import("litepool._dump")?.getattr("_iterdump")?;
+        slf.get().db(py)?.check(py)?;
+        let dump = py.import("litepool.dump")?.getattr("_iterdump")?;
         match filter {
             Some(f) => dump.call1((slf, f)),
             None => dump.call1((slf,)),
@@ -784,10 +920,11 @@ impl Connection {
         func: &Bound<'_, PyAny>,
         deterministic: bool,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         // As in the stdlib, None is not a removal here: calling it fails like any callable.
-        let func = Some(hooks::scalar(self.callback_owner(), func.clone().unbind()));
-        let session = &self.session;
+        let func = Some(hooks::scalar(this.callback_owner(), func.clone().unbind()));
+        let session = &this.session;
         py.detach(|| session.create_scalar_function(name, narg, deterministic, func))
             .map_err(|e| creation_error(py, e, "Error creating function"))
     }
@@ -800,13 +937,14 @@ impl Connection {
         n_arg: i32,
         aggregate_class: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         // As in the stdlib, None is not a removal here (window functions' is).
         let class = Some(hooks::aggregate(
-            self.callback_owner(),
+            this.callback_owner(),
             aggregate_class.clone().unbind(),
         ));
-        let session = &self.session;
+        let session = &this.session;
         py.detach(|| session.create_aggregate_function(name, n_arg, class))
             .map_err(|e| creation_error(py, e, "Error creating aggregate"))
     }
@@ -819,10 +957,11 @@ impl Connection {
         num_params: i32,
         aggregate_class: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let class = (!aggregate_class.is_none())
-            .then(|| hooks::aggregate(self.callback_owner(), aggregate_class.clone().unbind()));
-        let session = &self.session;
+            .then(|| hooks::aggregate(this.callback_owner(), aggregate_class.clone().unbind()));
+        let session = &this.session;
         py.detach(|| session.create_window_function(name, num_params, class))
             .map_err(|e| match e {
                 crate::Error::Sqlite { code, .. } if code == rusqlite::ffi::SQLITE_MISUSE => {
@@ -839,20 +978,21 @@ impl Connection {
         name: &Bound<'_, PyString>,
         callable: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let compare = if callable.is_none() {
             None
         } else if callable.is_callable() {
             Some(hooks::collation(
-                self.callback_owner(),
+                this.callback_owner(),
                 callable.clone().unbind(),
-                std::sync::Arc::clone(&self.pending),
+                std::sync::Arc::clone(&this.pending),
             ))
         } else {
             return Err(PyTypeError::new_err("parameter must be callable"));
         };
         let name = name.to_str()?;
-        let session = &self.session;
+        let session = &this.session;
         py.detach(|| session.create_collation(name, compare))
             .map_err(err(py))
     }
@@ -863,11 +1003,12 @@ impl Connection {
         py: Python<'_>,
         authorizer_callback: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let f = (!authorizer_callback.is_none()).then(|| {
-            hooks::authorizer(self.callback_owner(), authorizer_callback.clone().unbind())
+            hooks::authorizer(this.callback_owner(), authorizer_callback.clone().unbind())
         });
-        let session = &self.session;
+        let session = &this.session;
         py.detach(|| session.set_authorizer(f)).map_err(err(py))
     }
 
@@ -878,14 +1019,15 @@ impl Connection {
         progress_handler: &Bound<'_, PyAny>,
         n: i32,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let f = (!progress_handler.is_none()).then(|| {
             (
                 n,
-                hooks::progress(self.callback_owner(), progress_handler.clone().unbind()),
+                hooks::progress(this.callback_owner(), progress_handler.clone().unbind()),
             )
         });
-        let session = &self.session;
+        let session = &this.session;
         py.detach(|| session.set_progress_handler(f))
             .map_err(err(py))
     }
@@ -896,52 +1038,58 @@ impl Connection {
         py: Python<'_>,
         trace_callback: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let f = (!trace_callback.is_none())
-            .then(|| hooks::trace(self.callback_owner(), trace_callback.clone().unbind()));
-        let session = &self.session;
+            .then(|| hooks::trace(this.callback_owner(), trace_callback.clone().unbind()));
+        let session = &this.session;
         py.detach(|| session.set_trace_callback(f)).map_err(err(py))
     }
 
     #[pyo3(signature = (category, /))]
     fn getlimit(&self, py: Python<'_>, category: i32) -> PyResult<i32> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         check_category(py, category)?;
-        let session = &self.session;
+        let session = &this.session;
         py.detach(|| session.limit(category)).map_err(err(py))
     }
 
     #[pyo3(signature = (category, limit, /))]
     fn setlimit(&self, py: Python<'_>, category: i32, limit: i32) -> PyResult<i32> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         check_category(py, category)?;
-        let session = &self.session;
-        py.detach(|| session.set_limit(category, limit))
-            .map_err(err(py))
+        let session = &this.session;
+        let previous = py
+            .detach(|| session.set_limit(category, limit))
+            .map_err(err(py))?;
+        if category == SQLITE_LIMIT_SQL_LENGTH && limit >= 0 {
+            let now = py.detach(|| session.limit(category)).map_err(err(py))?;
+            this.max_sql_length
+                .store(usize::try_from(now).unwrap_or(0), Ordering::Relaxed);
+        }
+        Ok(previous)
     }
 
     #[pyo3(signature = (*, name="main"))]
     fn serialize<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
-        self.check(py)?;
-        let session = &self.session;
+        let this = self.db(py)?;
+        this.check(py)?;
+        let session = &this.session;
         let image = py.detach(|| session.serialize(name)).map_err(err(py))?;
         Ok(PyBytes::new(py, &image))
     }
 
     #[pyo3(signature = (data, /, *, name="main"))]
     fn deserialize(&self, py: Python<'_>, data: &Bound<'_, PyAny>, name: &str) -> PyResult<()> {
-        self.check(py)?;
+        let this = self.db(py)?;
+        this.check(py)?;
         let data: Vec<u8> = match data.cast::<PyBytes>() {
             Ok(b) => b.as_bytes().to_vec(),
-            Err(_) => {
-                let view = pyo3::types::PyMemoryView::from(data)?;
-                view.call_method0("tobytes")?
-                    .cast::<PyBytes>()?
-                    .as_bytes()
-                    .to_vec()
-            }
+            Err(_) => super::values::contiguous_bytes(&pyo3::types::PyMemoryView::from(data)?)?,
         };
-        let session = &self.session;
+        let session = &this.session;
         py.detach(|| session.deserialize(name, &data))
             .map_err(err(py))
     }
@@ -956,22 +1104,23 @@ impl Connection {
         name: &str,
     ) -> PyResult<Py<Blob>> {
         let py = slf.py();
-        let this = slf.get();
+        let this = slf.get().db(py)?;
         this.check(py)?;
         let session = &this.session;
         let blob = py
             .detach(|| session.open_blob(name, table, column, row, readonly))
             .map_err(err(py))?;
-        Py::new(py, Blob::new(slf.clone().unbind(), blob))
+        Py::new(py, Blob::new(this, blob))
     }
 
     /// The pool this connection's session belongs to (litepool extension).
     #[getter]
     fn pool(&self, py: Python<'_>) -> PyResult<Py<super::pool::PyPool>> {
+        let this = self.db(py)?;
         Py::new(
             py,
             super::pool::PyPool {
-                pool: self.pool.clone(),
+                pool: this.pool.clone(),
             },
         )
     }

@@ -1,6 +1,6 @@
 //! `Cursor`: runs statements on its connection's session and hands rows back in batches.
 
-use super::connection::{is_dml, Connection, PARSE_COLNAMES, PARSE_DECLTYPES};
+use super::connection::{is_dml, Connection, PyConnection, PARSE_COLNAMES, PARSE_DECLTYPES};
 use super::errors::{classes, closed_cursor, err, programming};
 use super::row::Row;
 use super::values::{converter_input, to_py, to_py_str, Adapt, TextFactory};
@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Parameter sets sent to the writer per hand-off in `executemany`.
 const MANY_CHUNK: usize = 1024;
@@ -35,14 +35,14 @@ struct Run {
     buf: std::vec::IntoIter<Value>,
     ncols: usize,
     converters: Vec<Option<Py<PyAny>>>,
-    text: Option<TextFactory>,
     /// The error that ended the statement after the rows in `buf`.
     pending: Option<Error>,
 }
 
-#[pyclass(module = "litepool", subclass, frozen, weakref)]
+#[pyclass(module = "sqlite3", subclass, frozen, weakref)]
 pub(crate) struct Cursor {
-    conn: Py<PyAny>,
+    /// The connection `__init__` was given; `None` before it ran.
+    conn: Mutex<Option<Py<PyConnection>>>,
     meta: Mutex<Meta>,
     run: Mutex<Run>,
     /// The thread inside an execute/fetch call now, to refuse recursive use.
@@ -80,19 +80,24 @@ enum Factory {
     Call(Py<PyAny>),
 }
 
+/// How a fetch call makes rows: the cursor's row factory and the connection's text factory
+/// as they are when the call starts (the stdlib reads both for every row it makes).
+struct RowMaker {
+    factory: Factory,
+    text: TextFactory,
+}
+
 impl Cursor {
-    pub(crate) fn new(py: Python<'_>, conn: &Bound<'_, PyAny>) -> PyResult<Cursor> {
-        let c = conn
-            .cast::<Connection>()
-            .map_err(|_| PyTypeError::new_err("Cursor() argument must be a litepool.Connection"))?;
-        let row_factory = c
+    pub(crate) fn new(py: Python<'_>, conn: &Bound<'_, PyConnection>) -> PyResult<Cursor> {
+        let row_factory = conn
             .get()
+            .db(py)?
             .attrs()
             .row_factory
             .as_ref()
             .map(|f| f.clone_ref(py));
         Ok(Cursor {
-            conn: conn.clone().unbind(),
+            conn: Mutex::new(Some(conn.clone().unbind())),
             meta: Mutex::new(Meta {
                 description: None,
                 names: None,
@@ -115,12 +120,17 @@ impl Cursor {
         self.meta().names.as_ref().map(|n| n.clone_ref(py))
     }
 
-    fn connection<'py>(&self, py: Python<'py>) -> &Bound<'py, Connection> {
-        // `new` checked the type; the reference lives as long as the cursor.
-        self.conn
-            .bind(py)
-            .cast::<Connection>()
-            .expect("a cursor's connection is a Connection")
+    /// The connection object; `ProgrammingError` before `__init__` ran.
+    fn connection<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyConnection>> {
+        match &*self.conn.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(c) => Ok(c.bind(py).clone()),
+            None => Err(programming(py, "Base Cursor.__init__ not called.")),
+        }
+    }
+
+    /// The open connection the cursor runs on.
+    fn db(&self, py: Python<'_>) -> PyResult<Arc<Connection>> {
+        self.connection(py)?.get().db(py)
     }
 
     /// The stdlib's `check_cursor`: closed cursor, recursive use, wrong thread, closed
@@ -133,7 +143,7 @@ impl Cursor {
         if self.busy.load(Ordering::Acquire) == me {
             return Err(programming(py, "Recursive use of cursors not allowed."));
         }
-        self.connection(py).get().check(py)?;
+        self.db(py)?.check(py)?;
         let run = lock_detached(py, &self.run);
         self.busy.store(me, Ordering::Release);
         Ok(RunGuard {
@@ -177,11 +187,19 @@ impl Cursor {
         }
     }
 
+    fn row_maker(&self, py: Python<'_>) -> PyResult<RowMaker> {
+        let text = self.db(py)?.attrs().text_factory.clone_ref(py);
+        Ok(RowMaker {
+            factory: self.factory(py),
+            text,
+        })
+    }
+
     /// The next row as the row factory makes it, or `None` at the end.
     fn next_row<'py>(
         slf: &Bound<'py, Self>,
         run: &mut Run,
-        factory: &Factory,
+        maker: &RowMaker,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
         let py = slf.py();
         if run.buf.len() == 0 {
@@ -192,7 +210,7 @@ impl Cursor {
                 return Ok(None);
             };
             let batch = py.detach(|| rows.next_batch());
-            if let Some(e) = slf.get().connection(py).get().take_pending() {
+            if let Some(e) = slf.get().db(py)?.take_pending() {
                 Cursor::reset(py, run);
                 return Err(e);
             }
@@ -213,9 +231,9 @@ impl Cursor {
             py,
             run.buf.by_ref().take(ncols),
             &run.converters,
-            run.text.as_ref(),
+            Some(&maker.text),
         )?;
-        Ok(Some(match factory {
+        Ok(Some(match &maker.factory {
             Factory::Tuple => tuple.into_any(),
             Factory::Row => {
                 let names = slf
@@ -270,35 +288,35 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let conn_b = this.connection(py).clone();
-        let conn = conn_b.get();
+        let conn = &*this.db(py)?;
         this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
-        let params = Adapt::new(py)?.params(parameters)?;
+        conn.check_sql_length(py, sql_str)?;
+        let params = Adapt::new(py)?.params(sql_str, parameters)?;
         let dml = is_dml(sql_str);
         conn.begin_if_needed(py, dml)?;
         let session = &conn.session;
-        // The first batch, and a look past it: a statement that ended in its first batch
-        // (a point query) is done now, so the cursor holds nothing afterwards.
-        type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
-        let started = py.detach(|| -> crate::Result<Started> {
-            let mut rows = session.query(sql_str, params)?;
-            let Some(mut first) = rows.next_batch()? else {
-                return Ok((rows, None, true, None));
-            };
-            match rows.next_batch() {
-                Ok(Some(more)) => {
-                    first.extend(more);
-                    Ok((rows, Some(first), false, None))
-                }
-                Ok(None) => Ok((rows, Some(first), true, None)),
-                Err(e) => Ok((rows, Some(first), true, Some(e))),
-            }
-        });
+        let mut started = py.detach(|| start(session, sql_str, params.clone()));
         if let Some(e) = conn.take_pending() {
             py.detach(move || drop(started));
             return Err(e);
+        }
+        if let Err(e) = &started {
+            if is_empty_sql(e) {
+                // As the stdlib: SQL of only whitespace or comments runs as a no-op.
+                this.meta().lastrowid = Some(conn.attrs().last_rowid);
+                return Ok(());
+            }
+            // A statement followed by a tail SQLite cannot parse: the stdlib runs the
+            // statement when the tail holds only comments, else refuses the second statement.
+            if let Some(first) = first_statement(py, sql_str)? {
+                started = py.detach(|| start(session, first, params));
+                if let Some(e) = conn.take_pending() {
+                    py.detach(move || drop(started));
+                    return Err(e);
+                }
+            }
         }
         let (rows, first, done, pending) = started.map_err(err(py))?;
         let result = rows.result();
@@ -314,7 +332,6 @@ impl Cursor {
         }
         this.columns_started(py, conn, rows.columns(), rows.column_decltypes(), &mut run)?;
         run.ncols = rows.columns().len();
-        run.text = Some(conn.attrs().text_factory.clone_ref(py));
         if let Some(values) = first {
             run.buf = values.into_iter();
         }
@@ -335,27 +352,37 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let conn_b = this.connection(py).clone();
-        let conn = conn_b.get();
+        let conn = &*this.db(py)?;
         this.forget_statement(py, &mut run);
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
+        conn.check_sql_length(py, sql_str)?;
         let adapt = Adapt::new(py)?;
         let dml = is_dml(sql_str);
         let mut iter = seq.try_iter()?;
         let mut total: u64 = 0;
         let mut rowid = None;
         let mut began = false;
+        // The parameter sets go to the writer in chunks; when the iterator (or adapting a
+        // set) fails, the sets before it still run first, so the database ends as the
+        // stdlib's one-set-at-a-time loop leaves it, and then the error is raised.
+        let mut failure = None;
         loop {
             let mut chunk: Vec<Params> = Vec::new();
             for item in iter.by_ref() {
-                chunk.push(adapt.params(Some(&item?))?);
+                match item.and_then(|item| adapt.params(sql_str, Some(&item))) {
+                    Ok(params) => chunk.push(params),
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
                 if chunk.len() >= MANY_CHUNK {
                     break;
                 }
             }
-            let last = chunk.len() < MANY_CHUNK;
-            if chunk.is_empty() && began {
+            let last = failure.is_some() || chunk.len() < MANY_CHUNK;
+            if chunk.is_empty() && (began || failure.is_some()) {
                 break;
             }
             if !began {
@@ -380,7 +407,10 @@ impl Cursor {
         let mut meta = this.meta();
         meta.rowcount = if dml { total as i64 } else { -1 };
         meta.lastrowid = Some(conn.attrs().last_rowid);
-        Ok(())
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     pub(crate) fn executescript<'py>(
@@ -390,14 +420,24 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let conn_b = this.connection(py).clone();
-        let conn = conn_b.get();
+        let conn = &*this.db(py)?;
         this.forget_statement(py, &mut run);
         let script = script
             .cast::<PyString>()
-            .map_err(|_| PyValueError::new_err("script argument must be unicode."))?
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "executescript() argument must be str, not {}",
+                    script
+                        .get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                ))
+            })?
             .to_str()?;
-        no_nul(py, script)?;
+        if script.contains('\0') {
+            return Err(PyValueError::new_err("embedded null character"));
+        }
         let session = &conn.session;
         if conn.attrs().autocommit == super::connection::LEGACY {
             py.detach(|| session.commit()).map_err(err(py))?;
@@ -413,10 +453,10 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let factory = this.factory(py);
+        let maker = this.row_maker(py)?;
         let list = PyList::empty(py);
         while limit.is_none_or(|n| list.len() < n) {
-            match Cursor::next_row(slf, &mut run, &factory)? {
+            match Cursor::next_row(slf, &mut run, &maker)? {
                 Some(row) => list.append(row)?,
                 None => break,
             }
@@ -436,11 +476,7 @@ impl Drop for Cursor {
                         "unclosed litepool.Cursor with unread rows: its connection was given back",
                     );
                 }
-                let in_own_callback = self
-                    .conn
-                    .bind(py)
-                    .cast::<Connection>()
-                    .is_ok_and(|c| super::hooks::running_for(c.get().id()));
+                let in_own_callback = self.db(py).is_ok_and(|c| super::hooks::running_for(c.id()));
                 if in_own_callback {
                     // As for a blob: the connection's running statement holds the session.
                     std::thread::spawn(move || drop(rows));
@@ -454,9 +490,53 @@ impl Drop for Cursor {
 
 #[pymethods]
 impl Cursor {
+    /// An uninitialised cursor: `__init__` binds it to its connection, so a subclass's
+    /// `__init__` may take arguments of its own.
     #[new]
-    fn py_new(py: Python<'_>, connection: &Bound<'_, PyAny>) -> PyResult<Cursor> {
-        Cursor::new(py, connection)
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Cursor {
+        Cursor {
+            conn: Mutex::new(None),
+            meta: Mutex::new(Meta {
+                description: None,
+                names: None,
+                rowcount: -1,
+                lastrowid: None,
+                arraysize: 1,
+                row_factory: None,
+            }),
+            run: Mutex::new(Run::default()),
+            busy: AtomicU64::new(0),
+            closed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Binds the cursor to `connection` (again, forgetting its statement, when called on
+    /// an initialised cursor). As in the stdlib, the connection's `row_factory` is not
+    /// inherited here, only by `Connection.cursor()`.
+    fn __init__(&self, py: Python<'_>, connection: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.busy.load(Ordering::Acquire) == thread_token() {
+            return Err(programming(py, "Recursive use of cursors not allowed."));
+        }
+        let conn = connection.cast::<PyConnection>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "Cursor() argument 1 must be sqlite3.Connection, not {}",
+                connection
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        let mut run = lock_detached(py, &self.run);
+        self.forget_statement(py, &mut run);
+        *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone().unbind());
+        let mut meta = self.meta();
+        meta.lastrowid = None;
+        meta.arraysize = 1;
+        meta.row_factory = None;
+        self.closed.store(false, Ordering::Release);
+        Ok(())
     }
 
     #[pyo3(name = "execute", signature = (sql, parameters=None, /))]
@@ -492,8 +572,8 @@ impl Cursor {
         let py = slf.py();
         let this = slf.get();
         let mut run = this.enter(py)?;
-        let factory = this.factory(py);
-        Cursor::next_row(slf, &mut run, &factory)
+        let maker = this.row_maker(py)?;
+        Cursor::next_row(slf, &mut run, &maker)
     }
 
     #[pyo3(signature = (size=None))]
@@ -521,7 +601,7 @@ impl Cursor {
         if self.busy.load(Ordering::Acquire) == thread_token() {
             return Err(programming(py, "Recursive use of cursors not allowed."));
         }
-        let conn = self.connection(py).get();
+        let conn = self.db(py)?;
         conn.check_not_in_callback(py)?;
         conn.check_thread(py)?;
         let mut run = lock_detached(py, &self.run);
@@ -565,8 +645,8 @@ impl Cursor {
     }
 
     #[getter]
-    fn get_connection(&self, py: Python<'_>) -> Py<PyAny> {
-        self.conn.clone_ref(py)
+    fn get_connection(&self, py: Python<'_>) -> PyResult<Py<PyConnection>> {
+        Ok(self.connection(py)?.unbind())
     }
 
     #[getter]
@@ -581,6 +661,79 @@ impl Cursor {
     fn set_row_factory(&self, value: &Bound<'_, PyAny>) -> PyResult<()> {
         self.meta().row_factory = (!value.is_none()).then(|| value.clone().unbind());
         Ok(())
+    }
+}
+
+/// What `execute` starts with: the statement's first batch, and a look past it: a statement
+/// that ended in its first batch (a point query) is done then, so the cursor holds nothing
+/// afterwards. Returns the rows, the values read, whether the statement is done, and the
+/// error that ended it after those values.
+type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
+
+fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
+    let mut rows = session.query(sql, params)?;
+    let Some(mut first) = rows.next_batch()? else {
+        return Ok((rows, None, true, None));
+    };
+    match rows.next_batch() {
+        Ok(Some(more)) => {
+            first.extend(more);
+            Ok((rows, Some(first), false, None))
+        }
+        Ok(None) => Ok((rows, Some(first), true, None)),
+        Err(e) => Ok((rows, Some(first), true, Some(e))),
+    }
+}
+
+/// The core's refusal of SQL holding no statement.
+fn is_empty_sql(e: &Error) -> bool {
+    matches!(e, Error::StatementCount { message } if message.starts_with("The SQL is empty"))
+}
+
+/// After a failed prepare: the first complete statement of `sql` when only whitespace and
+/// comments follow it (`"select 1; /*"`, which the stdlib runs); `ProgrammingError` when
+/// something else follows (`"select 1; /"`); `None` when `sql` has no complete statement
+/// followed by more text (the prepare error stands). Uses `sqlite3.complete_statement`,
+/// SQLite's own tokenizer.
+fn first_statement<'a>(py: Python<'_>, sql: &'a str) -> PyResult<Option<&'a str>> {
+    let complete = classes(py).module.bind(py).getattr("complete_statement")?;
+    for (i, _) in sql.match_indices(';') {
+        let head = &sql[..=i];
+        if !complete.call1((head,))?.is_truthy()? {
+            continue;
+        }
+        let tail = &sql[i + 1..];
+        if tail.trim().is_empty() {
+            return Ok(None);
+        }
+        return if only_comments(tail) {
+            Ok(Some(head))
+        } else {
+            Err(programming(
+                py,
+                "You can only execute one statement at a time.",
+            ))
+        };
+    }
+    Ok(None)
+}
+
+/// Whether `text` is only whitespace and comments (an unterminated `/*` runs to the end),
+/// as the stdlib's `lstrip_sql` decides.
+fn only_comments(text: &str) -> bool {
+    let mut s = text;
+    loop {
+        s = s.trim_start_matches([' ', '\t', '\x0c', '\n', '\r']);
+        if s.is_empty() {
+            return true;
+        }
+        if let Some(rest) = s.strip_prefix("--") {
+            s = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = s.strip_prefix("/*") {
+            s = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return false;
+        }
     }
 }
 

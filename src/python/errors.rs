@@ -77,7 +77,8 @@ const PRIMARY: &[&str] = &[
 pub(crate) fn classes(py: Python<'_>) -> &Classes {
     CLASSES
         .get_or_try_init(py, || -> PyResult<Classes> {
-            let m = py.import("sqlite3")?;
+            // The C module: under a module swap or `install()`, `sqlite3` names litepool's.
+            let m = py.import("_sqlite3")?;
             let get = |name: &str| -> PyResult<Py<PyType>> {
                 Ok(m.getattr(name)?.cast_into::<PyType>()?.unbind())
             };
@@ -168,7 +169,27 @@ fn make(py: Python<'_>, cls: &Py<PyType>, message: String, code: Option<i32>) ->
 
 /// Converts a core error into the stdlib exception the stdlib would raise.
 pub(crate) fn to_py(py: Python<'_>, e: Error) -> PyErr {
-    let code = e.sqlite_code().map(|(_, extended)| extended);
+    let code = match &e {
+        // A file SQLite could not open: the stdlib reports `SQLITE_CANTOPEN`.
+        Error::Open { .. } => Some(rusqlite::ffi::SQLITE_CANTOPEN),
+        e => e.sqlite_code().map(|(_, extended)| extended),
+    };
+    if code == Some(rusqlite::ffi::SQLITE_NOMEM) {
+        // As the stdlib's `_pysqlite_seterror`.
+        return pyo3::exceptions::PyMemoryError::new_err(());
+    }
+    if let Error::Sqlite { message, .. } = &e {
+        // SQL longer than `SQLITE_LIMIT_SQL_LENGTH`, which the stdlib refuses before
+        // preparing, with its own message.
+        if code == Some(rusqlite::ffi::SQLITE_TOOBIG) && message == "statement too long" {
+            return make(
+                py,
+                &classes(py).data,
+                "query string is too large".into(),
+                None,
+            );
+        }
+    }
     make(py, class_for(py, e.kind()), e.to_string(), code)
 }
 
@@ -183,6 +204,10 @@ pub(crate) fn programming(py: Python<'_>, message: impl Into<String>) -> PyErr {
 
 pub(crate) fn operational(py: Python<'_>, message: impl Into<String>) -> PyErr {
     make(py, &classes(py).operational, message.into(), None)
+}
+
+pub(crate) fn data(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    make(py, &classes(py).data, message.into(), None)
 }
 
 pub(crate) fn not_supported(py: Python<'_>, message: impl Into<String>) -> PyErr {

@@ -172,13 +172,15 @@ impl PyAggregate {
         } else {
             None
         };
+        // The unraisable hook is told the aggregate class, as the stdlib tells it.
+        let class = instance.get_type().into_any();
         let method = match cached.map_or_else(|| instance.getattr(name), Ok) {
             Ok(m) => m,
             Err(e) => {
                 return Err(failed(
                     py,
                     e,
-                    instance,
+                    &class,
                     &format!("user-defined aggregate's '{name}' method not defined"),
                 ))
             }
@@ -199,7 +201,7 @@ impl PyAggregate {
             failed(
                 py,
                 e,
-                &method,
+                &class,
                 &format!("user-defined aggregate's '{name}' method raised error"),
             )
         })

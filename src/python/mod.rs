@@ -61,11 +61,17 @@ pub(crate) fn lock_detached<'a, T: Send>(py: Python<'_>, m: &'a Mutex<T>) -> Mut
     }
 }
 
-/// Emits a `ResourceWarning` from a finalizer (where raising is impossible).
+/// Emits a `ResourceWarning` from a finalizer (where raising is impossible). The finalizer
+/// may run while an exception propagates (`connect(p).execute(bad)`: the connection's last
+/// reference goes as the call fails), so that exception is set aside and put back.
 pub(crate) fn warn_resource(py: Python<'_>, message: &str) {
+    let propagating = PyErr::take(py);
     let msg = CString::new(message.replace('\0', " ")).unwrap_or_default();
     if let Err(e) = PyErr::warn(py, &py.get_type::<PyResourceWarning>(), &msg, 1) {
         e.write_unraisable(py, None);
+    }
+    if let Some(e) = propagating {
+        e.restore(py);
     }
 }
 
@@ -74,7 +80,8 @@ pub(crate) fn warn_resource(py: Python<'_>, message: &str) {
 fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let c = errors::classes(py);
-    m.add_class::<connection::Connection>()?;
+    m.add_class::<connection::PyConnection>()?;
+    m.add_class::<connection::Statement>()?;
     m.add_class::<cursor::Cursor>()?;
     m.add_class::<row::Row>()?;
     m.add_class::<blob::Blob>()?;

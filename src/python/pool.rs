@@ -1,6 +1,6 @@
 //! Which pool a `connect()` uses, and `litepool.open()` → `Pool`.
 
-use super::connection::{parse_autocommit, Connection, Options, LEGACY};
+use super::connection::{parse_autocommit, Connection, Options, PyConnection, LEGACY};
 use super::errors::{err, programming};
 use crate::config::Config;
 use crate::registry;
@@ -163,7 +163,7 @@ impl PyPool {
         isolation_level: Option<String>,
         check_same_thread: bool,
         autocommit: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Connection> {
+    ) -> PyResult<PyConnection> {
         let autocommit = match autocommit {
             None => LEGACY,
             Some(a) => parse_autocommit(a)?,
@@ -194,6 +194,7 @@ impl PyPool {
                 autocommit,
             },
         )
+        .map(PyConnection::opened)
     }
 
     /// A snapshot of the pool as a dict: every metric of the core's list under its

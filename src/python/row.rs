@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyIndexError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PySlice, PyString, PyTuple};
 
-#[pyclass(module = "litepool", subclass, frozen, sequence)]
+#[pyclass(module = "sqlite3", subclass, frozen, sequence)]
 pub(crate) struct Row {
     /// The column names.
     pub(crate) names: Py<PyTuple>,
@@ -44,7 +44,8 @@ impl Row {
         let values = self.values.bind(py);
         if let Ok(i) = key.cast::<PyInt>() {
             let n = values.len() as isize;
-            let mut i: isize = i.extract()?;
+            // An index too large for `isize` is simply out of range.
+            let mut i: isize = i.extract().unwrap_or(isize::MAX);
             if i < 0 {
                 i += n;
             }

@@ -83,9 +83,13 @@ impl<'py> Adapt<'py> {
             }
         }
         if let Ok(conform) = obj.getattr("__conform__") {
-            let adapted = conform.call1((&self.protocol,))?;
-            if !adapted.is_none() {
-                return Ok(adapted);
+            match conform.call1((&self.protocol,)) {
+                Ok(adapted) if !adapted.is_none() => return Ok(adapted),
+                Ok(_) => {}
+                // As the stdlib's `microprotocols_adapt`: a `TypeError` means "cannot adapt",
+                // and the object is bound as it is (and refused if unsupported).
+                Err(e) if e.is_instance_of::<PyTypeError>(obj.py()) => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(obj.clone())
@@ -112,8 +116,17 @@ impl<'py> Adapt<'py> {
         })
     }
 
-    /// A statement's parameters: a sequence binds by position, a dict by name.
-    pub(crate) fn params(&self, params: Option<&Bound<'py, PyAny>>) -> PyResult<Params> {
+    /// Positional parameters `seq[0]` .. `seq[n - 1]`, each read as its turn comes.
+    fn by_index(&self, seq: &Bound<'py, PyAny>, n: usize) -> PyResult<Params> {
+        let mut values = Vec::with_capacity(n);
+        for i in 0..n {
+            values.push(self.value(&seq.get_item(i)?, i + 1)?);
+        }
+        Ok(Params::Positional(values))
+    }
+
+    /// The parameters of statement `sql`: a sequence binds by position, a dict by name.
+    pub(crate) fn params(&self, sql: &str, params: Option<&Bound<'py, PyAny>>) -> PyResult<Params> {
         let Some(params) = params else {
             return Ok(Params::None);
         };
@@ -125,9 +138,10 @@ impl<'py> Adapt<'py> {
             return positional(self, t.iter());
         }
         if let Ok(l) = params.cast::<PyList>() {
-            return positional(self, l.iter());
+            // By index, as the stdlib: an adapter that shrinks the list raises IndexError.
+            return self.by_index(l.as_any(), l.len());
         }
-        if let Ok(d) = params.cast::<PyDict>() {
+        if let Ok(d) = params.cast_exact::<PyDict>() {
             let mut pairs = Vec::with_capacity(d.len());
             for (k, v) in d.iter() {
                 let Ok(k) = k.cast_into::<PyString>() else {
@@ -139,21 +153,72 @@ impl<'py> Adapt<'py> {
             }
             return Ok(Params::Named(pairs));
         }
+        if params.is_instance_of::<PyDict>() {
+            // A dict subclass: each name the statement uses is looked up with `__getitem__`
+            // (so `__missing__` and overrides apply), as the stdlib does for a non-exact dict.
+            let mut pairs = Vec::new();
+            for name in parameter_names(sql) {
+                match params.get_item(name.as_str()) {
+                    Ok(v) => {
+                        let value = self.value(&v, pairs.len() + 1)?;
+                        pairs.push((name, value));
+                    }
+                    Err(e) if e.is_instance_of::<pyo3::exceptions::PyLookupError>(py) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return Ok(Params::Named(pairs));
+        }
         if params.is_instance_of::<PyString>() || params.is_instance_of::<PyBytes>() {
             return Err(programming(py, "parameters are of unsupported type"));
         }
         match params.try_iter() {
             Ok(_) if params.hasattr("__len__")? && params.hasattr("__getitem__")? => {
-                let n = params.len()?;
-                let mut values = Vec::with_capacity(n);
-                for i in 0..n {
-                    values.push(self.value(&params.get_item(i)?, i + 1)?);
-                }
-                Ok(Params::Positional(values))
+                self.by_index(params, params.len()?)
             }
             _ => Err(programming(py, "parameters are of unsupported type")),
         }
     }
+}
+
+/// The names (without their `:`, `@` or `$`) of the named parameters in `sql`, in order,
+/// each once; string literals, quoted identifiers and comments are skipped.
+fn parameter_names(sql: &str) -> Vec<String> {
+    let b = sql.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+    let mut names: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' => i = sql[i..].find(']').map_or(b.len(), |j| i + j + 1),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(b.len(), |j| i + j + 1);
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..].find("*/").map_or(b.len(), |j| i + 2 + j + 2);
+            }
+            b':' | b'@' | b'$' if b.get(i + 1).is_some_and(|&c| ident(c)) => {
+                let start = i + 1;
+                i = start;
+                while i < b.len() && ident(b[i]) {
+                    i += 1;
+                }
+                let name = &sql[start..i];
+                if !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    names
 }
 
 fn positional<'py>(
@@ -198,10 +263,21 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Blob(b.to_vec()));
     }
     if let Ok(view) = PyMemoryView::from(obj) {
-        let bytes = view.call_method0("tobytes")?;
-        return Ok(Value::Blob(bytes.cast::<PyBytes>()?.as_bytes().to_vec()));
+        return Ok(Value::Blob(contiguous_bytes(&view)?));
     }
     Err(PyTypeError::new_err("unsupported type"))
+}
+
+/// The bytes a buffer holds; `BufferError` for a non-contiguous one (`memoryview(b)[::2]`),
+/// which the stdlib cannot bind either.
+pub(crate) fn contiguous_bytes(view: &Bound<'_, PyMemoryView>) -> PyResult<Vec<u8>> {
+    if !view.getattr("c_contiguous")?.is_truthy()? {
+        return Err(pyo3::exceptions::PyBufferError::new_err(
+            "underlying buffer is not C-contiguous",
+        ));
+    }
+    let bytes = view.call_method0("tobytes")?;
+    Ok(bytes.cast::<PyBytes>()?.as_bytes().to_vec())
 }
 
 /// How TEXT values come back: `str` (the default), `bytes`, or any callable given bytes.
@@ -273,7 +349,10 @@ pub(crate) fn to_py_str(py: Python<'_>, v: Value) -> Bound<'_, PyAny> {
 /// The bytes a converter receives: the value as SQLite's `sqlite3_column_blob` renders it.
 pub(crate) fn converter_input(v: &Value) -> Option<Vec<u8>> {
     match v {
+        // SQLite gives a NULL pointer for an empty value, which the stdlib converts to None.
         Value::Null => None,
+        Value::Text(s) if s.is_empty() => None,
+        Value::Blob(b) if b.is_empty() => None,
         Value::Integer(i) => Some(i.to_string().into_bytes()),
         Value::Real(f) => Some(render_real(*f).into_bytes()),
         Value::Text(s) => Some(s.as_bytes().to_vec()),

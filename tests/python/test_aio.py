@@ -214,9 +214,12 @@ def test_cancel_interrupts_statement_and_leaves_connection_clean(db):
                 with pytest.raises(asyncio.CancelledError):
                     await task
                 # Queued behind the interrupted statement and the clean-up: this would hang
-                # (GUARD) if the statement had not been interrupted.
-                assert await c.execute_fetchall("SELECT v FROM t ORDER BY id") == [("v0",)]
-                assert not c.in_transaction
+                # (GUARD) if the statement had not been interrupted. An interrupted read
+                # leaves the transaction it did not open as SQLite does: open, with its write.
+                assert await c.execute_fetchall("SELECT v FROM t ORDER BY id") == [
+                    ("v0",), ("uncommitted",)]
+                assert c.in_transaction
+                await c.commit()
                 stats = await pool.stats()
                 assert stats["writer_in_use"] == 0 and stats["readers_in_use"] == 0
                 # The connection goes on working.
@@ -228,9 +231,50 @@ def test_cancel_interrupts_statement_and_leaves_connection_clean(db):
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task
-                assert await c.execute_fetchall("SELECT count(*) FROM t") == [(2,)]
+                assert await c.execute_fetchall("SELECT count(*) FROM t") == [(3,)]
                 stats = await pool.stats()
                 assert stats["readers_in_use"] == 0
+    run(main())
+
+
+# An INSERT that runs until interrupted.
+ENDLESS_INSERT = ("INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                  "FROM c WHERE x < 1000000000000) SELECT 'x' FROM c WHERE x < 0")
+
+
+def test_cancelled_write_that_opened_the_transaction_leaves_nothing(db):
+    async def main():
+        await setup_table(db, rows=1)
+        async with aio.connect(db) as c:
+            task = asyncio.create_task(c.execute(ENDLESS_INSERT))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert not c.in_transaction
+            await c.commit()
+            assert await c.execute_fetchall("SELECT v FROM t") == [("v0",)]
+    run(main())
+
+
+def test_commit_after_sqlite_rolled_back_a_cancelled_write_raises(db):
+    # SQLite rolls the whole transaction back when it interrupts a write inside it: the
+    # earlier INSERT is gone, and commit() says so instead of reporting success.
+    async def main():
+        await setup_table(db, rows=1)
+        async with aio.connect(db) as c:
+            await c.execute("INSERT INTO t(v) VALUES ('earlier')")
+            task = asyncio.create_task(c.execute(ENDLESS_INSERT))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(litepool.OperationalError, match="rolled back"):
+                await c.commit()
+            # Said once: the connection goes on.
+            await c.execute("INSERT INTO t(v) VALUES ('later')")
+            await c.commit()
+        assert read(db, "SELECT v FROM t ORDER BY id") == [("v0",), ("later",)]
     run(main())
 
 
@@ -518,9 +562,37 @@ def test_wait_for_timeout_cancels_like_a_task_cancel(db):
             await c.execute("INSERT INTO t(v) VALUES ('pending')")
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(c.execute_fetchall(ENDLESS), 0.2)
-            assert await c.execute_fetchall("SELECT v FROM t") == [("v0",)]
-            assert not c.in_transaction
+            assert await c.execute_fetchall("SELECT v FROM t") == [("v0",), ("pending",)]
+            assert c.in_transaction
     run(main())
+
+
+# A read that takes a while but ends (aiosqlite cannot interrupt, so it must end).
+SLOW_READ = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
+             "SELECT max(x) FROM c")
+
+
+async def insert_timeout_commit(module, path):
+    async with module.connect(path) as c:
+        await c.execute("CREATE TABLE IF NOT EXISTS t(v)")
+        await c.commit()
+        await c.execute("INSERT INTO t VALUES ('kept')")
+        try:
+            await asyncio.wait_for(c.execute_fetchall(SLOW_READ), 0.01)
+        except asyncio.TimeoutError:
+            pass
+        await c.commit()
+    async with module.connect(path) as c:
+        return await c.execute_fetchall("SELECT v FROM t")
+
+
+def test_timed_out_read_keeps_the_transaction_like_aiosqlite(tmp_path):
+    # A timeout on a read must not discard the connection's earlier write.
+    import aiosqlite
+    theirs = run(insert_timeout_commit(aiosqlite, str(tmp_path / "aiosqlite.db")))
+    ours = run(insert_timeout_commit(aio, str(tmp_path / "litepool.db")))
+    assert [tuple(r) for r in theirs] == [("kept",)]
+    assert [tuple(r) for r in ours] == [tuple(r) for r in theirs]
 
 
 def test_isolation_level(db):
@@ -580,3 +652,30 @@ def test_calls_after_shutdown_fail_instead_of_hanging_and_close_still_closes(db)
     assert "refused: interrupted" in out.stdout
     assert "closed True" in out.stdout
     assert read(db, "SELECT v FROM t") == [("committed",)]
+
+
+def test_create_function_iterdump_backup(tmp_path):
+    # The sync API's calls, run as jobs of the connection: results as the sync connection's.
+    src = str(tmp_path / "src.db")
+
+    async def main():
+        async with aio.connect(src) as c:
+            await c.create_function("double", 1, lambda x: 2 * x, deterministic=True)
+            await c.execute("CREATE TABLE t(x)")
+            await c.execute("INSERT INTO t VALUES (double(21))")
+            await c.commit()
+            dumped = [line async for line in c.iterdump()]
+            steps = []
+            async with aio.connect(":memory:") as dest:
+                await c.backup(dest, progress=lambda *a: steps.append(a))
+                copied = await dest.execute_fetchall("SELECT x FROM t")
+            return dumped, copied, steps
+
+    dumped, copied, steps = run(main())
+    sync = litepool.connect(src)
+    try:
+        assert dumped == list(sync.iterdump())
+    finally:
+        sync.close()
+    assert copied == [(42,)]
+    assert steps and steps[-1][0] == litepool.SQLITE_DONE

@@ -1,4 +1,5 @@
-"""``Connection.iterdump``: the stdlib's own dump generator, run over a litepool connection."""
+"""``litepool.dump`` (``sqlite3.dump`` under a module swap): ``Connection.iterdump``'s generator,
+the stdlib's own, run over a litepool connection."""
 
 from sqlite3.dump import _iterdump as _std_iterdump
 
