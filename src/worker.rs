@@ -204,6 +204,13 @@ impl<'c> ConnCtx<'c> {
     /// objects at compile time. So when compiling fails on a stale copy, the schema is
     /// reloaded and the statement compiled once more.
     pub(crate) fn prepare(&mut self, sql: &str) -> rusqlite::Result<CachedStatement<'c>> {
+        // A pragma that reports the schema (`table_info`, `index_list`, ...) compiles its rows
+        // from the connection's copy of it, and one naming a table that copy lacks never
+        // checks the schema cookie: bring the copy up to date first. (Only those: the probe
+        // ends a transaction, which resets `defer_foreign_keys`.)
+        if is_schema_pragma(sql) {
+            self.reload_schema();
+        }
         match self.conn.prepare_cached(sql) {
             Err(e)
                 if e.sqlite_error_code() == Some(rusqlite::ErrorCode::Unknown)
@@ -924,6 +931,48 @@ fn set_pragma(conn: &Connection, name: &str, value: &str) -> rusqlite::Result<()
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
     Ok(())
+}
+
+/// The pragmas that report the schema, compiling their rows from the connection's copy.
+const SCHEMA_PRAGMAS: &[&str] = &[
+    "foreign_key_check",
+    "foreign_key_list",
+    "index_info",
+    "index_list",
+    "index_xinfo",
+    "table_info",
+    "table_list",
+    "table_xinfo",
+];
+
+/// Whether `sql` is a PRAGMA that reports the schema (leading blanks and `--` comments
+/// skipped, a schema name allowed before the pragma's).
+fn is_schema_pragma(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    while let Some(comment) = rest.strip_prefix("--") {
+        rest = comment
+            .split_once('\n')
+            .map_or("", |(_, after)| after)
+            .trim_start();
+    }
+    let Some(rest) = rest
+        .get(..6)
+        .filter(|word| word.eq_ignore_ascii_case("pragma"))
+        .map(|_| rest[6..].trim_start())
+    else {
+        return false;
+    };
+    let name: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '"' | '[' | ']'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let name = name
+        .rsplit('.')
+        .next()
+        .unwrap_or("")
+        .trim_matches(['"', '[', ']']);
+    SCHEMA_PRAGMAS.contains(&name)
 }
 
 /// The value the last `PRAGMA name = value` (or `PRAGMA name(value)`) in `script` assigns,

@@ -121,6 +121,53 @@ fn an_upsert_right_after_its_unique_index_is_created_works() {
     pool.close().unwrap();
 }
 
+/// A schema pragma (`index_list`, `table_info`) right after another connection's DDL sees
+/// it, as on the one SQLite connection that ran both: SQLAlchemy's reflection reads the
+/// schema this way.
+#[test]
+fn a_schema_pragma_sees_the_latest_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let steps = [
+        "CREATE TABLE t(a INTEGER, b TEXT)",
+        "CREATE UNIQUE INDEX t_a ON t(a)",
+        "ALTER TABLE t ADD COLUMN c REAL",
+        "CREATE TABLE u(x INTEGER UNIQUE)",
+    ];
+    let reads = [
+        "PRAGMA index_list(t)",
+        "PRAGMA table_info(t)",
+        "PRAGMA main.index_list(u)",
+    ];
+    let plain = Connection::open(dir.path().join("plain.db")).unwrap();
+    let mut config = Config::default();
+    config.max_readers = 1;
+    let pool = open(&dir.path().join("pooled.db"), config);
+    // One session that changes the schema and reads it (as the stdlib connection does), and
+    // another that only reads.
+    let writer = pool.session().unwrap();
+    let reader = pool.session().unwrap();
+    for step in steps {
+        plain.execute_batch(step).unwrap();
+        writer.execute(step, Params::None).unwrap();
+        for read in reads {
+            let want = plain_values(&plain, read);
+            assert_eq!(
+                values(&writer, read),
+                want,
+                "{read} after {step}, same session"
+            );
+            assert_eq!(
+                values(&reader, read),
+                want,
+                "{read} after {step}, another session"
+            );
+        }
+    }
+    reader.close().unwrap();
+    writer.close().unwrap();
+    pool.close().unwrap();
+}
+
 #[test]
 fn setting_a_connection_pragma_does_not_wait_for_the_writer() {
     let dir = tempfile::tempdir().unwrap();

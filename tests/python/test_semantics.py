@@ -94,6 +94,31 @@ def test_an_upsert_right_after_its_unique_index_works(tmp_path):
     assert stdlib[-1] == ("ok", [(1, "b")])
 
 
+def schema_pragmas_after_ddl(mod, path):
+    """SQLAlchemy's reflection: the schema pragmas right after the DDL they describe, on the
+    connection that ran it, while another connection had read the schema before it. (That
+    other connection is left out of the comparison: with the stdlib it keeps reporting the
+    schema it loaded, a stale copy, where litepool reports the current one.)"""
+    c = mod.connect(path)
+    other = mod.connect(path)
+    reads = ['PRAGMA main.index_list("t")', 'PRAGMA main.table_xinfo("t")',
+             'PRAGMA main.index_info("sqlite_autoindex_t_1")']
+    seen = [outcome(conn.execute(sql).fetchall) for conn in (c, other) for sql in reads]
+    c.execute("CREATE TABLE t (x INTEGER NOT NULL, y INTEGER NOT NULL UNIQUE)")
+    seen += [outcome(c.execute(sql).fetchall) for sql in reads]
+    fresh = mod.connect(path)
+    seen += [outcome(fresh.execute(sql).fetchall) for sql in reads]
+    for conn in (fresh, other, c):
+        conn.close()
+    return seen
+
+
+def test_schema_pragmas_see_the_ddl_before_them(tmp_path):
+    stdlib, pooled = both(tmp_path, schema_pragmas_after_ddl)
+    assert pooled == stdlib
+    assert ("ok", [(0, "sqlite_autoindex_t_1", 1, "u", 0)]) in stdlib
+
+
 # -- setting a connection pragma does not wait for the writer --------------------------
 
 
