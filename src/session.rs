@@ -300,7 +300,7 @@ impl Session {
         // back after it ran (even when it failed part-way), when it may have set any.
         let may_set_pragmas = sql.to_ascii_lowercase().contains("pragma");
         let (ran, set) = self.shared.on_writer(move |ctx| {
-            let ran = ctx.conn.execute_batch(&sql).map_err(Error::from);
+            let ran = statement::run_script(ctx.conn, &sql).map_err(Error::from);
             let set = if may_set_pragmas {
                 ctx.pragmas_set_by_script(&sql)
             } else {

@@ -287,6 +287,19 @@ fn owned(v: ValueRef<'_>, bytes: &mut usize, text_as_bytes: bool) -> Result<Valu
     })
 }
 
+/// Runs every statement of `script` to its end, as `sqlite3_exec` does: a `SELECT` in a
+/// script is stepped through all its rows (its functions run for each), where rusqlite's
+/// `execute_batch` steps it once.
+pub(crate) fn run_script(conn: &rusqlite::Connection, script: &str) -> rusqlite::Result<()> {
+    use fallible_iterator::FallibleIterator;
+    let mut batch = rusqlite::Batch::new(conn, script);
+    while let Some(mut stmt) = batch.next()? {
+        let mut rows = stmt.raw_query();
+        while rows.next()?.is_some() {}
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{Config, Params, Pool, Value};

@@ -119,6 +119,25 @@ def test_schema_pragmas_see_the_ddl_before_them(tmp_path):
     assert ("ok", [(0, "sqlite_autoindex_t_1", 1, "u", 0)]) in stdlib
 
 
+def script_select_steps(mod, path):
+    """A SELECT inside executescript runs through all its rows (sqlite3_exec semantics)."""
+    c = mod.connect(path)
+    with c:
+        c.execute("CREATE TABLE t(x)")
+        c.executemany("INSERT INTO t VALUES (?)", [(v,) for v in range(5)])
+    steps = []
+    c.create_function("step", 1, lambda x: steps.append(x))
+    c.executescript("SELECT step(x) FROM t; SELECT step(x * 10) FROM t WHERE x < 2;")
+    c.close()
+    return steps
+
+
+def test_a_select_in_a_script_runs_through_its_rows(tmp_path):
+    stdlib, pooled = both(tmp_path, script_select_steps)
+    assert pooled == stdlib
+    assert stdlib == [0, 1, 2, 3, 4, 0, 10]
+
+
 # -- setting a connection pragma does not wait for the writer --------------------------
 
 
