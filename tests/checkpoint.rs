@@ -131,8 +131,20 @@ fn hold_for(i: u64, n: u64) -> Duration {
 // soak
 // ---------------------------------------------------------------------------------------------
 
-/// Runs the soak workload through litepool; returns (max -wal bytes, commits, reads).
-fn soak_litepool(db: &Path, config: Config) -> (u64, u64, u64, Pool) {
+/// A soak on litepool: one writer running `write(session, n)` back to back, and `readers`
+/// threads (started `stagger` apart) each running read transactions around `read(session,
+/// reader, n)`, for `run_for` or until the `-wal` passes `stop_above` bytes (a failed test by
+/// then). Returns (max -wal bytes, commits, read transactions, the pool).
+struct Soak {
+    readers: u64,
+    stagger: Duration,
+    run_for: Duration,
+    stop_above: u64,
+    write: fn(&Session, u64),
+    read: fn(&Session, u64, u64),
+}
+
+fn soak(db: &Path, config: Config, soak: Soak) -> (u64, u64, u64, Pool) {
     let pool = Pool::open(db, config).unwrap();
     let setup = pool.session().unwrap();
     setup
@@ -146,34 +158,37 @@ fn soak_litepool(db: &Path, config: Config) -> (u64, u64, u64, Pool) {
     let mut threads = Vec::new();
     {
         let (pool, stop, commits) = (pool.clone(), Arc::clone(&stop), Arc::clone(&commits));
+        let write = soak.write;
         threads.push(thread::spawn(move || {
             let s = pool.session().unwrap();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
-                s.execute("INSERT INTO t(b) VALUES (?)", vec![blob(600, n)])
-                    .unwrap();
+                write(&s, n);
                 n += 1;
             }
             commits.store(n, Ordering::Relaxed);
         }));
     }
-    for i in 0..READERS {
+    for i in 0..soak.readers {
         let (pool, stop, reads) = (pool.clone(), Arc::clone(&stop), Arc::clone(&reads));
+        let (read, stagger) = (soak.read, soak.stagger);
         threads.push(thread::spawn(move || {
-            thread::sleep(Duration::from_millis(i * 4));
+            thread::sleep(stagger * i as u32);
             let s = pool.session().unwrap();
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 s.begin_read().unwrap();
-                assert!(count(&s, "t") >= 0);
-                thread::sleep(hold_for(i, n));
+                read(&s, i, n);
                 s.commit().unwrap();
                 n += 1;
             }
             reads.fetch_add(n, Ordering::Relaxed);
         }));
     }
-    thread::sleep(SOAK);
+    let start = Instant::now();
+    while start.elapsed() < soak.run_for && wal_bytes(db) <= soak.stop_above {
+        thread::sleep(Duration::from_millis(50));
+    }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
@@ -184,6 +199,29 @@ fn soak_litepool(db: &Path, config: Config) -> (u64, u64, u64, Pool) {
         commits.load(Ordering::Relaxed),
         reads.load(Ordering::Relaxed),
         pool,
+    )
+}
+
+/// The soak workload through litepool: autocommit inserts, readers whose transactions
+/// always overlap; returns (max -wal bytes, commits, reads).
+fn soak_litepool(db: &Path, config: Config) -> (u64, u64, u64, Pool) {
+    soak(
+        db,
+        config,
+        Soak {
+            readers: READERS,
+            stagger: Duration::from_millis(4),
+            run_for: SOAK,
+            stop_above: u64::MAX,
+            write: |s, n| {
+                s.execute("INSERT INTO t(b) VALUES (?)", vec![blob(600, n)])
+                    .unwrap();
+            },
+            read: |s, i, n| {
+                assert!(count(s, "t") >= 0);
+                thread::sleep(hold_for(i, n));
+            },
+        },
     )
 }
 
@@ -304,67 +342,32 @@ fn newest_id(s: &Session) -> i64 {
     }
 }
 
+/// A writer always inside an explicit transaction (the stdlib's default mode), and 3 readers
+/// holding ~100 ms read transactions staggered so one is always open; stops early once the
+/// WAL is past its cap.
 fn soak_transactions(db: &Path, config: Config, run_for: Duration) -> (u64, u64, u64, Pool) {
-    let cap = frames_bytes(u64::from(config.wal_cap_frames));
-    let pool = Pool::open(db, config).unwrap();
-    let setup = pool.session().unwrap();
-    setup
-        .execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY, b BLOB)")
-        .unwrap();
-    setup.close().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample_wal(db.to_path_buf(), Arc::clone(&stop));
-    let commits = Arc::new(AtomicU64::new(0));
-    let reads = Arc::new(AtomicU64::new(0));
-    let mut threads = Vec::new();
-    {
-        let (pool, stop, commits) = (pool.clone(), Arc::clone(&stop), Arc::clone(&commits));
-        threads.push(thread::spawn(move || {
-            let s = pool.session().unwrap();
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
+    let stop_above = frames_bytes(u64::from(config.wal_cap_frames));
+    soak(
+        db,
+        config,
+        Soak {
+            readers: 3,
+            stagger: Duration::from_millis(33),
+            run_for,
+            stop_above,
+            write: |s, n| {
                 s.begin().unwrap();
                 s.execute("INSERT INTO t(b) VALUES (?)", vec![blob(3000, n)])
                     .unwrap();
                 s.commit().unwrap();
-                n += 1;
-            }
-            commits.store(n, Ordering::Relaxed);
-        }));
-    }
-    for i in 0..3 {
-        let (pool, stop, reads) = (pool.clone(), Arc::clone(&stop), Arc::clone(&reads));
-        threads.push(thread::spawn(move || {
-            thread::sleep(Duration::from_millis(i * 33));
-            let s = pool.session().unwrap();
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                s.begin_read().unwrap();
-                // A read that takes no longer as the table grows: the read transaction lasts
-                // ~100 ms however fast the writer is (a count(*) would scan the whole table).
-                assert!(newest_id(&s) >= 0);
+            },
+            // A read that takes no longer as the table grows: the read transaction lasts
+            // ~100 ms however fast the writer is (a count(*) would scan the whole table).
+            read: |s, _, _| {
+                assert!(newest_id(s) >= 0);
                 thread::sleep(Duration::from_millis(100));
-                s.commit().unwrap();
-                n += 1;
-            }
-            reads.fetch_add(n, Ordering::Relaxed);
-        }));
-    }
-    let start = Instant::now();
-    // Stops early once the WAL is past its cap: the test has failed by then.
-    while start.elapsed() < run_for && wal_bytes(db) <= cap {
-        thread::sleep(Duration::from_millis(50));
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    let max = sampler.join().unwrap();
-    (
-        max,
-        commits.load(Ordering::Relaxed),
-        reads.load(Ordering::Relaxed),
-        pool,
+            },
+        },
     )
 }
 

@@ -110,10 +110,7 @@ fn buffer(data: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let view = pyo3::types::PyMemoryView::from(data).map_err(|_| {
         PyTypeError::new_err(format!(
             "a bytes-like object is required, not '{}'",
-            data.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
+            super::errors::type_name(data)
         ))
     })?;
     super::values::contiguous_bytes(&view)

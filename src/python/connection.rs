@@ -824,11 +824,7 @@ impl PyConnection {
         let target = target.cast::<PyConnection>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "backup() argument 'target' must be sqlite3.Connection, not {}",
-                target
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
+                super::errors::type_name(target)
             ))
         })?;
         if target.is(slf) {

@@ -427,11 +427,7 @@ impl Cursor {
             .map_err(|_| {
                 PyTypeError::new_err(format!(
                     "executescript() argument must be str, not {}",
-                    script
-                        .get_type()
-                        .name()
-                        .map(|n| n.to_string())
-                        .unwrap_or_default()
+                    super::errors::type_name(script)
                 ))
             })?
             .to_str()?;
@@ -521,11 +517,7 @@ impl Cursor {
         let conn = connection.cast::<PyConnection>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "Cursor() argument 1 must be sqlite3.Connection, not {}",
-                connection
-                    .get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_default()
+                super::errors::type_name(connection)
             ))
         })?;
         let mut run = lock_detached(py, &self.run);

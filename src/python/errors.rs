@@ -198,6 +198,14 @@ pub(crate) fn err(py: Python<'_>) -> impl Fn(Error) -> PyErr + '_ {
     move |e| to_py(py, e)
 }
 
+/// The name of `obj`'s type, as Python's own messages put it (`"int"`), or `""`.
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
+}
+
 pub(crate) fn programming(py: Python<'_>, message: impl Into<String>) -> PyErr {
     make(py, &classes(py).programming, message.into(), None)
 }

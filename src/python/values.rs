@@ -104,10 +104,7 @@ impl<'py> Adapt<'py> {
                     obj.py(),
                     format!(
                         "Error binding parameter {index}: type '{}' is not supported",
-                        obj.get_type()
-                            .name()
-                            .map(|n| n.to_string())
-                            .unwrap_or_default()
+                        super::errors::type_name(&obj)
                     ),
                 )
             } else {
