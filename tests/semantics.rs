@@ -392,6 +392,30 @@ fn a_scripts_pragmas_are_the_sessions_own() {
     });
 }
 
+/// A script that fails after a pragma assignment: the assignment stays, on SQLite's one
+/// connection and for the session, and still reaches no other session.
+#[test]
+fn a_failing_scripts_pragmas_are_still_the_sessions_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "PRAGMA recursive_triggers=1; SELECT no_such_column FROM sqlite_schema;";
+    let read = "PRAGMA recursive_triggers";
+    let plain = Connection::open(dir.path().join("plain.db")).unwrap();
+    let plain_err = plain.execute_batch(script).unwrap_err().to_string();
+    let mut config = Config::default();
+    config.max_readers = 1;
+    let pool = open(&dir.path().join("pooled.db"), config);
+    let a = pool.session().unwrap();
+    let b = pool.session().unwrap();
+    let err = a.execute_batch(script).unwrap_err().to_string();
+    // rusqlite adds the SQL and offset to its message; the SQLite message is the same.
+    assert!(plain_err.contains(&err), "{err} vs {plain_err}");
+    assert_eq!(values(&a, read), plain_values(&plain, read));
+    assert_eq!(values(&b, read), vec![vec![Value::Integer(0)]]);
+    a.close().unwrap();
+    b.close().unwrap();
+    pool.close().unwrap();
+}
+
 /// For every connection pragma: session A sets it with `set_on_a` and sees what one SQLite
 /// connection that ran the assignment sees; session B, before and after A closes, and a new
 /// session see what they saw before.

@@ -96,8 +96,13 @@ impl Cursor {
             .row_factory
             .as_ref()
             .map(|f| f.clone_ref(py));
-        Ok(Cursor {
-            conn: Mutex::new(Some(conn.clone().unbind())),
+        Ok(Cursor::unbound(Some(conn.clone().unbind()), row_factory))
+    }
+
+    /// A cursor on `conn` (none before `__init__`) with no statement yet.
+    fn unbound(conn: Option<Py<PyConnection>>, row_factory: Option<Py<PyAny>>) -> Cursor {
+        Cursor {
+            conn: Mutex::new(conn),
             meta: Mutex::new(Meta {
                 description: None,
                 names: None,
@@ -109,7 +114,7 @@ impl Cursor {
             run: Mutex::new(Run::default()),
             busy: AtomicU64::new(0),
             closed: std::sync::atomic::AtomicBool::new(false),
-        })
+        }
     }
 
     fn meta(&self) -> MutexGuard<'_, Meta> {
@@ -491,20 +496,7 @@ impl Cursor {
     #[new]
     #[pyo3(signature = (*_args, **_kwargs))]
     fn py_new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Cursor {
-        Cursor {
-            conn: Mutex::new(None),
-            meta: Mutex::new(Meta {
-                description: None,
-                names: None,
-                rowcount: -1,
-                lastrowid: None,
-                arraysize: 1,
-                row_factory: None,
-            }),
-            run: Mutex::new(Run::default()),
-            busy: AtomicU64::new(0),
-            closed: std::sync::atomic::AtomicBool::new(false),
-        }
+        Cursor::unbound(None, None)
     }
 
     /// Binds the cursor to `connection` (again, forgetting its statement, when called on
