@@ -345,6 +345,23 @@ static void test_dsn(void) {
            "journal_mode");
     EXPECT(litepool_pool_open(S("/nonexistent-dir/x/y.db"), NULL, &p, &err), err, LITEPOOL_OPEN,
            "unable to open");
+
+    /* The one DSN parser, without opening anything: what it reads, what it refuses. */
+    litepool_dsn_info info;
+    memset(&info, 0xff, sizeof info);
+    OK(litepool_dsn_parse(S("file:/tmp/never-opened.db?mode=ro&acquire_timeout=2s"), &info, &err),
+       err);
+    CHECK(info.read_only == 1 && info.memory == 0 && info.acquire_timeout_ms == 2000,
+          "read_only %u memory %u acquire %llu", info.read_only, info.memory,
+          (unsigned long long)info.acquire_timeout_ms);
+    CHECK(access("/tmp/never-opened.db", F_OK) != 0, "parsing a DSN created its file");
+    OK(litepool_dsn_parse(S(":memory:"), &info, &err), err);
+    CHECK(info.memory == 1 && info.read_only == 0, "memory %u read_only %u", info.memory,
+          info.read_only);
+    EXPECT(litepool_dsn_parse(S("file:x.db?max_reader=2"), &info, &err), err, LITEPOOL_CONFIG,
+           "max_reader");
+    EXPECT(litepool_dsn_parse(NULL, 3, &info, &err), err, LITEPOOL_NULL_ARGUMENT, "`dsn`");
+    EXPECT(litepool_dsn_parse(S("x.db"), NULL, &err), err, LITEPOOL_NULL_ARGUMENT, "`out_info`");
 }
 
 /* ---------------------------------------------------------------- misuse */
@@ -543,6 +560,19 @@ static void test_use_after_close(void) {
     EXPECT(litepool_pool_stats(p, &(litepool_stats){0}, &err), err, LITEPOOL_INVALID_HANDLE,
            "pool handle");
     OK(litepool_session_close(s2, &err), err);
+
+    /* Release: of the null handle, twice, and of a closed handle it does nothing; a released
+     * handle is invalid, and the pool, held by nobody, is closed (its FDs gone). */
+    OK(litepool_pool_release((litepool_pool){0}, &err), err);
+    litepool_pool q = open_pool("released.db", 1, 5000);
+    litepool_pool q2 = open_pool("released.db", 1, 5000);
+    OK(litepool_pool_release(q, &err), err);
+    OK(litepool_pool_release(q, &err), err);
+    CHECK(litepool_pool_is_open(q) == 0, "a released handle still answers");
+    CHECK(litepool_pool_is_open(q2) == 1, "releasing one open closed the other's pool");
+    EXPECT(litepool_session_open(q, &s, &err), err, LITEPOOL_INVALID_HANDLE, "pool handle");
+    OK(litepool_pool_release(q2, &err), err);
+    OK(litepool_pool_release(p, &err), err);
 }
 
 static void test_invalid_input(void) {
