@@ -1075,12 +1075,20 @@ impl PoolInner {
         }
         let timeout = self.config.checkpoint_busy_timeout;
         let hold = matches!(mode, CheckpointMode::Restart | CheckpointMode::Truncate);
-        let held_since = Instant::now();
-        // A session's TEMP connection may hold a snapshot too: then the WAL is not known to
-        // be another process's.
-        let ours_done = hold && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
+        // The writer first, then the readers: while in-flight reads drain, the writer is
+        // ours, so a WAL near its cap stops growing instead of taking every commit made
+        // during the wait.
+        let mut held = false;
+        let mut held_since = Instant::now();
+        let mut ours_done = false;
         let result = match self.acquire(Role::Writer, timeout) {
             Ok(lease) => {
+                held = hold;
+                held_since = Instant::now();
+                // A session's TEMP connection may hold a snapshot too: then the WAL is not
+                // known to be another process's.
+                ours_done =
+                    held && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
                 let path = self.path.display().to_string();
                 // With this process's reads held back and its writer taken, only another
                 // process can keep the WAL busy: waiting for it would stall our readers for
@@ -1096,11 +1104,11 @@ impl PoolInner {
             Err(Error::AcquireTimeout { .. }) => Ok(CheckpointResult::writer_busy(mode)),
             Err(e) => Err(e),
         };
-        if hold {
+        if held {
             self.release_readers();
         }
         let mut log = self.checkpoint_log();
-        if hold {
+        if held {
             log.held_back(held_since.elapsed());
         }
         if ours_done {
