@@ -380,6 +380,9 @@ const PRAGMA_ROUTES: &[(&str, PragmaRoute)] = &[
     ("locking_mode", PragmaRoute::Ignored(&["normal"])),
 ];
 
+// Every option has its bit in `Given`.
+const _: () = assert!(OPTIONS.len() <= 64);
+
 /// Which options a parser set explicitly (bit i = `OPTIONS[i]`). Two configs that differ only
 /// in it are equal: it says what was asked for, not what the config is.
 #[derive(Clone, Copy, Debug, Default)]
@@ -735,17 +738,25 @@ impl Config {
     /// (the message names the key, the value and what was expected). The config is left
     /// unchanged on error.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        self.set_value(key, value)?;
-        if let Some(i) = OPTIONS.iter().position(|option| option.name == key) {
-            self.given.0 |= 1 << i;
-        }
+        let Some(i) = OPTIONS.iter().position(|option| option.name == key) else {
+            return Err(unknown_option(key));
+        };
+        self.apply(&OPTIONS[i], value)?;
+        self.given.0 |= 1 << i;
         Ok(())
     }
 
+    /// Sets the option named `key` without marking it given: what a `pragma=` routes to an
+    /// option.
     fn set_value(&mut self, key: &str, value: &str) -> Result<()> {
-        let Some(option) = OPTIONS.iter().find(|option| option.name == key) else {
-            return Err(unknown_option(key));
-        };
+        match OPTIONS.iter().find(|option| option.name == key) {
+            Some(option) => self.apply(option, value),
+            None => Err(unknown_option(key)),
+        }
+    }
+
+    fn apply(&mut self, option: &OptionDef, value: &str) -> Result<()> {
+        let key = option.name;
         match &option.kind {
             Kind::Duration { field, min, max } => {
                 let duration = parse_duration(key, value, *max)?;
@@ -984,7 +995,7 @@ impl Config {
         let mut scratch = Config::default();
         for option in OPTIONS {
             for value in self.render(option) {
-                scratch.set_value(option.name, &value)?;
+                scratch.apply(option, &value)?;
             }
         }
         Ok(())
