@@ -6,14 +6,16 @@ package litepool
 import "C"
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
 
 // The DSN is parsed by litepool's core (litepool_dsn_parse, the parser every host uses). Go
 // only translates the option names go-sqlite3 (mattn) and modernc programs use into the
-// core's, and keeps the few options that act in Go (_loc, _txlock, _mutex, _time_format).
+// core's, acts on _loc, and accepts the peers' options litepool has no use for.
 
 // pragmaAliases maps the peers' pragma options onto the core's pragma=name(value).
 var pragmaAliases = map[string]string{
@@ -29,11 +31,24 @@ var pragmaAliases = map[string]string{
 	"_secure_delete": "secure_delete",
 }
 
-// goOptions lists the peers' options Go handles, for the unknown-option message.
-const goOptions = "_pragma, _busy_timeout, _timeout, _journal_mode, _journal, _synchronous, _sync, " +
-	"_foreign_keys, _fk, _auto_vacuum, _vacuum, _locking_mode, _locking, _cache_size, " +
-	"_recursive_triggers, _rt, _defer_foreign_keys, _defer_fk, _ignore_check_constraints, " +
-	"_query_only, _secure_delete, _txlock, _mutex, _loc, _time_format"
+// ignoredOptions are the peers' options litepool accepts and has no use for, with the values
+// the peers accept. Write transactions always begin IMMEDIATE in litepool (one writer per pool,
+// so a deferred read→write upgrade cannot deadlock or fail with SQLITE_BUSY) and EXCLUSIVE adds
+// nothing in WAL mode (_txlock); each connection is used by one thread (_mutex); times are
+// always stored in one layout, TimeFormat (_time_format).
+var ignoredOptions = map[string][]string{
+	"_txlock":      {"immediate", "deferred", "exclusive"},
+	"_mutex":       {"no", "full"},
+	"_time_format": {"sqlite"},
+}
+
+// peerOptions lists the peers' options Go handles, for the unknown-option message.
+func peerOptions() string {
+	names := append(slices.Collect(maps.Keys(pragmaAliases)), "_pragma", "_loc")
+	names = append(names, slices.Collect(maps.Keys(ignoredOptions))...)
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
 
 // config is a parsed DSN.
 type config struct {
@@ -55,7 +70,7 @@ func parseDSN(dsn string) (*config, error) {
 	st := C.litepool_dsn_parse(ptr, n, &info, &cerr)
 	if err := takeError(st, cerr, "open"); err != nil {
 		if le, ok := err.(*Error); ok && strings.Contains(le.Message, "unknown option") {
-			le.Message += "; go-sqlite3/modernc options: " + goOptions
+			le.Message += "; go-sqlite3/modernc options: " + peerOptions()
 		}
 		return nil, err
 	}
@@ -84,6 +99,8 @@ func (cfg *config) translate(dsn string) (string, error) {
 			return path, nil
 		}
 		head = pathURI(path)
+		// A character of the options, as go-sqlite3 reads them, not a URI's fragment.
+		query = strings.ReplaceAll(query, "#", "%23")
 	}
 	var out []string
 	for _, seg := range strings.Split(query, "&") {
@@ -99,24 +116,9 @@ func (cfg *config) translate(dsn string) (string, error) {
 			out = append(out, "pragma="+rv)
 		case pragmaAliases[k] != "":
 			out = append(out, "pragma="+url.PathEscape(pragmaAliases[k]+"("+v+")"))
-		case k == "_txlock":
-			// Write transactions always begin IMMEDIATE in litepool (one writer per pool, so a
-			// deferred read→write upgrade cannot deadlock or fail with SQLITE_BUSY);
-			// EXCLUSIVE adds nothing in WAL mode.
-			switch strings.ToLower(v) {
-			case "immediate", "deferred", "exclusive":
-			default:
-				return "", configError("_txlock: %q is not a lock mode (expected immediate, deferred or exclusive)", v)
-			}
-		case k == "_mutex":
-			switch strings.ToLower(v) {
-			case "no", "full":
-			default:
-				return "", configError("_mutex: %q is not a mutex mode (expected no or full)", v)
-			}
-		case k == "_time_format":
-			if v != "sqlite" {
-				return "", configError("_time_format: %q is not supported (expected sqlite)", v)
+		case ignoredOptions[k] != nil:
+			if !slices.Contains(ignoredOptions[k], strings.ToLower(v)) {
+				return "", configError("%s: %q is not supported (expected %s)", k, v, strings.Join(ignoredOptions[k], ", "))
 			}
 		case k == "_loc":
 			if strings.EqualFold(v, "auto") {
@@ -138,29 +140,10 @@ func (cfg *config) translate(dsn string) (string, error) {
 	return head + "?" + strings.Join(out, "&"), nil
 }
 
-// pathURI is the file: URI of a plain path (":memory:" stays itself).
+// pathURI is the file: URI of a plain path (":memory:" stays itself); the core decodes it.
 func pathURI(path string) string {
 	if path == ":memory:" {
 		return "file::memory:"
 	}
-	if strings.HasPrefix(path, "/") {
-		return "file://" + escapeURI(path)
-	}
-	return "file:" + escapeURI(path)
-}
-
-func escapeURI(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') ||
-			strings.IndexByte("-._~/:@!$'()*+,;", c) >= 0 {
-			b.WriteByte(c)
-		} else {
-			b.WriteString("%")
-			b.WriteByte("0123456789ABCDEF"[c>>4])
-			b.WriteByte("0123456789ABCDEF"[c&15])
-		}
-	}
-	return b.String()
+	return "file:" + url.PathEscape(path)
 }

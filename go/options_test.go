@@ -114,3 +114,19 @@ func TestAutoVacuumAndOptimizeAreChoices(t *testing.T) {
 		t.Errorf("optimize=false: sqlite_stat1 count %d, want 0", got)
 	}
 }
+
+// In a plain path's options '#' is a character, as go-sqlite3 reads them: it does not start a
+// fragment that would hide the options after it (and the acquire_timeout=0 Go appends).
+func TestPlainPathOptionsHaveNoFragment(t *testing.T) {
+	_, err := parseDSN("a.db?_fk=1&#x=1")
+	if err == nil || !strings.Contains(err.Error(), `unknown option "#x"`) {
+		t.Fatalf("a.db?_fk=1&#x=1: %v", err)
+	}
+	cfg, err := parseDSN("file:a.db?_fk=1#fragment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "file:a.db?pragma=foreign_keys%281%29&acquire_timeout=0"; cfg.uri != want {
+		t.Fatalf("URI %q, want %q", cfg.uri, want)
+	}
+}

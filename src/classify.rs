@@ -56,45 +56,77 @@ impl Hasher for FastHasher {
     }
 }
 
+/// The values a connection pragma takes, so that spellings of one setting compare equal.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PragmaValue {
+    /// An integer or a word, kept as given (words in lower case).
+    Token,
+    /// A boolean: `on`, `true`, `yes` and `1` are all `1`.
+    Bool,
+    /// A boolean, or `fast` (`2`): `secure_delete`.
+    BoolOrFast,
+    /// One of these words, or its position among them: `temp_store(memory)` is `temp_store(2)`.
+    Numbered(&'static [&'static str]),
+}
+
 /// Pragmas that set state of one connection (SQLite's pragma documentation: neither stored in
 /// the database file nor process-wide), so a session that sets one must see it on every
 /// connection it later takes, and no other session may see it. Left out: `journal_mode`
 /// (the file's, see [`Class::journal_mode`]), `wal_autocheckpoint` (litepool checkpoints), the
 /// file's header values (`application_id`, `auto_vacuum`, `encoding`, `page_size`,
-/// `user_version`, ...) and the process-wide `*_heap_limit` and `*_directory`.
-pub(crate) const CONNECTION_PRAGMAS: &[&str] = &[
-    "analysis_limit",
-    "automatic_index",
-    "busy_timeout",
-    "cache_size",
-    "cache_spill",
-    "case_sensitive_like",
-    "cell_size_check",
-    "checkpoint_fullfsync",
-    "count_changes",
-    "defer_foreign_keys",
-    "empty_result_callbacks",
-    "foreign_keys",
-    "full_column_names",
-    "fullfsync",
-    "ignore_check_constraints",
-    "journal_size_limit",
-    "legacy_alter_table",
-    "locking_mode",
-    "max_page_count",
-    "mmap_size",
-    "query_only",
-    "read_uncommitted",
-    "recursive_triggers",
-    "reverse_unordered_selects",
-    "secure_delete",
-    "short_column_names",
-    "synchronous",
-    "temp_store",
-    "threads",
-    "trusted_schema",
-    "writable_schema",
+/// `user_version`, ...) and the process-wide `*_heap_limit` and `*_directory`. Each with the
+/// values it takes, so that a DSN's `pragma=` is compared by meaning (`query_only(on)` is
+/// `query_only(1)`).
+pub(crate) const CONNECTION_PRAGMA_VALUES: &[(&str, PragmaValue)] = &[
+    ("analysis_limit", PragmaValue::Token),
+    ("automatic_index", PragmaValue::Bool),
+    ("busy_timeout", PragmaValue::Token),
+    ("cache_size", PragmaValue::Token),
+    ("cache_spill", PragmaValue::Token),
+    ("case_sensitive_like", PragmaValue::Bool),
+    ("cell_size_check", PragmaValue::Bool),
+    ("checkpoint_fullfsync", PragmaValue::Bool),
+    ("count_changes", PragmaValue::Bool),
+    ("defer_foreign_keys", PragmaValue::Bool),
+    ("empty_result_callbacks", PragmaValue::Bool),
+    ("foreign_keys", PragmaValue::Bool),
+    ("full_column_names", PragmaValue::Bool),
+    ("fullfsync", PragmaValue::Bool),
+    ("ignore_check_constraints", PragmaValue::Bool),
+    ("journal_size_limit", PragmaValue::Token),
+    ("legacy_alter_table", PragmaValue::Bool),
+    ("locking_mode", PragmaValue::Token),
+    ("max_page_count", PragmaValue::Token),
+    ("mmap_size", PragmaValue::Token),
+    ("query_only", PragmaValue::Bool),
+    ("read_uncommitted", PragmaValue::Bool),
+    ("recursive_triggers", PragmaValue::Bool),
+    ("reverse_unordered_selects", PragmaValue::Bool),
+    ("secure_delete", PragmaValue::BoolOrFast),
+    ("short_column_names", PragmaValue::Bool),
+    ("synchronous", PragmaValue::Token),
+    (
+        "temp_store",
+        PragmaValue::Numbered(&["default", "file", "memory"]),
+    ),
+    ("threads", PragmaValue::Token),
+    ("trusted_schema", PragmaValue::Bool),
+    ("writable_schema", PragmaValue::Bool),
 ];
+
+/// The names of [`CONNECTION_PRAGMA_VALUES`].
+pub(crate) const CONNECTION_PRAGMAS: &[&str] =
+    &pragma_names::<{ CONNECTION_PRAGMA_VALUES.len() }>();
+
+const fn pragma_names<const N: usize>() -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        names[i] = CONNECTION_PRAGMA_VALUES[i].0;
+        i += 1;
+    }
+    names
+}
 
 /// The connection pragma SQLite turns off when a transaction ends (at COMMIT or ROLLBACK, and
 /// when a statement in autocommit ends): a session's setting of it ends there too.

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::classify::{PragmaValue, CONNECTION_PRAGMAS, CONNECTION_PRAGMA_VALUES};
 use crate::error::{Error, Result};
 
 /// The most reader connections a pool may have.
@@ -36,44 +37,322 @@ const CACHE_EXPECTED: &str = "is not a cache mode (expected private or shared)";
 pub(crate) enum Scope {
     Pool,
     Session,
+    /// Part of which database the DSN names (`cache=shared` with `mode=memory`), as its path
+    /// is: opens that differ in it open different pools, so it is never a difference.
+    Database,
 }
 
-/// Every key [`Config::set`] accepts, in the order [`Config::to_query`] renders them, with
-/// where it acts.
-const OPTIONS: &[(&str, Scope)] = &[
-    ("max_readers", Scope::Pool),
-    ("acquire_timeout", Scope::Session),
-    ("busy_timeout", Scope::Session),
-    ("idle_timeout", Scope::Pool),
-    ("close_timeout", Scope::Pool),
-    ("pool_idle_timeout", Scope::Pool),
-    ("journal_mode", Scope::Pool),
-    ("synchronous", Scope::Pool),
-    ("foreign_keys", Scope::Session),
-    ("journal_size_limit", Scope::Pool),
-    ("statement_cache_capacity", Scope::Pool),
-    ("checkpoint", Scope::Pool),
-    ("checkpoint_interval", Scope::Pool),
-    ("checkpoint_passive_frames", Scope::Pool),
-    ("checkpoint_max_delay", Scope::Pool),
-    ("checkpoint_truncate_frames", Scope::Pool),
-    ("checkpoint_stuck_ticks", Scope::Pool),
-    ("checkpoint_busy_timeout", Scope::Pool),
-    ("wal_cap_frames", Scope::Pool),
-    ("max_read_txn_age", Scope::Pool),
-    ("optimize", Scope::Pool),
-    ("optimize_interval", Scope::Pool),
-    ("auto_vacuum", Scope::Pool),
-    ("incremental_vacuum", Scope::Pool),
-    ("group_commit", Scope::Pool),
-    ("pragma", Scope::Session),
-    ("mode", Scope::Session),
-    ("immutable", Scope::Session),
-    ("cache", Scope::Pool),
+/// The [`Config`] field an option reads and writes.
+struct Field<T: 'static> {
+    get: fn(&Config) -> &T,
+    get_mut: fn(&mut Config) -> &mut T,
+}
+
+impl<T> Field<T> {
+    fn get<'c>(&self, config: &'c Config) -> &'c T {
+        (self.get)(config)
+    }
+
+    fn set(&self, config: &mut Config, value: T) {
+        *(self.get_mut)(config) = value;
+    }
+}
+
+/// The [`Field`] `Config::$name`.
+macro_rules! field {
+    ($name:ident) => {
+        Field {
+            get: |config| &config.$name,
+            get_mut: |config| &mut config.$name,
+        }
+    };
+}
+
+/// What an option's value is: how [`Config::set`] parses and checks it and how
+/// [`Config::to_query`] prints it back.
+enum Kind {
+    /// A duration from `min` to `max` (see [`parse_duration`]).
+    Duration {
+        field: Field<Duration>,
+        min: Duration,
+        max: Duration,
+    },
+    /// A boolean (see [`parse_bool`]).
+    Bool(Field<bool>),
+    /// An integer from `min` to `max`; `expected` says which in error messages.
+    Count {
+        field: Field<usize>,
+        min: usize,
+        max: usize,
+        expected: &'static str,
+    },
+    /// A count of WAL frames or maintenance ticks, from `min` to `i32::MAX` (SQLite's frame
+    /// counters are `int`s).
+    Frames { field: Field<u32>, min: u32 },
+    /// A size in bytes, or -1 for no limit (see [`parse_size`]).
+    Bytes(Field<i64>),
+    /// One value of an enum: `parse` sets the field from its text (any case) and says whether
+    /// it was one, `name` is the field's value as text, `problem` ends the bad-value message.
+    Choice {
+        parse: fn(&mut Config, &str) -> bool,
+        name: fn(&Config) -> &'static str,
+        problem: &'static str,
+    },
+    /// `mode`: `ro`, `rw`, `rwc` or `memory`, over `read_only`, `create` and `memory_mode`.
+    Mode,
+    /// `immutable`: true sets `read_only`.
+    Immutable,
+    /// `cache`: `private` or `shared`.
+    Cache,
+    /// `pragma=name(value)`, repeatable (see [`Config::set_pragma`]).
+    Pragma,
+}
+
+/// One option of a DSN's query string.
+struct OptionDef {
+    name: &'static str,
+    scope: Scope,
+    kind: Kind,
+    /// What it does, in one line of Markdown: README.md's "Options" table says the same (a
+    /// test holds them equal). Per-session options say `*session*`.
+    doc: &'static str,
+}
+
+const fn pool(name: &'static str, kind: Kind, doc: &'static str) -> OptionDef {
+    OptionDef {
+        name,
+        scope: Scope::Pool,
+        kind,
+        doc,
+    }
+}
+
+const fn session(name: &'static str, kind: Kind, doc: &'static str) -> OptionDef {
+    OptionDef {
+        name,
+        scope: Scope::Session,
+        kind,
+        doc,
+    }
+}
+
+/// A duration option from 0 to `max`.
+const fn duration(field: Field<Duration>, max: Duration) -> Kind {
+    Kind::Duration {
+        field,
+        min: Duration::ZERO,
+        max,
+    }
+}
+
+/// Sets `slot` to `value` if there is one; whether there was.
+fn choose<T>(slot: &mut T, value: Option<T>) -> bool {
+    value.map(|value| *slot = value).is_some()
+}
+
+/// Every option: [`Config::set`] parses by it, [`Config::to_query`] renders in its order,
+/// [`Config::validate`] checks by it, and bit i of [`Given`] is `OPTIONS[i]`.
+const OPTIONS: &[OptionDef] = &[
+    pool(
+        "max_readers",
+        Kind::Count {
+            field: field!(max_readers),
+            min: 1,
+            max: MAX_READERS,
+            expected: "an integer from 1 to 64",
+        },
+        "reader connections at most (1–64)",
+    ),
+    session(
+        "acquire_timeout",
+        duration(field!(acquire_timeout), MAX_TIMEOUT),
+        "*session*: how long a caller waits for a free connection, then `AcquireTimeout` \
+         (\"all 4 readers busy for 5.0 s\")",
+    ),
+    session(
+        "busy_timeout",
+        duration(field!(busy_timeout), MAX_BUSY_TIMEOUT),
+        "*session*: SQLite's busy timeout",
+    ),
+    pool(
+        "idle_timeout",
+        duration(field!(idle_timeout), MAX_TIMEOUT),
+        "idle readers are closed after this",
+    ),
+    pool(
+        "close_timeout",
+        duration(field!(close_timeout), MAX_TIMEOUT),
+        "how long `Pool::close` waits for in-flight work before interrupting it",
+    ),
+    pool(
+        "pool_idle_timeout",
+        duration(field!(pool_idle_timeout), MAX_TIMEOUT),
+        "a pool no `Pool::open` holds closes itself after this long without sessions",
+    ),
+    pool(
+        "journal_mode",
+        Kind::Choice {
+            parse: |config, text| choose(&mut config.journal_mode, JournalMode::parse(text)),
+            name: |config| config.journal_mode.as_sql(),
+            problem:
+                "is not a journal mode (expected wal, delete, truncate, persist, memory or off)",
+        },
+        "`wal`, `delete`, `truncate`, `persist`, `memory`, `off`",
+    ),
+    pool(
+        "synchronous",
+        Kind::Choice {
+            parse: |config, text| choose(&mut config.synchronous, Synchronous::parse(text)),
+            name: |config| config.synchronous.as_sql(),
+            problem: "is not a synchronous level (expected off, normal, full, extra, or 0 to 3)",
+        },
+        "`off`, `normal`, `full`, `extra`",
+    ),
+    session(
+        "foreign_keys",
+        Kind::Bool(field!(foreign_keys)),
+        "*session*: as in the stdlib (the bundled SQLite would default it on)",
+    ),
+    pool(
+        "journal_size_limit",
+        Kind::Bytes(field!(journal_size_limit)),
+        "the WAL is truncated to this after a checkpoint",
+    ),
+    pool(
+        "statement_cache_capacity",
+        Kind::Count {
+            field: field!(statement_cache_capacity),
+            min: 0,
+            max: usize::MAX,
+            expected: "a number of statements, e.g. 128",
+        },
+        "prepared statements cached per connection",
+    ),
+    pool(
+        "checkpoint",
+        Kind::Choice {
+            parse: |config, text| choose(&mut config.checkpoint, CheckpointPolicy::parse(text)),
+            name: |config| config.checkpoint.as_str(),
+            problem: "is not a checkpoint policy (expected timed or external)",
+        },
+        "`timed` (litepool checkpoints) or `external` (never; e.g. Litestream does)",
+    ),
+    pool(
+        "checkpoint_interval",
+        Kind::Duration {
+            field: field!(checkpoint_interval),
+            min: MIN_CHECKPOINT_INTERVAL,
+            max: MAX_CHECKPOINT_INTERVAL,
+        },
+        "the maintenance tick",
+    ),
+    pool(
+        "checkpoint_passive_frames",
+        Kind::Frames {
+            field: field!(checkpoint_passive_frames),
+            min: 0,
+        },
+        "PASSIVE checkpoint at this many WAL frames",
+    ),
+    pool(
+        "checkpoint_max_delay",
+        duration(field!(checkpoint_max_delay), MAX_TIMEOUT),
+        "PASSIVE checkpoint after this long with any frames pending",
+    ),
+    pool(
+        "checkpoint_truncate_frames",
+        Kind::Frames {
+            field: field!(checkpoint_truncate_frames),
+            min: 0,
+        },
+        "escalate to TRUNCATE at this many frames ...",
+    ),
+    pool(
+        "checkpoint_stuck_ticks",
+        Kind::Frames {
+            field: field!(checkpoint_stuck_ticks),
+            min: 1,
+        },
+        "... after PASSIVE was stuck this many ticks running",
+    ),
+    pool(
+        "checkpoint_busy_timeout",
+        duration(field!(checkpoint_busy_timeout), MAX_BUSY_TIMEOUT),
+        "how long TRUNCATE waits for readers (held back meanwhile) and locks",
+    ),
+    pool(
+        "wal_cap_frames",
+        Kind::Frames {
+            field: field!(wal_cap_frames),
+            min: 0,
+        },
+        "emergency cap: over it, over-age read transactions are ended",
+    ),
+    pool(
+        "max_read_txn_age",
+        duration(field!(max_read_txn_age), MAX_TIMEOUT),
+        "the age at which a read transaction counts as over-age",
+    ),
+    pool(
+        "optimize",
+        Kind::Bool(field!(optimize)),
+        "`PRAGMA optimize` at open, every `optimize_interval` and at close",
+    ),
+    pool(
+        "optimize_interval",
+        duration(field!(optimize_interval), MAX_TIMEOUT),
+        "`PRAGMA optimize` period",
+    ),
+    pool(
+        "auto_vacuum",
+        Kind::Choice {
+            parse: |config, text| choose(&mut config.auto_vacuum, AutoVacuum::parse(text)),
+            name: |config| config.auto_vacuum.as_sql(),
+            problem: "is not an auto_vacuum mode (expected none, full, incremental or 0 to 2)",
+        },
+        "what new files are created with: `none` (SQLite's default), `full`, `incremental`",
+    ),
+    pool(
+        "incremental_vacuum",
+        Kind::Bool(field!(incremental_vacuum)),
+        "free pages given back when the freelist is large (in `auto_vacuum=incremental` files)",
+    ),
+    pool(
+        "group_commit",
+        Kind::Bool(field!(group_commit)),
+        "autocommit writes of different sessions that queue for the writer commit in one \
+         transaction, each in its own savepoint",
+    ),
+    session(
+        "pragma",
+        Kind::Pragma,
+        "`name(value)`, repeatable: a connection pragma (*session*: `cache_size`, `mmap_size`, \
+         `temp_store`, `query_only`, `recursive_triggers`, …), `busy_timeout` (ms), \
+         `foreign_keys`, `journal_mode`, `synchronous`, `journal_size_limit`, `auto_vacuum` \
+         (those options), `page_size`/`encoding` (when the file is created), \
+         `wal_autocheckpoint` (ignored: litepool checkpoints), `locking_mode(normal)`",
+    ),
+    session(
+        "mode",
+        Kind::Mode,
+        "`ro` (*session*: read-only), `rw` (file must exist), `rwc`, `memory` (an in-memory \
+         database; with `cache=shared`, shared by name)",
+    ),
+    session(
+        "immutable",
+        Kind::Immutable,
+        "*session*: on is read-only (litepool still locks the file)",
+    ),
+    OptionDef {
+        name: "cache",
+        scope: Scope::Database,
+        kind: Kind::Cache,
+        doc: "`shared` only matters with `mode=memory`",
+    },
 ];
 
 /// Pragmas a `pragma=` option may name besides the connection pragmas that sessions carry
-/// ([`crate::classify::CONNECTION_PRAGMAS`]), and what each becomes.
+/// ([`CONNECTION_PRAGMAS`]), and what each becomes.
 enum PragmaRoute {
     /// Sets the typed option of that name.
     Option(&'static str),
@@ -101,28 +380,8 @@ const PRAGMA_ROUTES: &[(&str, PragmaRoute)] = &[
     ("locking_mode", PragmaRoute::Ignored(&["normal"])),
 ];
 
-/// Connection pragmas whose value is a boolean: normalized to `1`/`0` so that `on`, `true`
-/// and `1` are the same setting.
-const BOOLEAN_PRAGMAS: &[&str] = &[
-    "automatic_index",
-    "case_sensitive_like",
-    "cell_size_check",
-    "checkpoint_fullfsync",
-    "count_changes",
-    "defer_foreign_keys",
-    "empty_result_callbacks",
-    "full_column_names",
-    "fullfsync",
-    "ignore_check_constraints",
-    "legacy_alter_table",
-    "query_only",
-    "read_uncommitted",
-    "recursive_triggers",
-    "reverse_unordered_selects",
-    "short_column_names",
-    "trusted_schema",
-    "writable_schema",
-];
+// Every option has its bit in `Given`.
+const _: () = assert!(OPTIONS.len() <= 64);
 
 /// Which options a parser set explicitly (bit i = `OPTIONS[i]`). Two configs that differ only
 /// in it are equal: it says what was asked for, not what the config is.
@@ -317,6 +576,12 @@ impl CheckpointPolicy {
             CheckpointPolicy::External => "external",
         }
     }
+
+    fn parse(value: &str) -> Option<CheckpointPolicy> {
+        [CheckpointPolicy::Timed, CheckpointPolicy::External]
+            .into_iter()
+            .find(|policy| policy.as_str().eq_ignore_ascii_case(value))
+    }
 }
 
 /// The `journal_mode` pragma's values.
@@ -473,70 +738,67 @@ impl Config {
     /// (the message names the key, the value and what was expected). The config is left
     /// unchanged on error.
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        self.set_value(key, value)?;
-        if let Some(i) = OPTIONS.iter().position(|(k, _)| *k == key) {
-            self.given.0 |= 1 << i;
-        }
+        let Some(i) = OPTIONS.iter().position(|option| option.name == key) else {
+            return Err(unknown_option(key));
+        };
+        self.apply(&OPTIONS[i], value)?;
+        self.given.0 |= 1 << i;
         Ok(())
     }
 
+    /// Sets the option named `key` without marking it given: what a `pragma=` routes to an
+    /// option.
     fn set_value(&mut self, key: &str, value: &str) -> Result<()> {
-        match key {
-            "max_readers" => {
-                let n = parse_uint(key, value, "an integer from 1 to 64")?;
-                if !(1..=MAX_READERS).contains(&n) {
-                    return Err(out_of_range(key, value, "an integer from 1 to 64"));
+        match OPTIONS.iter().find(|option| option.name == key) {
+            Some(option) => self.apply(option, value),
+            None => Err(unknown_option(key)),
+        }
+    }
+
+    fn apply(&mut self, option: &OptionDef, value: &str) -> Result<()> {
+        let key = option.name;
+        match &option.kind {
+            Kind::Duration { field, min, max } => {
+                let duration = parse_duration(key, value, *max)?;
+                if duration < *min {
+                    let expected = format!(
+                        "a duration from {} to {}",
+                        render_duration(*min),
+                        render_duration(*max)
+                    );
+                    return Err(out_of_range(key, value, &expected));
                 }
-                self.max_readers = n;
+                field.set(self, duration);
             }
-            "acquire_timeout" => self.acquire_timeout = parse_duration(key, value, MAX_TIMEOUT)?,
-            "busy_timeout" => self.busy_timeout = parse_duration(key, value, MAX_BUSY_TIMEOUT)?,
-            "idle_timeout" => self.idle_timeout = parse_duration(key, value, MAX_TIMEOUT)?,
-            "close_timeout" => self.close_timeout = parse_duration(key, value, MAX_TIMEOUT)?,
-            "journal_mode" => {
-                self.journal_mode = JournalMode::parse(value).ok_or_else(|| {
-                    bad_value(
-                        key,
-                        value,
-                        "is not a journal mode (expected wal, delete, truncate, persist, memory or off)",
-                    )
-                })?;
+            Kind::Bool(field) => field.set(self, parse_bool(key, value)?),
+            Kind::Count {
+                field,
+                min,
+                max,
+                expected,
+            } => {
+                let n = parse_uint(key, value, expected)?;
+                if !(*min..=*max).contains(&n) {
+                    return Err(out_of_range(key, value, expected));
+                }
+                field.set(self, n);
             }
-            "synchronous" => {
-                self.synchronous = Synchronous::parse(value).ok_or_else(|| {
-                    bad_value(
-                        key,
-                        value,
-                        "is not a synchronous level (expected off, normal, full, extra, or 0 to 3)",
-                    )
-                })?;
+            Kind::Frames { field, min } => {
+                let max = i32::MAX as u32;
+                let expected = format!("an integer from {min} to {max}");
+                let n = u32::try_from(parse_uint(key, value, &expected)?)
+                    .ok()
+                    .filter(|n| (*min..=max).contains(n))
+                    .ok_or_else(|| out_of_range(key, value, &expected))?;
+                field.set(self, n);
             }
-            "foreign_keys" => self.foreign_keys = parse_bool(key, value)?,
-            "pool_idle_timeout" => {
-                self.pool_idle_timeout = parse_duration(key, value, MAX_TIMEOUT)?
-            }
-            "optimize" => self.optimize = parse_bool(key, value)?,
-            "auto_vacuum" => {
-                self.auto_vacuum = AutoVacuum::parse(value).ok_or_else(|| {
-                    bad_value(
-                        key,
-                        value,
-                        "is not an auto_vacuum mode (expected none, full, incremental or 0 to 2)",
-                    )
-                })?;
-            }
-            "pragma" => self.set_pragma(value)?,
-            "immutable" => {
-                if parse_bool(key, value)? {
-                    self.read_only = true;
+            Kind::Bytes(field) => field.set(self, parse_size(key, value)?),
+            Kind::Choice { parse, problem, .. } => {
+                if !parse(self, value) {
+                    return Err(bad_value(key, value, problem));
                 }
             }
-            "journal_size_limit" => self.journal_size_limit = parse_size(key, value)?,
-            "statement_cache_capacity" => {
-                self.statement_cache_capacity =
-                    parse_uint(key, value, "a number of statements, e.g. 128")?;
-            }
-            "mode" => {
+            Kind::Mode => {
                 let (read_only, create) = match value.to_ascii_lowercase().as_str() {
                     "ro" => (true, self.create),
                     "rw" => (false, false),
@@ -550,72 +812,19 @@ impl Config {
                 self.read_only = read_only;
                 self.create = create;
             }
-            "checkpoint" => {
-                self.checkpoint = match value.to_ascii_lowercase().as_str() {
-                    "timed" => CheckpointPolicy::Timed,
-                    "external" => CheckpointPolicy::External,
-                    _ => {
-                        return Err(bad_value(
-                            key,
-                            value,
-                            "is not a checkpoint policy (expected timed or external)",
-                        ))
-                    }
+            Kind::Immutable => {
+                if parse_bool(key, value)? {
+                    self.read_only = true;
                 }
             }
-            "checkpoint_interval" => {
-                let interval = parse_duration(key, value, MAX_CHECKPOINT_INTERVAL)?;
-                if interval < MIN_CHECKPOINT_INTERVAL {
-                    return Err(out_of_range(key, value, "a duration from 1ms to 1h"));
-                }
-                self.checkpoint_interval = interval;
-            }
-            "checkpoint_passive_frames" => {
-                self.checkpoint_passive_frames = parse_frames(key, value)?;
-            }
-            "checkpoint_max_delay" => {
-                self.checkpoint_max_delay = parse_duration(key, value, MAX_TIMEOUT)?;
-            }
-            "checkpoint_truncate_frames" => {
-                self.checkpoint_truncate_frames = parse_frames(key, value)?;
-            }
-            "checkpoint_stuck_ticks" => {
-                let ticks = parse_frames(key, value)?;
-                if ticks == 0 {
-                    return Err(out_of_range(key, value, "1 or more ticks"));
-                }
-                self.checkpoint_stuck_ticks = ticks;
-            }
-            "checkpoint_busy_timeout" => {
-                self.checkpoint_busy_timeout = parse_duration(key, value, MAX_BUSY_TIMEOUT)?;
-            }
-            "wal_cap_frames" => self.wal_cap_frames = parse_frames(key, value)?,
-            "max_read_txn_age" => {
-                self.max_read_txn_age = parse_duration(key, value, MAX_TIMEOUT)?;
-            }
-            "optimize_interval" => {
-                self.optimize_interval = parse_duration(key, value, MAX_TIMEOUT)?;
-            }
-            "incremental_vacuum" => self.incremental_vacuum = parse_bool(key, value)?,
-            "group_commit" => self.group_commit = parse_bool(key, value)?,
-            "cache" => {
+            Kind::Cache => {
                 self.cache_shared = match value.to_ascii_lowercase().as_str() {
                     "private" => false,
                     "shared" => true,
                     _ => return Err(bad_value(key, value, CACHE_EXPECTED)),
                 }
             }
-            _ => {
-                let mut message = format!("unknown option {key:?}");
-                let lower = key.to_ascii_lowercase();
-                if OPTIONS.iter().any(|(k, _)| *k == lower) {
-                    // The likeliest mistake, so say it outright.
-                    message.push_str(" (option names are lower case)");
-                }
-                let keys: Vec<&str> = OPTIONS.iter().map(|(k, _)| *k).collect();
-                let _ = write!(message, "; valid options: {}", keys.join(", "));
-                return Err(Error::config(message));
-            }
+            Kind::Pragma => self.set_pragma(value)?,
         }
         Ok(())
     }
@@ -696,8 +905,8 @@ impl Config {
                 }
             };
         }
-        if !crate::classify::CONNECTION_PRAGMAS.contains(&name.as_str()) {
-            let mut known: Vec<&str> = crate::classify::CONNECTION_PRAGMAS.to_vec();
+        let Some(&(_, kind)) = CONNECTION_PRAGMA_VALUES.iter().find(|(n, _)| *n == name) else {
+            let mut known: Vec<&str> = CONNECTION_PRAGMAS.to_vec();
             known.extend(PRAGMA_ROUTES.iter().map(|(n, _)| *n));
             known.sort_unstable();
             return Err(bad_value(
@@ -708,8 +917,8 @@ impl Config {
                     known.join(", ")
                 ),
             ));
-        }
-        let value = normalize_pragma_value(&name, value)?;
+        };
+        let value = normalize_pragma_value(&name, kind, value)?;
         self.put_pragma(name, value);
         Ok(())
     }
@@ -719,67 +928,60 @@ impl Config {
         self.pragmas.push((name, value));
     }
 
-    /// The option's value in the text form [`Config::set`] parses back to the same value;
-    /// `None` for `pragma` (many values) and `cache`.
-    fn render(&self, key: &str) -> Option<String> {
-        let duration = |d: Duration| Some(render_duration(d));
-        match key {
-            "max_readers" => Some(self.max_readers.to_string()),
-            "acquire_timeout" => duration(self.acquire_timeout),
-            "busy_timeout" => duration(self.busy_timeout),
-            "idle_timeout" => duration(self.idle_timeout),
-            "close_timeout" => duration(self.close_timeout),
-            "pool_idle_timeout" => duration(self.pool_idle_timeout),
-            "journal_mode" => Some(self.journal_mode.as_sql().to_ascii_lowercase()),
-            "synchronous" => Some(self.synchronous.as_sql().to_ascii_lowercase()),
-            "foreign_keys" => Some(self.foreign_keys.to_string()),
-            "journal_size_limit" => Some(render_size(self.journal_size_limit)),
-            "statement_cache_capacity" => Some(self.statement_cache_capacity.to_string()),
-            "checkpoint" => Some(self.checkpoint.as_str().into()),
-            "checkpoint_interval" => duration(self.checkpoint_interval),
-            "checkpoint_passive_frames" => Some(self.checkpoint_passive_frames.to_string()),
-            "checkpoint_max_delay" => duration(self.checkpoint_max_delay),
-            "checkpoint_truncate_frames" => Some(self.checkpoint_truncate_frames.to_string()),
-            "checkpoint_stuck_ticks" => Some(self.checkpoint_stuck_ticks.to_string()),
-            "checkpoint_busy_timeout" => duration(self.checkpoint_busy_timeout),
-            "wal_cap_frames" => Some(self.wal_cap_frames.to_string()),
-            "max_read_txn_age" => duration(self.max_read_txn_age),
-            "optimize" => Some(self.optimize.to_string()),
-            "optimize_interval" => duration(self.optimize_interval),
-            "auto_vacuum" => Some(self.auto_vacuum.as_sql().to_ascii_lowercase()),
-            "incremental_vacuum" => Some(self.incremental_vacuum.to_string()),
-            "group_commit" => Some(self.group_commit.to_string()),
-            // The read/create flags render as `mode`; a read-only config with `create`
-            // cleared renders as `rw&mode=ro`, because `mode=ro` alone leaves `create` as it
-            // was.
-            "mode" => Some(
-                match (self.read_only, self.create) {
-                    (false, true) => "rwc",
-                    (false, false) => "rw",
-                    (true, true) => "ro",
-                    (true, false) => "rw&mode=ro",
-                }
-                .into(),
-            ),
-            _ => None,
+    /// The option's values in the text form [`Config::set`] parses back to the same config,
+    /// each to be given as `name=value`: one for most options; one per pragma for `pragma`;
+    /// for `mode`, two for a read-only config with `create` cleared (`rw` then `ro`, because
+    /// `mode=ro` alone leaves `create` as it was) and `memory` after them when it was given;
+    /// for `cache`, `shared` when it was given; none for `immutable`, which `mode=ro` says.
+    fn render(&self, option: &OptionDef) -> Vec<String> {
+        match &option.kind {
+            Kind::Duration { field, .. } => vec![render_duration(*field.get(self))],
+            Kind::Bool(field) => vec![field.get(self).to_string()],
+            Kind::Count { field, .. } => vec![field.get(self).to_string()],
+            Kind::Frames { field, .. } => vec![field.get(self).to_string()],
+            Kind::Bytes(field) => vec![render_size(*field.get(self))],
+            Kind::Choice { name, .. } => vec![name(self).to_ascii_lowercase()],
+            Kind::Mode => {
+                let flags: &[&str] = match (self.read_only, self.create) {
+                    (false, true) => &["rwc"],
+                    (false, false) => &["rw"],
+                    (true, true) => &["ro"],
+                    (true, false) => &["rw", "ro"],
+                };
+                let memory = self.memory_mode.then_some("memory");
+                flags
+                    .iter()
+                    .copied()
+                    .chain(memory)
+                    .map(String::from)
+                    .collect()
+            }
+            Kind::Cache => self
+                .cache_shared
+                .then(|| "shared".to_string())
+                .into_iter()
+                .collect(),
+            Kind::Pragma => self
+                .pragmas
+                .iter()
+                .map(|(name, value)| format!("{name}({value})"))
+                .collect(),
+            Kind::Immutable => Vec::new(),
         }
     }
 
     /// Renders every option as a query string that [`Config::from_query`] parses back into an
     /// equal config, e.g. `max_readers=4&acquire_timeout=5s&...&mode=rwc`.
     pub fn to_query(&self) -> String {
-        // Every value rendered here is made of [0-9A-Za-z.()-], so none needs percent-encoding.
-        let mut parts: Vec<String> = OPTIONS
+        // Every value rendered here is made of [0-9A-Za-z.()_-], so none needs percent-encoding.
+        let parts: Vec<String> = OPTIONS
             .iter()
-            .filter_map(|(key, _)| Some(format!("{key}={}", self.render(key)?)))
+            .flat_map(|option| {
+                self.render(option)
+                    .into_iter()
+                    .map(|value| format!("{}={value}", option.name))
+            })
             .collect();
-        let mode = parts.pop().expect("mode renders last");
-        parts.extend(
-            self.pragmas
-                .iter()
-                .map(|(name, value)| format!("pragma={name}({value})")),
-        );
-        parts.push(mode);
         parts.join("&")
     }
 
@@ -791,44 +993,50 @@ impl Config {
     /// [`Error::Config`] naming the first field out of range.
     pub fn validate(&self) -> Result<()> {
         let mut scratch = Config::default();
-        for (key, _) in OPTIONS {
-            if let Some(value) = self.render(key) {
-                for part in value.split("&mode=") {
-                    scratch.set_value(key, part)?;
-                }
+        for option in OPTIONS {
+            for value in self.render(option) {
+                scratch.apply(option, &value)?;
             }
         }
-        for (name, value) in &self.pragmas {
-            scratch.set_pragma(&format!("{name}({value})"))?;
-        }
         Ok(())
+    }
+
+    /// Every option [`Config::set`] accepts, in [`Config::to_query`]'s order, with what it
+    /// does in one line of Markdown (per-session options say `*session*`), as README.md's
+    /// "Options" table has it: for hosts' help texts and documentation.
+    pub fn option_docs() -> impl Iterator<Item = (&'static str, &'static str)> {
+        OPTIONS.iter().map(|option| (option.name, option.doc))
     }
 
     /// Whether the option at `OPTIONS[index]` was asked for: set by a parser, or assigned a
     /// value other than the default.
     fn asks_for(&self, index: usize, default: &Config) -> bool {
-        let key = OPTIONS[index].0;
-        self.given.0 & (1 << index) != 0 || self.render(key) != default.render(key)
+        let option = &OPTIONS[index];
+        self.given.0 & (1 << index) != 0 || self.render(option) != default.render(option)
     }
 
     /// The pool options `asked` asks for that this (the pool's) config does not have, as
     /// `key=value` (what was asked) pairs; per-session options never differ here.
     pub(crate) fn pool_differences(&self, asked: &Config) -> Vec<String> {
         let default = Config::default();
+        let shown = |config: &Config, option: &OptionDef| {
+            config.render(option).join(&format!("&{}=", option.name))
+        };
         let mut out: Vec<String> = OPTIONS
             .iter()
             .enumerate()
-            .filter(|(i, (key, scope))| {
-                *scope == Scope::Pool
+            .filter(|(i, option)| {
+                option.scope == Scope::Pool
                     && asked.asks_for(*i, &default)
-                    && self.render(key) != asked.render(key)
+                    && self.render(option) != asked.render(option)
             })
-            .filter_map(|(_, (key, _))| {
-                Some(format!(
-                    "{key}={} (the pool has {})",
-                    asked.render(key)?,
-                    self.render(key)?
-                ))
+            .map(|(_, option)| {
+                format!(
+                    "{}={} (the pool has {})",
+                    option.name,
+                    shown(asked, option),
+                    shown(self, option)
+                )
             })
             .collect();
         for (name, value) in asked.creation_pragmas() {
@@ -849,7 +1057,7 @@ impl Config {
     pub(crate) fn creation_pragmas(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pragmas
             .iter()
-            .filter(|(name, _)| !crate::classify::CONNECTION_PRAGMAS.contains(&name.as_str()))
+            .filter(|(name, _)| !CONNECTION_PRAGMAS.contains(&name.as_str()))
             .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
@@ -857,7 +1065,7 @@ impl Config {
     pub(crate) fn connection_pragmas(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pragmas
             .iter()
-            .filter(|(name, _)| crate::classify::CONNECTION_PRAGMAS.contains(&name.as_str()))
+            .filter(|(name, _)| CONNECTION_PRAGMAS.contains(&name.as_str()))
             .map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
@@ -907,7 +1115,7 @@ fn sqlite_default(name: &str) -> Option<String> {
         let read = || -> Option<Vec<(&'static str, String)>> {
             std::fs::create_dir(&dir).ok()?;
             let conn = rusqlite::Connection::open(dir.join("scratch.db")).ok()?;
-            let defaults = crate::classify::CONNECTION_PRAGMAS
+            let defaults = CONNECTION_PRAGMAS
                 .iter()
                 .filter_map(|name| {
                     let value: rusqlite::types::Value = conn
@@ -959,11 +1167,20 @@ fn pragma_token(name: &str, value: &str) -> Result<String> {
 }
 
 /// A connection pragma's value in one canonical form, so that two spellings of one setting
-/// compare equal: booleans as `1`/`0`, `temp_store` and `secure_delete` as their numbers.
-fn normalize_pragma_value(name: &str, value: &str) -> Result<String> {
+/// compare equal: booleans as `1`/`0`, named values as their numbers.
+fn normalize_pragma_value(name: &str, kind: PragmaValue, value: &str) -> Result<String> {
     let token = pragma_token(name, value)?;
-    let number = |words: &[&str]| {
-        words
+    let boolean = || {
+        parse_bool("pragma", value)
+            .ok()
+            .map(|on| u8::from(on).to_string())
+    };
+    let canonical = match kind {
+        PragmaValue::Bool => boolean(),
+        PragmaValue::BoolOrFast => {
+            boolean().or_else(|| (token == "fast" || token == "2").then(|| "2".into()))
+        }
+        PragmaValue::Numbered(words) => words
             .iter()
             .position(|w| *w == token)
             .map(|n| n.to_string())
@@ -973,19 +1190,9 @@ fn normalize_pragma_value(name: &str, value: &str) -> Result<String> {
                     .ok()
                     .filter(|n| usize::from(*n) < words.len())
                     .map(|n| n.to_string())
-            })
-    };
-    let canonical = match name {
-        _ if BOOLEAN_PRAGMAS.contains(&name) => parse_bool("pragma", value)
-            .ok()
-            .map(|on| u8::from(on).to_string()),
-        "temp_store" => number(&["default", "file", "memory"]),
-        "secure_delete" => parse_bool("pragma", value)
-            .ok()
-            .map(|on| u8::from(on).to_string())
-            .or_else(|| (token == "fast" || token == "2").then(|| "2".into())),
-        _ if token.contains('-') && token.parse::<i64>().is_err() => None,
-        _ => Some(token.clone()),
+            }),
+        PragmaValue::Token if token.contains('-') && token.parse::<i64>().is_err() => None,
+        PragmaValue::Token => Some(token),
     };
     canonical.ok_or_else(|| bad_value("pragma", value, &format!("is not a value {name} accepts")))
 }
@@ -1107,6 +1314,19 @@ fn bad_value(key: &str, value: &str, problem: &str) -> Error {
     Error::config(format!("{key}: {value:?} {problem}"))
 }
 
+/// `unknown option "key"; valid options: ...`.
+fn unknown_option(key: &str) -> Error {
+    let mut message = format!("unknown option {key:?}");
+    let lower = key.to_ascii_lowercase();
+    if OPTIONS.iter().any(|option| option.name == lower) {
+        // The likeliest mistake, so say it outright.
+        message.push_str(" (option names are lower case)");
+    }
+    let names: Vec<&str> = OPTIONS.iter().map(|option| option.name).collect();
+    let _ = write!(message, "; valid options: {}", names.join(", "));
+    Error::config(message)
+}
+
 fn out_of_range(key: &str, value: &str, expected: &str) -> Error {
     bad_value(
         key,
@@ -1128,16 +1348,6 @@ fn parse_uint(key: &str, value: &str, expected: &str) -> Result<usize> {
     value
         .parse()
         .map_err(|_| out_of_range(key, value, expected))
-}
-
-/// A count of WAL frames (or ticks) that fits SQLite's `int` frame counters.
-fn parse_frames(key: &str, value: &str) -> Result<u32> {
-    const EXPECTED: &str = "an integer from 0 to 2147483647";
-    let n = parse_uint(key, value, EXPECTED)?;
-    u32::try_from(n)
-        .ok()
-        .filter(|&n| n <= i32::MAX as u32)
-        .ok_or_else(|| out_of_range(key, value, EXPECTED))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -1609,8 +1819,8 @@ mod tests {
     fn unknown_key() {
         let m = set_err("max_reader", "4");
         assert!(m.contains("\"max_reader\""), "{m}");
-        for (key, _) in OPTIONS {
-            assert!(m.contains(key), "{m}");
+        for option in OPTIONS {
+            assert!(m.contains(option.name), "{m}");
         }
         let m = set_err("Max_Readers", "4");
         assert!(m.contains("lower case"), "{m}");
@@ -2109,5 +2319,204 @@ mod tests {
         // Display carries the crate's prefix.
         let e = parse_dsn("").unwrap_err();
         assert!(e.to_string().starts_with("invalid litepool option: "));
+    }
+
+    /// Texts to try for an option, chosen by its kind alone, so an option added to the table
+    /// is tried without touching this test.
+    fn sample_values(option: &OptionDef) -> Vec<String> {
+        let texts: Vec<String> = match &option.kind {
+            Kind::Duration { min, max, .. } => vec![
+                render_duration(*min),
+                render_duration(*max),
+                "250ms".into(),
+                "1.000000001s".into(),
+            ],
+            Kind::Bool(_) => vec!["true".into(), "false".into()],
+            Kind::Count { min, max, .. } => {
+                vec![min.to_string(), (min + 1).to_string(), max.to_string()]
+            }
+            Kind::Frames { min, .. } => {
+                vec![min.to_string(), (min + 7).to_string(), i32::MAX.to_string()]
+            }
+            Kind::Bytes(_) => ["-1", "0", "1536", "3GiB", "9223372036854775807"]
+                .map(String::from)
+                .to_vec(),
+            Kind::Choice { .. } => [
+                "wal",
+                "delete",
+                "truncate",
+                "persist",
+                "memory",
+                "off",
+                "normal",
+                "full",
+                "extra",
+                "none",
+                "incremental",
+                "timed",
+                "external",
+            ]
+            .map(String::from)
+            .to_vec(),
+            Kind::Mode => ["ro", "rw", "rwc", "memory"].map(String::from).to_vec(),
+            Kind::Immutable => vec!["1".into(), "0".into()],
+            Kind::Cache => vec!["shared".into(), "private".into()],
+            Kind::Pragma => [
+                "mmap_size(4096)",
+                "query_only(on)",
+                "temp_store(memory)",
+                "page_size(8192)",
+            ]
+            .map(String::from)
+            .to_vec(),
+        };
+        texts
+    }
+
+    /// Every option of the table, at every value tried, alone and all together, prints into a
+    /// query that parses back to the same config (and so validates).
+    #[test]
+    fn every_option_round_trips_through_to_query() {
+        let check = |c: &Config, what: &str| {
+            c.validate().unwrap_or_else(|e| panic!("{what}: {e}"));
+            let query = c.to_query();
+            let back = Config::from_query(&query).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(back, *c, "{what}: {query}");
+            let (_, via_dsn) = parse_dsn(&format!("file:x.db?{query}")).unwrap();
+            assert_eq!(via_dsn, *c, "{what}: {query}");
+        };
+        let mut all = Config::default();
+        for option in OPTIONS {
+            let mut changed = 0;
+            for text in sample_values(option) {
+                let mut c = Config::default();
+                if c.set(option.name, &text).is_err() {
+                    continue;
+                }
+                changed += usize::from(c != Config::default());
+                check(&c, &format!("{}={text}", option.name));
+                all.set(option.name, &text).unwrap();
+            }
+            assert!(changed > 0, "no value tried changes {}", option.name);
+        }
+        check(&all, "every option");
+    }
+
+    /// A connection pragma's spellings of one value are one setting, by the kind its entry
+    /// in the one list of connection pragmas gives it.
+    #[test]
+    fn connection_pragmas_compare_by_their_kind() {
+        for (name, kind) in CONNECTION_PRAGMA_VALUES {
+            let same: &[(&str, &str)] = match kind {
+                PragmaValue::Bool => &[("on", "1"), ("FALSE", "0")],
+                PragmaValue::BoolOrFast => &[("yes", "1"), ("fast", "2")],
+                PragmaValue::Numbered(_) => &[("memory", "2"), ("default", "0")],
+                PragmaValue::Token => continue,
+            };
+            for (a, b) in same {
+                let pragma = |v: &str| parsed("pragma", &format!("{name}({v})"));
+                assert_eq!(pragma(a), pragma(b), "{name}({a}) vs {name}({b})");
+            }
+        }
+    }
+
+    /// A file of the repository, for the documentation tests.
+    fn repo_file(path: &str) -> String {
+        let full = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
+    }
+
+    /// README.md's "Options" table lists exactly the table's options, each with the table's
+    /// one-line doc, and a default that parses to the default config.
+    #[test]
+    fn readme_options_table_is_the_table() {
+        let readme = repo_file("README.md");
+        let section = readme
+            .split("\n## Options\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("README.md has an Options section");
+        let rows: Vec<(&str, &str, &str)> = section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `")?.strip_suffix(" |"))
+            .map(|row| {
+                let cells: Vec<&str> = row.splitn(3, " | ").collect();
+                assert_eq!(cells.len(), 3, "{row}");
+                (cells[0].trim_end_matches('`'), cells[1], cells[2])
+            })
+            .collect();
+        let mut documented: Vec<&str> = rows.iter().map(|(name, _, _)| *name).collect();
+        let mut names: Vec<&str> = Config::option_docs().map(|(name, _)| name).collect();
+        documented.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(documented, names, "README.md's options vs the table");
+        for (name, default, meaning) in rows {
+            let option = OPTIONS.iter().find(|o| o.name == name).unwrap();
+            assert_eq!(meaning, option.doc, "README.md's meaning of {name}");
+            if default != "—" {
+                assert_eq!(
+                    parsed(name, default),
+                    Config::default(),
+                    "{name} = {default}"
+                );
+            }
+        }
+        for option in OPTIONS {
+            assert_eq!(
+                option.doc.contains("*session*"),
+                option.scope == Scope::Session,
+                "{}: *session* in the doc iff per session",
+                option.name
+            );
+        }
+    }
+
+    /// The option names between `start` and `end` in a host's README: the backquoted words,
+    /// without their values (`pragma=name(value)`) or parenthesised remarks.
+    fn listed_options(text: &str, start: &str, end: &str) -> Vec<String> {
+        let list = text
+            .split(start)
+            .nth(1)
+            .and_then(|rest| rest.split(end).next());
+        let list = list.unwrap_or_else(|| panic!("no list after {start:?}"));
+        let mut depth = 0;
+        let outside: String = list
+            .chars()
+            .filter(|c| {
+                depth += i32::from(*c == '(') - i32::from(*c == ')');
+                depth == 0 && *c != ')'
+            })
+            .collect();
+        outside
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|word| word.split('=').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// The hosts' READMEs name only options of the table, and Go's, which lists them all,
+    /// none less.
+    #[test]
+    fn host_readmes_list_the_tables_options() {
+        let names: Vec<&str> = OPTIONS.iter().map(|o| o.name).collect();
+        let python = listed_options(
+            &repo_file("python/README.md"),
+            "with explicit\n  options (",
+            "as in the main README",
+        );
+        assert!(python.len() > 10, "{python:?}");
+        for name in &python {
+            assert!(names.contains(&name.as_str()), "python/README.md: {name}");
+        }
+        let mut go = listed_options(
+            &repo_file("go/README.md"),
+            "litepool options (README.md, \"Options\"):",
+            "Durations:",
+        );
+        go.sort_unstable();
+        let mut all: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        all.sort_unstable();
+        assert_eq!(go, all, "go/README.md's list vs the table");
     }
 }

@@ -479,6 +479,51 @@ fn read_only_commands_change_neither_the_database_nor_its_wal() {
     assert_eq!(ids(&into), rows_before);
 }
 
+/// Every command that is not asked to write, on a rollback-journal database whose index was
+/// never analyzed (a pool writer's `PRAGMA optimize` would write `sqlite_stat1` into it) and on
+/// an empty file (a pool writer would give it a header, with `auto_vacuum=INCREMENTAL`): each
+/// file stays byte-for-byte what it was, and nothing is left beside it.
+#[test]
+fn inspection_changes_no_byte_and_leaves_no_file() {
+    let dir = tmp();
+    let plain = at(&dir, "plain.db");
+    make_db(&plain, "delete", 300);
+    let empty = at(&dir, "empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let dest = at(&dir, "copy.db");
+    for db in [&plain, &empty] {
+        let before = read(db).unwrap();
+        for args in [
+            vec!["stats", s(db), "--json"],
+            vec!["integrity", s(db)],
+            vec!["integrity", s(db), "--quick"],
+            vec!["watch", s(db), "--count", "2", "--interval", "0.05"],
+            vec!["backup", s(db), s(&dest), "--force"],
+            vec!["vacuum", s(db), "--into", s(&dest), "--force"],
+            // Refused (not in WAL mode), having opened the database read-write.
+            vec!["checkpoint", s(db)],
+        ] {
+            let run = cli(&args);
+            let want = if args[0] == "checkpoint" { 6 } else { 0 };
+            assert_eq!(run.code, want, "{args:?}: {}", run.stderr);
+            assert_eq!(read(db).unwrap(), before, "{args:?} changed {}", s(db));
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let side = with_suffix(db, suffix);
+                assert!(!side.exists(), "{args:?} left {}", s(&side));
+            }
+        }
+    }
+    let stat1: i64 = Connection::open(&plain)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(stat1, 0);
+}
+
 #[test]
 fn stats_names_another_process_holding_a_write_transaction() {
     let dir = tmp();

@@ -142,8 +142,14 @@ fn base_config(timeout: Duration) -> Config {
     config.close_timeout = timeout;
     config.checkpoint = CheckpointPolicy::External;
     config.incremental_vacuum = false;
-    // One hundred years: the CLI's own operations are the only ones it runs.
-    config.optimize_interval = Duration::from_secs(100 * 365 * 24 * 3600);
+    // An inspection tool changes nothing it was not asked to: no `PRAGMA optimize` (which may
+    // ANALYZE and write `sqlite_stat1`), and, should a file ever be created, SQLite's own
+    // layout rather than the pool default of `auto_vacuum=INCREMENTAL`.
+    config.optimize = false;
+    // By name: the crate does not export `AutoVacuum`.
+    config
+        .set("auto_vacuum", "none")
+        .expect("auto_vacuum=none is an option");
     config
 }
 
