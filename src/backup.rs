@@ -1,10 +1,14 @@
 //! Online backup: copies a pool's database into another file through SQLite's backup API, in
 //! steps, on one of the pool's reader connections (on that connection's own thread, like every
-//! other job), reporting progress after each step.
+//! other job), reporting progress after each step. [`StepwiseBackup`] copies into a new
+//! in-memory database instead, one job per step, for hosts whose progress callback runs
+//! between steps on the caller's thread.
 
 use crate::error::{Error, Result, Role};
 use crate::fd;
-use crate::pool::Pool;
+use crate::pool::{Lease, Pool};
+use crate::raw_hooks::RawBackup;
+use crate::session::Session;
 use crate::worker::ConnCtx;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
@@ -194,5 +198,205 @@ fn copy(
                 )))
             }
         }
+    }
+}
+
+/// A backup of one database into a new in-memory database, copied a step at a time, each step
+/// a job on the source connection's thread. Between steps the source connection is free, so
+/// the caller may run anything meanwhile, including statements of the session backed up
+/// (SQLite then updates or restarts the copy, as with its own backup API). Made by
+/// [`stepwise`]; [`StepwiseBackup::finish`] returns the copy's image. Dropping it unfinished
+/// abandons the copy.
+pub(crate) struct StepwiseBackup<'a> {
+    source: Source<'a>,
+    /// Moved into each step's job and back; `None` once finished.
+    raw: Option<RawBackup>,
+}
+
+/// The connection a [`StepwiseBackup`] copies from.
+enum Source<'a> {
+    /// A `:memory:` session's own connection (its writer), which holds all its databases.
+    /// The session must stay open until the backup ends.
+    Session(&'a Session),
+    /// A reader of a file pool, leased for the whole backup; in WAL mode it holds one read
+    /// transaction (`snapshot`), so the copy is one consistent state of the file.
+    Reader {
+        pool: &'a Pool,
+        lease: Option<Lease>,
+        snapshot: bool,
+    },
+}
+
+impl Source<'_> {
+    /// Runs `f` on the source connection's thread.
+    fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R> + Send + 'static,
+    {
+        match self {
+            Source::Session(session) => session.with_writer(f),
+            Source::Reader { lease, .. } => lease
+                .as_ref()
+                .ok_or_else(|| Error::internal("backup reader already released"))?
+                .worker
+                .call(move |ctx| f(ctx.conn))
+                .and_then(|r| r),
+        }
+    }
+
+    /// Ends a reader's read transaction and gives the reader back to the pool.
+    fn release(&mut self) {
+        if let Source::Reader {
+            pool,
+            lease,
+            snapshot,
+        } = self
+        {
+            if let Some(lease) = lease.take() {
+                if *snapshot {
+                    let _ = lease
+                        .worker
+                        .call(|ctx| ctx.conn.execute_batch("COMMIT").map_err(Error::from));
+                }
+                pool.inner.release(lease);
+            }
+        }
+    }
+}
+
+/// Starts a backup of database `name` (`main`, `temp` or an attached one) of `session`, a
+/// session of `pool`. A `:memory:` session's database is copied from the session's own
+/// connection, which the session must keep open until the backup ends; a file pool's from a
+/// reader taken for the backup (waiting up to `acquire_timeout`), `main` only.
+///
+/// # Errors
+///
+/// SQLite's error when `name` is no database of the connection ("unknown database");
+/// [`Error::NotSupported`] for another database than `main` of a file pool;
+/// [`Error::AcquireTimeout`] when no reader became free; [`Error::Closed`] after close.
+pub(crate) fn stepwise<'a>(
+    pool: &'a Pool,
+    session: &'a Session,
+    name: &str,
+) -> Result<StepwiseBackup<'a>> {
+    let inner = &pool.inner;
+    let name = name.to_string();
+    if inner.memory {
+        let source = Source::Session(session);
+        let raw = source.run(move |conn| RawBackup::start(conn, &name))?;
+        return Ok(StepwiseBackup {
+            source,
+            raw: Some(raw),
+        });
+    }
+    if name != "main" {
+        return Err(Error::NotSupported {
+            message: format!(
+                "litepool backs up the main database of a file only, not {name:?}: the \
+                 others belong to the connections of the session that made them"
+            ),
+        });
+    }
+    let lease = inner.acquire(Role::Reader, inner.config.acquire_timeout)?;
+    let started = lease.worker.call(move |ctx| {
+        let wal: String = ctx
+            .conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let snapshot = wal.eq_ignore_ascii_case("wal");
+        if snapshot {
+            // One snapshot for every step, as in `run`.
+            ctx.conn.execute_batch("BEGIN")?;
+            let read = ctx
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()));
+            if let Err(e) = read {
+                let _ = ctx.conn.execute_batch("ROLLBACK");
+                return Err(ctx.explain_interrupt(e.into()));
+            }
+        }
+        match RawBackup::start(ctx.conn, &name) {
+            Ok(raw) => Ok((raw, snapshot)),
+            Err(e) => {
+                if snapshot {
+                    let _ = ctx.conn.execute_batch("ROLLBACK");
+                }
+                Err(e)
+            }
+        }
+    });
+    match started.and_then(|r| r) {
+        Ok((raw, snapshot)) => Ok(StepwiseBackup {
+            source: Source::Reader {
+                pool,
+                lease: Some(lease),
+                snapshot,
+            },
+            raw: Some(raw),
+        }),
+        Err(e) => {
+            inner.release(lease);
+            Err(e)
+        }
+    }
+}
+
+impl StepwiseBackup<'_> {
+    /// Copies up to `pages` more pages (all for a negative count) in one job on the source
+    /// connection. Returns SQLite's `sqlite3_backup_step` result code (`SQLITE_OK` while
+    /// pages remain, `SQLITE_DONE`, `SQLITE_BUSY`/`SQLITE_LOCKED` to try again, any other
+    /// code: the backup failed and [`StepwiseBackup::finish`] returns why), the pages
+    /// remaining and the source's page count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the source connection is gone; an internal error after the
+    /// backup finished.
+    pub(crate) fn step(&mut self, pages: i32) -> Result<(i32, i32, i32)> {
+        let mut raw = self
+            .raw
+            .take()
+            .ok_or_else(|| Error::internal("the backup already finished"))?;
+        let (raw, outcome) = self.source.run(move |_| {
+            let outcome = raw.step(pages);
+            Ok((raw, outcome))
+        })?;
+        self.raw = Some(raw);
+        Ok(outcome)
+    }
+
+    /// Ends the backup and returns the copy as a serialized database image.
+    ///
+    /// # Errors
+    ///
+    /// The error that ended the backup, if a step failed; as [`StepwiseBackup::step`].
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>> {
+        let raw = self
+            .raw
+            .take()
+            .ok_or_else(|| Error::internal("the backup already finished"))?;
+        let image = self.source.run(move |_| raw.finish());
+        self.source.release();
+        let mut image = image?;
+        // A copy of a WAL database says so in its header (bytes 18 and 19), which an
+        // in-memory database opened from the image cannot honour: make it a rollback one.
+        if image.len() >= 20 && image[18] == 2 && image[19] == 2 {
+            image[18] = 1;
+            image[19] = 1;
+        }
+        Ok(image)
+    }
+}
+
+impl Drop for StepwiseBackup<'_> {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw.take() {
+            // Finished on the source connection's thread, as every call on it.
+            let _ = self.source.run(move |_| {
+                drop(raw);
+                Ok(())
+            });
+        }
+        self.source.release();
     }
 }
