@@ -857,12 +857,13 @@ impl PyConnection {
     }
 
     /// `backup(target, *, pages=-1, progress=None, name="main", sleep=0.250)`: SQLite's online
-    /// backup of this database into `target`'s. Into an in-memory target, the stdlib's loop:
-    /// one job per step on the source connection (see `crate::backup::stepwise`), `progress`
-    /// called between steps on this thread, `sleep` after a busy step, and the copy then
-    /// replaces the target's `main`. A file target is written through the core's
-    /// `Pool::backup_to` on one of this pool's readers (one consistent snapshot of the last
-    /// committed state).
+    /// backup of this database into `target`'s. From `:memory:` into `:memory:`, the stdlib's
+    /// loop: one job per step on the source connection (see `crate::backup::stepwise`),
+    /// `progress` called between steps on this thread, `sleep` after a busy step, and the
+    /// copy then replaces the target's `main`. From a file, the core copies one consistent
+    /// snapshot of the last committed state on one of this pool's readers, calling
+    /// `progress` there (`Pool::backup_to` into a file target, `Pool::backup_to_image`
+    /// into an in-memory one).
     #[pyo3(
         signature = (target, *, pages=-1, progress=None, name="main", sleep=0.250),
         text_signature = "(self, /, target, *, pages=-1, progress=None, name='main', sleep=0.25)"
@@ -899,7 +900,7 @@ impl PyConnection {
         if target.in_txn(py)? {
             return Err(operational(py, "destination database is in use"));
         }
-        if target.pool.inner.memory {
+        if target.pool.inner.memory && this.pool.inner.memory {
             return backup_stepwise(py, &this, &target, name, pages, progress.as_ref(), sleep);
         }
         if this.pool.inner.memory {
@@ -916,30 +917,32 @@ impl PyConnection {
                 format!("litepool backs up the main database of a file only, not {name:?}"),
             ));
         }
-        // SQLite's backup into a file waits on busy locks through the busy timeout.
+        // From a file: on one of the pool's readers, in one job; SQLite waits on busy locks
+        // through the busy timeout, so `sleep` is unused.
         let step = if pages <= 0 {
             u32::MAX
         } else {
             u32::try_from(pages).unwrap_or(u32::MAX)
         };
-        let callback = progress.map(Bound::unbind);
-        let failure: std::sync::Arc<Mutex<Option<PyErr>>> = Default::default();
-        let failed = failure.clone();
-        let dest = target.pool.path().to_path_buf();
+        let failure: Arc<Mutex<Option<PyErr>>> = Default::default();
+        let report = progress_on_reader(progress, Arc::clone(&failure));
         let pool = &this.pool;
-        py.detach(|| {
-            pool.backup_to(&dest, step, move |p| {
-                let Some(callback) = &callback else { return };
-                Python::attach(|py| {
-                    let status = if p.remaining == 0 { SQLITE_DONE } else { 0 };
-                    if let Err(e) = callback.call1(py, (status, p.remaining, p.page_count)) {
-                        failed.lock().unwrap().get_or_insert(e);
-                    }
-                });
-            })
-        })
-        .map_err(err(py))?;
-        let raised = failure.lock().unwrap().take();
+        if target.pool.inner.memory {
+            let image = py
+                .detach(|| pool.backup_to_image(step, report))
+                .map_err(err(py))?;
+            if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Err(e);
+            }
+            let to = &target.session;
+            return py
+                .detach(|| to.deserialize("main", &image))
+                .map_err(err(py));
+        }
+        let dest = target.pool.path().to_path_buf();
+        py.detach(|| pool.backup_to(&dest, step, report))
+            .map_err(err(py))?;
+        let raised = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
         match raised {
             Some(e) => Err(e),
             None => Ok(()),
@@ -1224,6 +1227,33 @@ impl PyConnection {
 /// `sqlite3_backup_step`'s result when the copy is complete, as the stdlib passes it to
 /// `progress`.
 const SQLITE_DONE: i32 = 101;
+
+/// `progress(status, remaining, pagecount)` for a backup from a file, run on the reader's
+/// thread after each step, on behalf of the thread calling `backup()` (so its connections
+/// pass their thread checks there). The first exception it raises goes into `failure`, to be
+/// raised when the copy has finished.
+fn progress_on_reader(
+    progress: Option<Bound<'_, PyAny>>,
+    failure: Arc<Mutex<Option<PyErr>>>,
+) -> impl FnMut(crate::BackupProgress) + Send + 'static {
+    let callback = progress.map(Bound::unbind);
+    let caller = thread_token();
+    move |p| {
+        let Some(callback) = &callback else { return };
+        Python::attach(|py| {
+            let status = if p.remaining == 0 { SQLITE_DONE } else { 0 };
+            let called = super::acting_for(caller, || {
+                callback.call1(py, (status, p.remaining, p.page_count))
+            });
+            if let Err(e) = called {
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+            }
+        });
+    }
+}
 
 /// `sqlite3_backup_step`'s results that mean "try again": the stdlib sleeps, then steps on.
 const SQLITE_BUSY: i32 = 5;
