@@ -129,18 +129,22 @@ fn config_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
 
 /// `os.fsencode(os.fspath(database))`: the path a `connect()` or `open()` argument names, as
 /// the bytes the file system sees (a `str` that is not UTF-8, e.g. holding the surrogates
-/// `os.fsdecode` makes of undecodable bytes, goes through the `os` module).
+/// `os.fsdecode` makes of undecodable bytes, goes through the `os` module). A NUL byte
+/// raises the stdlib's `ValueError`.
 pub(crate) fn fs_path(database: &Bound<'_, PyAny>) -> PyResult<OsString> {
-    if let Ok(s) = database.cast_exact::<PyString>() {
-        if let Ok(s) = s.to_str() {
-            return Ok(OsString::from(s));
+    let path = match database.cast_exact::<PyString>().map(|s| s.to_str()) {
+        Ok(Ok(s)) => OsString::from(s),
+        _ => {
+            let os = database.py().import("os")?;
+            let encoded =
+                os.call_method1("fsencode", (os.call_method1("fspath", (database,))?,))?;
+            OsString::from_vec(encoded.cast::<PyBytes>()?.as_bytes().to_vec())
         }
+    };
+    if path.as_bytes().contains(&0) {
+        return Err(PyValueError::new_err("embedded null byte"));
     }
-    let os = database.py().import("os")?;
-    let encoded = os.call_method1("fsencode", (os.call_method1("fspath", (database,))?,))?;
-    Ok(OsString::from_vec(
-        encoded.cast::<PyBytes>()?.as_bytes().to_vec(),
-    ))
+    Ok(path)
 }
 
 /// `litepool.open(path, **config)`: opens (or joins, with the same options) the pool of a

@@ -254,3 +254,21 @@ def test_an_exception_in_progress_leaves_the_source_usable():
     assert rows(dst) == (101, 20005)
     src.close()
     dst.close()
+
+
+def test_an_exception_in_progress_from_a_file_leaves_a_memory_target_as_it_was(tmp_path):
+    src = litepool.connect(tmp_path / "src.db")
+    fill(src, 100)
+    mem = litepool.connect(":memory:")
+    mem.execute("CREATE TABLE keep(x)")
+    mem.commit()
+
+    def progress(status, remaining, total):
+        raise ZeroDivisionError("from progress")
+
+    with pytest.raises(ZeroDivisionError, match="from progress"):
+        src.backup(mem, pages=1, progress=progress)
+    names = [r[0] for r in mem.execute("SELECT name FROM sqlite_master")]
+    assert names == ["keep"]
+    src.close()
+    mem.close()

@@ -289,3 +289,18 @@ def test_undecodable_paths_open_the_file_they_name(tmp_path):
     got = undecodable_opens(litepool, tmp_path / "litepool")
     assert got == want
     assert want[0] == [b"caf\xe9-\xff-s.db", b"caf\xe9-\xff-u.db", b"caf\xe9-\xff.db"]
+
+
+@pytest.mark.parametrize("database", [b"a\x00b.db", "a\x00b.db", "file:a\x00b.db"])
+def test_a_nul_in_the_path_raises_as_in_the_stdlib(tmp_path, monkeypatch, database):
+    monkeypatch.chdir(tmp_path)
+    uri = isinstance(database, str) and database.startswith("file:")
+    outcomes = []
+    for module in (sqlite3, litepool):
+        try:
+            module.connect(database, uri=uri).close()
+            outcomes.append("ok")
+        except ValueError as e:
+            outcomes.append(("ValueError", str(e)))
+    assert outcomes == [("ValueError", "embedded null byte")] * 2
+    assert os.listdir(tmp_path) == []
