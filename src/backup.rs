@@ -1,10 +1,15 @@
 //! Online backup: copies a pool's database into another file through SQLite's backup API, in
 //! steps, on one of the pool's reader connections (on that connection's own thread, like every
-//! other job), reporting progress after each step.
+//! other job), reporting progress after each step; or into a new in-memory database, whose
+//! image a host deserializes. [`StepwiseBackup`] copies a `:memory:` session's database, one
+//! job per step on its own connection, for hosts whose progress callback runs between steps
+//! on the caller's thread.
 
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::pool::Pool;
+use crate::raw_hooks::RawBackup;
+use crate::session::Session;
 use crate::worker::ConnCtx;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
@@ -98,6 +103,46 @@ impl Pool {
         inner.release(lease);
         result
     }
+
+    /// Copies the database, as [`Pool::backup_to`] does (one snapshot, on a reader, calling
+    /// `progress` on its thread after each step of at most `pages_per_step` pages), into a
+    /// new in-memory database, and returns that copy as a serialized image (marked
+    /// rollback-journal, so it can be deserialized).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::backup_to`], without the destination's.
+    pub(crate) fn backup_to_image(
+        &self,
+        pages_per_step: u32,
+        mut progress: impl FnMut(BackupProgress) + Send + 'static,
+    ) -> Result<Vec<u8>> {
+        let inner = &self.inner;
+        if pages_per_step == 0 {
+            return Err(Error::config("backup pages_per_step must be at least 1"));
+        }
+        if inner.memory {
+            return Err(Error::NotSupported {
+                message: "cannot back up an in-memory pool: each session has its own database"
+                    .into(),
+            });
+        }
+        let step = i32::try_from(pages_per_step).unwrap_or(i32::MAX);
+        let lease = inner.acquire(Role::Reader, inner.config.acquire_timeout)?;
+        let result = lease
+            .worker
+            .call(move |ctx| {
+                let mut target = Connection::open_in_memory()?;
+                copy_snapshot(ctx, &mut target, step, &mut progress).map_err(|e| match e {
+                    CopyError::Sqlite(e) => ctx.explain_interrupt(e.into()),
+                    CopyError::Other(e) => e,
+                })?;
+                crate::raw_hooks::serialize(&target, "main").map(without_wal)
+            })
+            .and_then(|r| r);
+        inner.release(lease);
+        result
+    }
 }
 
 /// The job: opens `dest`, copies in steps inside one read transaction (WAL mode), closes it.
@@ -108,30 +153,14 @@ fn run(
     busy_timeout: Duration,
     mut progress: impl FnMut(BackupProgress),
 ) -> Result<BackupProgress> {
-    let source = ctx.conn;
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut target =
         Connection::open_with_flags(dest, flags).map_err(|e| fd::open_error(dest, e))?;
     target.busy_timeout(busy_timeout)?;
-    let wal: String = source.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
-    let snapshot = wal.eq_ignore_ascii_case("wal");
-    if snapshot {
-        // A read transaction pins one snapshot for every step (backup_step uses the source's
-        // open transaction), so concurrent commits cannot restart the copy.
-        source.execute_batch("BEGIN")?;
-        if let Err(e) = source.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())) {
-            let _ = source.execute_batch("ROLLBACK");
-            return Err(ctx.explain_interrupt(e.into()));
-        }
-    }
-    let copied = copy(source, &mut target, step, &mut progress);
-    if snapshot {
-        let _ = source.execute_batch("COMMIT");
-    }
-    // The source was read before, so a file SQLite refuses now is the destination.
-    let copied = copied.map_err(|e| match e {
+    let copied = copy_snapshot(ctx, &mut target, step, &mut progress).map_err(|e| match e {
+        // The source was read before, so a file SQLite refuses now is the destination.
         CopyError::Sqlite(e)
             if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) =>
         {
@@ -144,6 +173,45 @@ fn run(
     let done = copied?;
     closed?;
     Ok(done)
+}
+
+/// Copies the source into `target` in steps, inside one read transaction in WAL mode.
+fn copy_snapshot(
+    ctx: &mut ConnCtx<'_>,
+    target: &mut Connection,
+    step: i32,
+    progress: &mut impl FnMut(BackupProgress),
+) -> std::result::Result<BackupProgress, CopyError> {
+    let source = ctx.conn;
+    let wal: String = source
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(CopyError::Sqlite)?;
+    let snapshot = wal.eq_ignore_ascii_case("wal");
+    if snapshot {
+        // A read transaction pins one snapshot for every step (backup_step uses the source's
+        // open transaction), so concurrent commits cannot restart the copy.
+        source.execute_batch("BEGIN").map_err(CopyError::Sqlite)?;
+        if let Err(e) = source.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())) {
+            let _ = source.execute_batch("ROLLBACK");
+            return Err(CopyError::Other(ctx.explain_interrupt(e.into())));
+        }
+    }
+    let copied = copy(source, target, step, progress);
+    if snapshot {
+        let _ = source.execute_batch("COMMIT");
+    }
+    copied
+}
+
+/// A serialized database image marked as rollback-journal: a copy of a WAL database says
+/// WAL in its header (bytes 18 and 19), which an in-memory database opened from the image
+/// cannot honour.
+fn without_wal(mut image: Vec<u8>) -> Vec<u8> {
+    if image.len() >= 20 && image[18] == 2 && image[19] == 2 {
+        image[18] = 1;
+        image[19] = 1;
+    }
+    image
 }
 
 /// Why a copy stopped: SQLite's error as it came, or ours.
@@ -194,5 +262,223 @@ fn copy(
                 )))
             }
         }
+    }
+}
+
+/// A backup of one database of a `:memory:` session into a new in-memory database, copied a
+/// step at a time, each step a job on the session's own connection. Between steps that
+/// connection is free, so the caller may run anything meanwhile, including statements of the
+/// session (SQLite then updates or restarts the copy, as with its own backup API). Made by
+/// [`stepwise`]; [`StepwiseBackup::finish`] returns the copy's image. Dropping it unfinished
+/// abandons the copy. The session must stay open until it is finished or dropped: its
+/// connection cannot close while a backup of it is pending.
+pub(crate) struct StepwiseBackup<'a> {
+    session: &'a Session,
+    /// Moved into each step's job and back; `None` once finished.
+    raw: Option<RawBackup>,
+}
+
+/// Starts a backup of database `name` (`main`, `temp` or an attached one) of `session`, a
+/// session of `pool`, which must be a `:memory:` pool (a file pool's database is copied with
+/// [`Pool::backup_to_image`]: the pool's connections are not the session's to keep).
+///
+/// # Errors
+///
+/// SQLite's error when `name` is no database of the connection ("unknown database");
+/// [`Error::NotSupported`] for a file pool; [`Error::Closed`] after close.
+pub(crate) fn stepwise<'a>(
+    pool: &Pool,
+    session: &'a Session,
+    name: &str,
+) -> Result<StepwiseBackup<'a>> {
+    if !pool.inner.memory {
+        return Err(Error::NotSupported {
+            message: "a stepwise backup copies a :memory: session's database only".into(),
+        });
+    }
+    let name = name.to_string();
+    let raw = session.with_writer(move |conn| RawBackup::start(conn, &name))?;
+    Ok(StepwiseBackup {
+        session,
+        raw: Some(raw),
+    })
+}
+
+impl StepwiseBackup<'_> {
+    /// Copies up to `pages` more pages (all for a negative count) in one job on the source
+    /// connection. Returns SQLite's `sqlite3_backup_step` result code (`SQLITE_OK` while
+    /// pages remain, `SQLITE_DONE`, `SQLITE_BUSY`/`SQLITE_LOCKED` to try again, any other
+    /// code: the backup failed and [`StepwiseBackup::finish`] returns why), the pages
+    /// remaining and the source's page count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the session is closed; an internal error after the backup
+    /// finished.
+    pub(crate) fn step(&mut self, pages: i32) -> Result<(i32, i32, i32)> {
+        let mut raw = self
+            .raw
+            .take()
+            .ok_or_else(|| Error::internal("the backup already finished"))?;
+        let (raw, outcome) = self.session.with_writer(move |_| {
+            let outcome = raw.step(pages);
+            Ok((raw, outcome))
+        })?;
+        self.raw = Some(raw);
+        Ok(outcome)
+    }
+
+    /// Ends the backup and returns the copy as a serialized database image.
+    ///
+    /// # Errors
+    ///
+    /// The error that ended the backup, if a step failed; as [`StepwiseBackup::step`].
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>> {
+        let raw = self
+            .raw
+            .take()
+            .ok_or_else(|| Error::internal("the backup already finished"))?;
+        self.session.with_writer(move |_| raw.finish())
+    }
+}
+
+impl Drop for StepwiseBackup<'_> {
+    fn drop(&mut self) {
+        if let Some(raw) = self.raw.take() {
+            // Ended on the source connection's thread, as every call on it.
+            let _ = self.session.with_writer(move |_| {
+                drop(raw);
+                Ok(())
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stepwise;
+    use crate::{Config, Params, Pool, Session, Value};
+
+    fn count(s: &Session) -> i64 {
+        let rows = s
+            .query("SELECT count(*) FROM t", Params::None)
+            .and_then(|r| r.collect_rows())
+            .unwrap();
+        match rows[0][0] {
+            Value::Integer(n) => n,
+            ref v => panic!("{v:?}"),
+        }
+    }
+
+    fn filled(s: &Session, n: i64) {
+        s.execute("CREATE TABLE t(v)", Params::None).unwrap();
+        for _ in 0..n {
+            s.execute("INSERT INTO t VALUES (randomblob(1000))", Params::None)
+                .unwrap();
+        }
+    }
+
+    /// Steps are separate jobs: between them the session runs statements of its own, and
+    /// SQLite restarts the copy, so the change is in it.
+    #[test]
+    fn a_memory_sessions_backup_steps_while_the_session_works() {
+        let pool = Pool::open(":memory:", Config::default()).unwrap();
+        let source = pool.session().unwrap();
+        filled(&source, 20);
+        let mut backup = stepwise(&pool, &source, "main").unwrap();
+        let (rc, remaining, total) = backup.step(1).unwrap();
+        assert_eq!((rc, remaining + 1), (rusqlite::ffi::SQLITE_OK, total));
+        source
+            .execute("INSERT INTO t VALUES (randomblob(1000))", Params::None)
+            .unwrap();
+        let mut steps = 1;
+        loop {
+            let (rc, _, _) = backup.step(1).unwrap();
+            steps += 1;
+            if rc == rusqlite::ffi::SQLITE_DONE {
+                break;
+            }
+            assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        }
+        assert!(
+            steps > total,
+            "{steps} steps for {total} pages: the copy did not restart"
+        );
+        let image = backup.finish().unwrap();
+        let target = pool.session().unwrap();
+        target.deserialize("main", &image).unwrap();
+        assert_eq!(count(&target), 21);
+
+        let err = stepwise(&pool, &source, "nowhere")
+            .err()
+            .expect("unknown database");
+        assert!(
+            err.to_string().contains("unknown database nowhere"),
+            "{err}"
+        );
+        // An abandoned backup is ended on the session's thread; the session goes on.
+        let mut abandoned = stepwise(&pool, &source, "main").unwrap();
+        abandoned.step(1).unwrap();
+        drop(abandoned);
+        assert_eq!(count(&source), 21);
+        source.close().unwrap();
+        target.close().unwrap();
+        pool.close().unwrap();
+    }
+
+    /// Each step reports progress on the reader's thread; a write made meanwhile (one per
+    /// step, through another session) does not enter the copy, which is one snapshot.
+    #[test]
+    fn a_file_pool_backs_up_into_an_image_of_one_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("src.db"), Config::default()).unwrap();
+        let source = pool.session().unwrap();
+        filled(&source, 20);
+        let writer = pool.session().unwrap();
+        let (step_done, steps) = std::sync::mpsc::channel();
+        let (wrote, written) = std::sync::mpsc::channel();
+        let (image, seen) = std::thread::scope(|scope| {
+            let writer = &writer;
+            let writes = scope.spawn(move || {
+                let mut seen = Vec::new();
+                while let Ok(p) = steps.recv() {
+                    writer
+                        .execute("INSERT INTO t VALUES (1)", Params::None)
+                        .unwrap();
+                    seen.push(p);
+                    wrote.send(()).unwrap();
+                }
+                seen
+            });
+            // The next step waits for the write: every write lands during the backup.
+            let image = pool.backup_to_image(1, move |p| {
+                step_done.send(p).unwrap();
+                written.recv().unwrap();
+            });
+            (image, writes.join().unwrap())
+        });
+        let image = image.unwrap();
+        let pages = seen[0].page_count;
+        let remaining: Vec<u64> = seen.iter().map(|p| p.remaining).collect();
+        assert_eq!(
+            remaining,
+            (0..pages).rev().collect::<Vec<_>>(),
+            "a call per page"
+        );
+        let writes = seen.len() as i64;
+        let memory = Pool::open(":memory:", Config::default()).unwrap();
+        let target = memory.session().unwrap();
+        target.deserialize("main", &image).unwrap();
+        assert_eq!(count(&target), 20);
+        assert_eq!(count(&source), 20 + writes);
+        assert!(
+            stepwise(&pool, &source, "main").is_err(),
+            "file pools are refused"
+        );
+        for s in [source, writer, target] {
+            s.close().unwrap();
+        }
+        pool.close().unwrap();
+        memory.close().unwrap();
     }
 }

@@ -149,7 +149,8 @@ pub(crate) struct Class {
     pub readonly: bool,
     /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE.
     pub transaction_control: bool,
-    /// BEGIN in particular (rewritten to BEGIN IMMEDIATE when deferred).
+    /// BEGIN in particular (rewritten to BEGIN IMMEDIATE when deferred, on a session's TEMP
+    /// connection only).
     pub begin: bool,
     /// Creates TEMP objects: state only one connection has.
     pub pins: bool,
@@ -298,9 +299,10 @@ impl ClassCache {
     }
 }
 
-/// `BEGIN` and `BEGIN DEFERRED` become `BEGIN IMMEDIATE`: a deferred read-to-write upgrade
-/// skips the busy timeout and fails at once. Returns `None` when the SQL is already
-/// IMMEDIATE or EXCLUSIVE.
+/// `BEGIN` and `BEGIN DEFERRED` become `BEGIN IMMEDIATE`, for a session's TEMP connection:
+/// a second connection of this process to the file, whose deferred read-to-write upgrade
+/// could find the pool's writer holding the write lock and fail at once, skipping the busy
+/// timeout. Returns `None` when the SQL is already IMMEDIATE or EXCLUSIVE.
 pub(crate) fn immediate_begin(sql: &str) -> Option<String> {
     let mut words = sql
         .trim_start()
@@ -359,6 +361,15 @@ mod tests {
     #[test]
     fn deferred_begins_become_immediate() {
         assert_eq!(immediate_begin("BEGIN").as_deref(), Some("BEGIN IMMEDIATE"));
+        // Python's implicit begin is "BEGIN " + isolation_level.
+        assert_eq!(
+            immediate_begin("BEGIN ").as_deref(),
+            Some("BEGIN IMMEDIATE")
+        );
+        assert_eq!(
+            immediate_begin("BEGIN DEFERRED").as_deref(),
+            Some("BEGIN IMMEDIATE")
+        );
         assert_eq!(
             immediate_begin("  begin deferred transaction;").as_deref(),
             Some("BEGIN IMMEDIATE transaction")

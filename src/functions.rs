@@ -90,8 +90,22 @@ pub type AuthorizerFn = Arc<dyn Fn(&AuthRequest<'_>) -> i32 + Send + Sync>;
 /// A progress handler; returning `true` interrupts the running statement.
 pub type ProgressFn = Arc<dyn Fn() -> bool + Send + Sync>;
 
-/// A trace callback, given each statement's SQL (with bound parameters expanded) as it starts.
-pub type TraceFn = Arc<dyn Fn(&str) + Send + Sync>;
+/// A trace callback, given each statement's SQL as it starts: with bound parameters
+/// expanded, or as written when [`Expansion`] says why not.
+pub type TraceFn = Arc<dyn Fn(&str, Expansion) + Send + Sync>;
+
+/// Whether a traced statement's SQL has its bound parameters expanded
+/// (`sqlite3_expanded_sql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expansion {
+    /// Expanded.
+    Expanded,
+    /// As written: the expanded text would be longer than `SQLITE_LIMIT_LENGTH`.
+    TooLong,
+    /// As written: SQLite ran out of memory expanding it.
+    NoMemory,
+}
 
 #[derive(Clone)]
 enum FunctionKind {

@@ -1,15 +1,16 @@
 //! The few SQLite calls rusqlite offers only on `&mut Connection` (progress handler, trace,
-//! serialize, deserialize), made directly on the connection's handle. A worker's connection
-//! is shared (`&Connection`) by its open statements, so these cannot go through rusqlite.
+//! serialize, deserialize, a backup kept across jobs), made directly on the connection's
+//! handle. A worker's connection is shared (`&Connection`) by its open statements, so these
+//! cannot go through rusqlite.
 //!
 //! Each call happens on the connection's own thread, and [`RawHooks`] is owned by the
 //! worker's context, which unregisters its callbacks before the connection closes.
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
-use crate::functions::{ProgressFn, TraceFn};
+use crate::functions::{Expansion, ProgressFn, TraceFn};
 use rusqlite::{ffi, Connection};
-use std::ffi::{c_int, c_uint, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -94,31 +95,45 @@ unsafe extern "C" fn trace_callback(
     event: c_uint,
     data: *mut c_void,
     stmt: *mut c_void,
-    _sql: *mut c_void,
+    sql: *mut c_void,
 ) -> c_int {
     if event != ffi::SQLITE_TRACE_STMT as c_uint {
         return 0;
     }
     // SAFETY: `data` is the `TraceFn` registered by `set_trace`, alive while registered;
-    // for SQLITE_TRACE_STMT, `stmt` is the statement starting.
-    let (f, text) = unsafe {
+    // for SQLITE_TRACE_STMT, `stmt` is the statement starting, on the connection whose
+    // thread runs this callback, and `sql` its NUL-terminated unexpanded text.
+    let (f, text, expansion) = unsafe {
         let f = &*(data as *const TraceFn);
         let stmt = stmt as *mut ffi::sqlite3_stmt;
         let expanded = ffi::sqlite3_expanded_sql(stmt);
-        let text = if expanded.is_null() {
-            let sql = ffi::sqlite3_sql(stmt);
+        if expanded.is_null() {
+            // NULL means out of memory or longer than SQLITE_LIMIT_LENGTH; SQLite records
+            // which only as the connection's error code.
+            let expansion =
+                if ffi::sqlite3_errcode(ffi::sqlite3_db_handle(stmt)) == ffi::SQLITE_NOMEM {
+                    Expansion::NoMemory
+                } else {
+                    Expansion::TooLong
+                };
+            // As the stdlib does, the SQL SQLite gives the callback: the unexpanded text (or,
+            // for a trigger, a comment naming it).
+            let sql = sql as *const c_char;
             if sql.is_null() {
                 return 0;
             }
-            CStr::from_ptr(sql).to_string_lossy().into_owned()
+            (
+                f,
+                CStr::from_ptr(sql).to_string_lossy().into_owned(),
+                expansion,
+            )
         } else {
             let text = CStr::from_ptr(expanded).to_string_lossy().into_owned();
             ffi::sqlite3_free(expanded as *mut c_void);
-            text
-        };
-        (f, text)
+            (f, text, Expansion::Expanded)
+        }
     };
-    let _ = catch_unwind(AssertUnwindSafe(|| f(&text)));
+    let _ = catch_unwind(AssertUnwindSafe(|| f(&text, expansion)));
     0
 }
 
@@ -189,4 +204,104 @@ pub(crate) fn deserialize(conn: &Connection, schema: &str, data: &[u8]) -> Resul
         }
     }
     Ok(())
+}
+
+/// An online backup (`sqlite3_backup`) of one database of a source connection into a new
+/// in-memory database it owns. Every call on it must run on the source connection's thread,
+/// and the source must stay open until it is finished (dropped or [`RawBackup::finish`]).
+pub(crate) struct RawBackup {
+    backup: *mut ffi::sqlite3_backup,
+    /// The copy; closed after the backup is finished (in `Drop`, which runs first).
+    dest: Connection,
+}
+
+// SAFETY: the backup and its destination are used by one thread at a time: the callers move
+// a `RawBackup` between jobs run on the source connection's thread, never sharing it.
+unsafe impl Send for RawBackup {}
+
+impl RawBackup {
+    /// Starts copying database `schema` of `source` (`sqlite3_backup_init`).
+    ///
+    /// # Errors
+    ///
+    /// SQLite's error (e.g. "unknown database x") when the backup cannot start.
+    pub(crate) fn start(source: &Connection, schema: &str) -> Result<RawBackup> {
+        let name = schema_name(schema)?;
+        let main = schema_name("main")?;
+        let dest = Connection::open_in_memory()?;
+        // SAFETY: both handles are open and used on this thread only while the backup lives
+        // (see the type's contract); the names are NUL-terminated and only read by the call.
+        let backup = unsafe {
+            ffi::sqlite3_backup_init(dest.handle(), main.as_ptr(), source.handle(), name.as_ptr())
+        };
+        if backup.is_null() {
+            // SAFETY: `dest` is open; SQLite reports the failure on the destination.
+            return Err(unsafe { handle_error(dest.handle()) });
+        }
+        Ok(RawBackup { backup, dest })
+    }
+
+    /// Copies up to `pages` more pages (all of them for a negative count), returning
+    /// `sqlite3_backup_step`'s result code (`SQLITE_OK`: more to copy, `SQLITE_DONE`,
+    /// `SQLITE_BUSY`/`SQLITE_LOCKED`: try again, other codes: failed, see `finish`) with
+    /// the pages remaining and the source's page count after the step.
+    pub(crate) fn step(&mut self, pages: c_int) -> (c_int, c_int, c_int) {
+        // SAFETY: `backup` is live until `finish`/drop, on the source's thread (the type's
+        // contract).
+        unsafe {
+            let rc = ffi::sqlite3_backup_step(self.backup, pages);
+            (
+                rc,
+                ffi::sqlite3_backup_remaining(self.backup),
+                ffi::sqlite3_backup_pagecount(self.backup),
+            )
+        }
+    }
+
+    /// Ends the backup and returns the copy as a serialized database image.
+    ///
+    /// # Errors
+    ///
+    /// The error that ended the backup, if a step failed.
+    pub(crate) fn finish(mut self) -> Result<Vec<u8>> {
+        let backup = std::mem::replace(&mut self.backup, ptr::null_mut());
+        // SAFETY: `backup` is live (taken out of `self`, so not finished twice).
+        let rc = unsafe { ffi::sqlite3_backup_finish(backup) };
+        if rc != ffi::SQLITE_OK {
+            // SAFETY: `dest` is open; the failed backup left its error there.
+            return Err(unsafe { handle_error(self.dest.handle()) });
+        }
+        serialize(&self.dest, "main")
+    }
+}
+
+impl Drop for RawBackup {
+    fn drop(&mut self) {
+        if !self.backup.is_null() {
+            // SAFETY: not finished yet (`finish` nulls it); see the type's contract.
+            unsafe { ffi::sqlite3_backup_finish(self.backup) };
+        }
+    }
+}
+
+/// The error SQLite last recorded on `db`.
+///
+/// # Safety
+///
+/// `db` must be an open connection handle used on this thread.
+unsafe fn handle_error(db: *mut ffi::sqlite3) -> Error {
+    // SAFETY: per the function's contract; errmsg is a NUL-terminated string SQLite owns.
+    let (code, message) = unsafe {
+        (
+            ffi::sqlite3_extended_errcode(db),
+            CStr::from_ptr(ffi::sqlite3_errmsg(db))
+                .to_string_lossy()
+                .into_owned(),
+        )
+    };
+    Error::Sqlite {
+        code: code & 0xff,
+        extended_code: code,
+        message,
+    }
 }

@@ -21,7 +21,8 @@ use std::time::Duration;
 ///
 /// Routing: a read-only statement (`sqlite3_stmt_readonly`) outside a transaction runs on a
 /// free reader; a write, a transaction statement, or anything inside a transaction takes the
-/// writer until the transaction ends; transactions begin `IMMEDIATE`. A session that creates
+/// writer until the transaction ends; a BEGIN runs as written (`IMMEDIATE` on a session's
+/// TEMP connection, see below). A session that creates
 /// TEMP objects (or attaches an in-memory database) stays on the writer until it closes.
 /// Pragmas the session assigns (connection-local ones such as `foreign_keys`) and databases
 /// it attaches follow it to every connection it uses, and no other session sees them. A
@@ -340,7 +341,7 @@ impl Session {
                 }
                 Slot::Reader
             };
-            // On a TEMP connection, BEGIN is made IMMEDIATE like on the writer.
+            // On a TEMP connection, BEGIN is made IMMEDIATE (see `run_statement`).
             self.shared.guard_write(&mut st, slot == Slot::Writer)?;
             let known = self.shared.pool.classes.get("BEGIN");
             self.shared.run_on(
@@ -501,8 +502,9 @@ impl Session {
     }
 
     /// Sets (`Some`) or removes (`None`) the callback given the SQL of each statement this
-    /// session runs. It also sees the statements litepool runs for the session (`BEGIN
-    /// IMMEDIATE`, pragmas replayed on a newly taken connection).
+    /// session runs. It also sees the statements litepool runs for the session (pragmas
+    /// replayed on a newly taken connection, `BEGIN IMMEDIATE` for a deferred BEGIN on its
+    /// TEMP connection).
     pub fn set_trace_callback(&self, trace: Option<TraceFn>) -> Result<()> {
         self.register(|r| {
             r.set_trace(trace);
@@ -986,7 +988,8 @@ impl SessionShared {
         st.note_used(&worker);
         let sql_owned = sql.to_string();
         let on_writer = slot == Slot::Writer;
-        let unguarded = on_writer && st.temp.is_some() && st.write_guard.is_none();
+        let on_temp = on_writer && st.temp.is_some();
+        let unguarded = on_temp && st.write_guard.is_none();
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
         // Into or out of WAL mode: with the pool's readers closed, and then in the mode the
         // file is in now.
@@ -1012,6 +1015,7 @@ impl SessionShared {
                     text_as_bytes,
                     switching,
                     unguarded,
+                    on_temp,
                 },
             );
             let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
@@ -1419,6 +1423,9 @@ struct Route {
     /// On the session's TEMP connection without the writer's lease: a write must first
     /// take it.
     unguarded: bool,
+    /// On the session's TEMP connection, a second SQLite connection of this process that
+    /// writes the main database: its BEGIN is made IMMEDIATE.
+    on_temp: bool,
 }
 
 /// The statement job, run on the connection thread.
@@ -1437,6 +1444,7 @@ fn run_statement(
         text_as_bytes,
         switching,
         unguarded,
+        on_temp,
     } = route;
     let result = (|| {
         if let Some(ended) = ctx.take_txn_ended() {
@@ -1464,7 +1472,11 @@ fn run_statement(
             return Ok(Outcome::Moved(class, params));
         }
         ctx.refuse_exclusive_locking(&class)?;
-        if class.begin && on_writer {
+        // The pool's writer runs BEGIN as written: it is the only connection of this process
+        // writing the file, held by the session for its whole transaction, so a deferred
+        // read-to-write upgrade meets no writer of this process. A TEMP connection is a
+        // second one, which a deferred upgrade could find the file's write lock taken by.
+        if class.begin && on_temp {
             if let Some(immediate) = immediate_begin(sql) {
                 drop(stmt);
                 stmt = ctx.conn.prepare_cached(&immediate)?;

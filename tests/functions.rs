@@ -6,7 +6,7 @@
 //! Every pool here has one reader, so two sessions always share the same two connections:
 //! a registration that leaked would be visible to the other session.
 
-use litepool::functions::{AggregateState, CallbackError, ValueRef};
+use litepool::functions::{AggregateState, CallbackError, Expansion, ValueRef};
 use litepool::{Config, Error, ErrorKind, Params, Pool, Session, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -243,7 +243,7 @@ fn authorizer_progress_and_trace_apply_to_their_session_only() {
     let traced = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = Arc::clone(&traced);
     let trace: litepool::functions::TraceFn =
-        Arc::new(move |sql| log.lock().unwrap().push(sql.to_string()));
+        Arc::new(move |sql, _| log.lock().unwrap().push(sql.to_string()));
     a.set_trace_callback(Some(trace)).unwrap();
     a.execute("INSERT INTO t VALUES (?)", vec![Value::Integer(7)])
         .unwrap();
@@ -263,6 +263,39 @@ fn authorizer_progress_and_trace_apply_to_their_session_only() {
     assert!(!traced.lock().unwrap().iter().any(|s| s.contains('9')));
     a.close().unwrap();
     b.close().unwrap();
+    pool.close().unwrap();
+}
+
+/// SQL whose expansion would exceed `SQLITE_LIMIT_LENGTH` is traced as written, saying so.
+#[test]
+fn trace_gives_sql_too_long_to_expand_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir);
+    let s = pool.session().unwrap();
+    // SQLITE_LIMIT_LENGTH
+    s.set_limit(0, 64).unwrap();
+    let traced = Arc::new(Mutex::new(Vec::<(String, Expansion)>::new()));
+    let log = Arc::clone(&traced);
+    let trace: litepool::functions::TraceFn =
+        Arc::new(move |sql, how| log.lock().unwrap().push((sql.to_string(), how)));
+    s.set_trace_callback(Some(trace)).unwrap();
+    let long = "a".repeat(64);
+    s.query("SELECT length(?)", vec![Value::Text(long)])
+        .and_then(|r| r.collect_rows())
+        .unwrap();
+    s.query("SELECT length(?)", vec![Value::Text("ab".into())])
+        .and_then(|r| r.collect_rows())
+        .unwrap();
+    let got = traced.lock().unwrap().clone();
+    assert_eq!(
+        got[got.len() - 2..],
+        [
+            ("SELECT length(?)".to_string(), Expansion::TooLong),
+            ("SELECT length('ab')".to_string(), Expansion::Expanded),
+        ],
+        "{got:?}"
+    );
+    s.close().unwrap();
     pool.close().unwrap();
 }
 
@@ -382,7 +415,7 @@ fn the_pools_own_statements_never_run_a_sessions_hooks() {
     let traced = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = Arc::clone(&traced);
     let trace: litepool::functions::TraceFn =
-        Arc::new(move |sql| log.lock().unwrap().push(sql.to_string()));
+        Arc::new(move |sql, _| log.lock().unwrap().push(sql.to_string()));
     s.set_trace_callback(Some(trace)).unwrap();
     // Denies every PRAGMA (action 19): a checkpoint is one.
     let deny_pragmas: litepool::functions::AuthorizerFn =

@@ -9,8 +9,9 @@
 //!   `held_connections()` while a connection is held) and a single writer thread.
 //! - **Routing**: reads outside a transaction run on a reader, writes on the writer;
 //!   inside `begin()` everything runs on the writer and sees its own uncommitted writes,
-//!   which other sessions do not see until commit; a plain `BEGIN` written in SQL is
-//!   IMMEDIATE; `begin_read()` keeps one snapshot; a finished transaction holds nothing.
+//!   which other sessions do not see until commit; a `BEGIN` written in SQL runs as written
+//!   (IMMEDIATE on a TEMP connection); `begin_read()` keeps one snapshot; a finished
+//!   transaction holds nothing.
 //! - **Idle sessions hold nothing**: 200 idle sessions use no extra connection.
 //! - **Pragma replay**: connection-local pragmas a session sets follow it to every
 //!   connection it uses and never leak to another session.
@@ -442,8 +443,21 @@ fn a_transaction_runs_on_the_writer_and_is_private_until_commit() {
     pool.close().unwrap();
 }
 
+/// Tries a write through `m`, a second SQLite connection of the file (a `:memory:`
+/// session that attached it as `main_file`): whether the file's write lock is free.
+fn file_write_lock_free(m: &Session) -> bool {
+    match m.execute("INSERT INTO main_file.t(y) VALUES ('other')", Params::None) {
+        Ok(_) => true,
+        Err(e) if e.to_string().contains("locked") || e.to_string().contains("busy") => false,
+        Err(e) => panic!("expected success or 'database is locked', got {e:?}"),
+    }
+}
+
+/// A `BEGIN` written in SQL runs as written on the pool's writer, as in SQLite (the session
+/// still holds the writer's lease for the whole transaction), and `BEGIN IMMEDIATE` on a
+/// session's TEMP connection, a second SQLite connection of this process to the file.
 #[test]
-fn plain_begin_in_sql_is_immediate() {
+fn begin_in_sql_runs_as_written_on_the_writer_and_immediate_on_temp() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("begin.db");
     let mut config = Config::default();
@@ -451,25 +465,6 @@ fn plain_begin_in_sql_is_immediate() {
     let pool = pool_with_rows(&path, config, 3);
     let a = pool.session().unwrap();
     let b = pool.session().unwrap();
-
-    exec(&a, "BEGIN", Params::None);
-    assert!(a.in_transaction().unwrap());
-    let w = held_one(&a, Role::Writer);
-    assert_eq!(scalar(&a, TID, Params::None), w);
-
-    // Within the pool: another session cannot begin while A holds the writer.
-    match b.begin() {
-        Err(Error::AcquireTimeout {
-            role: Role::Writer, ..
-        }) => {}
-        other => panic!("expected AcquireTimeout {{ role: Writer }}, got {other:?}"),
-    }
-    assert!(held(&b).is_empty());
-    assert_eq!(count_t(&b), 3, "reads still work while the writer is busy");
-
-    // Below the pool: the database's write lock was taken by BEGIN itself, before any write.
-    // A second SQLite connection (a `:memory:` session attaching the same file) cannot
-    // write; with a deferred BEGIN it could.
     let mut mem_config = Config::default();
     mem_config.busy_timeout = Duration::from_millis(50);
     let mem = open(Path::new(":memory:"), mem_config);
@@ -479,34 +474,61 @@ fn plain_begin_in_sql_is_immediate() {
         "ATTACH DATABASE ? AS main_file",
         vec![Value::Text(path.to_str().unwrap().to_string())],
     );
-    assert_eq!(
-        scalar(&m, "SELECT count(*) FROM main_file.t", Params::None),
-        3
-    );
-    let err = m
-        .execute("INSERT INTO main_file.t(x) VALUES (100)", Params::None)
-        .expect_err("a write beside a plain BEGIN succeeded: the BEGIN was not IMMEDIATE");
-    assert!(
-        err.to_string().contains("locked") || err.to_string().contains("busy"),
-        "expected 'database is locked', got {err:?}"
-    );
 
-    exec(&a, "INSERT INTO t(x) VALUES (4)", Params::None);
+    exec(&a, "BEGIN", Params::None);
+    assert!(a.in_transaction().unwrap());
+    let w = held_one(&a, Role::Writer);
+    assert_eq!(scalar(&a, TID, Params::None), w);
+    // Within the pool: another session cannot begin while A holds the writer.
+    match b.begin() {
+        Err(Error::AcquireTimeout {
+            role: Role::Writer, ..
+        }) => {}
+        other => panic!("expected AcquireTimeout {{ role: Writer }}, got {other:?}"),
+    }
+    assert!(held(&b).is_empty());
+    assert_eq!(count_t(&b), 3, "reads still work while the writer is busy");
+    // Below the pool: the deferred BEGIN took no lock, so another process (here a second
+    // SQLite connection) may still write, as with SQLite's own BEGIN.
+    assert!(
+        file_write_lock_free(&m),
+        "a plain BEGIN took the write lock: it was not run as written"
+    );
+    assert_eq!(count_t(&a), 4);
+    exec(&a, "INSERT INTO t(y) VALUES ('a')", Params::None);
+    assert!(!file_write_lock_free(&m), "A's write holds the lock");
     exec(&a, "COMMIT", Params::None);
     assert!(!a.in_transaction().unwrap());
     assert!(held(&a).is_empty());
     assert!(!pool.stats().writer_in_use);
 
-    exec(&m, "INSERT INTO main_file.t(x) VALUES (100)", Params::None);
+    // An explicit BEGIN IMMEDIATE still takes the write lock at once.
+    exec(&a, "BEGIN IMMEDIATE", Params::None);
+    assert!(!file_write_lock_free(&m));
+    exec(&a, "ROLLBACK", Params::None);
+
+    // On a TEMP connection, a plain BEGIN is made IMMEDIATE.
+    let c = pool.session().unwrap();
+    exec(&c, "CREATE TEMP TABLE tt(x)", Params::None);
+    let temp = held_one(&c, Role::Writer);
+    exec(&c, "BEGIN", Params::None);
+    assert_eq!(scalar(&c, TID, Params::None), temp);
+    assert!(
+        !file_write_lock_free(&m),
+        "a plain BEGIN on the TEMP connection took no write lock: it was not made IMMEDIATE"
+    );
+    exec(&c, "ROLLBACK", Params::None);
+    assert!(file_write_lock_free(&m));
+
     exec(&m, "DETACH DATABASE main_file", Params::None);
     m.close().unwrap();
     mem.close().unwrap();
-
     b.begin().unwrap();
-    assert_eq!(count_t(&b), 5);
+    assert_eq!(count_t(&b), 6);
     b.commit().unwrap();
-    a.close().unwrap();
-    b.close().unwrap();
+    for s in [a, b, c] {
+        s.close().unwrap();
+    }
     pool.close().unwrap();
 }
 

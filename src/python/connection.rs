@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyString, PyTuple, PyType};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 /// `SQLITE_LIMIT_SQL_LENGTH`, and SQLite's default for it.
 const SQLITE_LIMIT_SQL_LENGTH: i32 = 1;
@@ -103,6 +104,19 @@ pub(crate) struct Connection {
     /// An exception a collation raised, raised by the statement that sorted (the stdlib
     /// leaves it pending the same way).
     pending: hooks::Pending,
+    /// Backups copying from this connection's own one now (`backup()` into `:memory:`).
+    backups: Mutex<Backups>,
+    /// The implicit BEGIN running now, as written, for the trace callback.
+    begin_as_written: hooks::AsWritten,
+}
+
+/// The backups from a connection, which keep its SQLite connection open: a `close()`
+/// meanwhile closes the Python connection at once and its session when the last one ends,
+/// as SQLite keeps a closed connection with a backup pending until the backup finishes.
+#[derive(Default)]
+struct Backups {
+    running: usize,
+    close_deferred: bool,
 }
 
 /// Options of `connect()` that belong to the connection, not the pool.
@@ -294,6 +308,8 @@ impl Connection {
             site: opening_site(py),
             max_sql_length: AtomicUsize::new(DEFAULT_MAX_SQL_LENGTH),
             pending: hooks::Pending::default(),
+            backups: Mutex::new(Backups::default()),
+            begin_as_written: hooks::AsWritten::default(),
         })
     }
 
@@ -402,7 +418,11 @@ impl Connection {
             LEGACY => {
                 if let Some(level) = level {
                     if dml && !self.in_txn(py)? {
-                        self.run(py, &format!("BEGIN {level}"))?;
+                        let begin = format!("BEGIN {level}");
+                        *self.as_written() = Some(begin.clone());
+                        let ran = self.run(py, &begin);
+                        *self.as_written() = None;
+                        ran?;
                     }
                 }
             }
@@ -425,6 +445,12 @@ impl Connection {
         Ok(())
     }
 
+    fn as_written(&self) -> MutexGuard<'_, Option<String>> {
+        self.begin_as_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn note_changes(&self, changes: u64, rowid: Option<i64>) {
         let mut a = self.attrs();
         a.total_changes += changes;
@@ -433,12 +459,40 @@ impl Connection {
         }
     }
 
+    /// Closes the connection; its session closes now, or when the last backup from it ends.
     fn close_now(&self, py: Python<'_>) -> PyResult<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        {
+            let mut backups = self.backups.lock().unwrap_or_else(|e| e.into_inner());
+            if backups.running > 0 {
+                backups.close_deferred = true;
+                return Ok(());
+            }
+        }
         let session = &self.session;
         py.detach(|| session.close()).map_err(err(py))
+    }
+
+    /// Runs `f`, a backup from this connection's session, which stays open until it returns.
+    fn backing_up<R>(&self, py: Python<'_>, f: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
+        self.backups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .running += 1;
+        let result = f();
+        let close = {
+            let mut backups = self.backups.lock().unwrap_or_else(|e| e.into_inner());
+            backups.running -= 1;
+            backups.running == 0 && std::mem::take(&mut backups.close_deferred)
+        };
+        if close {
+            let session = &self.session;
+            let closed = py.detach(|| session.close()).map_err(err(py));
+            return result.and_then(|r| closed.map(|()| r));
+        }
+        result
     }
 }
 
@@ -803,9 +857,13 @@ impl PyConnection {
     }
 
     /// `backup(target, *, pages=-1, progress=None, name="main", sleep=0.250)`: SQLite's online
-    /// backup of this database into `target`'s. A file target is written through the core's
-    /// `Pool::backup_to` on one of this pool's readers (one consistent snapshot of the last
-    /// committed state); an in-memory target receives a serialized image.
+    /// backup of this database into `target`'s. From `:memory:` into `:memory:`, the stdlib's
+    /// loop: one job per step on the source connection (see `crate::backup::stepwise`),
+    /// `progress` called between steps on this thread, `sleep` after a busy step, and the
+    /// copy then replaces the target's `main`. From a file, the core copies one consistent
+    /// snapshot of the last committed state on one of this pool's readers, calling
+    /// `progress` there (`Pool::backup_to` into a file target, `Pool::backup_to_image`
+    /// into an in-memory one).
     #[pyo3(
         signature = (target, *, pages=-1, progress=None, name="main", sleep=0.250),
         text_signature = "(self, /, target, *, pages=-1, progress=None, name='main', sleep=0.25)"
@@ -837,56 +895,54 @@ impl PyConnection {
                 return Err(PyTypeError::new_err("progress argument must be a callable"));
             }
         }
-        // SQLite's backup waits on busy locks through the busy timeout, not by sleeping.
-        let _ = sleep;
         let target = target.get().db(py)?;
         target.check(py)?;
-        if name != "main" {
-            return Err(not_supported(
-                py,
-                format!("litepool backs up the main database only, not {name:?}"),
-            ));
-        }
         if target.in_txn(py)? {
             return Err(operational(py, "destination database is in use"));
         }
+        if target.pool.inner.memory && this.pool.inner.memory {
+            return backup_stepwise(py, &this, &target, name, pages, progress.as_ref(), sleep);
+        }
         if this.pool.inner.memory {
-            if !target.pool.inner.memory {
-                return Err(not_supported(
-                    py,
-                    "backup from an in-memory connection to a file database is not supported: \
-                     open the file with litepool and back up into it from a file, or use \
-                     serialize()",
-                ));
-            }
-            return backup_image(py, &this, &target, progress.as_ref());
+            return Err(not_supported(
+                py,
+                "backup from an in-memory connection to a file database is not supported: \
+                 open the file with litepool and back up into it from a file, or use \
+                 serialize()",
+            ));
         }
-        if target.pool.inner.memory {
-            return backup_image(py, &this, &target, progress.as_ref());
+        if name != "main" {
+            return Err(not_supported(
+                py,
+                format!("litepool backs up the main database of a file only, not {name:?}"),
+            ));
         }
+        // From a file: on one of the pool's readers, in one job; SQLite waits on busy locks
+        // through the busy timeout, so `sleep` is unused.
         let step = if pages <= 0 {
             u32::MAX
         } else {
             u32::try_from(pages).unwrap_or(u32::MAX)
         };
-        let callback = progress.map(Bound::unbind);
-        let failure: std::sync::Arc<Mutex<Option<PyErr>>> = Default::default();
-        let failed = failure.clone();
-        let dest = target.pool.path().to_path_buf();
+        let failure: Arc<Mutex<Option<PyErr>>> = Default::default();
+        let report = progress_on_reader(progress, Arc::clone(&failure));
         let pool = &this.pool;
-        py.detach(|| {
-            pool.backup_to(&dest, step, move |p| {
-                let Some(callback) = &callback else { return };
-                Python::attach(|py| {
-                    let status = if p.remaining == 0 { SQLITE_DONE } else { 0 };
-                    if let Err(e) = callback.call1(py, (status, p.remaining, p.page_count)) {
-                        failed.lock().unwrap().get_or_insert(e);
-                    }
-                });
-            })
-        })
-        .map_err(err(py))?;
-        let raised = failure.lock().unwrap().take();
+        if target.pool.inner.memory {
+            let image = py
+                .detach(|| pool.backup_to_image(step, report))
+                .map_err(err(py))?;
+            if let Some(e) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return Err(e);
+            }
+            let to = &target.session;
+            return py
+                .detach(|| to.deserialize("main", &image))
+                .map_err(err(py));
+        }
+        let dest = target.pool.path().to_path_buf();
+        py.detach(|| pool.backup_to(&dest, step, report))
+            .map_err(err(py))?;
+        let raised = failure.lock().unwrap_or_else(|e| e.into_inner()).take();
         match raised {
             Some(e) => Err(e),
             None => Ok(()),
@@ -1036,8 +1092,13 @@ impl PyConnection {
     ) -> PyResult<()> {
         let this = self.db(py)?;
         this.check(py)?;
-        let f = (!trace_callback.is_none())
-            .then(|| hooks::trace(this.callback_owner(), trace_callback.clone().unbind()));
+        let f = (!trace_callback.is_none()).then(|| {
+            hooks::trace(
+                this.callback_owner(),
+                trace_callback.clone().unbind(),
+                Arc::clone(&this.begin_as_written),
+            )
+        });
         let session = &this.session;
         py.detach(|| session.set_trace_callback(f)).map_err(err(py))
     }
@@ -1167,29 +1228,88 @@ impl PyConnection {
 /// `progress`.
 const SQLITE_DONE: i32 = 101;
 
-/// A backup into an in-memory connection (or out of one): the source's serialized image,
-/// deserialized into the target in one step.
-fn backup_image(
+/// `progress(status, remaining, pagecount)` for a backup from a file, run on the reader's
+/// thread after each step, on behalf of the thread calling `backup()` (so its connections
+/// pass their thread checks there). The first exception it raises goes into `failure`, to be
+/// raised when the copy has finished.
+fn progress_on_reader(
+    progress: Option<Bound<'_, PyAny>>,
+    failure: Arc<Mutex<Option<PyErr>>>,
+) -> impl FnMut(crate::BackupProgress) + Send + 'static {
+    let callback = progress.map(Bound::unbind);
+    let caller = thread_token();
+    move |p| {
+        let Some(callback) = &callback else { return };
+        Python::attach(|py| {
+            let status = if p.remaining == 0 { SQLITE_DONE } else { 0 };
+            let called = super::acting_for(caller, || {
+                callback.call1(py, (status, p.remaining, p.page_count))
+            });
+            if let Err(e) = called {
+                failure
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(e);
+            }
+        });
+    }
+}
+
+/// `sqlite3_backup_step`'s results that mean "try again": the stdlib sleeps, then steps on.
+const SQLITE_BUSY: i32 = 5;
+const SQLITE_LOCKED: i32 = 6;
+
+/// A backup into an in-memory connection, as the stdlib's `backup()` loop runs it: a step
+/// of `pages` pages (all for 0 or less), `progress(status, remaining, pagecount)` after each,
+/// a `sleep` after a busy one; the copy then replaces `target`'s `main`. `source` stays open
+/// until the copy ends (a `close()` meanwhile takes effect then, see [`Connection::close_now`]).
+fn backup_stepwise(
     py: Python<'_>,
     source: &Connection,
     target: &Connection,
+    name: &str,
+    pages: i64,
     progress: Option<&Bound<'_, PyAny>>,
+    sleep: f64,
 ) -> PyResult<()> {
-    let (from, to) = (&source.session, &target.session);
-    let image = py.detach(|| from.serialize("main")).map_err(err(py))?;
-    let page_size = image
-        .get(16..18)
-        .map(|b| match u16::from_be_bytes([b[0], b[1]]) {
-            1 => 65536,
-            n => usize::from(n),
-        })
-        .filter(|&n| n > 0)
-        .unwrap_or(4096);
-    let pages = image.len() / page_size;
+    let pages = if pages <= 0 {
+        -1
+    } else {
+        i32::try_from(pages).unwrap_or(i32::MAX)
+    };
+    // The stdlib takes any float; sleeping more than an hour per busy step helps no one.
+    let pause = Duration::try_from_secs_f64(sleep.clamp(0.0, 3600.0)).unwrap_or_default();
+    let (pool, session) = (&source.pool, &source.session);
+    let image = source.backing_up(py, || {
+        let mut backup = py
+            .detach(|| crate::backup::stepwise(pool, session, name))
+            .map_err(err(py))?;
+        let stepped = loop {
+            let (rc, remaining, pagecount) = match py.detach(|| backup.step(pages)) {
+                Ok(step) => step,
+                Err(e) => break Err(err(py)(e)),
+            };
+            if let Some(p) = progress {
+                if let Err(e) = p.call1((rc, remaining, pagecount)) {
+                    break Err(e);
+                }
+            }
+            match rc {
+                SQLITE_BUSY | SQLITE_LOCKED => py.detach(|| std::thread::sleep(pause)),
+                0 => {}
+                _ => break Ok(()),
+            }
+        };
+        match stepped {
+            Ok(()) => py.detach(|| backup.finish()).map_err(err(py)),
+            // Abandoned: ending it runs a job on the source, which may call back into Python.
+            Err(e) => {
+                py.detach(|| drop(backup));
+                Err(e)
+            }
+        }
+    })?;
+    let to = &target.session;
     py.detach(|| to.deserialize("main", &image))
-        .map_err(err(py))?;
-    if let Some(p) = progress {
-        p.call1((SQLITE_DONE, 0, pages))?;
-    }
-    Ok(())
+        .map_err(err(py))
 }

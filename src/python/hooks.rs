@@ -10,7 +10,7 @@
 use super::values::to_value;
 use crate::functions::{
     AggregateFactory, AggregateState, AuthRequest, AuthorizerFn, CallbackError, CollationFn,
-    ProgressFn, ScalarFn, TraceFn, ValueRef,
+    Expansion, ProgressFn, ScalarFn, TraceFn, ValueRef,
 };
 use crate::Value;
 use pyo3::exceptions::{PyMemoryError, PyOverflowError};
@@ -313,11 +313,39 @@ pub(crate) fn progress(conn: Owner, func: Py<PyAny>) -> ProgressFn {
     })
 }
 
-/// A trace callback: given each statement's SQL; exceptions are reported and ignored.
-pub(crate) fn trace(conn: Owner, func: Py<PyAny>) -> TraceFn {
-    Arc::new(move |sql| {
+/// The text of the statement a connection runs on its own now (its implicit `BEGIN `), as
+/// the stdlib writes it: the statement cache trims the SQL it compiles, so SQLite reports
+/// `BEGIN` where the stdlib's trace shows `BEGIN `.
+pub(crate) type AsWritten = Arc<Mutex<Option<String>>>;
+
+/// A trace callback: given each statement's SQL; exceptions are reported and ignored. As in
+/// the stdlib, SQL too long to expand is given unexpanded after a `DataError` is reported,
+/// and a statement SQLite ran out of memory expanding is reported as `MemoryError` only.
+pub(crate) fn trace(conn: Owner, func: Py<PyAny>, as_written: AsWritten) -> TraceFn {
+    Arc::new(move |sql, expansion| {
+        let written = as_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|w| w.trim() == sql);
+        let sql = written.as_deref().unwrap_or(sql);
         call_back(conn, |py| {
             let f = func.bind(py);
+            match expansion {
+                Expansion::NoMemory => {
+                    report(py, PyMemoryError::new_err(()), f);
+                    return;
+                }
+                Expansion::TooLong => report(
+                    py,
+                    super::errors::data(
+                        py,
+                        "Expanded SQL string exceeds the maximum string length",
+                    ),
+                    f,
+                ),
+                _ => {}
+            }
             if let Err(e) = f.call1((sql,)) {
                 report(py, e, f);
             }

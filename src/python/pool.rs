@@ -1,31 +1,27 @@
 //! Which pool a `connect()` uses, and `litepool.open()` → `Pool`.
 
 use super::connection::{parse_autocommit, Connection, Options, PyConnection, LEGACY};
-use super::errors::{err, programming};
+use super::errors::{err, operational, programming};
 use crate::config::Config;
 use crate::registry;
 use crate::{count_fds_on, CheckpointMode, Metric, MetricKind, Pool};
 use pyo3::exceptions::{PyRuntimeWarning, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyString};
-use std::ffi::CString;
-use std::path::Path;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyString};
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 /// The pool of the file at `path` for a plain `connect()`: joined whatever options it was
 /// opened with, or opened with the defaults (and then closed by the core once unused). The
 /// core's registry finds an open pool with one `stat`.
-fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
+fn join(py: Python<'_>, path: &Path) -> PyResult<Pool> {
     let mut others = 0;
     let pool = py
         .detach(|| {
-            registry::open_with(
-                Path::new(path),
-                Config::default(),
-                false,
-                &mut |canonical| {
-                    others = count_fds_on(canonical);
-                },
-            )
+            registry::open_with(path, Config::default(), false, &mut |canonical| {
+                others = count_fds_on(canonical);
+            })
         })
         .map_err(err(py))?;
     if others > 0 {
@@ -47,27 +43,75 @@ fn join(py: Python<'_>, path: &str) -> PyResult<Pool> {
 /// whatever options it was opened with. A `file:` URI's per-connection options (`mode=ro`,
 /// `foreign_keys`, `pragma=...`) are the connection's own; its pool options apply if it
 /// opens the pool, else they are reported (not refused).
-pub(crate) fn pool_for(py: Python<'_>, database: &str, uri: bool) -> PyResult<Pool> {
+///
+/// `database` is a file system path: on Linux, bytes in no particular encoding.
+pub(crate) fn pool_for(py: Python<'_>, database: &OsStr, uri: bool) -> PyResult<Pool> {
     let memory = |config: Config| {
         py.detach(|| Pool::open(":memory:", config))
             .map_err(err(py))
     };
-    if uri && database.len() >= 5 && database[..5].eq_ignore_ascii_case("file:") {
-        let (path, config) = crate::parse_dsn(database).map_err(err(py))?;
-        if path == ":memory:" {
+    let bytes = database.as_bytes();
+    if uri && bytes.len() >= 5 && bytes[..5].eq_ignore_ascii_case(b"file:") {
+        let dsn = database.to_str().ok_or_else(|| {
+            operational(py, "unable to open database file: a file: URI must be ASCII or UTF-8 (percent-encode other bytes)")
+        })?;
+        let (path, config) = parse_uri(dsn).map_err(err(py))?;
+        if path.as_os_str() == ":memory:" {
             return memory(config);
         }
         if config == Config::default() {
             return join(py, &path);
         }
         return py
-            .detach(|| registry::open(Path::new(&path), config, false))
+            .detach(|| registry::open(&path, config, false))
             .map_err(err(py));
     }
     if database.is_empty() || database == ":memory:" {
         return memory(Config::default());
     }
-    join(py, database)
+    join(py, Path::new(database))
+}
+
+/// `crate::parse_dsn` for a `file:` URI whose path may percent-decode to bytes that are not
+/// UTF-8 (a Linux file name in another encoding, which SQLite opens as the bytes it is).
+fn parse_uri(dsn: &str) -> crate::Result<(PathBuf, Config)> {
+    let failed = match crate::parse_dsn(dsn) {
+        Ok((path, config)) => return Ok((PathBuf::from(path), config)),
+        Err(e) => e,
+    };
+    // Again with the path's escapes escaped (`%` as `%25`), so the core takes the URI apart
+    // (authority, query, fragment) but leaves the path's escapes for us to decode to bytes.
+    let end = dsn.find(['?', '#']).unwrap_or(dsn.len());
+    let escaped = format!("{}{}", dsn[..end].replace('%', "%25"), &dsn[end..]);
+    let Ok((raw, config)) = crate::parse_dsn(&escaped) else {
+        return Err(failed);
+    };
+    match percent_decode_bytes(&raw) {
+        Some(path)
+            if raw != ":memory:" && std::str::from_utf8(&path).is_err() && !path.contains(&0) =>
+        {
+            Ok((PathBuf::from(OsString::from_vec(path)), config))
+        }
+        _ => Err(failed),
+    }
+}
+
+/// Decodes `%XX` escapes into bytes; `None` for a bad escape.
+fn percent_decode_bytes(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 fn config_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -83,15 +127,24 @@ fn config_value(v: &Bound<'_, PyAny>) -> PyResult<String> {
     Ok(v.str()?.to_str()?.to_string())
 }
 
-/// `os.fsdecode(os.fspath(database))`: the path a `connect()` or `open()` argument names.
-/// A `str` is that already, without a trip through the `os` module.
-pub(crate) fn fs_path(database: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(s) = database.cast_exact::<PyString>() {
-        return Ok(s.to_str()?.to_string());
+/// `os.fsencode(os.fspath(database))`: the path a `connect()` or `open()` argument names, as
+/// the bytes the file system sees (a `str` that is not UTF-8, e.g. holding the surrogates
+/// `os.fsdecode` makes of undecodable bytes, goes through the `os` module). A NUL byte
+/// raises the stdlib's `ValueError`.
+pub(crate) fn fs_path(database: &Bound<'_, PyAny>) -> PyResult<OsString> {
+    let path = match database.cast_exact::<PyString>().map(|s| s.to_str()) {
+        Ok(Ok(s)) => OsString::from(s),
+        _ => {
+            let os = database.py().import("os")?;
+            let encoded =
+                os.call_method1("fsencode", (os.call_method1("fspath", (database,))?,))?;
+            OsString::from_vec(encoded.cast::<PyBytes>()?.as_bytes().to_vec())
+        }
+    };
+    if path.as_bytes().contains(&0) {
+        return Err(PyValueError::new_err("embedded null byte"));
     }
-    let os = database.py().import("os")?;
-    os.call_method1("fsdecode", (os.call_method1("fspath", (database,))?,))?
-        .extract()
+    Ok(path)
 }
 
 /// `litepool.open(path, **config)`: opens (or joins, with the same options) the pool of a

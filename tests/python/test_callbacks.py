@@ -269,6 +269,31 @@ def test_trace_callback_sees_expanded_sql_and_can_be_removed(filed):
             c.close()
 
 
+def test_trace_of_sql_too_long_to_expand_matches_the_stdlib(monkeypatch, filed):
+    """Expanded SQL over SQLITE_LIMIT_LENGTH: the stdlib traces the SQL as written and
+    reports a DataError to sys.unraisablehook (with tracebacks on)."""
+    def run(module, c):
+        seen = []
+        monkeypatch.setattr(sys, "unraisablehook", seen.append)
+        traced = []
+        c.setlimit(module.SQLITE_LIMIT_LENGTH, 64)
+        c.set_trace_callback(traced.append)
+        module.enable_callback_tracebacks(True)
+        try:
+            c.execute("SELECT ? AS a", ("a" * 64,)).fetchall()
+            c.execute("SELECT ? AS a", ("b",)).fetchall()
+        finally:
+            module.enable_callback_tracebacks(False)
+            c.set_trace_callback(None)
+        return traced, [(type(u.exc_value).__name__, str(u.exc_value)) for u in seen]
+
+    want = run(sqlite3, sqlite3.connect(":memory:"))
+    got = run(litepool, filed)
+    assert got == want
+    assert want == (["SELECT ? AS a", "SELECT 'b' AS a"],
+                    [("DataError", "Expanded SQL string exceeds the maximum string length")])
+
+
 def test_trace_callback_raising_is_ignored(filed):
     filed.set_trace_callback(boom)
     assert filed.execute("SELECT 1").fetchall() == [(1,)]

@@ -257,3 +257,50 @@ def test_mode_memory_creates_no_file(tmp_path):
 
     stdlib, lp = both(tmp_path, scenario)
     assert lp == stdlib is False
+
+
+def undecodable_opens(module, directory):
+    """Opens a file whose name is not UTF-8 (as Linux allows) three ways, as the stdlib's
+    test_open_with_undecodable_path and test_open_undecodable_uri do: the names of the files
+    made, and what each connection read back."""
+    import urllib.parse
+
+    raw = os.path.join(os.fsencode(directory), b"caf\xe9-\xff.db")
+    made = []
+    for database, uri in [
+        (raw, False),                                      # bytes
+        (os.fsdecode(raw).replace(".db", "-s.db"), False),  # str with surrogate escapes
+        ("file:" + urllib.parse.quote(raw.replace(b".db", b"-u.db")), True),
+    ]:
+        c = module.connect(database, uri=uri)
+        c.execute("CREATE TABLE t(x)")
+        c.execute("INSERT INTO t VALUES (1)")
+        c.commit()
+        made.append(c.execute("SELECT x FROM t").fetchall())
+        c.close()
+    names = sorted(n for n in os.listdir(os.fsencode(directory)) if n.endswith(b".db"))
+    return names, made
+
+
+def test_undecodable_paths_open_the_file_they_name(tmp_path):
+    (tmp_path / "stdlib").mkdir()
+    (tmp_path / "litepool").mkdir()
+    want = undecodable_opens(sqlite3, tmp_path / "stdlib")
+    got = undecodable_opens(litepool, tmp_path / "litepool")
+    assert got == want
+    assert want[0] == [b"caf\xe9-\xff-s.db", b"caf\xe9-\xff-u.db", b"caf\xe9-\xff.db"]
+
+
+@pytest.mark.parametrize("database", [b"a\x00b.db", "a\x00b.db", "file:a\x00b.db"])
+def test_a_nul_in_the_path_raises_as_in_the_stdlib(tmp_path, monkeypatch, database):
+    monkeypatch.chdir(tmp_path)
+    uri = isinstance(database, str) and database.startswith("file:")
+    outcomes = []
+    for module in (sqlite3, litepool):
+        try:
+            module.connect(database, uri=uri).close()
+            outcomes.append("ok")
+        except ValueError as e:
+            outcomes.append(("ValueError", str(e)))
+    assert outcomes == [("ValueError", "embedded null byte")] * 2
+    assert os.listdir(tmp_path) == []
