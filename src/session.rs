@@ -1015,15 +1015,18 @@ impl SessionShared {
                 },
             );
             let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
-            (ran, mode.flatten())
+            // The SQL and settings come back to be freed here: freed on the connection thread
+            // before the answer, they cost every statement a cross-thread free and reference
+            // counts moving between the two threads' caches.
+            (ran, mode.flatten(), (sql_owned, settings))
         });
         if switching {
-            if let Ok((_, Some(mode))) = &outcome {
+            if let Ok((_, Some(mode), _)) = &outcome {
                 self.pool.journal_mode_is(mode);
             }
             self.pool.release_readers();
         }
-        let outcome = outcome?.0;
+        let (outcome, _, _job_captures) = outcome?;
         let (outcome, state) = match outcome {
             (Ok(o), state) => (o, state),
             (Err(e), state) => {
