@@ -1015,18 +1015,15 @@ impl SessionShared {
                 },
             );
             let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
-            // The SQL and settings come back to be freed here: freed on the connection thread
-            // before the answer, they cost every statement a cross-thread free and reference
-            // counts moving between the two threads' caches.
-            (ran, mode.flatten(), (sql_owned, settings))
+            (ran, mode.flatten())
         });
         if switching {
-            if let Ok((_, Some(mode), _)) = &outcome {
+            if let Ok((_, Some(mode))) = &outcome {
                 self.pool.journal_mode_is(mode);
             }
             self.pool.release_readers();
         }
-        let (outcome, _, _job_captures) = outcome?;
+        let outcome = outcome?.0;
         let (outcome, state) = match outcome {
             (Ok(o), state) => (o, state),
             (Err(e), state) => {
