@@ -4,7 +4,10 @@ side in a process of its own, plus, for litepool's Rust side, the scheduler's vi
 extra run under `perf sched record`: how often its threads were switched out and how long a
 woken thread waited for a CPU.
 
-    python3 bench/handoff_physics.py --rust BIN --python PY [--rounds 3]
+    python3 bench/handoff_physics.py --rust BIN --floor BIN --python PY [--rounds 3]
+
+With `--floor` (examples/handoff_floor.rs), each load also gets the bare round trip of two
+threads without SQLite: spinning, parking on two CPUs, and parking in turn on one CPU.
 
 Prints a Markdown table per load: wall and process CPU µs per query (median of the rounds,
 min–max), context switches per query of all the side's threads (voluntary + involuntary),
@@ -75,6 +78,10 @@ def main():
                 path = os.path.join(tmp, "sched.db")
                 shutil.copyfile(template, path)
                 traced = sched(rust, path, n_rust)
+                floor = contended.arg("--floor")
+                if floor:
+                    bare = contended.run_json([floor])[0]
+                    packed = contended.run_json(["taskset", "-c", "0", floor])[0]
             finally:
                 for p in procs:
                     p.terminate()
@@ -91,6 +98,11 @@ def main():
                 if host == "Rust" and side == "litepool":
                     extra = "; ".join(f"{k}: {s:.2f}, {d:.1f}" for k, (s, d) in sorted(traced.items()))
                 print(f"| {host} | {side} | {wall} | {cpu} | {csw:.2f} | {extra} |", flush=True)
+            if contended.arg("--floor"):
+                print(f"\nBare round trip, µs wall / CPU: spinning {bare['spin_wall_ns'] / 1e3:.2f} / "
+                      f"{bare['spin_cpu_ns'] / 1e3:.2f}; parking, two CPUs {bare['park_wall_ns'] / 1e3:.2f} / "
+                      f"{bare['park_cpu_ns'] / 1e3:.2f}; parking in turn on one CPU "
+                      f"{packed['park_wall_ns'] / 1e3:.2f} / {packed['park_cpu_ns'] / 1e3:.2f}", flush=True)
 
 
 if __name__ == "__main__":

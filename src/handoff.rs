@@ -6,9 +6,9 @@
 //! 0.2–1 µs and a cached point query about 1 µs. So a waiter spins while that can pay off and
 //! otherwise parks at once:
 //! - It spins only when the thread it waits for is on a CPU now: a caller spins only if the
-//!   connection thread was polling for work when the job was queued (never through a
-//!   wake-up, which takes tens of µs), and a connection thread polls for the next job only
-//!   while its callers have been coming back quickly.
+//!   connection thread was awake (running a job or polling for one) when the job was queued,
+//!   or within a budget learned for wake-ups, and a connection thread polls for the next job
+//!   only while its callers have been coming back quickly.
 //! - At most one spinner per CPU in the process ([`SpinSlot`], a flag per CPU), so many
 //!   callers on few connections park instead of taking the CPUs the connection threads need.
 //! - The spin is bounded by what recent waits took ([`SpinBudget`]), not by a constant, and
