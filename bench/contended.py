@@ -12,9 +12,10 @@ litepool through database/sql and its native API, `bench/go`). A busy process is
 as the program (nice 0) or below it (nice 19).
 
 Prints, per load, the median wall and process CPU µs per query with the spread (min–max) of
-the rounds, and speed = peer wall / litepool wall (above 1.0: litepool faster); writes the
-tables to DIR/contended.md (DIR defaults to target/bench). LITEPOOL_BENCH_SCALE multiplies
-the query counts.
+the rounds, the context switches per query of all the side's threads (the Rust and Python
+sides report them), and speed = peer wall / litepool wall (above 1.0: litepool faster);
+writes the tables to DIR/contended.md (DIR defaults to target/bench). LITEPOOL_BENCH_SCALE
+multiplies the query counts.
 """
 
 import json
@@ -48,17 +49,22 @@ def run_json(argv, env=None):
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
+def switches(line):
+    """Context switches per query of all the side's threads, when it reports them."""
+    return line["vcsw"] + line["ivcsw"] if "vcsw" in line else None
+
+
 def rust_side(binary, side, n):
     def run(path):
         (line,) = run_json([binary, side, path, str(n)])
-        return line["wall_ns"] / 1e3, line["cpu_ns"] / 1e3
+        return line["wall_ns"] / 1e3, line["cpu_ns"] / 1e3, switches(line)
     return run
 
 
 def python_side(python, module, n):
     def run(path):
         line = run_json([python, BENCH_PY, "--worker", module, PY_CASE, path, str(n)])[-1]
-        return line["wall"] * 1e6, line["cpu"] * 1e6
+        return line["wall"] * 1e6, line["cpu"] * 1e6, switches(line)
     return run
 
 
@@ -69,7 +75,7 @@ def go_side(binary, impl, n):
             if line.get("impl") == impl and line.get("case") == "point select":
                 if "error" in line:
                     raise SystemExit(f"{impl}: {line['error']}")
-                return line["wall_ns"] / 1e3, line["cpu_ns"] / 1e3
+                return line["wall_ns"] / 1e3, line["cpu_ns"] / 1e3, None
         raise SystemExit(f"{binary} printed no point select for {impl}")
     return run
 
@@ -134,19 +140,21 @@ def fmt(values):
 
 
 def table(found, results):
-    lines = ["| host | side | wall µs per query, median (range) | CPU µs per query | speed vs peer | CPU vs peer |",
-             "| :-- | :-- | --: | --: | --: | --: |"]
+    lines = ["| host | side | wall µs per query, median (range) | CPU µs per query | context switches per query | speed vs peer | CPU vs peer |",
+             "| :-- | :-- | --: | --: | --: | --: | --: |"]
     for host, peers, ours, _, _ in found:
         samples = results[host]
-        walls = {k: [w for w, _ in v] for k, v in samples.items()}
-        cpus = {k: [c for _, c in v] for k, v in samples.items()}
+        walls = {k: [w for w, _, _ in v] for k, v in samples.items()}
+        cpus = {k: [c for _, c, _ in v] for k, v in samples.items()}
+        csws = {k: [s for _, _, s in v if s is not None] for k, v in samples.items()}
         for name in peers + ours:
             if name in ours:
                 speed = " / ".join(f"{statistics.median(walls[p]) / statistics.median(walls[name]):.2f}× {p}" for p in peers)
                 cpu = " / ".join(f"{statistics.median(cpus[name]) / statistics.median(cpus[p]):.2f}× {p}" for p in peers)
             else:
                 speed = cpu = ""
-            lines.append(f"| {host} | {name} | {fmt(walls[name])} | {fmt(cpus[name])} | {speed} | {cpu} |")
+            csw = f"{statistics.median(csws[name]):.2f}" if csws[name] else ""
+            lines.append(f"| {host} | {name} | {fmt(walls[name])} | {fmt(cpus[name])} | {csw} | {speed} | {cpu} |")
     return "\n".join(lines)
 
 

@@ -1,7 +1,8 @@
 //! One side of the contended point-select bench (bench/contended.py): `N` cached point
 //! queries (`SELECT v FROM kv WHERE id = ?` over 10,000 rows) on one connection, either
 //! rusqlite on the caller's thread or a litepool session, in a process of its own. Prints one
-//! JSON line: wall and process CPU nanoseconds per query.
+//! JSON line: wall and process CPU nanoseconds per query, and the context switches per query
+//! of all the process's threads (voluntary: a thread parked; involuntary: it was preempted).
 //!
 //!     point_select rusqlite|litepool PATH N
 //!
@@ -42,7 +43,7 @@ fn main() {
     if !path.exists() {
         setup(path).expect("setup");
     }
-    let (wall, cpu) = match side.as_str() {
+    let m = match side.as_str() {
         "rusqlite" => {
             let conn = rusqlite::Connection::open(path).expect("open");
             let mut run = |count: i64| {
@@ -72,14 +73,61 @@ fn main() {
         }
         other => panic!("unknown side {other}"),
     };
-    println!("{{\"wall_ns\": {wall:.1}, \"cpu_ns\": {cpu:.1}}}");
+    println!(
+        "{{\"wall_ns\": {:.1}, \"cpu_ns\": {:.1}, \"vcsw\": {:.3}, \"ivcsw\": {:.3}}}",
+        m.wall, m.cpu, m.voluntary, m.involuntary
+    );
 }
 
-/// Warms up with a twentieth of `n`, then times `n`; per-query wall and CPU nanoseconds.
-fn measure(n: i64, run: &mut dyn FnMut(i64)) -> (f64, f64) {
+/// Per-query costs of one timed run.
+struct Measured {
+    wall: f64,
+    cpu: f64,
+    voluntary: f64,
+    involuntary: f64,
+}
+
+/// The voluntary and involuntary context switches of the process's live threads so far
+/// (`/proc/self/task/*/status`; the connection threads are alive while a run is timed).
+fn context_switches() -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return total;
+    };
+    for task in tasks.flatten() {
+        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            let count = |prefix: &str| {
+                line.strip_prefix(prefix)
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            };
+            if let Some(n) = count("voluntary_ctxt_switches:") {
+                total.0 += n;
+            } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
+                total.1 += n;
+            }
+        }
+    }
+    total
+}
+
+/// Warms up with a twentieth of `n`, then times `n`; per-query wall and CPU nanoseconds and
+/// context switches.
+fn measure(n: i64, run: &mut dyn FnMut(i64)) -> Measured {
     run((n / 20).max(1));
+    let switches0 = context_switches();
     let (wall0, cpu0) = (Instant::now(), ProcessTime::now());
     run(n);
+    let (wall, cpu) = (wall0.elapsed(), cpu0.elapsed());
+    let switches = context_switches();
     let per = |d: std::time::Duration| d.as_nanos() as f64 / n as f64;
-    (per(wall0.elapsed()), per(cpu0.elapsed()))
+    let per_query = |count: u64| count as f64 / n as f64;
+    Measured {
+        wall: per(wall),
+        cpu: per(cpu),
+        voluntary: per_query(switches.0 - switches0.0),
+        involuntary: per_query(switches.1 - switches0.1),
+    }
 }

@@ -6,11 +6,11 @@
 //! 0.2–1 µs and a cached point query about 1 µs. So a waiter spins while that can pay off and
 //! otherwise parks at once:
 //! - It spins only when the thread it waits for is on a CPU now: a caller spins only if the
-//!   connection thread was polling for work when the job was queued (never through a
-//!   wake-up, which takes tens of µs), and a connection thread polls for the next job only
-//!   while its callers have been coming back quickly.
-//! - At most one spinner per CPU in the process ([`SpinSlot`]), so many callers on few
-//!   connections park instead of taking the CPUs the connection threads need.
+//!   connection thread was awake (running a job or polling for one) when the job was queued,
+//!   or within a budget learned for wake-ups, and a connection thread polls for the next job
+//!   only while its callers have been coming back quickly.
+//! - At most one spinner per CPU in the process ([`SpinSlot`], a flag per CPU), so many
+//!   callers on few connections park instead of taking the CPUs the connection threads need.
 //! - The spin is bounded by what recent waits took ([`SpinBudget`]), not by a constant, and
 //!   it stops at once when the spinner finds it was descheduled (a gap between two clock
 //!   reads): the machine is busy then, and the thread it waits for may need this very CPU.
@@ -19,7 +19,7 @@
 //!   CPU-bound to the scheduler; a parked thread keeps the wake-up preference of a sleeper.
 
 use crate::fd::current_cpu;
-use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -48,37 +48,49 @@ impl<T> std::ops::Deref for CacheLine<T> {
     }
 }
 
-/// Threads of this process spinning in a hand-off right now.
-static SPINNERS: AtomicUsize = AtomicUsize::new(0);
+/// Spinner slots, one per CPU (by the CPU's number modulo the slots in use), each on a cache
+/// line of its own: a thread takes its CPU's slot to spin, so at most one thread of the
+/// process spins on each CPU, and steady spinners on different CPUs never write a shared line
+/// (one counter for the process was written by both sides of every hand-off, twice each).
+static SPIN_SLOTS: [CacheLine<AtomicBool>; SPIN_SLOT_COUNT] =
+    [const { CacheLine(AtomicBool::new(false)) }; SPIN_SLOT_COUNT];
+/// More CPUs than that share slots, which only makes them spin less.
+const SPIN_SLOT_COUNT: usize = 64;
 
-/// How many threads may spin at once: one per CPU this process may run on.
-fn max_spinners() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| thread::available_parallelism().map_or(1, |n| n.get()))
+/// The slots in use: one per CPU this process may run on (fewer under a CPU quota, so the
+/// spinners never outnumber the CPUs the process is given).
+fn spin_slots() -> &'static [CacheLine<AtomicBool>] {
+    static COUNT: OnceLock<usize> = OnceLock::new();
+    let count = *COUNT.get_or_init(|| {
+        thread::available_parallelism().map_or(1, |n| n.get().min(SPIN_SLOT_COUNT))
+    });
+    &SPIN_SLOTS[..count]
 }
 
-/// The right to spin, one of at most [`max_spinners`]; given back on drop.
-pub(crate) struct SpinSlot(&'static AtomicUsize);
+/// The right to spin on the CPU the thread took it on; given back on drop. A thread that
+/// moves to another CPU while it spins keeps the slot it took, so the process never has
+/// more spinners than slots in use, at most one per CPU it runs on.
+pub(crate) struct SpinSlot(&'static AtomicBool);
 
 impl SpinSlot {
-    /// A slot if fewer threads than CPUs spin now; `None` means: park instead.
+    /// The calling thread's CPU's slot if no other thread holds it; `None` means: park
+    /// instead.
     pub(crate) fn take() -> Option<SpinSlot> {
-        SpinSlot::take_from(&SPINNERS, max_spinners())
+        SpinSlot::take_from(spin_slots(), current_cpu())
     }
 
-    fn take_from(spinners: &'static AtomicUsize, max: usize) -> Option<SpinSlot> {
-        spinners
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| SpinSlot(spinners))
+    fn take_from(slots: &'static [CacheLine<AtomicBool>], cpu: u32) -> Option<SpinSlot> {
+        let slot = &slots[cpu as usize % slots.len()].0;
+        // Read before writing: a slot held by another thread stays in that CPU's cache. (A
+        // `SpinSlot` is made only when taken: dropping one gives the slot back.)
+        (!slot.load(Ordering::Relaxed) && !slot.swap(true, Ordering::Acquire))
+            .then(|| SpinSlot(slot))
     }
 }
 
 impl Drop for SpinSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -433,16 +445,22 @@ mod tests {
     }
 
     #[test]
-    fn spin_slots_are_bounded_and_returned() {
-        static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let held: Vec<SpinSlot> = (0..3)
-            .filter_map(|_| SpinSlot::take_from(&COUNT, 2))
-            .collect();
-        assert_eq!(held.len(), 2);
-        assert!(SpinSlot::take_from(&COUNT, 2).is_none());
-        drop(held);
-        assert_eq!(COUNT.load(Ordering::Relaxed), 0);
-        assert!(SpinSlot::take_from(&COUNT, 2).is_some());
+    fn one_spin_slot_per_cpu_returned_on_drop() {
+        static SLOTS: [CacheLine<AtomicBool>; 2] = [const { CacheLine(AtomicBool::new(false)) }; 2];
+        let first = SpinSlot::take_from(&SLOTS, 0);
+        assert!(first.is_some());
+        assert!(
+            SpinSlot::take_from(&SLOTS, 0).is_none(),
+            "a second spinner on CPU 0"
+        );
+        let second = SpinSlot::take_from(&SLOTS, 1);
+        assert!(second.is_some(), "CPU 1 has a slot of its own");
+        // CPU 2 shares CPU 0's slot: more CPUs than slots only spin less.
+        assert!(SpinSlot::take_from(&SLOTS, 2).is_none());
+        drop(first);
+        assert!(SpinSlot::take_from(&SLOTS, 2).is_some());
+        drop(second);
+        assert!(SLOTS.iter().all(|slot| !slot.load(Ordering::Relaxed)));
     }
 
     /// A sender on another thread at random moments, a waiter that sometimes spins and

@@ -72,6 +72,11 @@ impl Rows {
         if self.buffered.len() == 0 {
             return self.end();
         }
+        if self.buffered.len() == ncols {
+            // The batch's last row (a point query's only one): collecting what is left of the
+            // batch reuses its allocation when it can, instead of copying into a new one.
+            return Ok(Some(std::mem::take(&mut self.buffered).collect()));
+        }
         let mut row = Vec::with_capacity(ncols);
         row.extend(self.buffered.by_ref().take(ncols));
         Ok(Some(row))
@@ -168,5 +173,50 @@ impl Iterator for Rows {
 impl Drop for Rows {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Config, Params, Pool, Value};
+
+    /// Rows read one by one come out whole and in order: a point query's only row, the last
+    /// row of a full batch, and the rows of a batch that is not full (the last row of each
+    /// batch takes over the batch's storage, the others are copied out of it).
+    #[test]
+    fn rows_read_one_by_one_across_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("rows.db"), Config::default()).unwrap();
+        let session = pool.session().unwrap();
+        session
+            .execute_batch(
+                "CREATE TABLE t(a INTEGER, b TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1199)
+                 INSERT INTO t SELECT i, 'v' || i FROM n;",
+            )
+            .unwrap();
+        let mut point = session
+            .query("SELECT b, a FROM t WHERE a = ?", vec![Value::Integer(7)])
+            .unwrap();
+        assert_eq!(
+            point.next_row().unwrap(),
+            Some(vec![Value::Text("v7".into()), Value::Integer(7)])
+        );
+        assert_eq!(point.next_row().unwrap(), None);
+        let rows = session
+            .query("SELECT a, b FROM t ORDER BY a", Params::None)
+            .unwrap()
+            .collect_rows()
+            .unwrap();
+        assert_eq!(rows.len(), 1200);
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(
+                row,
+                &vec![Value::Integer(i as i64), Value::Text(format!("v{i}"))]
+            );
+        }
+        drop(point);
+        session.close().unwrap();
+        pool.close().unwrap();
     }
 }

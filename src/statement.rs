@@ -172,7 +172,10 @@ pub(crate) fn step_batch(stmt: &mut Statement<'_>, text_as_bytes: bool) -> Batch
         match rows.next() {
             Ok(Some(row)) => {
                 let ncols = row.as_ref().column_count();
-                if rows_read == 1 {
+                if rows_read == 0 {
+                    // Room for exactly one row: a point query needs no more.
+                    batch.values.reserve_exact(ncols);
+                } else if rows_read == 1 {
                     // More than one row: likely a full batch, so grow once instead of doubling
                     // through it (a point query stays at its small first allocation).
                     batch

@@ -549,12 +549,13 @@ enum Msg {
     Shutdown { checkpoint: bool },
 }
 
-/// What the connection thread is doing, as `submit` sees it.
-const RUNNING: u8 = 0;
-/// Spinning for its next job: on a CPU, so a job queued now is taken at once.
-const POLLING: u8 = 1;
+/// What the connection thread is doing, as `submit` sees it. Awake: running a job or
+/// polling for the next one, so a job queued now needs no wake-up. (Running and polling are
+/// not told apart: callers wait the same way for both, and a state written on every job
+/// would move its cache line between the two threads twice per statement.)
+const AWAKE: u8 = 0;
 /// Parked (or about to): a job queued now must unpark it.
-const PARKED: u8 = 2;
+const PARKED: u8 = 1;
 
 /// The error a caller gets for a job that did not answer.
 pub(crate) fn unanswered(why: Unanswered) -> Error {
@@ -566,7 +567,7 @@ pub(crate) fn unanswered(why: Unanswered) -> Error {
 
 /// What the connection thread publishes about itself.
 struct ThreadSide {
-    /// RUNNING, POLLING or PARKED.
+    /// AWAKE or PARKED; written only when the thread parks and when it wakes.
     state: AtomicU8,
     /// How long the connection thread polls for its next job.
     job_budget: SpinBudget,
@@ -576,7 +577,7 @@ struct ThreadSide {
 
 /// What callers publish for the connection thread.
 struct CallerSide {
-    /// How long a caller spins for an answer when the thread was polling.
+    /// How long a caller spins for an answer when the thread was awake.
     reply_budget: SpinBudget,
     /// How long a caller spins for an answer when the thread had to be woken: on an idle
     /// machine the wake-up and the job take less than a park/wake round trip.
@@ -730,14 +731,11 @@ impl WorkerShared {
                 let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(msg) = queue.msgs.pop_front() {
                     self.pending.fetch_sub(1, Ordering::AcqRel);
-                    // Only a hint for `submit`'s choice to spin; ordering is `pending`'s job.
-                    self.thread_side.state.store(RUNNING, Ordering::Relaxed);
                     self.thread_side.cpu.mark();
                     return msg;
                 }
             }
             let side = &self.thread_side;
-            side.state.store(POLLING, Ordering::Relaxed);
             if let Some(_slot) = poll.then(SpinSlot::take).flatten() {
                 side.cpu.mark();
                 let has_job = || self.pending.load(Ordering::Acquire) > 0;
@@ -750,6 +748,10 @@ impl WorkerShared {
                 thread::park();
             }
             // Woken by `submit` or spuriously: either way the loop re-checks, without a poll.
+            // Awake from here until it parks again. Only a hint for `submit` (whether to wake
+            // it, how to wait): a job queued before this store is seen by the check that
+            // follows it, so no wake-up is lost.
+            side.state.store(AWAKE, Ordering::Relaxed);
             poll = false;
         }
     }
@@ -808,7 +810,7 @@ impl Worker {
                     }),
                     pending: CacheLine(AtomicUsize::new(0)),
                     thread_side: CacheLine(ThreadSide {
-                        state: AtomicU8::new(RUNNING),
+                        state: AtomicU8::new(AWAKE),
                         job_budget: SpinBudget::new(INITIAL_SPIN),
                         cpu: CpuMark::new(),
                     }),

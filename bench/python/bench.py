@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -259,13 +260,18 @@ def worker(module, case, path, n):
     if warm:
         fn(db, path, max(1, n // 20))
     gc.collect()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     w0, c0 = time.perf_counter(), time.process_time()
     out = fn(db, path, n)
     w1, c1 = time.perf_counter(), time.process_time()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     ops, extra = out if isinstance(out, tuple) else (out, {})
     if module == "litepool":
         mod.open(path).close()
-    print(json.dumps({"wall": (w1 - w0) / ops, "cpu": (c1 - c0) / ops, "ops": ops, **extra}))
+    # Context switches of all the process's threads per operation (voluntary: a thread
+    # parked; involuntary: it was preempted).
+    switches = {"vcsw": (r1.ru_nvcsw - r0.ru_nvcsw) / ops, "ivcsw": (r1.ru_nivcsw - r0.ru_nivcsw) / ops}
+    print(json.dumps({"wall": (w1 - w0) / ops, "cpu": (c1 - c0) / ops, "ops": ops, **switches, **extra}))
 
 
 def versions():

@@ -302,7 +302,10 @@ impl Cursor {
         let dml = is_dml(sql_str);
         conn.begin_if_needed(py, dml)?;
         let session = &conn.session;
-        let mut started = py.detach(|| start(session, sql_str, params.clone()));
+        // Only SQL holding a `;` is retried as its first statement (below): the parameters
+        // are kept for that retry, and otherwise handed over without a copy.
+        let retry_params = sql_str.contains(';').then(|| params.clone());
+        let mut started = py.detach(|| start(session, sql_str, params));
         if let Some(e) = conn.take_pending() {
             py.detach(move || drop(started));
             return Err(e);
@@ -315,7 +318,7 @@ impl Cursor {
             }
             // A statement followed by a tail SQLite cannot parse: the stdlib runs the
             // statement when the tail holds only comments, else refuses the second statement.
-            if let Some(first) = first_statement(py, sql_str)? {
+            if let (Some(first), Some(params)) = (first_statement(py, sql_str)?, retry_params) {
                 started = py.detach(|| start(session, first, params));
                 if let Some(e) = conn.take_pending() {
                     py.detach(move || drop(started));

@@ -1,3 +1,4 @@
+import sqlite3
 import threading
 
 import pytest
@@ -88,6 +89,19 @@ def test_surrogates_rejected(mem):
 def test_two_statements(mem):
     with pytest.raises(litepool.ProgrammingError, match="You can only execute one statement at a time."):
         mem.execute("SELECT 1; SELECT 2")
+
+
+@pytest.mark.parametrize("tail", ["; -- done", ";  /* not closed", "; /* two */ -- comments"])
+def test_statement_with_a_comment_tail_binds_its_parameters(mem, tail):
+    # The same steps on the stdlib: a statement followed by only comments runs, with its
+    # parameters (litepool may retry such SQL as its first statement).
+    sql = "SELECT ?, ?" + tail
+    stdlib = sqlite3.connect(":memory:")
+    want = stdlib.execute(sql, (1, "x")).fetchall()
+    stdlib.close()
+    assert mem.execute(sql, (1, "x")).fetchall() == want == [(1, "x")]
+    with pytest.raises(litepool.ProgrammingError, match="Incorrect number of bindings"):
+        mem.execute(sql, (1,))
 
 
 def test_bad_sql(mem):
