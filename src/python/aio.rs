@@ -31,7 +31,7 @@
 //!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, PyConnection, LEGACY};
-use super::cursor::{column_converters, describe, no_nul, row_tuple, ParamSets};
+use super::cursor::{column_converters, describe, no_nul, row_tuple, start, ParamSets};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
 use super::values::{Adapt, TextFactory};
@@ -88,7 +88,11 @@ struct Sched {
     running: Vec<Arc<Lane>>,
     running_acquiring: usize,
     threads: usize,
+    /// Threads waiting for a ready lane, including `woken` ones.
     idle: usize,
+    /// Idle threads notified that have not taken the lock again yet: a lane scheduled
+    /// meanwhile needs another thread, as they may take the lanes queued before it.
+    woken: usize,
     stopped: bool,
 }
 
@@ -100,7 +104,8 @@ impl Executor {
         } else {
             s.acquiring.push_back(lane);
         }
-        if s.idle > 0 {
+        if s.idle > s.woken {
+            s.woken += 1;
             self.ready.notify_one();
         } else if s.threads < THREADS {
             let spawned = std::thread::Builder::new()
@@ -131,6 +136,8 @@ impl Executor {
                 s.idle += 1;
                 s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
                 s.idle -= 1;
+                // Saturating: a thread may also wake without being notified.
+                s.woken = s.woken.saturating_sub(1);
                 continue;
             };
             s.running_acquiring += usize::from(acquiring);
@@ -141,7 +148,8 @@ impl Executor {
             s.running.retain(|l| !Arc::ptr_eq(l, &lane));
             if acquiring {
                 s.running_acquiring -= 1;
-                if !s.acquiring.is_empty() && s.idle > 0 {
+                if !s.acquiring.is_empty() && s.idle > s.woken {
+                    s.woken += 1;
                     self.ready.notify_one();
                 }
             }
@@ -655,23 +663,11 @@ impl AioConnection {
                 let slot = Arc::clone(&cursor.get().rows);
                 drop(lock(&slot).take());
                 conn.begin_due(is_dml(&sql))?;
-                let mut rows = conn.session.query(&sql, params)?;
-                let mut values = Vec::new();
-                let mut more = false;
-                let mut error = None;
-                // The first batch and a look past it: a statement that ended in its first
-                // batch (a point query) is done now and holds no connection afterwards.
-                if let Some(first) = rows.next_batch()? {
-                    values = first;
-                    match rows.next_batch() {
-                        Ok(Some(next)) => {
-                            values.extend(next);
-                            more = true;
-                        }
-                        Ok(None) => {}
-                        Err(e) => error = Some(e),
-                    }
-                }
+                // As the sync cursor starts it: a statement that ended in its first batch (a
+                // point query) is done now and holds no connection afterwards.
+                let (rows, values, done, error) = start(&conn.session, &sql, params)?;
+                let values = values.unwrap_or_default();
+                let more = !done;
                 let result = rows.result();
                 let dml = is_dml(&sql);
                 conn.note_changes(

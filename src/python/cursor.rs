@@ -620,9 +620,9 @@ impl Cursor {
 /// that ended in its first batch (a point query) is done then, so the cursor holds nothing
 /// afterwards. Returns the rows, the values read, whether the statement is done, and the
 /// error that ended it after those values.
-type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
+pub(crate) type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
 
-fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
+pub(crate) fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
     let mut rows = session.query(sql, params)?;
     let Some(mut first) = rows.next_batch()? else {
         return Ok((rows, None, true, None));
