@@ -294,10 +294,7 @@ pub(crate) fn run_many(
         let (mut stmt, class, learned) = ctx.prepare_classified(sql, known)?;
         let mut ran = RanMany {
             learned,
-            result: ExecResult {
-                changes: 0,
-                last_insert_rowid: ctx.conn.last_insert_rowid(),
-            },
+            result: ExecResult::default(),
             error: None,
             transaction_ended: false,
             class,
@@ -306,6 +303,7 @@ pub(crate) fn run_many(
             if let Some((name, _)) = &ran.class.pragma_set {
                 ctx.pragma_compiled(name, None);
             }
+            ran.result.last_insert_rowid = ctx.conn.last_insert_rowid();
             return Ok(ran);
         }
         for (i, params) in sets.iter().enumerate() {
@@ -327,14 +325,13 @@ pub(crate) fn run_many(
                 while rows.next()?.is_some() {}
                 Ok::<(), rusqlite::Error>(())
             })();
-            let set = ExecResult::since(ctx.conn, before);
-            ran.result.last_insert_rowid = set.last_insert_rowid;
             if let Err(e) = stepped {
                 ran.error = Some(ctx.explain_interrupt(e.into()));
                 break;
             }
-            ran.result.changes += set.changes;
+            ran.result.changes += ExecResult::since(ctx.conn, before).changes;
         }
+        ran.result.last_insert_rowid = ctx.conn.last_insert_rowid();
         ran.transaction_ended = ctx.transaction_pragma_ended(settings);
         Ok(ran)
     })();
