@@ -18,10 +18,10 @@
 
 use crate::classify::Class;
 use crate::error::{Error, Result, Role};
+use crate::exec::{self, Gate, Mode, Ran};
 use crate::handoff::{Reply, Unanswered};
 use crate::pool::{Lease, PoolInner};
-use crate::session::{ExecResult, JobGate, Ran};
-use crate::statement::{self, Params};
+use crate::statement::Params;
 use crate::worker::{unanswered, ConnCtx, Settings, WorkerShared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -35,11 +35,11 @@ pub(crate) struct Write {
     /// The session's settings: no pragmas and no registrations (only such sessions' writes
     /// are grouped, so any member's settings do for the whole batch).
     pub settings: Settings,
-    /// Send the rows (a `RETURNING` clause) back instead of discarding them.
-    pub rows: bool,
+    /// Whether the rows (a `RETURNING` clause) go back or are discarded.
+    pub mode: Mode,
     pub text_as_bytes: bool,
     /// The session's interrupts reach the write through this.
-    gate: JobGate,
+    gate: Box<dyn Gate>,
     reply: Option<Answer>,
 }
 
@@ -89,18 +89,18 @@ impl Write {
         params: Params,
         class: Class,
         settings: Settings,
-        rows: bool,
+        mode: Mode,
         text_as_bytes: bool,
-        gate: JobGate,
+        gate: impl Gate + 'static,
     ) -> Write {
         Write {
             sql: sql.to_string(),
             params,
             class,
             settings,
-            rows,
+            mode,
             text_as_bytes,
-            gate,
+            gate: Box::new(gate),
             reply: None,
         }
     }
@@ -231,7 +231,7 @@ impl Drop for Driver {
 
 /// How a batch was committed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Batch {
+pub(crate) enum CommitMode {
     /// Each write alone: a batch of one, or it never began (settings, `BEGIN` failed).
     Alone,
     /// Every write in one transaction.
@@ -248,13 +248,13 @@ fn run_batch(
     ctx: &mut ConnCtx<'_>,
     worker: &Arc<WorkerShared>,
     writes: Vec<Write>,
-) -> (Batch, Answers) {
+) -> (CommitMode, Answers) {
     if let Err(e) = ctx.apply_settings(&writes[0].settings) {
-        return (Batch::Alone, all_failed(writes, &e));
+        return (CommitMode::Alone, all_failed(writes, &e));
     }
     if writes.len() == 1 {
         // Alone, a write needs no transaction of ours: it is its own.
-        return (Batch::Alone, one_by_one(ctx, worker, writes));
+        return (CommitMode::Alone, one_by_one(ctx, worker, writes));
     }
     if let Err(e) = ctx
         .conn
@@ -263,7 +263,7 @@ fn run_batch(
     {
         // The write lock could not be had within the busy timeout (another process holds
         // it): each write alone would have failed the same way.
-        return (Batch::Alone, all_failed(writes, &Error::from(e)));
+        return (CommitMode::Alone, all_failed(writes, &Error::from(e)));
     }
     let mut results = Vec::with_capacity(writes.len());
     for write in &writes {
@@ -273,12 +273,15 @@ fn run_batch(
         }
     }
     if results.len() == writes.len() && control(ctx, "COMMIT") {
-        return (Batch::Grouped, writes.into_iter().zip(results).collect());
+        return (
+            CommitMode::Grouped,
+            writes.into_iter().zip(results).collect(),
+        );
     }
     if !ctx.conn.is_autocommit() {
         let _ = ctx.conn.execute_batch("ROLLBACK");
     }
-    (Batch::Retried, one_by_one(ctx, worker, writes))
+    (CommitMode::Retried, one_by_one(ctx, worker, writes))
 }
 
 fn all_failed(writes: Vec<Write>, e: &Error) -> Answers {
@@ -331,35 +334,20 @@ fn control(ctx: &ConnCtx<'_>, sql: &str) -> bool {
         .is_ok()
 }
 
-/// Runs one write unless its session was interrupted, interruptible by the session while it
-/// runs.
+/// Runs one write through the statement path every statement takes (see [`exec`]), unless
+/// its session was interrupted, interruptible by the session while it runs. A write's rows
+/// (`RETURNING`) are all computed by its first step, so they all come back in one batch
+/// (none when it fails); no cursor stays open.
 fn run_gated(ctx: &mut ConnCtx<'_>, worker: &Arc<WorkerShared>, write: &Write) -> Result<Box<Ran>> {
-    write.gate.enter(worker)?;
-    let result = run_one(ctx, write);
-    write.gate.leave();
-    result
-}
-
-/// Runs one write to its end. A write's rows (`RETURNING`) are all computed by its first
-/// step, so they all come back in one batch (none when it fails); no cursor stays open.
-fn run_one(ctx: &mut ConnCtx<'_>, write: &Write) -> Result<Box<Ran>> {
-    let mut stmt = ctx.prepare(&write.sql)?;
-    statement::bind(&mut stmt, &write.params)?;
-    let before = ctx.conn.total_changes();
-    let first = statement::step_batch(&mut stmt, write.text_as_bytes);
-    // After the first step, which re-prepares the statement if the schema changed.
-    let statement::Started { columns, decltypes } = ctx.columns.started(&write.sql, &stmt);
-    let batch = statement::step_to_end(&mut stmt, first, write.text_as_bytes, write.rows);
-    let result = ExecResult::since(ctx.conn, before);
-    Ok(Box::new(Ran {
-        class: write.class.clone(),
-        learned: false,
-        transaction_ended: false,
-        attached: None,
-        columns,
-        decltypes,
-        batch,
-        result,
-        cursor: None,
-    }))
+    exec::run_grouped(
+        ctx,
+        worker,
+        write.gate.as_ref(),
+        &write.sql,
+        &write.params,
+        &write.class,
+        &write.settings,
+        write.mode,
+        write.text_as_bytes,
+    )
 }

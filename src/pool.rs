@@ -6,7 +6,7 @@ use crate::classify::{ClassCache, FastMap};
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
-use crate::group_commit::{Batch, Group, Joined, Write};
+use crate::group_commit::{CommitMode, Group, Joined, Write};
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
@@ -876,15 +876,15 @@ impl PoolInner {
         std::mem::take(&mut st.group.queue)
     }
 
-    pub(crate) fn count_group_batch(&self, batch: Batch, writes: usize) {
+    pub(crate) fn count_group_batch(&self, mode: CommitMode, writes: usize) {
         let c = &mut self.lock().counters;
-        match batch {
-            Batch::Alone => {}
-            Batch::Grouped => {
+        match mode {
+            CommitMode::Alone => {}
+            CommitMode::Grouped => {
                 c.group_commits += 1;
                 c.group_commit_writes += writes as u64;
             }
-            Batch::Retried => c.group_commit_retries += 1,
+            CommitMode::Retried => c.group_commit_retries += 1,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Rows of an executing statement, fetched from the connection thread in batches.
 
 use crate::error::{Error, Result};
-use crate::session::{ExecResult, Ran, SessionShared};
+use crate::exec::{ExecResult, Ran};
+use crate::session::SessionShared;
 use rusqlite::types::Value;
 use std::sync::Arc;
 

@@ -2,8 +2,9 @@
 //! idle; each statement borrows the writer or a reader for as long as it needs one.
 
 use crate::blob::Blob;
-use crate::classify::{immediate_begin, Class, ENDS_WITH_TRANSACTION};
+use crate::classify::{Class, ENDS_WITH_TRANSACTION};
 use crate::error::{Error, Result, Role};
+use crate::exec::{self, ExecResult, Gate, ManyError, Mode, Outcome, Ran, Route};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
 };
@@ -11,11 +12,14 @@ use crate::group_commit::{self, Write};
 use crate::pool::{Lease, PoolInner};
 use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
-use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, Worker, WorkerShared};
+use crate::worker::{ConnCtx, Settings, SettingsKey, Worker, WorkerShared};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+/// Parameter sets [`Session::execute_many`] reads ahead and sends in one job.
+const MANY_CHUNK: usize = 1024;
 
 /// A session on a pool: the unit hosts hand out as a "connection".
 ///
@@ -33,30 +37,6 @@ use std::time::Duration;
 /// cursors and returns every connection.
 pub struct Session {
     shared: Arc<SessionShared>,
-}
-
-/// The result of a statement run to completion.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ExecResult {
-    /// Rows changed by the statement (`sqlite3_changes64`), or 0 when it changed nothing.
-    pub changes: u64,
-    /// `sqlite3_last_insert_rowid` of the connection after the statement.
-    pub last_insert_rowid: i64,
-}
-
-impl ExecResult {
-    /// What the statement just run on `conn` did, given `conn`'s total changes before it
-    /// (a statement that changed nothing reports 0, not the previous statement's count).
-    pub(crate) fn since(conn: &rusqlite::Connection, total_changes_before: u64) -> ExecResult {
-        ExecResult {
-            changes: if conn.total_changes() != total_changes_before {
-                conn.changes()
-            } else {
-                0
-            },
-            last_insert_rowid: conn.last_insert_rowid(),
-        }
-    }
 }
 
 pub(crate) struct SessionShared {
@@ -105,6 +85,16 @@ impl JobGate {
     /// The job is done: a later interrupt no longer reaches the connection.
     pub(crate) fn leave(&self) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Running::Between { pending: false };
+    }
+}
+
+impl Gate for JobGate {
+    fn enter(&self, worker: &Arc<WorkerShared>) -> Result<()> {
+        JobGate::enter(self, worker)
+    }
+
+    fn leave(&self) {
+        JobGate::leave(self)
     }
 }
 
@@ -188,38 +178,6 @@ impl SessionState {
     }
 }
 
-/// What the connection thread answers to a statement.
-enum Outcome {
-    /// The statement was classified on a connection of the wrong role (a write on a reader,
-    /// a read outside a transaction on the writer); nothing ran. The parameters come back so
-    /// they need not be cloned for the retry.
-    Moved(Class, Params),
-    Ran(Box<Ran>),
-}
-
-pub(crate) struct Ran {
-    pub(crate) class: Class,
-    pub(crate) learned: bool,
-    /// SQLite turned off the session's transaction-scoped pragma (`defer_foreign_keys`).
-    pub(crate) transaction_ended: bool,
-    /// After an ATTACH or DETACH: the session's attached databases now, or `None` when one
-    /// cannot be attached elsewhere (in-memory), which pins the session.
-    pub(crate) attached: Option<Vec<(String, String)>>,
-    pub(crate) columns: Arc<[String]>,
-    pub(crate) decltypes: Arc<[Option<String>]>,
-    pub(crate) batch: Batch,
-    pub(crate) result: ExecResult,
-    pub(crate) cursor: Option<u64>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Run to the end on the connection thread, sending no rows back.
-    Execute,
-    /// Send the first batch; keep the statement open as cursor `id` if rows remain.
-    Query(u64),
-}
-
 impl Session {
     pub(crate) fn new(pool: Arc<PoolInner>) -> Result<Session> {
         let id = pool.next_session_id();
@@ -292,6 +250,28 @@ impl Session {
         let cursor = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
         let ran = self.shared.run(sql, params.into(), Mode::Query(cursor))?;
         Ok(Rows::new(Arc::clone(&self.shared), *ran))
+    }
+
+    /// Runs the statement `sql` once per parameter set of `sets`, in order, as Python's
+    /// `executemany` does, and returns the changes of all the sets summed and the last
+    /// inserted rowid. The statement must write: a read-only one fails with
+    /// [`Error::StatementCount`] before `sets` is read. A plain write (no transaction control,
+    /// TEMP object, ATTACH or pragma) is compiled once and runs on the writer one chunk of up
+    /// to 1,024 sets per job: inside the session's open transaction, else each set in
+    /// autocommit; any other statement runs as [`Session::execute`] runs it, once per set.
+    /// Sets are read a chunk ahead of running them, never while the session's lock is held,
+    /// so the iterator may itself use the session.
+    ///
+    /// # Errors
+    ///
+    /// It stops at the first set that fails, and at an interrupt (while a set runs or
+    /// between two): the sets before it stay as they ran (in the transaction, or committed),
+    /// and [`ManyError::done`] says what they did.
+    pub fn execute_many<I>(&self, sql: &str, sets: I) -> std::result::Result<ExecResult, ManyError>
+    where
+        I: IntoIterator<Item = Params>,
+    {
+        self.shared.run_many(sql, &mut sets.into_iter())
     }
 
     /// Runs a script of `;`-separated statements on the writer, as `executescript` does.
@@ -794,6 +774,104 @@ impl SessionShared {
         result
     }
 
+    /// [`Session::execute_many`], as one operation: an interrupt stops it between chunks too.
+    fn run_many(
+        &self,
+        sql: &str,
+        sets: &mut dyn Iterator<Item = Params>,
+    ) -> std::result::Result<ExecResult, ManyError> {
+        let mut done = ExecResult::default();
+        let result = self.operation(|| {
+            let class = match self.pool.classes.get(sql) {
+                Some(class) => class,
+                // Learned before a set is read, as the stdlib compiles before it iterates.
+                None => self.run_many_chunk(sql, Vec::new(), None)?.class,
+            };
+            if class.readonly {
+                return Err(exec::not_a_write());
+            }
+            if !exec::runs_as_many(&class) {
+                for params in sets {
+                    let known = self.pool.classes.get(sql);
+                    let mut st = self.lock()?;
+                    let ran = self.run_routed(&mut st, sql, params, Mode::Execute, known);
+                    self.settle(&mut st);
+                    drop(st);
+                    let ran = ran?;
+                    if let Some(e) = ran.batch.error {
+                        return Err(e);
+                    }
+                    done.changes += ran.result.changes;
+                    done.last_insert_rowid = ran.result.last_insert_rowid;
+                }
+                return Ok(());
+            }
+            loop {
+                let chunk: Vec<Params> = sets.take(MANY_CHUNK).collect();
+                if chunk.is_empty() {
+                    return Ok(());
+                }
+                let last = chunk.len() < MANY_CHUNK;
+                let ran = self.run_many_chunk(sql, chunk, Some(class.clone()))?;
+                done.changes += ran.result.changes;
+                done.last_insert_rowid = ran.result.last_insert_rowid;
+                if let Some(e) = ran.error {
+                    return Err(e);
+                }
+                if last {
+                    return Ok(());
+                }
+            }
+        });
+        match result {
+            Ok(()) => Ok(done),
+            Err(error) => Err(ManyError { error, done }),
+        }
+    }
+
+    /// Runs `sets` of `sql` in one job on the writer (a reader inside a read transaction),
+    /// or with no sets and no `known` class, only learns the statement's class.
+    fn run_many_chunk(
+        &self,
+        sql: &str,
+        sets: Vec<Params>,
+        known: Option<Class>,
+    ) -> Result<exec::RanMany> {
+        let mut st = self.lock()?;
+        let result = (|| {
+            let in_read_txn = st.reader.as_ref().is_some_and(|l| !l.state.autocommit);
+            let slot = if st.writer.is_none() && in_read_txn {
+                Slot::Reader
+            } else {
+                self.take(&mut st, Slot::Writer)?
+            };
+            self.guard_write(&mut st, slot == Slot::Writer)?;
+            let settings = st.settings.clone();
+            let worker = match st.lease(slot) {
+                Some(lease) => Arc::clone(&lease.worker),
+                None => return Err(Error::internal("no connection in the routed slot")),
+            };
+            st.note_used(&worker);
+            let sql_owned = sql.to_string();
+            let (ran, state) = self.call(&worker, move |ctx| {
+                exec::run_many(ctx, &sql_owned, &sets, known, &settings)
+            })?;
+            if let Some(lease) = st.lease(slot) {
+                lease.state = state;
+            }
+            let ran = ran?;
+            if ran.learned {
+                self.pool.classes.insert(sql, ran.class.clone());
+            }
+            if ran.transaction_ended {
+                st.set_pragma(ENDS_WITH_TRANSACTION, None);
+            }
+            Ok(ran)
+        })();
+        self.settle(&mut st);
+        result
+    }
+
     /// Picks the connection for a statement and runs it there. A statement the pool has not
     /// seen yet is compiled first to learn its class (from the authorizer): on a free reader,
     /// else on the writer if it is free, else on a reader once one frees up. When that
@@ -882,7 +960,7 @@ impl SessionShared {
             params,
             class.clone(),
             st.settings.clone(),
-            matches!(mode, Mode::Query(_)),
+            mode,
             self.text_as_bytes.load(Ordering::Relaxed),
             JobGate(Arc::clone(&self.running)),
         );
@@ -1002,7 +1080,7 @@ impl SessionShared {
             self.pool.close_readers();
         }
         let outcome = self.call(&worker, move |ctx| {
-            let ran = run_statement(
+            let ran = exec::run_statement(
                 ctx,
                 &sql_owned,
                 params,
@@ -1410,124 +1488,4 @@ fn release_hooks(lease: &Lease) {
 /// the next session to use it replaces them anyway.
 fn clear_registrations(lease: &Lease) {
     let _ = lease.worker.call(|ctx| ctx.clear_registrations());
-}
-
-/// Where a statement job runs and how it reads TEXT.
-struct Route {
-    /// It may move to the other kind of connection before running.
-    movable: bool,
-    on_writer: bool,
-    text_as_bytes: bool,
-    /// The pool's readers are closed for a switch into or out of WAL mode.
-    switching: bool,
-    /// On the session's TEMP connection without the writer's lease: a write must first
-    /// take it.
-    unguarded: bool,
-    /// On the session's TEMP connection, a second SQLite connection of this process that
-    /// writes the main database: its BEGIN is made IMMEDIATE.
-    on_temp: bool,
-}
-
-/// The statement job, run on the connection thread.
-fn run_statement(
-    ctx: &mut ConnCtx<'_>,
-    sql: &str,
-    params: Params,
-    known: Option<Class>,
-    settings: &Settings,
-    mode: Mode,
-    route: Route,
-) -> (Result<Outcome>, ConnState) {
-    let Route {
-        movable,
-        on_writer,
-        text_as_bytes,
-        switching,
-        unguarded,
-        on_temp,
-    } = route;
-    let result = (|| {
-        if let Some(ended) = ctx.take_txn_ended() {
-            return Err(ended);
-        }
-        ctx.apply_settings(settings)?;
-        let (mut stmt, class, learned) = ctx.prepare_classified(sql, known)?;
-        let next_key = SettingsKey {
-            session: settings.key.session,
-            version: settings.key.version + 1,
-        };
-        // A TEMP object compiled on the pool's writer moves to a connection of its own.
-        let moves_to_temp = class.pins && on_writer;
-        if movable && (class.needs_writer() != on_writer || moves_to_temp) && !class.runs_anywhere()
-        {
-            if let Some((name, _)) = &class.pragma_set {
-                ctx.pragma_compiled(name, None);
-            }
-            return Ok(Outcome::Moved(class, params));
-        }
-        let needs_guard = unguarded && class.may_write();
-        if learned && (needs_guard || (class.journal_mode.is_some() && on_writer && !switching)) {
-            // Compiled here to learn its class: it runs again once the session has taken
-            // what it needs first (the writer's lease, the pool's readers closed).
-            return Ok(Outcome::Moved(class, params));
-        }
-        ctx.refuse_exclusive_locking(&class)?;
-        // The pool's writer runs BEGIN as written: it is the only connection of this process
-        // writing the file, held by the session for its whole transaction, so a deferred
-        // read-to-write upgrade meets no writer of this process. A TEMP connection is a
-        // second one, which a deferred upgrade could find the file's write lock taken by.
-        if class.begin && on_temp {
-            if let Some(immediate) = immediate_begin(sql) {
-                drop(stmt);
-                stmt = ctx.conn.prepare_cached(&immediate)?;
-            }
-        }
-        statement::bind(&mut stmt, &params)?;
-        let before = ctx.conn.total_changes();
-        let mut batch = statement::step_batch(&mut stmt, text_as_bytes);
-        // After the first step, which re-prepares the statement if the schema changed.
-        let statement::Started { columns, decltypes } = ctx.columns.started(sql, &stmt);
-        if mode == Mode::Execute || !class.readonly {
-            // A write's rows are all computed by its first step, but it may still fail when
-            // it ends: the error must come before the rows it rolled back.
-            let keep_rows = mode != Mode::Execute;
-            batch = statement::step_to_end(&mut stmt, batch, text_as_bytes, keep_rows);
-        }
-        batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
-        let result = ExecResult::since(ctx.conn, before);
-        let cursor = match mode {
-            Mode::Query(id) if !batch.done => {
-                ctx.cursors.insert(id, stmt);
-                Some(id)
-            }
-            // A pragma assignment acts when compiled, so a cached copy would do nothing.
-            _ if class.pragma_set.is_some() => {
-                stmt.discard();
-                None
-            }
-            _ => None,
-        };
-        if let Some((name, _)) = &class.pragma_set {
-            let now = batch.error.is_none().then_some(next_key);
-            ctx.pragma_compiled(name, now);
-        }
-        let transaction_ended = ctx.transaction_pragma_ended(settings);
-        let attached = if class.attaches && batch.error.is_none() {
-            ctx.attached_by(next_key)?
-        } else {
-            None
-        };
-        Ok(Outcome::Ran(Box::new(Ran {
-            class,
-            learned,
-            transaction_ended,
-            attached,
-            columns,
-            decltypes,
-            batch,
-            result,
-            cursor,
-        })))
-    })();
-    (result, ctx.state())
 }

@@ -1669,3 +1669,167 @@ fn named_and_numbered_parameters_bind() {
     s.close().unwrap();
     pool.close().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// execute_many
+// ---------------------------------------------------------------------------------------
+
+fn ints(values: &[i64]) -> Params {
+    Params::Positional(values.iter().map(|v| Value::Integer(*v)).collect())
+}
+
+#[test]
+fn execute_many_runs_every_set_across_chunks_and_sums_their_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("many.db"), Config::default(), 0);
+    let s = pool.session().unwrap();
+    // More sets than one job carries (1,024), so the statement runs in three jobs.
+    let done = s
+        .execute_many(
+            "INSERT INTO t(x, y) VALUES (?, ?)",
+            (1..=2500).map(|i| ints(&[i, i % 7])),
+        )
+        .unwrap();
+    assert_eq!(done.changes, 2500);
+    assert_eq!(done.last_insert_rowid, 2500);
+    assert_eq!(count_t(&s), 2500);
+    // Each set's changes count, and one that changes nothing adds nothing.
+    let done = s
+        .execute_many(
+            "UPDATE t SET y = -1 WHERE y = ?",
+            [ints(&[0]), ints(&[99]), ints(&[1])],
+        )
+        .unwrap();
+    let expected = (1..=2500).filter(|i| i % 7 <= 1).count() as u64;
+    assert_eq!(done.changes, expected);
+    // Outside a transaction each set committed on its own: another session sees them all.
+    let other = pool.session().unwrap();
+    assert_eq!(count_t(&other), 2500);
+    assert!(held(&s).is_empty());
+    other.close().unwrap();
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
+#[test]
+fn execute_many_stops_at_the_first_failing_set_and_keeps_the_ones_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("many.db"), Config::default(), 0);
+    let s = pool.session().unwrap();
+    s.begin().unwrap();
+    // Set 1,500 repeats x = 1: a UNIQUE failure in the second job.
+    let err = s
+        .execute_many(
+            "INSERT INTO t(x) VALUES (?)",
+            (1..=2000).map(|i| ints(&[if i == 1500 { 1 } else { i }])),
+        )
+        .unwrap_err();
+    assert!(err.error.to_string().contains("UNIQUE"), "{err:?}");
+    assert_eq!(err.done.changes, 1499);
+    assert_eq!(err.done.last_insert_rowid, 1499);
+    // The sets before it are in the open transaction, as the stdlib's executemany leaves them.
+    assert!(s.in_transaction().unwrap());
+    assert_eq!(count_t(&s), 1499);
+    // A set with the wrong number of parameters fails the same way.
+    let err = s
+        .execute_many(
+            "INSERT INTO t(x) VALUES (?)",
+            [ints(&[5000]), ints(&[5001, 1]), ints(&[5002])],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.error,
+            Error::ParameterCount {
+                expected: 1,
+                given: 2
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.done.changes, 1);
+    assert_eq!(count_t(&s), 1500);
+    s.rollback().unwrap();
+    assert_eq!(count_t(&s), 0);
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
+#[test]
+fn execute_many_refuses_a_read_before_reading_a_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("many.db"), Config::default(), 3);
+    let s = pool.session().unwrap();
+    // Twice: the first time the pool learns the statement's class, the second it knows it.
+    for _ in 0..2 {
+        let read = AtomicUsize::new(0);
+        let sets = (0..10).map(|i| {
+            read.fetch_add(1, Ordering::SeqCst);
+            ints(&[i])
+        });
+        let err = s
+            .execute_many("SELECT x FROM t WHERE x = ?", sets)
+            .unwrap_err();
+        assert!(
+            matches!(&err.error, Error::StatementCount { message }
+                if message == "executemany() can only execute DML statements."),
+            "{err:?}"
+        );
+        assert_eq!(read.load(Ordering::SeqCst), 0, "a set was read");
+        assert_eq!(err.done.changes, 0);
+    }
+    assert!(held(&s).is_empty());
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
+#[test]
+fn execute_many_sets_may_be_read_with_the_session_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("many.db"), Config::default(), 2);
+    let s = pool.session().unwrap();
+    // The iterator queries the session it feeds: it is read while no job of it runs.
+    let sets = (0..3).map(|i| ints(&[100 + i, count_t(&s)]));
+    let done = s
+        .execute_many("INSERT INTO t(x, y) VALUES (?, ?)", sets)
+        .unwrap();
+    assert_eq!(done.changes, 3);
+    assert_eq!(count_t(&s), 5);
+    s.close().unwrap();
+    pool.close().unwrap();
+}
+
+#[test]
+fn execute_many_stops_at_an_interrupt_that_comes_between_two_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool_with_rows(&dir.path().join("many.db"), Config::default(), 0);
+    let s = pool.session().unwrap();
+    let handle = s.interrupt_handle();
+    // The function interrupts the session while set 3 runs; a one-row INSERT has no loop
+    // that checks for an interrupt, so set 3 ends normally and the interrupt is pending
+    // when set 4 would start (SQLite alone would forget it: no statement is running then).
+    let interrupt: litepool::functions::ScalarFn = Arc::new(move |args| {
+        let x = args[0].as_i64().unwrap_or(0);
+        if x == 3 {
+            handle.interrupt();
+        }
+        Ok(Value::Integer(x))
+    });
+    s.create_scalar_function("interrupt_at_3", 1, false, Some(interrupt))
+        .unwrap();
+    let err = s
+        .execute_many(
+            "INSERT INTO t(x) VALUES (interrupt_at_3(?))",
+            (1..=10).map(|i| ints(&[i])),
+        )
+        .unwrap_err();
+    assert!(err.error.is_interrupted(), "{err:?}");
+    let rows = count_t(&s);
+    assert!(rows <= 3, "{rows} sets ran after the interrupt at set 3");
+    assert_eq!(err.done.changes, rows as u64);
+    // The next statement runs normally.
+    exec(&s, "INSERT INTO t(x) VALUES (11)", Params::None);
+    assert_eq!(count_t(&s), rows + 1);
+    s.close().unwrap();
+    pool.close().unwrap();
+}

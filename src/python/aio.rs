@@ -31,13 +31,12 @@
 //!   transactions are in the database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, PyConnection, LEGACY};
-use super::cursor::{column_converters, describe, row_tuple, run_many};
+use super::cursor::{column_converters, describe, no_nul, row_tuple, start, ParamSets};
 use super::errors::{classes, closed_cursor, closed_database, programming};
 use super::row::Row;
 use super::values::{Adapt, TextFactory};
 use super::warn_resource;
 use crate::error::Error;
-use crate::statement::Params;
 use crate::{InterruptHandle, Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -89,7 +88,11 @@ struct Sched {
     running: Vec<Arc<Lane>>,
     running_acquiring: usize,
     threads: usize,
+    /// Threads waiting for a ready lane, including `woken` ones.
     idle: usize,
+    /// Idle threads notified that have not taken the lock again yet: a lane scheduled
+    /// meanwhile needs another thread, as they may take the lanes queued before it.
+    woken: usize,
     stopped: bool,
 }
 
@@ -101,7 +104,8 @@ impl Executor {
         } else {
             s.acquiring.push_back(lane);
         }
-        if s.idle > 0 {
+        if s.idle > s.woken {
+            s.woken += 1;
             self.ready.notify_one();
         } else if s.threads < THREADS {
             let spawned = std::thread::Builder::new()
@@ -132,6 +136,8 @@ impl Executor {
                 s.idle += 1;
                 s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
                 s.idle -= 1;
+                // Saturating: a thread may also wake without being notified.
+                s.woken = s.woken.saturating_sub(1);
                 continue;
             };
             s.running_acquiring += usize::from(acquiring);
@@ -142,7 +148,8 @@ impl Executor {
             s.running.retain(|l| !Arc::ptr_eq(l, &lane));
             if acquiring {
                 s.running_acquiring -= 1;
-                if !s.acquiring.is_empty() && s.idle > 0 {
+                if !s.acquiring.is_empty() && s.idle > s.woken {
+                    s.woken += 1;
                     self.ready.notify_one();
                 }
             }
@@ -199,8 +206,9 @@ struct Batch {
 }
 
 impl Batch {
-    /// The result of a statement that returns no rows (executemany, executescript).
-    fn finished(cursor: Py<AioCursor>, rowcount: i64, lastrowid: i64) -> Batch {
+    /// The result of a statement that returns no rows (executemany, executescript);
+    /// `lastrowid` `None` leaves the cursor's as it was.
+    fn finished(cursor: Py<AioCursor>, rowcount: i64, lastrowid: Option<i64>) -> Batch {
         Batch {
             cursor,
             started: Some(Started {
@@ -220,7 +228,8 @@ struct Started {
     columns: Vec<String>,
     decltypes: Vec<Option<String>>,
     rowcount: i64,
-    lastrowid: i64,
+    /// The cursor's `lastrowid` now; `None` leaves it as it was.
+    lastrowid: Option<i64>,
 }
 
 enum Payload {
@@ -559,32 +568,6 @@ impl AioConnection {
     }
 }
 
-/// The stdlib's implicit `BEGIN` (as `Connection.begin_if_needed`), run on the lane.
-fn begin_if_needed(conn: &Connection, sql: &str) -> Result<(), Error> {
-    let (autocommit, level, pending) = {
-        let a = conn.attrs();
-        (a.autocommit, a.isolation_level.clone(), a.pending_begin)
-    };
-    let session = &conn.session;
-    match autocommit {
-        LEGACY => {
-            if let Some(level) = level {
-                if is_dml(sql) && !session.in_transaction()? {
-                    session.execute(&format!("BEGIN {level}"), Params::None)?;
-                }
-            }
-        }
-        0 if pending => {
-            if !session.in_transaction()? {
-                session.execute("BEGIN", Params::None)?;
-            }
-            conn.attrs().pending_begin = false;
-        }
-        _ => {}
-    }
-    Ok(())
-}
-
 /// Ends the transaction as `commit`/`rollback` do, on the lane.
 fn end_transaction(conn: &Connection, commit: bool) -> Result<(), Error> {
     let autocommit = conn.attrs().autocommit;
@@ -598,13 +581,6 @@ fn end_transaction(conn: &Connection, commit: bool) -> Result<(), Error> {
     }
     if autocommit == 0 {
         conn.attrs().pending_begin = true;
-    }
-    Ok(())
-}
-
-fn no_nul(py: Python<'_>, sql: &str) -> PyResult<()> {
-    if sql.contains('\0') {
-        return Err(programming(py, "the query contains a null character"));
     }
     Ok(())
 }
@@ -686,24 +662,12 @@ impl AioConnection {
                 let conn = lane.conn()?;
                 let slot = Arc::clone(&cursor.get().rows);
                 drop(lock(&slot).take());
-                begin_if_needed(conn, &sql)?;
-                let mut rows = conn.session.query(&sql, params)?;
-                let mut values = Vec::new();
-                let mut more = false;
-                let mut error = None;
-                // The first batch and a look past it: a statement that ended in its first
-                // batch (a point query) is done now and holds no connection afterwards.
-                if let Some(first) = rows.next_batch()? {
-                    values = first;
-                    match rows.next_batch() {
-                        Ok(Some(next)) => {
-                            values.extend(next);
-                            more = true;
-                        }
-                        Ok(None) => {}
-                        Err(e) => error = Some(e),
-                    }
-                }
+                conn.begin_due(is_dml(&sql))?;
+                // As the sync cursor starts it: a statement that ended in its first batch (a
+                // point query) is done now and holds no connection afterwards.
+                let (rows, values, done, error) = start(&conn.session, &sql, params)?;
+                let values = values.unwrap_or_default();
+                let more = !done;
                 let result = rows.result();
                 let dml = is_dml(&sql);
                 conn.note_changes(
@@ -714,7 +678,7 @@ impl AioConnection {
                     columns: rows.columns().to_vec(),
                     decltypes: rows.column_decltypes().to_vec(),
                     rowcount: if dml { result.changes as i64 } else { -1 },
-                    lastrowid: conn.attrs().last_rowid,
+                    lastrowid: Some(conn.attrs().last_rowid),
                 };
                 *lock(&slot) = more.then_some(rows);
                 Ok(Payload::Rows(Box::new(Batch {
@@ -729,7 +693,8 @@ impl AioConnection {
     }
 
     /// Runs the DML statement `sql` once per parameter set of `seq` (read now, on the loop
-    /// thread); `fut` resolves to `cursor`.
+    /// thread, up to the first error: the sets before it run, then it is raised, as in the
+    /// stdlib); `fut` resolves to `cursor`.
     fn executemany(
         &self,
         py: Python<'_>,
@@ -743,30 +708,31 @@ impl AioConnection {
             cursor.get().check(py)?;
             let sql = sql.to_str()?.to_string();
             no_nul(py, &sql)?;
-            let adapt = Adapt::new(py)?;
-            let mut sets = Vec::new();
-            for item in seq.try_iter()? {
-                sets.push(adapt.params(&sql, Some(&item?))?);
-            }
+            let mut read = ParamSets::new(&sql, seq.try_iter()?.unbind());
+            let sets: Vec<_> = read.by_ref().collect();
+            let failure = read.failure.take();
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
             Ok(Box::new(move |lane: &Lane| {
                 let conn = lane.conn()?;
                 let dml = is_dml(&sql);
-                let mut total = (0u64, None);
-                if !sets.is_empty() {
-                    begin_if_needed(conn, &sql)?;
-                    let (changes, rowid) = conn
-                        .session
-                        .with_writer(move |c| run_many(c, &sql, &sets))?;
-                    total = (changes, Some(rowid));
+                conn.begin_due(dml)?;
+                let outcome = conn.session.execute_many(&sql, sets);
+                let done = match &outcome {
+                    Ok(done) => *done,
+                    Err(e) => e.done,
+                };
+                conn.note_changes(
+                    done.changes,
+                    (dml && done.changes > 0).then_some(done.last_insert_rowid),
+                );
+                outcome.map_err(|e| e.error)?;
+                if let Some(e) = failure {
+                    return Err(Failure::Py(e));
                 }
-                conn.note_changes(total.0, if dml { total.1 } else { None });
-                let rowcount = if dml { total.0 as i64 } else { -1 };
+                let rowcount = if dml { done.changes as i64 } else { -1 };
                 Ok(Payload::Rows(Box::new(Batch::finished(
-                    cursor,
-                    rowcount,
-                    conn.attrs().last_rowid,
+                    cursor, rowcount, None,
                 ))))
             }) as Work)
         })
@@ -801,7 +767,7 @@ impl AioConnection {
                 Ok(Payload::Rows(Box::new(Batch::finished(
                     cursor,
                     -1,
-                    conn.attrs().last_rowid,
+                    Some(conn.attrs().last_rowid),
                 ))))
             }) as Work)
         })
@@ -1069,7 +1035,9 @@ impl AioCursor {
             let mut b = self.buf();
             b.ncols = started.columns.len();
             b.rowcount = started.rowcount;
-            b.lastrowid = Some(started.lastrowid);
+            if started.lastrowid.is_some() {
+                b.lastrowid = started.lastrowid;
+            }
             b.text = Some(conn.attrs().text_factory.clone_ref(py));
             b.converters = converters;
             let (description, names) = describe(py, &names)?;

@@ -386,55 +386,60 @@ impl Connection {
         py.detach(|| session.in_transaction()).map_err(err(py))
     }
 
-    fn run(&self, py: Python<'_>, sql: &str) -> PyResult<()> {
-        let session = &self.session;
-        py.detach(|| session.execute(sql, Params::None))
-            .map(drop)
-            .map_err(err(py))
-    }
-
     /// Opens the transaction the stdlib would open before a statement (`dml`: whether it is
     /// one, as [`is_dml`] says): legacy mode before DML outside a transaction,
     /// `autocommit=False` when one is due.
     pub(crate) fn begin_if_needed(&self, py: Python<'_>, dml: bool) -> PyResult<()> {
-        {
-            // Most statements need nothing: decide that without the transaction lock.
-            let a = self.attrs();
-            let nothing_due = match a.autocommit {
-                LEGACY => !dml || a.isolation_level.is_none(),
-                0 => !a.pending_begin,
-                _ => true,
-            };
-            if nothing_due {
-                return Ok(());
-            }
+        if self.nothing_due(dml) {
+            return Ok(());
         }
-        let _txn = super::lock_detached(py, &self.txn);
+        py.detach(|| self.begin_due(dml)).map_err(err(py))
+    }
+
+    /// [`Connection::begin_if_needed`] without the GIL, for a thread that does not hold it
+    /// (an asyncio lane's).
+    pub(crate) fn begin_due(&self, dml: bool) -> crate::Result<()> {
+        if self.nothing_due(dml) {
+            return Ok(());
+        }
+        let _txn = self.txn.lock().unwrap_or_else(|e| e.into_inner());
         let (autocommit, level, pending) = {
             let a = self.attrs();
             (a.autocommit, a.isolation_level.clone(), a.pending_begin)
         };
+        let session = &self.session;
         match autocommit {
             LEGACY => {
                 if let Some(level) = level {
-                    if dml && !self.in_txn(py)? {
+                    if dml && !session.in_transaction()? {
                         let begin = format!("BEGIN {level}");
                         *self.as_written() = Some(begin.clone());
-                        let ran = self.run(py, &begin);
+                        let ran = session.execute(&begin, Params::None);
                         *self.as_written() = None;
                         ran?;
                     }
                 }
             }
             0 if pending => {
-                if !self.in_txn(py)? {
-                    self.run(py, "BEGIN")?;
+                if !session.in_transaction()? {
+                    session.execute("BEGIN", Params::None)?;
                 }
                 self.attrs().pending_begin = false;
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether no implicit `BEGIN` can be due before a statement, decided without the
+    /// transaction lock (most statements need nothing).
+    fn nothing_due(&self, dml: bool) -> bool {
+        let a = self.attrs();
+        match a.autocommit {
+            LEGACY => !dml || a.isolation_level.is_none(),
+            0 => !a.pending_begin,
+            _ => true,
+        }
     }
 
     /// `DataError` for SQL longer than the connection's `SQLITE_LIMIT_SQL_LENGTH`.

@@ -6,16 +6,13 @@ use super::row::Row;
 use super::values::{converter_input, to_py, to_py_str, Adapt, TextFactory};
 use super::{lock_detached, thread_token, warn_resource};
 use crate::error::Error;
-use crate::statement::{self, Params};
+use crate::statement::Params;
 use crate::{Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyList, PyString, PyTuple};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
-/// Parameter sets sent to the writer per hand-off in `executemany`.
-const MANY_CHUNK: usize = 1024;
 
 /// What readers of `description`, row factories and `Row()` may look at while the cursor
 /// is busy; never locked across a call into Python or a wait.
@@ -365,60 +362,31 @@ impl Cursor {
         let sql_str = sql.to_str()?;
         no_nul(py, sql_str)?;
         conn.check_sql_length(py, sql_str)?;
-        let adapt = Adapt::new(py)?;
+        let mut sets = ParamSets::new(sql_str, seq.try_iter()?.unbind());
         let dml = is_dml(sql_str);
-        let mut iter = seq.try_iter()?;
-        let mut total: u64 = 0;
-        let mut rowid = None;
-        let mut began = false;
-        // The parameter sets go to the writer in chunks; when the iterator (or adapting a
-        // set) fails, the sets before it still run first, so the database ends as the
-        // stdlib's one-set-at-a-time loop leaves it, and then the error is raised.
-        let mut failure = None;
-        loop {
-            let mut chunk: Vec<Params> = Vec::new();
-            for item in iter.by_ref() {
-                match item.and_then(|item| adapt.params(sql_str, Some(&item))) {
-                    Ok(params) => chunk.push(params),
-                    Err(e) => {
-                        failure = Some(e);
-                        break;
-                    }
-                }
-                if chunk.len() >= MANY_CHUNK {
-                    break;
-                }
-            }
-            let last = failure.is_some() || chunk.len() < MANY_CHUNK;
-            if chunk.is_empty() && (began || failure.is_some()) {
-                break;
-            }
-            if !began {
-                conn.begin_if_needed(py, dml)?;
-                began = true;
-            }
-            let sql_owned = sql_str.to_string();
-            let session = &conn.session;
-            let done =
-                py.detach(move || session.with_writer(move |c| run_many(c, &sql_owned, &chunk)));
-            if let Some(e) = conn.take_pending() {
-                return Err(e);
-            }
-            let (changes, last_rowid) = done.map_err(err(py))?;
-            total += changes;
-            rowid = Some(last_rowid);
-            if last {
-                break;
-            }
+        conn.begin_if_needed(py, dml)?;
+        let session = &conn.session;
+        let outcome = py.detach(|| session.execute_many(sql_str, &mut sets));
+        let done = match &outcome {
+            Ok(done) => *done,
+            Err(e) => e.done,
+        };
+        // As `sqlite3_total_changes` and `sqlite3_last_insert_rowid` count them, whatever
+        // failed after; the cursor's own `lastrowid` is left as it was, as the stdlib's.
+        conn.note_changes(
+            done.changes,
+            (dml && done.changes > 0).then_some(done.last_insert_rowid),
+        );
+        if let Some(e) = conn.take_pending() {
+            return Err(e);
         }
-        conn.note_changes(total, if dml { rowid } else { None });
-        let mut meta = this.meta();
-        meta.rowcount = if dml { total as i64 } else { -1 };
-        meta.lastrowid = Some(conn.attrs().last_rowid);
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(()),
+        // The statement's error came first: the iterator's came at a later set.
+        outcome.map_err(|e| err(py)(e.error))?;
+        if let Some(e) = sets.failure {
+            return Err(e);
         }
+        this.meta().rowcount = if dml { done.changes as i64 } else { -1 };
+        Ok(())
     }
 
     pub(crate) fn executescript<'py>(
@@ -655,9 +623,9 @@ impl Cursor {
 /// that ended in its first batch (a point query) is done then, so the cursor holds nothing
 /// afterwards. Returns the rows, the values read, whether the statement is done, and the
 /// error that ended it after those values.
-type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
+pub(crate) type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
 
-fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
+pub(crate) fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
     let mut rows = session.query(sql, params)?;
     let Some(mut first) = rows.next_batch()? else {
         return Ok((rows, None, true, None));
@@ -725,35 +693,76 @@ fn only_comments(text: &str) -> bool {
 }
 
 /// SQL text cannot hold a NUL (SQLite would stop reading there); the stdlib refuses it too.
-fn no_nul(py: Python<'_>, sql: &str) -> PyResult<()> {
+pub(crate) fn no_nul(py: Python<'_>, sql: &str) -> PyResult<()> {
     if sql.contains('\0') {
         return Err(programming(py, "the query contains a null character"));
     }
     Ok(())
 }
 
-/// `executemany`'s work on the writer's thread: runs the DML statement `sql` once per
-/// parameter set and returns the rows it changed in all and the last inserted rowid.
-pub(crate) fn run_many(
-    c: &rusqlite::Connection,
-    sql: &str,
-    sets: &[Params],
-) -> crate::Result<(u64, i64)> {
-    let mut stmt = c.prepare_cached(sql)?;
-    if stmt.readonly() {
-        return Err(Error::StatementCount {
-            message: "executemany() can only execute DML statements.".into(),
-        });
+/// `executemany`'s parameter sets as [`crate::Session::execute_many`] reads them: taken from
+/// the Python iterator [`SETS_READ_AHEAD`] at a time, with the GIL taken once for each
+/// (the core reads them while the GIL is released). The first error (the iterator's, or
+/// adapting a set) ends them, to be raised once the sets before it ran.
+pub(crate) struct ParamSets<'a> {
+    sql: &'a str,
+    iter: Option<Py<PyIterator>>,
+    read: std::collections::VecDeque<Params>,
+    pub(crate) failure: Option<PyErr>,
+}
+
+/// Parameter sets read from Python per GIL hold: as many as the core sends in one job.
+const SETS_READ_AHEAD: usize = 1024;
+
+impl<'a> ParamSets<'a> {
+    pub(crate) fn new(sql: &'a str, iter: Py<PyIterator>) -> ParamSets<'a> {
+        ParamSets {
+            sql,
+            iter: Some(iter),
+            read: std::collections::VecDeque::new(),
+            failure: None,
+        }
     }
-    let mut changes = 0u64;
-    for params in sets {
-        statement::bind(&mut stmt, params)?;
-        let mut rows = stmt.raw_query();
-        while rows.next()?.is_some() {}
-        drop(rows);
-        changes += c.changes();
+
+    /// Reads up to [`SETS_READ_AHEAD`] sets, or to the end or the first error.
+    fn read_ahead(&mut self, py: Python<'_>) {
+        let Some(mut iter) = self.iter.as_ref().map(|i| i.bind(py).clone()) else {
+            return;
+        };
+        let adapt = match Adapt::new(py) {
+            Ok(adapt) => adapt,
+            Err(e) => return self.fail(e),
+        };
+        while self.read.len() < SETS_READ_AHEAD {
+            match iter.next() {
+                None => {
+                    self.iter = None;
+                    return;
+                }
+                Some(Ok(item)) => match adapt.params(self.sql, Some(&item)) {
+                    Ok(params) => self.read.push_back(params),
+                    Err(e) => return self.fail(e),
+                },
+                Some(Err(e)) => return self.fail(e),
+            }
+        }
     }
-    Ok((changes, c.last_insert_rowid()))
+
+    fn fail(&mut self, e: PyErr) {
+        self.failure = Some(e);
+        self.iter = None;
+    }
+}
+
+impl Iterator for ParamSets<'_> {
+    type Item = Params;
+
+    fn next(&mut self) -> Option<Params> {
+        if self.read.is_empty() && self.iter.is_some() {
+            Python::attach(|py| self.read_ahead(py));
+        }
+        self.read.pop_front()
+    }
 }
 
 /// One row of `values` as a tuple, each value through its column's converter
