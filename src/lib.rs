@@ -37,6 +37,7 @@ mod fork;
 pub mod functions;
 mod group_commit;
 mod handoff;
+mod lender;
 mod maintenance;
 mod pool;
 mod raw_hooks;

@@ -2,17 +2,18 @@
 //! FIFO with a timeout, closed explicitly.
 
 use crate::checkpoint::{self, CheckpointLog, CheckpointMode, CheckpointResult, WalWatch};
-use crate::classify::{ClassCache, FastMap};
+use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::group_commit::{Batch, Group, Joined, Write};
+use crate::lender::{Conn, Grant, LeaseKind, Lender, Lent, Request, Wake};
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::worker::{ConnState, Worker, WorkerShared};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -43,32 +44,26 @@ struct Handle {
     holds: std::sync::atomic::AtomicBool,
 }
 
-/// A connection lent to a session: the worker, its role, and its state after the last job.
+/// A connection lent to a session: the worker, which connection it is, and its state after
+/// the last job.
 pub(crate) struct Lease {
     pub worker: Arc<WorkerShared>,
-    pub role: Role,
-    /// The reader's key in the pool, 0 for the writer, `u64::MAX` for a private connection.
-    reader_id: u64,
+    pub kind: LeaseKind,
     pub state: ConnState,
 }
 
-enum Grant {
-    Lease(Lease),
-    /// Permission to open a new connection of the waited-for role (one failed to open).
-    Open,
+impl Conn for Worker {
+    type Handle = Arc<WorkerShared>;
+    fn handle(&self) -> &Arc<WorkerShared> {
+        self.shared()
+    }
 }
 
-struct Waiter {
-    id: u64,
-    wake: Arc<Condvar>,
-}
-
-/// A reader lent to a session: since when (its read transaction is at most this old), and
-/// whether the maintenance thread has ended that read transaction.
-struct ReaderLease {
-    worker: Arc<WorkerShared>,
-    since: Instant,
-    ended: bool,
+/// A lease waiter sleeps on its own condition variable, with the pool's state lock.
+impl Wake for Arc<Condvar> {
+    fn wake(&self) {
+        self.notify_one();
+    }
 }
 
 #[derive(Default)]
@@ -85,57 +80,27 @@ struct Counters {
     group_commit_retries: u64,
 }
 
-#[derive(Default)]
 struct State {
-    closed: bool,
-    writer: Option<Worker>,
-    writer_leased: bool,
-    writer_opening: bool,
-    readers: HashMap<u64, Worker>,
-    idle_readers: Vec<(u64, Arc<WorkerShared>, Instant)>,
-    readers_opening: usize,
-    reader_leases: FastMap<u64, ReaderLease>,
-    /// New read leases wait while a TRUNCATE checkpoint needs the WAL free of readers.
-    hold_readers: bool,
-    next_reader_id: u64,
+    /// The writer and readers, who holds them and who waits for them.
+    lender: Lender<Worker, Arc<Condvar>>,
     private_open: usize,
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
     next_temp_id: u64,
-    writer_waiters: VecDeque<Waiter>,
-    reader_waiters: VecDeque<Waiter>,
-    grants: HashMap<u64, Grant>,
-    next_waiter: u64,
     counters: Counters,
     group: Group,
 }
 
 impl State {
-    fn waiters(&mut self, role: Role) -> &mut VecDeque<Waiter> {
-        match role {
-            Role::Writer => &mut self.writer_waiters,
-            Role::Reader => &mut self.reader_waiters,
+    fn new(max_readers: usize) -> State {
+        State {
+            lender: Lender::new(max_readers),
+            private_open: 0,
+            temp_conns: HashMap::new(),
+            next_temp_id: 0,
+            counters: Counters::default(),
+            group: Group::default(),
         }
-    }
-
-    fn in_use(&self) -> usize {
-        usize::from(self.writer_leased) + self.reader_leases.len()
-    }
-
-    /// Readers lent out whose read transaction may still hold a WAL snapshot.
-    fn active_reads(&self) -> usize {
-        self.reader_leases.values().filter(|l| !l.ended).count()
-    }
-
-    fn lend_reader(&mut self, id: u64, worker: &Arc<WorkerShared>) {
-        self.reader_leases.insert(
-            id,
-            ReaderLease {
-                worker: Arc::clone(worker),
-                since: Instant::now(),
-                ended: false,
-            },
-        );
     }
 }
 
@@ -393,17 +358,9 @@ impl PoolInner {
             )?)
         };
         let fingerprint = first.as_ref().and_then(|_| registry::fingerprint(&path));
-        let mut state = State::default();
-        match (first, first_role) {
-            (None, _) => {}
-            (Some(worker), Role::Writer) => state.writer = Some(worker),
-            (Some(worker), Role::Reader) => {
-                state
-                    .idle_readers
-                    .push((0, Arc::clone(worker.shared()), Instant::now()));
-                state.readers.insert(0, worker);
-                state.next_reader_id = 1;
-            }
+        let mut state = State::new(config.max_readers);
+        if let Some(worker) = first {
+            state.lender.adopt(first_role, worker);
         }
         let wal_mode = AtomicBool::new(config.journal_mode == JournalMode::Wal);
         let inner = Arc::new(PoolInner {
@@ -466,8 +423,10 @@ impl PoolInner {
     fn after_fork(&self, st: &mut State) {
         self.generation
             .store(crate::fork::generation(), Ordering::Relaxed);
-        let inherited = std::mem::take(st);
-        st.closed = inherited.closed;
+        let inherited = std::mem::replace(st, State::new(self.config.max_readers));
+        if inherited.lender.is_closed() {
+            st.lender.close();
+        }
         st.counters = Counters {
             acquires: inherited.counters.acquires,
             ..Counters::default()
@@ -479,7 +438,7 @@ impl PoolInner {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         std::mem::forget(maintenance);
-        if !self.memory && !st.closed {
+        if !self.memory && !st.lender.is_closed() {
             let _ = self.start_maintenance();
         }
     }
@@ -547,7 +506,7 @@ impl PoolInner {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.lock().lender.is_closed()
     }
 
     pub(crate) fn next_session_id(&self) -> u64 {
@@ -558,7 +517,7 @@ impl PoolInner {
     pub(crate) fn spawn_private(&self) -> Result<Worker> {
         {
             let mut st = self.lock();
-            if st.closed {
+            if st.lender.is_closed() {
                 return Err(Error::Closed { what: "pool" });
             }
             st.private_open += 1;
@@ -587,7 +546,7 @@ impl PoolInner {
     pub(crate) fn spawn_temp(&self) -> Result<Option<(u64, Arc<WorkerShared>)>> {
         let id = {
             let mut st = self.lock();
-            if st.closed {
+            if st.lender.is_closed() {
                 return Err(Error::Closed { what: "pool" });
             }
             // It opens as the writer does, setting the configured journal mode: not while a
@@ -611,7 +570,7 @@ impl PoolInner {
         );
         let mut st = self.lock();
         match worker {
-            Ok(worker) if !st.closed => {
+            Ok(worker) if !st.lender.is_closed() => {
                 let shared = Arc::clone(worker.shared());
                 st.temp_conns.insert(id, worker);
                 Ok(Some((id, shared)))
@@ -653,46 +612,39 @@ impl PoolInner {
     /// Waits (FIFO, up to `timeout`) for a connection of `role`.
     pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
         let mut st = self.lock();
-        if st.closed {
-            return Err(Error::Closed { what: "pool" });
-        }
-        if st.waiters(role).is_empty() {
-            if let Some(lease) = self.take_idle(&mut st, role) {
+        let wake = Arc::new(Condvar::new());
+        let id = match st.lender.request(role, || Arc::clone(&wake)) {
+            Err(_) => return Err(Error::Closed { what: "pool" }),
+            Ok(Request::Now(Grant::Lease(lent))) => {
                 st.counters.acquires += 1;
-                return Ok(lease);
+                return Ok(Lease::lent(lent));
             }
-        }
+            Ok(Request::Now(Grant::Open(_))) => {
+                drop(st);
+                return self.open_for_lease(role, Instant::now());
+            }
+            Ok(Request::Queued(id)) => id,
+        };
         // Not lent at once: from here the wait counts (the clock is not read on the fast path).
         let start = Instant::now();
-        if st.waiters(role).is_empty() && self.reserve_open(&mut st, role) {
-            drop(st);
-            return self.open_for_lease(role, start);
-        }
-        let id = st.next_waiter;
-        st.next_waiter += 1;
-        let wake = Arc::new(Condvar::new());
-        st.waiters(role).push_back(Waiter {
-            id,
-            wake: Arc::clone(&wake),
-        });
         let deadline = start + timeout;
         loop {
-            if let Some(grant) = st.grants.remove(&id) {
-                match grant {
-                    Grant::Lease(lease) => {
-                        self.count_wait(&mut st, start);
-                        return Ok(lease);
-                    }
-                    Grant::Open => {
-                        drop(st);
-                        return self.open_for_lease(role, start);
-                    }
+            match st.lender.take_grant(id) {
+                Some(Grant::Lease(lent)) => {
+                    self.count_wait(&mut st, start);
+                    return Ok(Lease::lent(lent));
                 }
+                Some(Grant::Open(_)) => {
+                    drop(st);
+                    return self.open_for_lease(role, start);
+                }
+                None => {}
             }
             let now = Instant::now();
-            if st.closed || now >= deadline {
-                st.waiters(role).retain(|w| w.id != id);
-                if st.closed {
+            let closed = st.lender.is_closed();
+            if closed || now >= deadline {
+                st.lender.cancel(id);
+                if closed {
                     return Err(Error::Closed { what: "pool" });
                 }
                 st.counters.timeouts += 1;
@@ -716,58 +668,17 @@ impl PoolInner {
     /// waiting behind anyone.
     pub(crate) fn try_acquire(&self, role: Role) -> Result<Option<Lease>> {
         let mut st = self.lock();
-        if st.closed {
-            return Err(Error::Closed { what: "pool" });
-        }
-        if !st.waiters(role).is_empty() {
-            return Ok(None);
-        }
-        if let Some(lease) = self.take_idle(&mut st, role) {
-            st.counters.acquires += 1;
-            return Ok(Some(lease));
-        }
-        if self.reserve_open(&mut st, role) {
-            drop(st);
-            return self.open_for_lease(role, Instant::now()).map(Some);
-        }
-        Ok(None)
-    }
-
-    fn take_idle(&self, st: &mut State, role: Role) -> Option<Lease> {
-        match role {
-            Role::Writer => {
-                if st.writer_leased {
-                    return None;
-                }
-                let worker = Arc::clone(st.writer.as_ref()?.shared());
-                st.writer_leased = true;
-                Some(Lease::new(worker, Role::Writer, 0))
+        match st.lender.try_request(role) {
+            Err(_) => Err(Error::Closed { what: "pool" }),
+            Ok(None) => Ok(None),
+            Ok(Some(Grant::Lease(lent))) => {
+                st.counters.acquires += 1;
+                Ok(Some(Lease::lent(lent)))
             }
-            Role::Reader => {
-                if st.hold_readers {
-                    return None;
-                }
-                let (id, worker, _) = st.idle_readers.pop()?;
-                st.lend_reader(id, &worker);
-                Some(Lease::new(worker, Role::Reader, id))
+            Ok(Some(Grant::Open(_))) => {
+                drop(st);
+                self.open_for_lease(role, Instant::now()).map(Some)
             }
-        }
-    }
-
-    fn reserve_open(&self, st: &mut State, role: Role) -> bool {
-        match role {
-            Role::Writer if st.writer.is_none() && !st.writer_opening => {
-                st.writer_opening = true;
-                true
-            }
-            Role::Reader
-                if !st.hold_readers
-                    && st.readers.len() + st.readers_opening < self.config.max_readers =>
-            {
-                st.readers_opening += 1;
-                true
-            }
-            _ => false,
         }
     }
 
@@ -780,42 +691,23 @@ impl PoolInner {
         c.max_wait = c.max_wait.max(waited);
     }
 
-    /// Opens a connection for a slot reserved by `reserve_open` and lends it to the caller.
+    /// Opens a connection for a [`Grant::Open`] and lends it to the caller.
     fn open_for_lease(&self, role: Role, start: Instant) -> Result<Lease> {
         let opened = self.spawn(role);
         let mut st = self.lock();
-        match role {
-            Role::Writer => st.writer_opening = false,
-            Role::Reader => st.readers_opening -= 1,
-        }
         let worker = match opened {
             Ok(worker) => worker,
             Err(e) => {
-                if let Some(next) = st.waiters(role).pop_front() {
-                    st.grants.insert(next.id, Grant::Open);
-                    next.wake.notify_one();
-                }
+                st.lender.open_failed(role);
                 return Err(e);
             }
         };
-        if st.closed {
-            drop(st);
-            drop(worker);
-            return Err(Error::Closed { what: "pool" });
-        }
-        let shared = Arc::clone(worker.shared());
-        let lease = match role {
-            Role::Writer => {
-                st.writer = Some(worker);
-                st.writer_leased = true;
-                Lease::new(shared, role, 0)
-            }
-            Role::Reader => {
-                let id = st.next_reader_id;
-                st.next_reader_id += 1;
-                st.readers.insert(id, worker);
-                st.lend_reader(id, &shared);
-                Lease::new(shared, role, id)
+        let lent = match st.lender.opened(role, worker) {
+            Ok(lent) => lent,
+            Err(worker) => {
+                drop(st);
+                drop(worker);
+                return Err(Error::Closed { what: "pool" });
             }
         };
         if start.elapsed() > Duration::from_millis(1) {
@@ -823,28 +715,26 @@ impl PoolInner {
         } else {
             st.counters.acquires += 1;
         }
-        Ok(lease)
+        Ok(Lease::lent(lent))
     }
 
     /// Offers an autocommit write to the group (see [`crate::group_commit`]).
     pub(crate) fn group_join(&self, write: Write) -> Result<Joined> {
         let mut st = self.lock();
-        if st.closed {
+        if st.lender.is_closed() {
             return Err(Error::Closed { what: "pool" });
         }
         if !st.group.active {
             st.group.active = true;
             st.group.queue.push(write);
-            if st.writer_waiters.is_empty() {
-                if let Some(lease) = self.take_idle(&mut st, Role::Writer) {
-                    st.counters.acquires += 1;
-                    st.group.holding = true;
-                    return Ok(Joined::Holds(lease));
-                }
+            if let Some(lent) = st.lender.lend_idle(Role::Writer) {
+                st.counters.acquires += 1;
+                st.group.holding = true;
+                return Ok(Joined::Holds(Lease::lent(lent)));
             }
             return Ok(Joined::Leads);
         }
-        if st.group.holding && !st.writer_waiters.is_empty() {
+        if st.group.holding && st.lender.has_waiters(Role::Writer) {
             return Ok(Joined::Refused(write));
         }
         st.group.queue.push(write);
@@ -895,40 +785,12 @@ impl PoolInner {
             // Lent before a fork, by the parent's pool: nothing of the child's to give back.
             return;
         }
-        let mut st = self.lock();
-        if lease.role == Role::Reader {
-            st.reader_leases.remove(&lease.reader_id);
-        }
-        if st.closed {
-            if lease.role == Role::Writer {
-                st.writer_leased = false;
-            }
-            drop(st);
-            self.returned.notify_all();
-            return;
-        }
-        let held = lease.role == Role::Reader && st.hold_readers;
-        if !held {
-            if let Some(next) = st.waiters(lease.role).pop_front() {
-                if lease.role == Role::Reader {
-                    st.lend_reader(lease.reader_id, &lease.worker);
-                }
-                st.grants.insert(next.id, Grant::Lease(lease.fresh()));
-                drop(st);
-                next.wake.notify_one();
-                return;
-            }
-        }
-        match lease.role {
-            Role::Writer => st.writer_leased = false,
-            Role::Reader => {
-                st.idle_readers
-                    .push((lease.reader_id, lease.worker, Instant::now()));
-            }
-        }
-        drop(st);
-        if held {
-            // The checkpoint waiting for in-flight reads to finish.
+        let returned = self.lock().lender.release(Lent {
+            handle: lease.worker,
+            kind: lease.kind,
+        });
+        if returned {
+            // The close, or the checkpoint, waiting for connections to come back.
             self.returned.notify_all();
         }
     }
@@ -939,8 +801,8 @@ impl PoolInner {
     fn hold_readers(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
-        st.hold_readers = true;
-        while st.active_reads() > 0 && !st.closed {
+        st.lender.hold_readers();
+        while st.lender.active_reads() > 0 && !st.lender.is_closed() {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -957,33 +819,12 @@ impl PoolInner {
     /// Ends a hold: hands idle readers to the readers that queued meanwhile, and lets the
     /// rest open new ones.
     pub(crate) fn release_readers(&self) {
-        let mut st = self.lock();
-        st.hold_readers = false;
-        while !st.reader_waiters.is_empty() {
-            let grant = if let Some(lease) = self.take_idle(&mut st, Role::Reader) {
-                Grant::Lease(lease)
-            } else if self.reserve_open(&mut st, Role::Reader) {
-                Grant::Open
-            } else {
-                break;
-            };
-            let next = st
-                .reader_waiters
-                .pop_front()
-                .expect("checked non-empty above");
-            st.grants.insert(next.id, grant);
-            next.wake.notify_one();
-        }
+        self.lock().lender.release_readers();
     }
 
     /// How old the oldest read transaction still holding a snapshot is.
     pub(crate) fn oldest_read_age(&self) -> Option<Duration> {
-        let st = self.lock();
-        st.reader_leases
-            .values()
-            .filter(|l| !l.ended)
-            .map(|l| l.since.elapsed())
-            .max()
+        self.lock().lender.oldest_read_age()
     }
 
     /// Ends every read transaction older than `max_read_txn_age`, with an error that says why.
@@ -991,23 +832,16 @@ impl PoolInner {
     pub(crate) fn end_old_reads(&self, wal_frames: u64) -> usize {
         let limit = self.config.max_read_txn_age;
         let mut st = self.lock();
-        let mut ended = 0;
-        for lease in st.reader_leases.values_mut() {
-            let age = lease.since.elapsed();
-            if lease.ended || age < limit {
-                continue;
-            }
-            lease.ended = true;
-            // Under the pool lock the reader cannot go back and be lent to someone else, so
-            // the interrupt only reaches the session that held the snapshot too long.
-            lease.worker.end_read_txn(Error::ReadTransactionEnded {
+        // Under the pool lock the reader cannot go back and be lent to someone else, so the
+        // interrupt only reaches the session that held the snapshot too long.
+        let ended = st.lender.end_old_reads(limit, |worker, age| {
+            worker.end_read_txn(Error::ReadTransactionEnded {
                 path: self.path.display().to_string(),
                 age,
                 limit,
                 wal_frames,
             });
-            ended += 1;
-        }
+        });
         drop(st);
         if ended > 0 {
             self.checkpoint_log().read_txns_ended += ended as u64;
@@ -1022,10 +856,10 @@ impl PoolInner {
     /// The writer's connection thread, for maintenance jobs; `None` when the pool has none.
     pub(crate) fn writer(&self) -> Option<Arc<WorkerShared>> {
         let st = self.lock();
-        if st.closed {
+        if st.lender.is_closed() {
             return None;
         }
-        st.writer.as_ref().map(|w| Arc::clone(w.shared()))
+        st.lender.writer().cloned()
     }
 
     /// Whether this pool checkpoints at all: a file pool in WAL mode with a writer (a pool
@@ -1033,7 +867,7 @@ impl PoolInner {
     pub(crate) fn checkpoints_wal(&self) -> bool {
         !self.memory
             && self.wal_mode.load(Ordering::Relaxed)
-            && (!self.config.read_only || self.lock().writer.is_some())
+            && (!self.config.read_only || self.lock().lender.writer().is_some())
     }
 
     /// Whether `PRAGMA journal_mode=<mode>` would take the file into or out of WAL mode.
@@ -1053,11 +887,7 @@ impl PoolInner {
     /// readers reopen as sessions need them.
     pub(crate) fn close_readers(&self) {
         self.hold_readers(self.config.busy_timeout);
-        let idle: Vec<Worker> = {
-            let mut st = self.lock();
-            let ids: Vec<u64> = st.idle_readers.drain(..).map(|(id, _, _)| id).collect();
-            ids.iter().filter_map(|id| st.readers.remove(id)).collect()
-        };
+        let idle = self.lock().lender.take_idle_readers(Duration::ZERO);
         for worker in idle {
             let _ = worker.shutdown(false);
         }
@@ -1087,8 +917,7 @@ impl PoolInner {
                 held_since = Instant::now();
                 // A session's TEMP connection may hold a snapshot too: then the WAL is not
                 // known to be another process's.
-                ours_done =
-                    held && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
+                ours_done = held && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
                 let path = self.path.display().to_string();
                 // With this process's reads held back and its writer taken, only another
                 // process can keep the WAL busy: waiting for it would stall our readers for
@@ -1246,23 +1075,12 @@ impl PoolInner {
             return;
         }
         let idle_timeout = self.config.idle_timeout;
-        let stale: Vec<Worker> = {
+        let stale = {
             let mut st = self.lock();
-            if st.closed {
+            if st.lender.is_closed() {
                 return;
             }
-            let mut stale_ids = Vec::new();
-            st.idle_readers.retain(|(id, _, since)| {
-                let keep = since.elapsed() < idle_timeout;
-                if !keep {
-                    stale_ids.push(*id);
-                }
-                keep
-            });
-            stale_ids
-                .iter()
-                .filter_map(|id| st.readers.remove(id))
-                .collect()
+            st.lender.take_idle_readers(idle_timeout)
         };
         for worker in stale {
             let _ = worker.shutdown(false);
@@ -1274,14 +1092,14 @@ impl PoolInner {
         let c = &st.counters;
         let stats = Stats {
             path: self.path.display().to_string(),
-            closed: st.closed,
-            writer_open: st.writer.is_some(),
-            writer_in_use: st.writer_leased,
-            readers_open: st.readers.len(),
-            readers_in_use: st.reader_leases.len(),
+            closed: st.lender.is_closed(),
+            writer_open: st.lender.writer().is_some(),
+            writer_in_use: st.lender.writer_in_use(),
+            readers_open: st.lender.readers_open(),
+            readers_in_use: st.lender.readers_in_use(),
             max_readers: self.config.max_readers,
             private_open: st.private_open,
-            waiters: st.writer_waiters.len() + st.reader_waiters.len(),
+            waiters: st.lender.waiting(),
             acquires: c.acquires,
             waits: c.waits,
             total_wait: c.total_wait,
@@ -1328,15 +1146,12 @@ impl PoolInner {
 
     pub(crate) fn close(&self) -> Result<()> {
         let mut st = self.lock();
-        if st.closed {
+        if st.lender.is_closed() {
             return Ok(());
         }
-        st.closed = true;
-        for waiter in st.writer_waiters.iter().chain(st.reader_waiters.iter()) {
-            waiter.wake.notify_one();
-        }
+        st.lender.close();
         let deadline = Instant::now() + self.config.close_timeout;
-        while st.in_use() > 0 {
+        while st.lender.in_use() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -1347,25 +1162,14 @@ impl PoolInner {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        if st.in_use() > 0 {
-            let idle: Vec<u64> = st.idle_readers.iter().map(|(id, _, _)| *id).collect();
-            for (id, worker) in &st.readers {
-                if !idle.contains(id) {
-                    worker.shared().interrupt();
-                }
-            }
-            if st.writer_leased {
-                if let Some(writer) = &st.writer {
-                    writer.shared().interrupt();
-                }
-            }
+        for worker in st.lender.lent_handles() {
+            worker.interrupt();
         }
-        st.idle_readers.clear();
-        let readers: Vec<Worker> = st.readers.drain().map(|(_, w)| w).collect();
+        let connections = st.lender.take_connections();
+        let (readers, writer) = (connections.readers, connections.writer);
         let temp_open = st.temp_conns.len();
         st.private_open -= temp_open;
         let temp_conns: Vec<Worker> = st.temp_conns.drain().map(|(_, w)| w).collect();
-        let writer = st.writer.take();
         drop(st);
         let maintenance = self
             .maintenance
@@ -1408,11 +1212,10 @@ impl Drop for PoolInner {
 }
 
 impl Lease {
-    fn new(worker: Arc<WorkerShared>, role: Role, reader_id: u64) -> Lease {
+    fn lent(lent: Lent<Arc<WorkerShared>>) -> Lease {
         Lease {
-            worker,
-            role,
-            reader_id,
+            worker: lent.handle,
+            kind: lent.kind,
             state: ConnState {
                 autocommit: true,
                 cursors: 0,
@@ -1420,18 +1223,23 @@ impl Lease {
         }
     }
 
-    /// A lease on a session's own `:memory:` connection, never returned to the pool.
+    /// A lease on a session's own connection (`:memory:`, TEMP objects), never returned to
+    /// the pool.
     pub(crate) fn private(worker: Arc<WorkerShared>) -> Lease {
-        Lease::new(worker, Role::Writer, u64::MAX)
+        Lease::lent(Lent {
+            handle: worker,
+            kind: LeaseKind::Private,
+        })
     }
 
-    /// Whether this lease is a session's private connection.
+    /// Whether this lease is a session's own connection.
     pub(crate) fn is_private(&self) -> bool {
-        self.reader_id == u64::MAX
+        self.kind == LeaseKind::Private
     }
 
-    fn fresh(self) -> Lease {
-        Lease::new(self.worker, self.role, self.reader_id)
+    /// The role of the connection (a private one is the writer of its own database).
+    pub(crate) fn role(&self) -> Role {
+        self.kind.role()
     }
 }
 

@@ -107,12 +107,6 @@ impl JobGate {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Writer,
-    Reader,
-}
-
 struct SessionState {
     closed: bool,
     /// The private connection of a `:memory:` session, lent to itself as its writer.
@@ -127,7 +121,7 @@ struct SessionState {
     reader: Option<Lease>,
     pinned: bool,
     /// Open cursors and blobs, and the connection each keeps.
-    cursors: HashMap<u64, Slot>,
+    cursors: HashMap<u64, Role>,
     settings: Settings,
     /// The session has registered something at some point, so a connection it closes with
     /// must have it taken off.
@@ -172,17 +166,17 @@ impl SessionState {
             .any(|l| !l.state.autocommit)
     }
 
-    fn lease_ref(&self, slot: Slot) -> Option<&Lease> {
+    fn lease_ref(&self, slot: Role) -> Option<&Lease> {
         match slot {
-            Slot::Writer => self.writer.as_ref(),
-            Slot::Reader => self.reader.as_ref(),
+            Role::Writer => self.writer.as_ref(),
+            Role::Reader => self.reader.as_ref(),
         }
     }
 
-    fn lease(&mut self, slot: Slot) -> Option<&mut Lease> {
+    fn lease(&mut self, slot: Role) -> Option<&mut Lease> {
         match slot {
-            Slot::Writer => self.writer.as_mut(),
-            Slot::Reader => self.reader.as_mut(),
+            Role::Writer => self.writer.as_mut(),
+            Role::Reader => self.reader.as_mut(),
         }
     }
 }
@@ -329,7 +323,7 @@ impl Session {
         let mut st = self.shared.lock()?;
         let ran = self.shared.operation(|| {
             let slot = if st.writer.is_some() {
-                Slot::Writer
+                Role::Writer
             } else {
                 if st.reader.is_none() {
                     st.reader = Some(
@@ -338,10 +332,10 @@ impl Session {
                             .acquire(Role::Reader, self.shared.acquire_timeout())?,
                     );
                 }
-                Slot::Reader
+                Role::Reader
             };
             // On a TEMP connection, BEGIN is made IMMEDIATE like on the writer.
-            self.shared.guard_write(&mut st, slot == Slot::Writer)?;
+            self.shared.guard_write(&mut st, slot == Role::Writer)?;
             let known = self.shared.pool.classes.get("BEGIN");
             self.shared.run_on(
                 &mut st,
@@ -817,18 +811,18 @@ impl SessionShared {
         // taken just to compile it (not held for a transaction, cursor or pin).
         let held_nothing = st.writer.is_none() && st.reader.is_none();
         let slot = if st.writer.is_some() {
-            Slot::Writer
+            Role::Writer
         } else if in_read_txn || st.reader.is_some() {
             match &known {
                 Some(class) if class.needs_writer() && !in_read_txn => {
                     self.take_writer_for(st, class)?
                 }
-                _ => Slot::Reader,
+                _ => Role::Reader,
             }
         } else {
             match &known {
                 Some(class) if class.needs_writer() => self.take_writer_for(st, class)?,
-                Some(class) if !class.runs_anywhere() => self.take(st, Slot::Reader)?,
+                Some(class) if !class.runs_anywhere() => self.take(st, Role::Reader)?,
                 _ => self.take_any(st)?,
             }
         };
@@ -837,8 +831,8 @@ impl SessionShared {
         }
         let movable = known.is_none()
             && match slot {
-                Slot::Reader => !in_read_txn,
-                Slot::Writer => held_nothing,
+                Role::Reader => !in_read_txn,
+                Role::Writer => held_nothing,
             };
         match self.run_on(st, slot, sql, params, known, mode, movable)? {
             Outcome::Ran(ran) => Ok(ran),
@@ -854,7 +848,7 @@ impl SessionShared {
                 let slot = if class.needs_writer() {
                     self.take_writer_for(st, &class)?
                 } else {
-                    self.take(st, Slot::Reader)?
+                    self.take(st, Role::Reader)?
                 };
                 self.guard_write(st, class.may_write())?;
                 match self.run_on(st, slot, sql, params, Some(class), mode, false)? {
@@ -912,15 +906,15 @@ impl SessionShared {
     }
 
     /// Makes sure the session holds a connection for `slot`, waiting for one if needed.
-    fn take(&self, st: &mut SessionState, slot: Slot) -> Result<Slot> {
+    fn take(&self, st: &mut SessionState, slot: Role) -> Result<Role> {
         match slot {
-            Slot::Writer if st.writer.is_none() => {
+            Role::Writer if st.writer.is_none() => {
                 st.writer = Some(
                     self.pool
                         .acquire(self.writer_role(), self.acquire_timeout())?,
                 )
             }
-            Slot::Reader if st.reader.is_none() => {
+            Role::Reader if st.reader.is_none() => {
                 st.reader = Some(self.pool.acquire(Role::Reader, self.acquire_timeout())?)
             }
             _ => {}
@@ -932,7 +926,7 @@ impl SessionShared {
     /// objects gets a connection of its own for them (they would otherwise keep the pool's
     /// writer from every other session for as long as they live), if the pool has one to
     /// spare; else the pool's writer, which it then keeps.
-    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Slot> {
+    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Role> {
         if class.pins && st.writer.is_none() && st.private.is_none() {
             if let Some((id, worker)) = self.pool.spawn_temp()? {
                 st.temp = Some(id);
@@ -940,7 +934,7 @@ impl SessionShared {
                 st.pinned = true;
             }
         }
-        self.take(st, Slot::Writer)
+        self.take(st, Role::Writer)
     }
 
     /// Before work that may write the main database runs on the session's TEMP connection,
@@ -954,16 +948,16 @@ impl SessionShared {
 
     /// Takes whichever connection is free now to classify a new statement: a reader, else
     /// the writer, else waits for a reader.
-    fn take_any(&self, st: &mut SessionState) -> Result<Slot> {
+    fn take_any(&self, st: &mut SessionState) -> Result<Role> {
         if let Some(reader) = self.pool.try_acquire(Role::Reader)? {
             st.reader = Some(reader);
-            return Ok(Slot::Reader);
+            return Ok(Role::Reader);
         }
         if let Some(writer) = self.pool.try_acquire(self.writer_role())? {
             st.writer = Some(writer);
-            return Ok(Slot::Writer);
+            return Ok(Role::Writer);
         }
-        self.take(st, Slot::Reader)
+        self.take(st, Role::Reader)
     }
 
     /// Runs one statement on the connection in `slot` and records what it did.
@@ -971,7 +965,7 @@ impl SessionShared {
     fn run_on(
         &self,
         st: &mut SessionState,
-        slot: Slot,
+        slot: Role,
         sql: &str,
         params: Params,
         known: Option<Class>,
@@ -985,7 +979,7 @@ impl SessionShared {
         let worker = Arc::clone(&lease.worker);
         st.note_used(&worker);
         let sql_owned = sql.to_string();
-        let on_writer = slot == Slot::Writer;
+        let on_writer = slot == Role::Writer;
         let unguarded = on_writer && st.temp.is_some() && st.write_guard.is_none();
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
         // Into or out of WAL mode: with the pool's readers closed, and then in the mode the
@@ -1112,7 +1106,7 @@ impl SessionShared {
                 self.pool.release(guard);
             }
         }
-        for slot in [Slot::Writer, Slot::Reader] {
+        for slot in [Role::Writer, Role::Reader] {
             let busy_cursor = st.cursors.values().any(|s| *s == slot);
             let keep = match st.lease(slot) {
                 None => continue,
@@ -1123,13 +1117,13 @@ impl SessionShared {
                     !lease.state.autocommit
                         || busy_cursor
                         || lease.state.cursors > 0
-                        || (slot == Slot::Writer && st.pinned)
+                        || (slot == Role::Writer && st.pinned)
                 }
             };
             if !keep {
                 let lease = match slot {
-                    Slot::Writer => st.writer.take(),
-                    Slot::Reader => st.reader.take(),
+                    Role::Writer => st.writer.take(),
+                    Role::Reader => st.reader.take(),
                 };
                 if let Some(lease) = lease {
                     if st.hooked {
@@ -1191,9 +1185,9 @@ impl SessionShared {
         let mut st = self.lock()?;
         let result = self.operation(|| {
             let slot = if read_only && st.writer.is_none() {
-                Slot::Reader
+                Role::Reader
             } else {
-                Slot::Writer
+                Role::Writer
             };
             let slot = self.take(&mut st, slot)?;
             let settings = st.settings.clone();
@@ -1343,7 +1337,7 @@ impl SessionShared {
         drop(registrations);
         for lease in leases {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
-            let leaves_objects = pinned && lease.role == Role::Writer && !lease.is_private();
+            let leaves_objects = pinned && lease.role() == Role::Writer && !lease.is_private();
             if dirty || leaves_objects {
                 let cleaned = self.call(&lease.worker, move |ctx| {
                     let counts = ctx.make_clean();
