@@ -745,9 +745,12 @@ litepool_status litepool_session_in_transaction(struct litepool_session session,
 // Interrupts the call of this session that was started with `op_tag`
 // (`sqlite3_interrupt`), and only that call: it fails with `LITEPOOL_INTERRUPTED`.
 //
-// - If that call is running now, its statement is interrupted. If it has not started yet,
-//   it fails as it starts. If it has finished, nothing happens: a later call with another
-//   tag, and the next user of the connection it ran on, are never affected.
+// - If that call is inside litepool now, it stops wherever it is: a statement running is
+//   interrupted, a wait for a connection ends at once, and a call between the two fails
+//   before its statement runs (one interrupt is enough: it is never lost). If the call has
+//   not started yet, it fails as it starts. If it has finished, nothing happens: a later
+//   call with another tag, and the next user of the connection it ran on, are never
+//   affected.
 // - Rows started with `op_tag` are interrupted too: a fetch running now stops, later
 //   fetches fail.
 // - `op_tag` 0 interrupts whatever call of this session is running now, if any, and

@@ -17,11 +17,12 @@
 //! again on its own, so each caller gets exactly the outcome of its own write.
 
 use crate::classify::Class;
-use crate::error::{Error, Result, Role};
+use crate::error::{Error, Result};
 use crate::handoff::{Reply, Unanswered};
 use crate::pool::{Lease, PoolInner};
-use crate::session::{ExecResult, JobGate, Ran};
+use crate::session::{ExecResult, Ran};
 use crate::statement::{self, Params};
+use crate::ticket::Ticket;
 use crate::worker::{unanswered, ConnCtx, Settings, WorkerShared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -39,7 +40,7 @@ pub(crate) struct Write {
     pub rows: bool,
     pub text_as_bytes: bool,
     /// The session's interrupts reach the write through this.
-    gate: JobGate,
+    gate: Ticket,
     reply: Option<Answer>,
 }
 
@@ -91,7 +92,7 @@ impl Write {
         settings: Settings,
         rows: bool,
         text_as_bytes: bool,
-        gate: JobGate,
+        gate: Ticket,
     ) -> Write {
         Write {
             sql: sql.to_string(),
@@ -122,6 +123,7 @@ pub(crate) fn run(
 ) -> Result<std::result::Result<Box<Ran>, Write>> {
     let reply = Arc::new(Reply::new());
     write.reply = Some(Answer(Arc::clone(&reply)));
+    let ticket = write.gate.clone();
     let lease = match pool.group_join(write)? {
         Joined::Queued => return answer_of(reply.wait(None)).map(Ok),
         Joined::Refused(mut write) => {
@@ -129,7 +131,7 @@ pub(crate) fn run(
             return Ok(Err(write));
         }
         Joined::Holds(lease) => lease,
-        Joined::Leads => match pool.acquire(Role::Writer, timeout) {
+        Joined::Leads => match pool.group_lead(timeout, &ticket) {
             Ok(lease) => {
                 pool.group_hold();
                 lease

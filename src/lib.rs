@@ -46,6 +46,7 @@ mod rows;
 mod session;
 mod statement;
 mod stats;
+mod ticket;
 mod worker;
 
 #[cfg(feature = "capi")]

@@ -7,11 +7,12 @@ use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
 use crate::group_commit::{Batch, Group, Joined, Write};
-use crate::lender::{Conn, Grant, LeaseKind, Lender, Lent, Request, Wake};
+use crate::lender::{Conn, Grant, LeaseKind, Lender, Lent, Request, WaiterId, Wake};
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
 use crate::stats::Stats;
+use crate::ticket::Ticket;
 use crate::worker::{ConnState, Worker, WorkerShared};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -611,6 +612,21 @@ impl PoolInner {
 
     /// Waits (FIFO, up to `timeout`) for a connection of `role`.
     pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
+        self.acquire_for(role, timeout, None)
+    }
+
+    /// Waits (FIFO, up to `timeout`) for a connection of `role` for the operation holding
+    /// `ticket`: a cancel of the ticket (before or during the wait) ends it with
+    /// `SQLITE_INTERRUPT`, and a connection granted meanwhile goes to the next waiter.
+    pub(crate) fn acquire_for(
+        &self,
+        role: Role,
+        timeout: Duration,
+        ticket: Option<&Ticket>,
+    ) -> Result<Lease> {
+        if let Some(ticket) = ticket {
+            ticket.check()?;
+        }
         let mut st = self.lock();
         let wake = Arc::new(Condvar::new());
         let id = match st.lender.request(role, || Arc::clone(&wake)) {
@@ -627,6 +643,38 @@ impl PoolInner {
         };
         // Not lent at once: from here the wait counts (the clock is not read on the fast path).
         let start = Instant::now();
+        if let Some(ticket) = ticket {
+            // Set under the pool's lock, before the flag is checked below: a cancel either
+            // is seen by that check or finds the wait and wakes it, taking the pool's lock
+            // to notify (so not before this waiter sleeps).
+            let pool = self.this.get().cloned().unwrap_or_default();
+            let cancelled = Arc::clone(&wake);
+            ticket.waiting(Arc::new(move || {
+                if let Some(pool) = pool.upgrade() {
+                    let _st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+                    cancelled.notify_one();
+                }
+            }));
+        }
+        let result = self.wait_for_grant(st, role, id, &wake, start, timeout, ticket);
+        if let Some(ticket) = ticket {
+            ticket.stop_waiting();
+        }
+        result
+    }
+
+    /// Waits for the grant of queued request `id` (see [`PoolInner::acquire_for`]).
+    #[allow(clippy::too_many_arguments)]
+    fn wait_for_grant(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        role: Role,
+        id: WaiterId,
+        wake: &Condvar,
+        start: Instant,
+        timeout: Duration,
+        ticket: Option<&Ticket>,
+    ) -> Result<Lease> {
         let deadline = start + timeout;
         loop {
             match st.lender.take_grant(id) {
@@ -642,10 +690,16 @@ impl PoolInner {
             }
             let now = Instant::now();
             let closed = st.lender.is_closed();
-            if closed || now >= deadline {
-                st.lender.cancel(id);
+            let cancelled = ticket.is_some_and(Ticket::is_cancelled);
+            if closed || cancelled || now >= deadline {
+                if st.lender.cancel(id) {
+                    self.returned.notify_all();
+                }
                 if closed {
                     return Err(Error::Closed { what: "pool" });
+                }
+                if cancelled {
+                    return Err(Error::interrupted());
                 }
                 st.counters.timeouts += 1;
                 return Err(Error::AcquireTimeout {
@@ -739,6 +793,30 @@ impl PoolInner {
         }
         st.group.queue.push(write);
         Ok(Joined::Queued)
+    }
+
+    /// Waits (up to `timeout`) for the writer for a group whose leader's operation holds
+    /// `ticket`. A cancel of the ticket ends the wait at once when the group holds only the
+    /// leader's write (the group ends with it); when others joined, they trusted the leader
+    /// to take the writer for them, so the wait goes on (uncancelled), and the leader's own
+    /// write, refused by its ticket, fails when the batch runs.
+    pub(crate) fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Result<Lease> {
+        let start = Instant::now();
+        let error = match self.acquire_for(Role::Writer, timeout, Some(ticket)) {
+            Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
+            other => return other,
+        };
+        let mut st = self.lock();
+        if st.group.queue.len() <= 1 {
+            st.group.active = false;
+            st.group.holding = false;
+            let own = std::mem::take(&mut st.group.queue);
+            drop(st);
+            drop(own);
+            return Err(error);
+        }
+        drop(st);
+        self.acquire(Role::Writer, timeout.saturating_sub(start.elapsed()))
     }
 
     /// The group's leader got the writer.

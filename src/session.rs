@@ -11,11 +11,17 @@ use crate::group_commit::{self, Write};
 use crate::pool::{Lease, PoolInner};
 use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
+use crate::ticket::Ticket;
 use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, Worker, WorkerShared};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+thread_local! {
+    /// The ticket a host gave the calls this thread makes now ([`Session::run_with`]).
+    static HOST_TICKET: std::cell::RefCell<Option<Ticket>> = const { std::cell::RefCell::new(None) };
+}
 
 /// A session on a pool: the unit hosts hand out as a "connection".
 ///
@@ -62,7 +68,9 @@ pub(crate) struct SessionShared {
     pool: Arc<PoolInner>,
     id: u64,
     state: Mutex<SessionState>,
-    running: Arc<Mutex<Running>>,
+    /// The ticket of the operation in progress (see [`SessionShared::operation`]); `None`
+    /// between operations. A leaf lock.
+    ticket: Mutex<Option<Ticket>>,
     next_cursor: AtomicU64,
     /// This session's acquire timeout in nanoseconds; `u64::MAX` for the pool's.
     acquire_timeout: AtomicU64,
@@ -71,40 +79,6 @@ pub(crate) struct SessionShared {
     /// Opened read-only (`mode=ro`): every statement runs on a reader, so writes fail as
     /// SQLite's "attempt to write a readonly database".
     read_only: AtomicBool,
-}
-
-/// What an interrupt of the session would hit now.
-enum Running {
-    /// No operation is in progress: an interrupt does nothing.
-    Idle,
-    /// An operation is between connection jobs (waiting for a connection, routing): an
-    /// interrupt makes its next job fail before it runs.
-    Between { pending: bool },
-    /// A job of the session is running on this connection.
-    On(Arc<WorkerShared>),
-}
-
-/// Lets a job that runs outside [`SessionShared::call`] (a group commit's write, run by the
-/// writer thread for the session) honour the session's interrupts: one that came while the
-/// job waited makes it fail before it runs; one that comes while it runs interrupts it.
-pub(crate) struct JobGate(Arc<Mutex<Running>>);
-
-impl JobGate {
-    /// The job starts on `worker`; `SQLITE_INTERRUPT` when an interrupt is pending.
-    pub(crate) fn enter(&self, worker: &Arc<WorkerShared>) -> Result<()> {
-        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Running::Between { pending: true } = *running {
-            *running = Running::Between { pending: false };
-            return Err(Error::interrupted());
-        }
-        *running = Running::On(Arc::clone(worker));
-        Ok(())
-    }
-
-    /// The job is done: a later interrupt no longer reaches the connection.
-    pub(crate) fn leave(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Running::Between { pending: false };
-    }
 }
 
 struct SessionState {
@@ -259,7 +233,7 @@ impl Session {
                     hooked: false,
                     used: Vec::new(),
                 }),
-                running: Arc::new(Mutex::new(Running::Idle)),
+                ticket: Mutex::new(None),
                 next_cursor: AtomicU64::new(1),
                 acquire_timeout: AtomicU64::new(u64::MAX),
                 text_as_bytes: AtomicBool::new(false),
@@ -326,11 +300,7 @@ impl Session {
                 Role::Writer
             } else {
                 if st.reader.is_none() {
-                    st.reader = Some(
-                        self.shared
-                            .pool
-                            .acquire(Role::Reader, self.shared.acquire_timeout())?,
-                    );
+                    st.reader = Some(self.shared.acquire(Role::Reader)?);
                 }
                 Role::Reader
             };
@@ -632,6 +602,18 @@ impl Session {
         Ok(())
     }
 
+    /// Runs `f` (calls on this session, from this thread) under `ticket`: every operation
+    /// it starts shares the ticket, so one cancel of it — even one that came before `f`
+    /// reached a connection — stops them all. For hosts that name their calls (the C ABI's
+    /// operation tags).
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    pub(crate) fn run_with<R>(&self, ticket: &Ticket, f: impl FnOnce(&Session) -> R) -> R {
+        let previous = HOST_TICKET.with(|t| t.replace(Some(ticket.clone())));
+        let result = f(self);
+        HOST_TICKET.with(|t| *t.borrow_mut() = previous);
+        result
+    }
+
     /// Whether [`Session::close`] has run.
     pub fn is_closed(&self) -> bool {
         self.shared
@@ -687,15 +669,10 @@ impl InterruptHandle {
     /// `SQLITE_INTERRUPT`, and so does one that is still waiting for a connection (before it
     /// runs). With no operation in progress it does nothing: it never affects a later one.
     pub fn interrupt(&self) {
-        let mut running = self
-            .session
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match &mut *running {
-            Running::Idle => {}
-            Running::Between { pending } => *pending = true,
-            Running::On(worker) => worker.interrupt(),
+        // Cancelled outside the session's lock: an operation that ended meanwhile is done,
+        // and its ticket reaches nothing.
+        if let Some(ticket) = self.session.current_ticket() {
+            ticket.cancel();
         }
     }
 }
@@ -726,56 +703,69 @@ impl SessionShared {
         Ok(st)
     }
 
+    /// The ticket of the operation in progress, if any.
+    fn current_ticket(&self) -> Option<Ticket> {
+        self.ticket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Runs `f` as one operation that an [`InterruptHandle`] can stop at any point: while it
-    /// waits for a connection as well as while a statement runs.
+    /// waits for a connection as well as while a statement runs. It gets a fresh ticket,
+    /// unless it runs inside an operation already (or under a host's ticket:
+    /// [`Session::run_with`]), whose ticket it shares.
     fn operation<T>(&self, f: impl FnOnce() -> T) -> T {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
-            Running::Between { pending: false };
+        let fresh = {
+            let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = slot.is_none();
+            if fresh {
+                let host = HOST_TICKET.with(|t| t.borrow().clone());
+                *slot = Some(host.unwrap_or_default());
+            }
+            fresh
+        };
         let result = f();
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Running::Idle;
+        if fresh {
+            *self.ticket.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         result
     }
 
-    /// Runs `f` on `worker`, visible to [`InterruptHandle`] while it runs. Inside an
-    /// [`SessionShared::operation`] that was interrupted before this, fails at once with
-    /// `SQLITE_INTERRUPT` instead. The job stops being interruptible on the connection thread,
-    /// before its result is handed back, so a late interrupt cannot land on the connection
-    /// once the job is done.
+    /// Waits (FIFO, up to the session's acquire timeout) for a connection of `role`; the
+    /// operation's ticket ends the wait with `SQLITE_INTERRUPT`.
+    fn acquire(&self, role: Role) -> Result<Lease> {
+        let ticket = self.current_ticket();
+        self.pool
+            .acquire_for(role, self.acquire_timeout(), ticket.as_ref())
+    }
+
+    /// Runs `f` on `worker` as a step of the operation in progress (one of its own when none
+    /// is): fails at once with `SQLITE_INTERRUPT` if the operation was cancelled, and is
+    /// interrupted by a cancel while it runs. The job leaves the ticket on the connection
+    /// thread, before its result is handed back, so a late cancel cannot land on the
+    /// connection once the job is done.
     fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        let in_operation = {
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            let in_operation = match &*running {
-                Running::Idle => false,
-                Running::Between { pending: true } => {
-                    *running = Running::Between { pending: false };
-                    return Err(Error::interrupted());
-                }
-                Running::Between { pending: false } | Running::On(_) => true,
-            };
-            *running = Running::On(Arc::clone(worker));
-            in_operation
-        };
-        let after = move || {
-            if in_operation {
-                Running::Between { pending: false }
-            } else {
-                Running::Idle
+        self.operation(|| {
+            let ticket = self
+                .current_ticket()
+                .ok_or_else(|| Error::internal("a job outside an operation"))?;
+            ticket.enter(worker)?;
+            let leaving = ticket.clone();
+            let result = worker.call(move |ctx| {
+                let result = f(ctx);
+                leaving.leave();
+                result
+            });
+            if result.is_err() {
+                ticket.leave();
             }
-        };
-        let running = Arc::clone(&self.running);
-        let result = worker.call(move |ctx| {
-            let result = f(ctx);
-            *running.lock().unwrap_or_else(|e| e.into_inner()) = after();
             result
-        });
-        if result.is_err() {
-            *self.running.lock().unwrap_or_else(|e| e.into_inner()) = after();
-        }
-        result
+        })
     }
 
     fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
@@ -876,7 +866,7 @@ impl SessionShared {
             st.settings.clone(),
             matches!(mode, Mode::Query(_)),
             self.text_as_bytes.load(Ordering::Relaxed),
-            JobGate(Arc::clone(&self.running)),
+            self.current_ticket().unwrap_or_default(),
         );
         Ok(group_commit::run(&self.pool, write, self.acquire_timeout())?.map_err(|w| w.params))
     }
@@ -909,14 +899,9 @@ impl SessionShared {
     fn take(&self, st: &mut SessionState, slot: Role) -> Result<Role> {
         match slot {
             Role::Writer if st.writer.is_none() => {
-                st.writer = Some(
-                    self.pool
-                        .acquire(self.writer_role(), self.acquire_timeout())?,
-                )
+                st.writer = Some(self.acquire(self.writer_role())?)
             }
-            Role::Reader if st.reader.is_none() => {
-                st.reader = Some(self.pool.acquire(Role::Reader, self.acquire_timeout())?)
-            }
+            Role::Reader if st.reader.is_none() => st.reader = Some(self.acquire(Role::Reader)?),
             _ => {}
         }
         Ok(slot)
@@ -941,7 +926,7 @@ impl SessionShared {
     /// takes the pool writer's lease for it (until the transaction ends).
     fn guard_write(&self, st: &mut SessionState, may_write: bool) -> Result<()> {
         if st.temp.is_some() && st.write_guard.is_none() && may_write {
-            st.write_guard = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
+            st.write_guard = Some(self.acquire(Role::Writer)?);
         }
         Ok(())
     }
@@ -1068,10 +1053,7 @@ impl SessionShared {
         let mut st = self.lock()?;
         let result = self.operation(|| {
             if st.writer.is_none() {
-                st.writer = Some(
-                    self.pool
-                        .acquire(self.writer_role(), self.acquire_timeout())?,
-                );
+                st.writer = Some(self.acquire(self.writer_role())?);
             }
             self.guard_write(&mut st, true)?;
             let settings = st.settings.clone();
