@@ -723,6 +723,17 @@ litepool_status litepool_session_begin(struct litepool_session session,
 litepool_status litepool_session_begin_read(struct litepool_session session,
                                             struct litepool_error **out_error);
 
+// Begins a transaction as `litepool_session_begin` (`read_only` 0) or
+// `litepool_session_begin_read` (`read_only` 1) do, as the call named `op_tag` for
+// `litepool_session_interrupt` (see `litepool_session_exec`): an interrupt ends its wait for
+// a connection at once with `LITEPOOL_INTERRUPTED`.
+//
+// Ownership and thread-safety: as for `litepool_session_begin`.
+litepool_status litepool_session_begin_tagged(struct litepool_session session,
+                                              uint32_t read_only,
+                                              uint64_t op_tag,
+                                              struct litepool_error **out_error);
+
 // Commits the open transaction; does nothing when none is open.
 //
 // Ownership and thread-safety: as for `litepool_session_begin`.

@@ -237,8 +237,8 @@ func TestBoundedWithoutSettings(t *testing.T) {
 	}
 }
 
-// A pool wait honours the context: with every reader pinned, a query waits in Go and gives
-// up with the context (or with acquire_timeout, as ErrPoolTimeout).
+// A pool wait honours the context: with every reader pinned, a query waits in the core and
+// gives up with the context (or with acquire_timeout, as ErrPoolTimeout).
 func TestPoolWaitHonoursContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
 	db, err := openDB("file:" + path + "?max_readers=1&acquire_timeout=300ms")
@@ -289,6 +289,56 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 	tx.Rollback()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A wait for the writer honours the context too, for a transaction (BeginTx) and for an
+// autocommit write (which leads a group commit while it waits): the core wakes the wait on
+// the one interrupt the context's end sends, long before acquire_timeout, and nothing runs.
+func TestWriterWaitHonoursContext(t *testing.T) {
+	db, _ := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	waits := map[string]func(ctx context.Context) error{
+		"begin": func(ctx context.Context) error {
+			other, err := db.BeginTx(ctx, nil)
+			if err == nil {
+				other.Rollback()
+			}
+			return err
+		},
+		"insert": func(ctx context.Context) error {
+			_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (1)")
+			return err
+		},
+	}
+	for name, wait := range waits {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		err := wait(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: wait with deadline: %v", name, err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("%s: waited %v past a 50ms deadline", name, el)
+		}
+		if n := queuedWaiters(poolOf(t, db)); n != 0 {
+			t.Fatalf("%s: %d waiters still queued after giving up", name, n)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t WHERE x = 1").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the cancelled insert ran: %d %v", n, err)
 	}
 }
 
@@ -378,13 +428,17 @@ func poolOf(t *testing.T, db *sql.DB) *poolRef {
 	return p
 }
 
-// queuedWaiters counts the goroutines queued for a connection, of either role.
+// queuedWaiters counts the calls queued for a connection, of either role: the core's
+// waiters gauge (the core queues them; Go no longer does).
 func queuedWaiters(p *poolRef) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, q := range p.queues {
-		n += len(q)
+	st, err := p.stats()
+	if err != nil {
+		return -1
 	}
-	return n
+	for _, m := range st.Metrics {
+		if strings.HasSuffix(m.Name, "waiters") {
+			return int(m.Value)
+		}
+	}
+	return -1
 }

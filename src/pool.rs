@@ -1177,7 +1177,7 @@ impl PoolInner {
             readers_in_use: st.lender.readers_in_use(),
             max_readers: self.config.max_readers,
             private_open: st.private_open,
-            waiters: st.lender.waiting(),
+            waiters: st.lender.waiting() + group_waiting(&st.group),
             acquires: c.acquires,
             waits: c.waits,
             total_wait: c.total_wait,
@@ -1318,6 +1318,17 @@ impl Lease {
     /// The role of the connection (a private one is the writer of its own database).
     pub(crate) fn role(&self) -> Role {
         self.kind.role()
+    }
+}
+
+/// Autocommit writes queued in a group commit for the writer: all of them while the group
+/// holds it (they wait for the next batch), all but the leader's own while the leader waits
+/// for it (the leader is counted in the lender's queue).
+fn group_waiting(group: &Group) -> usize {
+    if group.holding {
+        group.queue.len()
+    } else {
+        group.queue.len().saturating_sub(1)
     }
 }
 

@@ -578,6 +578,30 @@ pub extern "C" fn litepool_session_begin_read(
     )
 }
 
+/// Begins a transaction as `litepool_session_begin` (`read_only` 0) or
+/// `litepool_session_begin_read` (`read_only` 1) do, as the call named `op_tag` for
+/// `litepool_session_interrupt` (see `litepool_session_exec`): an interrupt ends its wait for
+/// a connection at once with `LITEPOOL_INTERRUPTED`.
+///
+/// Ownership and thread-safety: as for `litepool_session_begin`.
+#[no_mangle]
+pub extern "C" fn litepool_session_begin_tagged(
+    session: litepool_session,
+    read_only: u32,
+    op_tag: u64,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_begin_tagged";
+    ffi_call(F, out_error, || {
+        let begin = if read_only != 0 {
+            Session::begin_read
+        } else {
+            Session::begin
+        };
+        get_session(F, session)?.run_op(op_tag, 0, || false, begin)
+    })
+}
+
 /// Commits the open transaction; does nothing when none is open.
 ///
 /// Ownership and thread-safety: as for `litepool_session_begin`.
