@@ -19,6 +19,7 @@
 use crate::classify::Class;
 use crate::error::{Error, Result};
 use crate::handoff::{Reply, Unanswered};
+use crate::lender::MemberId;
 use crate::pool::{Lease, PoolInner};
 use crate::session::{ExecResult, Ran};
 use crate::statement::{self, Params};
@@ -64,7 +65,7 @@ impl Drop for Answer {
 /// What the pool did with a write offered to the group.
 pub(crate) enum Joined {
     /// Queued in the group that holds, or waits for, the writer.
-    Queued,
+    Queued(MemberId),
     /// No group existed and the writer was free: this write starts a group that holds it.
     Holds(Lease),
     /// No group existed: this write starts one, and its caller must take the writer for it.
@@ -72,16 +73,6 @@ pub(crate) enum Joined {
     /// A group holds the writer while an explicit transaction waits for it: the write must
     /// wait for the writer on its own, behind that transaction.
     Refused(Write),
-}
-
-/// The writes waiting for the group's next batch (pool state, under the pool's lock).
-#[derive(Default)]
-pub(crate) struct Group {
-    /// A group exists: its leader is waiting for the writer, or the writer thread runs it.
-    pub active: bool,
-    /// The group has the writer.
-    pub holding: bool,
-    pub queue: Vec<Write>,
 }
 
 impl Write {
@@ -125,7 +116,7 @@ pub(crate) fn run(
     write.reply = Some(Answer(Arc::clone(&reply)));
     let ticket = write.gate.clone();
     let lease = match pool.group_join(write)? {
-        Joined::Queued => return answer_of(reply.wait(None)).map(Ok),
+        Joined::Queued(member) => return wait_queued(pool, member, &ticket, &reply).map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
@@ -158,6 +149,31 @@ pub(crate) fn run(
         Err(_) => reply.wait(None),
     };
     answer_of(answer).map(Ok)
+}
+
+/// Waits for the answer of queued write `member`. A cancel of its ticket while it is queued
+/// takes it out of the group and answers it with `SQLITE_INTERRUPT` at once; once its batch
+/// has been taken, the batch refuses or interrupts it (see [`run_gated`]).
+fn wait_queued(
+    pool: &Arc<PoolInner>,
+    member: MemberId,
+    ticket: &Ticket,
+    reply: &Arc<Reply<Result<Box<Ran>>>>,
+) -> Result<Box<Ran>> {
+    let pool = Arc::clone(pool);
+    let withdraw: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Some(write) = pool.group_withdraw(member) {
+            write.answer(Err(Error::interrupted()));
+        }
+    });
+    ticket.waiting(Arc::clone(&withdraw));
+    if ticket.is_cancelled() {
+        // Cancelled before the wait was registered: nobody else withdraws it.
+        withdraw();
+    }
+    let answer = reply.wait(None);
+    ticket.stop_waiting();
+    answer_of(answer)
 }
 
 /// A write's answer, or the error for a write that got none.

@@ -11,6 +11,10 @@
 //! settle the reservation. Generic over the connection ([`Conn`]) and the wake-up ([`Wake`]),
 //! so its unit tests use fakes.
 //!
+//! Autocommit writes that find the writer taken wait for it as one group (group_commit.rs):
+//! the group is one kind of writer waiter, whose leader waits in the writer queue for all
+//! of its members (`Lender::group_join` and what follows).
+//!
 //! Used under the pool's state lock (docs/ARCHITECTURE.md, "Locks and their order"): every
 //! method is a short step of bookkeeping; a [`Wake::wake`] runs under that lock and must not
 //! take another lock of the pool.
@@ -103,8 +107,56 @@ struct ReaderLease<H> {
     ended: bool,
 }
 
-/// The lease state of one pool (see the module's documentation).
-pub(crate) struct Lender<W: Conn, K> {
+/// A write queued in the group (to withdraw it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct MemberId(u64);
+
+/// What [`Lender::group_join`] did with a write.
+#[derive(Debug)]
+pub(crate) enum Joined<H, G> {
+    /// Queued in the group that holds, or waits for, the writer.
+    Queued(MemberId),
+    /// No group existed and the writer was idle: the write starts a group that holds it.
+    Holds(Lent<H>),
+    /// No group existed: the write starts one, and its caller must wait for the writer for
+    /// it ([`Lender::request`]), then [`Lender::group_hold`].
+    Leads,
+    /// A group holds the writer while someone waits for the writer on their own (an explicit
+    /// transaction): the write must wait behind them on its own too.
+    Refused(G),
+}
+
+/// The writes waiting for the group's next batch.
+struct Group<G> {
+    /// A group exists: its leader is waiting for the writer, or the writer runs it.
+    active: bool,
+    /// The group has the writer.
+    holding: bool,
+    queue: Vec<(MemberId, G)>,
+    next_member: u64,
+}
+
+impl<G> Group<G> {
+    fn push(&mut self, write: G) -> MemberId {
+        let id = MemberId(self.next_member);
+        self.next_member += 1;
+        self.queue.push((id, write));
+        id
+    }
+
+    fn end(&mut self) -> Vec<G> {
+        self.active = false;
+        self.holding = false;
+        std::mem::take(&mut self.queue)
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect()
+    }
+}
+
+/// The lease state of one pool (see the module's documentation); `G` is what a group-commit
+/// member queues.
+pub(crate) struct Lender<W: Conn, K, G = ()> {
     max_readers: usize,
     closed: bool,
     writer: Option<W>,
@@ -122,6 +174,7 @@ pub(crate) struct Lender<W: Conn, K> {
     /// Grants made to queued requests and not taken yet.
     grants: HashMap<WaiterId, Grant<W::Handle>>,
     next_waiter: u64,
+    group: Group<G>,
 }
 
 /// What a closed lender's owner must close.
@@ -130,7 +183,7 @@ pub(crate) struct Connections<W> {
     pub(crate) readers: Vec<W>,
 }
 
-impl<W: Conn, K: Wake> Lender<W, K> {
+impl<W: Conn, K: Wake, G> Lender<W, K, G> {
     /// A lender with no connection yet, allowing up to `max_readers` readers.
     pub(crate) fn new(max_readers: usize) -> Self {
         Lender {
@@ -149,6 +202,12 @@ impl<W: Conn, K: Wake> Lender<W, K> {
             reader_waiters: VecDeque::new(),
             grants: HashMap::new(),
             next_waiter: 0,
+            group: Group {
+                active: false,
+                holding: false,
+                queue: Vec::new(),
+                next_member: 0,
+            },
         }
     }
 
@@ -517,9 +576,73 @@ impl<W: Conn, K: Wake> Lender<W, K> {
         self.reader_leases.len()
     }
 
-    /// Requests queued now.
+    /// Requests queued now, and writes queued in a group for the writer: all of them while
+    /// the group holds it (they wait for its next batch), all but the leader's own while the
+    /// leader waits for it (the leader is a queued request).
     pub(crate) fn waiting(&self) -> usize {
-        self.writer_waiters.len() + self.reader_waiters.len()
+        let group = if self.group.holding {
+            self.group.queue.len()
+        } else {
+            self.group.queue.len().saturating_sub(1)
+        };
+        self.writer_waiters.len() + self.reader_waiters.len() + group
+    }
+
+    /// Offers an autocommit write to the group (see [`Joined`]).
+    pub(crate) fn group_join(&mut self, write: G) -> Result<Joined<W::Handle, G>, Closed> {
+        if self.closed {
+            return Err(Closed);
+        }
+        if !self.group.active {
+            self.group.active = true;
+            self.group.push(write);
+            if let Some(lent) = self.lend_idle(Role::Writer) {
+                self.group.holding = true;
+                return Ok(Joined::Holds(lent));
+            }
+            return Ok(Joined::Leads);
+        }
+        if self.group.holding && self.has_waiters(Role::Writer) {
+            return Ok(Joined::Refused(write));
+        }
+        Ok(Joined::Queued(self.group.push(write)))
+    }
+
+    /// The group's leader got the writer.
+    pub(crate) fn group_hold(&mut self) {
+        self.group.holding = true;
+    }
+
+    /// The writes for the group's next batch; none ends the group, whose driver then gives
+    /// the writer back.
+    pub(crate) fn group_next(&mut self) -> Vec<G> {
+        if self.group.queue.is_empty() {
+            self.group.end();
+            return Vec::new();
+        }
+        std::mem::take(&mut self.group.queue)
+            .into_iter()
+            .map(|(_, w)| w)
+            .collect()
+    }
+
+    /// Ends the group without running what is queued, and returns those writes.
+    pub(crate) fn group_abandon(&mut self) -> Vec<G> {
+        self.group.end()
+    }
+
+    /// Takes queued write `member` out of the group (its caller gave up); `None` once its
+    /// batch has been taken.
+    pub(crate) fn group_withdraw(&mut self, member: MemberId) -> Option<G> {
+        let at = self.group.queue.iter().position(|(id, _)| *id == member)?;
+        Some(self.group.queue.remove(at).1)
+    }
+
+    /// The group's leader gave up waiting for the writer: when its own write is all the
+    /// group holds, the group ends (its writes are returned); else `None`, and the others
+    /// still need the leader's wait.
+    pub(crate) fn group_end_if_alone(&mut self) -> Option<Vec<G>> {
+        (!self.group.holding && self.group.queue.len() <= 1).then(|| self.group.end())
     }
 }
 
@@ -575,7 +698,7 @@ mod tests {
         }
     }
 
-    fn granted(lender: &mut Lender<Fake, Woken>, id: WaiterId) -> Lent<u32> {
+    fn granted<G>(lender: &mut Lender<Fake, Woken, G>, id: WaiterId) -> Lent<u32> {
         match lender.take_grant(id) {
             Some(Grant::Lease(lent)) => lent,
             other => panic!("expected a lease for {id:?}, got {other:?}"),
@@ -770,6 +893,69 @@ mod tests {
         l.request(Role::Reader, Woken::default).unwrap();
         l.close();
         assert!(matches!(l.opened(Role::Reader, Fake(9)), Err(Fake(9))));
+    }
+
+    fn joined(j: Joined<u32, &'static str>) -> Joined<u32, &'static str> {
+        j
+    }
+
+    #[test]
+    fn a_group_is_one_writer_waiter_and_its_members_can_withdraw() {
+        let mut l: Lender<Fake, Woken, &'static str> = Lender::new(1);
+        l.adopt(Role::Writer, Fake(0));
+        let held = lease(l.request(Role::Writer, Woken::default).unwrap());
+        // The first write leads: it must wait for the writer (as one request) for the group.
+        assert!(matches!(joined(l.group_join("a").unwrap()), Joined::Leads));
+        let w = Woken::default();
+        let leader = queued(l.request(Role::Writer, || w.clone()).unwrap());
+        let Joined::Queued(b) = joined(l.group_join("b").unwrap()) else {
+            panic!("b did not queue")
+        };
+        let Joined::Queued(_) = joined(l.group_join("c").unwrap()) else {
+            panic!("c did not queue")
+        };
+        assert_eq!(
+            l.waiting(),
+            3,
+            "the leader's request and the two writes behind it"
+        );
+        // b's caller was interrupted: it leaves the group before the batch.
+        assert_eq!(l.group_withdraw(b), Some("b"));
+        assert_eq!(l.group_withdraw(b), None);
+        // The leader cannot give up for the others.
+        assert!(l.group_end_if_alone().is_none());
+        l.release(held);
+        assert_eq!(w.count(), 1);
+        granted(&mut l, leader);
+        l.group_hold();
+        assert_eq!(l.group_next(), vec!["a", "c"]);
+        // While the group holds the writer, a transaction waits for it: newcomers are refused
+        // (they wait behind it), so the group cannot keep the writer from it.
+        let _tx = queued(l.request(Role::Writer, Woken::default).unwrap());
+        assert!(matches!(
+            joined(l.group_join("d").unwrap()),
+            Joined::Refused("d")
+        ));
+        assert!(l.group_next().is_empty(), "an empty batch ends the group");
+        assert!(matches!(joined(l.group_join("e").unwrap()), Joined::Leads));
+    }
+
+    #[test]
+    fn a_lone_leader_that_gives_up_ends_its_group() {
+        let mut l: Lender<Fake, Woken, &'static str> = Lender::new(1);
+        l.adopt(Role::Writer, Fake(0));
+        let Joined::Holds(lent) = joined(l.group_join("a").unwrap()) else {
+            panic!("an idle writer goes to the first write")
+        };
+        assert_eq!(l.group_next(), vec!["a"]);
+        assert!(l.group_next().is_empty());
+        l.release(lent);
+        let _held = lease(l.request(Role::Writer, Woken::default).unwrap());
+        assert!(matches!(joined(l.group_join("b").unwrap()), Joined::Leads));
+        assert_eq!(l.group_end_if_alone(), Some(vec!["b"]));
+        assert_eq!(l.waiting(), 0);
+        l.close();
+        assert!(l.group_join("c").is_err());
     }
 
     #[test]

@@ -6,8 +6,10 @@ use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
-use crate::group_commit::{Batch, Group, Joined, Write};
-use crate::lender::{Conn, Grant, LeaseKind, Lender, Lent, Request, WaiterId, Wake};
+use crate::group_commit::{Batch, Joined, Write};
+use crate::lender::{
+    self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
+};
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
@@ -82,14 +84,14 @@ struct Counters {
 }
 
 struct State {
-    /// The writer and readers, who holds them and who waits for them.
-    lender: Lender<Worker, Arc<Condvar>>,
+    /// The writer and readers, who holds them and who waits for them (group-commit writes
+    /// included).
+    lender: Lender<Worker, Arc<Condvar>, Write>,
     private_open: usize,
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
     next_temp_id: u64,
     counters: Counters,
-    group: Group,
 }
 
 impl State {
@@ -100,7 +102,6 @@ impl State {
             temp_conns: HashMap::new(),
             next_temp_id: 0,
             counters: Counters::default(),
-            group: Group::default(),
         }
     }
 }
@@ -775,24 +776,16 @@ impl PoolInner {
     /// Offers an autocommit write to the group (see [`crate::group_commit`]).
     pub(crate) fn group_join(&self, write: Write) -> Result<Joined> {
         let mut st = self.lock();
-        if st.lender.is_closed() {
-            return Err(Error::Closed { what: "pool" });
-        }
-        if !st.group.active {
-            st.group.active = true;
-            st.group.queue.push(write);
-            if let Some(lent) = st.lender.lend_idle(Role::Writer) {
+        match st.lender.group_join(write) {
+            Err(_) => Err(Error::Closed { what: "pool" }),
+            Ok(lender::Joined::Holds(lent)) => {
                 st.counters.acquires += 1;
-                st.group.holding = true;
-                return Ok(Joined::Holds(Lease::lent(lent)));
+                Ok(Joined::Holds(Lease::lent(lent)))
             }
-            return Ok(Joined::Leads);
+            Ok(lender::Joined::Leads) => Ok(Joined::Leads),
+            Ok(lender::Joined::Queued(member)) => Ok(Joined::Queued(member)),
+            Ok(lender::Joined::Refused(write)) => Ok(Joined::Refused(write)),
         }
-        if st.group.holding && st.lender.has_waiters(Role::Writer) {
-            return Ok(Joined::Refused(write));
-        }
-        st.group.queue.push(write);
-        Ok(Joined::Queued)
     }
 
     /// Waits (up to `timeout`) for the writer for a group whose leader's operation holds
@@ -806,42 +799,35 @@ impl PoolInner {
             Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
             other => return other,
         };
-        let mut st = self.lock();
-        if st.group.queue.len() <= 1 {
-            st.group.active = false;
-            st.group.holding = false;
-            let own = std::mem::take(&mut st.group.queue);
-            drop(st);
+        let ended = self.lock().lender.group_end_if_alone();
+        if let Some(own) = ended {
+            // Dropped unlocked: the write's parameters and its (unwaited) reply go with it.
             drop(own);
             return Err(error);
         }
-        drop(st);
         self.acquire(Role::Writer, timeout.saturating_sub(start.elapsed()))
     }
 
     /// The group's leader got the writer.
     pub(crate) fn group_hold(&self) {
-        self.lock().group.holding = true;
+        self.lock().lender.group_hold();
     }
 
     /// The writes for the group's next batch; none ends the group, whose driver then gives
     /// the writer back.
     pub(crate) fn group_next(&self) -> Vec<Write> {
-        let mut st = self.lock();
-        let batch = std::mem::take(&mut st.group.queue);
-        if batch.is_empty() {
-            st.group.active = false;
-            st.group.holding = false;
-        }
-        batch
+        self.lock().lender.group_next()
     }
 
     /// Ends the group without running what is queued, and returns those writes.
     pub(crate) fn group_abandon(&self) -> Vec<Write> {
-        let mut st = self.lock();
-        st.group.active = false;
-        st.group.holding = false;
-        std::mem::take(&mut st.group.queue)
+        self.lock().lender.group_abandon()
+    }
+
+    /// Takes queued write `member` out of the group (its caller was interrupted), so it
+    /// never runs; `None` once its batch has been taken.
+    pub(crate) fn group_withdraw(&self, member: MemberId) -> Option<Write> {
+        self.lock().lender.group_withdraw(member)
     }
 
     pub(crate) fn count_group_batch(&self, batch: Batch, writes: usize) {
@@ -1177,7 +1163,7 @@ impl PoolInner {
             readers_in_use: st.lender.readers_in_use(),
             max_readers: self.config.max_readers,
             private_open: st.private_open,
-            waiters: st.lender.waiting() + group_waiting(&st.group),
+            waiters: st.lender.waiting(),
             acquires: c.acquires,
             waits: c.waits,
             total_wait: c.total_wait,
@@ -1318,17 +1304,6 @@ impl Lease {
     /// The role of the connection (a private one is the writer of its own database).
     pub(crate) fn role(&self) -> Role {
         self.kind.role()
-    }
-}
-
-/// Autocommit writes queued in a group commit for the writer: all of them while the group
-/// holds it (they wait for the next batch), all but the leader's own while the leader waits
-/// for it (the leader is counted in the lender's queue).
-fn group_waiting(group: &Group) -> usize {
-    if group.holding {
-        group.queue.len()
-    } else {
-        group.queue.len().saturating_sub(1)
     }
 }
 

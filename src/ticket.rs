@@ -81,16 +81,24 @@ impl Ticket {
         Ok(())
     }
 
-    /// The operation starts waiting for a lease; a cancel calls `wake` (which must make the
-    /// wait re-check [`Ticket::is_cancelled`] without a lost wake-up). Set before the wait
-    /// checks the flag; [`Ticket::stop_waiting`] when it is over.
+    /// The operation starts waiting (for a lease, or in a group commit's queue); a cancel
+    /// calls `wake`, which must end the wait (or make it re-check [`Ticket::is_cancelled`])
+    /// without a lost wake-up. Set before the wait checks the flag; [`Ticket::stop_waiting`]
+    /// when it is over. A job running for the operation meanwhile (a group's batch took the
+    /// write already) keeps the ticket: the cancel interrupts it instead.
     pub(crate) fn waiting(&self, wake: Arc<dyn Fn() + Send + Sync>) {
-        *self.place() = Place::Waiting(wake);
+        let mut place = self.place();
+        if let Place::Elsewhere = *place {
+            *place = Place::Waiting(wake);
+        }
     }
 
-    /// The lease wait is over.
+    /// The wait is over.
     pub(crate) fn stop_waiting(&self) {
-        *self.place() = Place::Elsewhere;
+        let mut place = self.place();
+        if let Place::Waiting(_) = *place {
+            *place = Place::Elsewhere;
+        }
     }
 
     /// A job of the operation starts on `worker`: `SQLITE_INTERRUPT` (and it must not run)

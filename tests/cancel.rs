@@ -173,3 +173,34 @@ fn an_interrupted_wait_does_not_touch_the_next_operation() {
     session.commit().unwrap();
     assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 3"), 1);
 }
+
+/// A write queued in a group commit (behind the group's leader, which waits for the writer)
+/// leaves the group at once when interrupted; the leader's write still commits.
+#[test]
+fn an_interrupt_takes_a_queued_write_out_of_its_group_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = open(&dir, 2);
+    let holder = pool.session().unwrap();
+    holder.begin().unwrap();
+    let (_, leader) = spawn_op(&pool, |s| {
+        s.execute("INSERT INTO t VALUES (1)", Params::None)
+            .map(drop)
+    });
+    wait_for_waiters(&pool, 1);
+    let (handle, member) = spawn_op(&pool, |s| {
+        s.execute("INSERT INTO t VALUES (2)", Params::None)
+            .map(drop)
+    });
+    wait_for_waiters(&pool, 2);
+    handle.interrupt();
+    let err = member
+        .recv_timeout(PROMPT)
+        .expect("the interrupted write stayed queued")
+        .expect_err("the interrupted write ran");
+    assert!(err.is_interrupted(), "{err:?}");
+    assert_eq!(pool.stats().waiters, 1, "the leader still waits");
+    holder.commit().unwrap();
+    leader.recv_timeout(LONG_WAIT).unwrap().unwrap();
+    assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 1"), 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 2"), 0);
+}
