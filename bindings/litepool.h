@@ -209,8 +209,8 @@ typedef struct litepool_options {
 
 // What `litepool_dsn_parse` found in a DSN.
 typedef struct litepool_dsn_info {
-  // The DSN's `acquire_timeout` in milliseconds (default 5000), for hosts that wait for a
-  // free connection themselves (they open with `acquire_timeout=0`).
+  // The DSN's `acquire_timeout` in milliseconds (default 5000): how long a call waits for
+  // a free connection before `LITEPOOL_BUSY` (an interrupt ends the wait sooner).
   uint64_t acquire_timeout_ms;
   // 1 when the DSN names an in-memory database, else 0.
   uint32_t memory;

@@ -390,8 +390,8 @@ impl Session {
 
     /// Sets how long this session's statements wait for a free connection before failing
     /// with [`Error::AcquireTimeout`], instead of the pool's `acquire_timeout`; `None` goes
-    /// back to the pool's. `Some(Duration::ZERO)` fails at once when none is free, for hosts
-    /// that wait on their own terms (Go contexts).
+    /// back to the pool's. `Some(Duration::ZERO)` fails at once when none is free. A wait ends
+    /// early when the operation is interrupted ([`InterruptHandle`]).
     pub fn set_acquire_timeout(&self, timeout: Option<Duration>) {
         // At most 100 years (as the pool's own), so a deadline can never overflow.
         const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
