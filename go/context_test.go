@@ -342,6 +342,68 @@ func TestWriterWaitHonoursContext(t *testing.T) {
 	}
 }
 
+// A write that joined another's group commit (the group waits for the writer) gives up with
+// its context at once, leaving the group; the group's own write still commits.
+func TestGroupedWriteHonoursContext(t *testing.T) {
+	db, _ := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	pool := poolOf(t, db)
+	leader := make(chan error, 1)
+	go func() {
+		_, err := db.Exec("INSERT INTO t VALUES (1)")
+		leader <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for queuedWaiters(pool) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leading write never queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "INSERT INTO t VALUES (2)")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("grouped write with deadline: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("waited %v past a 50ms deadline", el)
+	}
+	if n := queuedWaiters(pool); n != 1 {
+		t.Fatalf("%d waiting, want the leader alone", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	rows, err := db.Query("SELECT x FROM t ORDER BY x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x int
+		if err := rows.Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, x)
+	}
+	if fmt.Sprint(got) != "[0 1]" {
+		t.Fatalf("rows %v, want [0 1] (the cancelled write must not run)", got)
+	}
+}
+
 // Goroutines waiting for the writer get it in the order they asked for it: each write is
 // queued only after the previous one is, and the rowids record the order they ran in. (Waking
 // every waiter on each release, as before, let them race and some starve to a timeout.)
