@@ -716,11 +716,22 @@ impl SessionShared {
     /// unless it runs inside an operation already (or under a host's ticket:
     /// [`Session::run_with`]), whose ticket it shares.
     fn operation<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.operation_under(HOST_TICKET.with(|t| t.borrow().clone()), f)
+    }
+
+    /// Runs `f`, which gives back what the session leaves (a cursor's statement, a dirty
+    /// connection at close), as an operation of its own: a host's ticket, cancelled or not,
+    /// never keeps it from running.
+    fn cleanup<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.operation_under(None, f)
+    }
+
+    /// [`SessionShared::operation`] under the host's ticket `host` (a fresh one if `None`).
+    fn operation_under<T>(&self, host: Option<Ticket>, f: impl FnOnce() -> T) -> T {
         let fresh = {
             let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
             let fresh = slot.is_none();
             if fresh {
-                let host = HOST_TICKET.with(|t| t.borrow().clone());
                 *slot = Some(host.unwrap_or_default());
             }
             fresh
@@ -1272,12 +1283,15 @@ impl SessionShared {
         };
         if let Some(lease) = st.lease(slot) {
             let worker = Arc::clone(&lease.worker);
-            if let Ok(state) = self.call(&worker, move |ctx| {
-                if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
-                    statement::reset(&mut stmt);
-                }
-                ctx.state()
-            }) {
+            let reset = self.cleanup(|| {
+                self.call(&worker, move |ctx| {
+                    if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
+                        statement::reset(&mut stmt);
+                    }
+                    ctx.state()
+                })
+            });
+            if let Ok(state) = reset {
                 if let Some(lease) = st.lease(slot) {
                     lease.state = state;
                 }
@@ -1321,14 +1335,16 @@ impl SessionShared {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
             let leaves_objects = pinned && lease.role() == Role::Writer && !lease.is_private();
             if dirty || leaves_objects {
-                let cleaned = self.call(&lease.worker, move |ctx| {
-                    let counts = ctx.make_clean();
-                    if leaves_objects {
-                        // Best effort: a failure leaves objects a later session could see,
-                        // but must not keep the writer from going back to the pool.
-                        let _ = ctx.clear_session_objects();
-                    }
-                    counts
+                let cleaned = self.cleanup(|| {
+                    self.call(&lease.worker, move |ctx| {
+                        let counts = ctx.make_clean();
+                        if leaves_objects {
+                            // Best effort: a failure leaves objects a later session could see,
+                            // but must not keep the writer from going back to the pool.
+                            let _ = ctx.clear_session_objects();
+                        }
+                        counts
+                    })
                 });
                 if let Ok((reset, rolled_back)) = cleaned {
                     self.pool.count_cleanup(reset, rolled_back);
