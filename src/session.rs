@@ -728,19 +728,21 @@ impl SessionShared {
 
     /// [`SessionShared::operation`] under the host's ticket `host` (a fresh one if `None`).
     fn operation_under<T>(&self, host: Option<Ticket>, f: impl FnOnce() -> T) -> T {
-        let fresh = {
-            let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
-            let fresh = slot.is_none();
-            if fresh {
-                *slot = Some(host.unwrap_or_default());
+        /// Ends the operation it began (even if it panics): a later one gets its own ticket.
+        struct Ends<'a>(&'a Mutex<Option<Ticket>>);
+        impl Drop for Ends<'_> {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
-            fresh
-        };
-        let result = f();
-        if fresh {
-            *self.ticket.lock().unwrap_or_else(|e| e.into_inner()) = None;
         }
-        result
+        let _ends = {
+            let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
+            slot.is_none().then(|| {
+                *slot = Some(host.unwrap_or_default());
+                Ends(&self.ticket)
+            })
+        };
+        f()
     }
 
     /// Waits (FIFO, up to the session's acquire timeout) for a connection of `role`; the
