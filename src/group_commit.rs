@@ -20,7 +20,7 @@ use crate::classify::Class;
 use crate::error::{Error, Result};
 use crate::handoff::{Reply, Unanswered};
 use crate::lender::MemberId;
-use crate::pool::{Lease, PoolInner};
+use crate::pool::{Lead, Lease, PoolInner};
 use crate::session::{ExecResult, Ran};
 use crate::statement::{self, Params};
 use crate::ticket::Ticket;
@@ -123,11 +123,13 @@ pub(crate) fn run(
         }
         Joined::Holds(lease) => lease,
         Joined::Leads => match pool.group_lead(timeout, &ticket) {
-            Ok(lease) => {
+            Lead::Holds(lease) => {
                 pool.group_hold();
                 lease
             }
-            Err(e) => {
+            // Interrupted: the others wait on for the writer, without this write.
+            Lead::HandedOff(e) => return Err(e),
+            Lead::Failed(e) => {
                 // The writes that joined this group trusted it to take the writer for them.
                 for other in pool.group_abandon() {
                     other.answer(Err(e.clone()));
@@ -174,6 +176,27 @@ fn wait_queued(
     let answer = reply.wait(None);
     ticket.stop_waiting();
     answer_of(answer)
+}
+
+/// Runs the group on the writer for a group whose own request got it (its leader was
+/// interrupted while it waited: [`PoolInner::group_lead`]); nobody waits on the driver.
+pub(crate) fn drive(pool: Arc<PoolInner>, lease: Lease) {
+    let worker = Arc::clone(&lease.worker);
+    let driver = Driver {
+        pool,
+        lease: Some(lease),
+        worker: Arc::clone(&worker),
+    };
+    // If the writer has shut down the job is dropped unrun, and the driver's drop answers
+    // the queued writes (with `Closed`) and gives the writer back.
+    let _ = worker.post(move |ctx| driver.drive(ctx));
+}
+
+/// Answers `writes` with `error` (a group that never got the writer).
+pub(crate) fn fail(writes: Vec<Write>, error: &Error) {
+    for write in writes {
+        write.answer(Err(error.clone()));
+    }
 }
 
 /// A write's answer, or the error for a write that got none.

@@ -127,16 +127,25 @@ pub(crate) enum Joined<H, G> {
 }
 
 /// The writes waiting for the group's next batch.
-struct Group<G> {
+struct Group<G, H> {
     /// A group exists: its leader is waiting for the writer, or the writer runs it.
     active: bool,
     /// The group has the writer.
     holding: bool,
     queue: Vec<(MemberId, G)>,
     next_member: u64,
+    /// The leader's own write, while the leader waits for the writer.
+    leader: Option<MemberId>,
+    /// The group's own request for the writer, once its leader gave up waiting and handed
+    /// its place in the writer queue to the group ([`Lender::group_hand_off`]), with when it
+    /// was made and until when it may wait.
+    request: Option<(WaiterId, Instant, Instant)>,
+    /// The writer, granted to the group's own request: its owner starts the group's driver
+    /// ([`Lender::take_group_grant`]).
+    granted: Option<Lent<H>>,
 }
 
-impl<G> Group<G> {
+impl<G, H> Group<G, H> {
     fn push(&mut self, write: G) -> MemberId {
         let id = MemberId(self.next_member);
         self.next_member += 1;
@@ -147,6 +156,7 @@ impl<G> Group<G> {
     fn end(&mut self) -> Vec<G> {
         self.active = false;
         self.holding = false;
+        self.leader = None;
         std::mem::take(&mut self.queue)
             .into_iter()
             .map(|(_, w)| w)
@@ -174,7 +184,7 @@ pub(crate) struct Lender<W: Conn, K, G = ()> {
     /// Grants made to queued requests and not taken yet.
     grants: HashMap<WaiterId, Grant<W::Handle>>,
     next_waiter: u64,
-    group: Group<G>,
+    group: Group<G, W::Handle>,
 }
 
 /// What a closed lender's owner must close.
@@ -207,6 +217,9 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
                 holding: false,
                 queue: Vec::new(),
                 next_member: 0,
+                leader: None,
+                request: None,
+                granted: None,
             },
         }
     }
@@ -434,6 +447,12 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
                     Some(id) => self.lend_reader(id, lent.handle),
                     None => lent,
                 };
+                if self.group.request.is_some_and(|(id, ..)| id == next.id) {
+                    self.group.request = None;
+                    self.group.holding = true;
+                    self.group.granted = Some(lent);
+                    return false;
+                }
                 self.grants.insert(next.id, Grant::Lease(lent));
                 next.wake.wake();
                 return false;
@@ -580,12 +599,11 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
     /// the group holds it (they wait for its next batch), all but the leader's own while the
     /// leader waits for it (the leader is a queued request).
     pub(crate) fn waiting(&self) -> usize {
-        let group = if self.group.holding {
-            self.group.queue.len()
-        } else {
-            self.group.queue.len().saturating_sub(1)
-        };
-        self.writer_waiters.len() + self.reader_waiters.len() + group
+        let requests = self.writer_waiters.len() + self.reader_waiters.len();
+        // The group's own request is no caller: its members are counted instead.
+        let own_request = usize::from(self.group.request.is_some());
+        let leader = usize::from(self.group.leader.is_some() && !self.group.holding);
+        requests - own_request + self.group.queue.len() - leader.min(self.group.queue.len())
     }
 
     /// Offers an autocommit write to the group (see [`Joined`]).
@@ -595,11 +613,12 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
         }
         if !self.group.active {
             self.group.active = true;
-            self.group.push(write);
+            let leader = self.group.push(write);
             if let Some(lent) = self.lend_idle(Role::Writer) {
                 self.group.holding = true;
                 return Ok(Joined::Holds(lent));
             }
+            self.group.leader = Some(leader);
             return Ok(Joined::Leads);
         }
         if self.group.holding && self.has_waiters(Role::Writer) {
@@ -611,6 +630,7 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
     /// The group's leader got the writer.
     pub(crate) fn group_hold(&mut self) {
         self.group.holding = true;
+        self.group.leader = None;
     }
 
     /// The writes for the group's next batch; none ends the group, whose driver then gives
@@ -632,10 +652,16 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
     }
 
     /// Takes queued write `member` out of the group (its caller gave up); `None` once its
-    /// batch has been taken.
+    /// batch has been taken. The last write of a group waiting on its own request ends it.
     pub(crate) fn group_withdraw(&mut self, member: MemberId) -> Option<G> {
         let at = self.group.queue.iter().position(|(id, _)| *id == member)?;
-        Some(self.group.queue.remove(at).1)
+        let write = self.group.queue.remove(at).1;
+        if let (Some((id, ..)), true) = (self.group.request, self.group.queue.is_empty()) {
+            self.group.request = None;
+            self.writer_waiters.retain(|w| w.id != id);
+            self.group.end();
+        }
+        Some(write)
     }
 
     /// The group's leader gave up waiting for the writer: when its own write is all the
@@ -643,6 +669,54 @@ impl<W: Conn, K: Wake, G> Lender<W, K, G> {
     /// still need the leader's wait.
     pub(crate) fn group_end_if_alone(&mut self) -> Option<Vec<G>> {
         (!self.group.holding && self.group.queue.len() <= 1).then(|| self.group.end())
+    }
+
+    /// The group's leader, queued as request `leader` and not granted yet, gives up (it was
+    /// interrupted) while others wait in its group: its own write leaves the group (it is
+    /// returned, to be dropped unrun) and its request stays queued as the group's own, until
+    /// the writer is granted to it ([`Lender::take_group_grant`]) or `until` passes
+    /// ([`Lender::group_expire`]). `Err(())` when that cannot be: nobody else is in the
+    /// group, or the writer is not open (a grant could be one to open it).
+    pub(crate) fn group_hand_off(
+        &mut self,
+        leader: WaiterId,
+        since: Instant,
+        until: Instant,
+    ) -> Result<G, ()> {
+        let own = self.group.leader.ok_or(())?;
+        let queued = self.writer_waiters.iter().any(|w| w.id == leader);
+        if self.closed
+            || self.group.holding
+            || self.group.queue.len() < 2
+            || self.writer.is_none()
+            || !queued
+            || self.grants.contains_key(&leader)
+        {
+            return Err(());
+        }
+        let write = self.group_withdraw(own).ok_or(())?;
+        self.group.leader = None;
+        self.group.request = Some((leader, since, until));
+        Ok(write)
+    }
+
+    /// The writer, if it was just granted to the group's own request: the caller starts the
+    /// group's driver with it (the group holds the writer already).
+    pub(crate) fn take_group_grant(&mut self) -> Option<Lent<W::Handle>> {
+        self.group.granted.take()
+    }
+
+    /// Ends a group waiting on its own request once `now` is past its wait (or the lender
+    /// closed): the request leaves the writer queue, and the group's writes are returned
+    /// with how long they waited, to be answered.
+    pub(crate) fn group_expire(&mut self, now: Instant) -> Option<(Vec<G>, Duration)> {
+        let (id, since, until) = self.group.request?;
+        if now < until && !self.closed {
+            return None;
+        }
+        self.group.request = None;
+        self.writer_waiters.retain(|w| w.id != id);
+        Some((self.group.end(), now.saturating_duration_since(since)))
     }
 }
 
@@ -956,6 +1030,84 @@ mod tests {
         assert_eq!(l.waiting(), 0);
         l.close();
         assert!(l.group_join("c").is_err());
+    }
+
+    #[test]
+    fn an_interrupted_leader_hands_its_place_to_the_group() {
+        let mut l: Lender<Fake, Woken, &'static str> = Lender::new(1);
+        l.adopt(Role::Writer, Fake(0));
+        let held = lease(l.request(Role::Writer, Woken::default).unwrap());
+        assert!(matches!(
+            joined(l.group_join("leader").unwrap()),
+            Joined::Leads
+        ));
+        let leader = queued(l.request(Role::Writer, Woken::default).unwrap());
+        // Alone in its group, the leader cannot hand off: the group ends with it instead.
+        let now = Instant::now();
+        assert!(l.group_hand_off(leader, now, now).is_err());
+        let Joined::Queued(_) = joined(l.group_join("member").unwrap()) else {
+            panic!("member did not queue")
+        };
+        let tx = Woken::default();
+        let behind = queued(l.request(Role::Writer, || tx.clone()).unwrap());
+        assert_eq!(l.waiting(), 3, "the leader, its member and a transaction");
+        let until = now + Duration::from_secs(3600);
+        assert_eq!(l.group_hand_off(leader, now, until), Ok("leader"));
+        assert_eq!(
+            l.waiting(),
+            2,
+            "the member and the transaction: no caller leads"
+        );
+        assert!(l.group_expire(now).is_none(), "still within its wait");
+        // The writer comes back: to the group's own request (first in line), not to the
+        // transaction behind it, and without waking anyone.
+        l.release(held);
+        assert_eq!(tx.count(), 0);
+        let granted = l.take_group_grant().expect("the group got the writer");
+        assert_eq!(granted.kind, LeaseKind::Writer);
+        assert!(l.take_group_grant().is_none());
+        assert_eq!(l.group_next(), vec!["member"]);
+        assert!(l.group_next().is_empty());
+        l.release(granted);
+        assert_eq!(tx.count(), 1);
+        assert!(l.take_grant(behind).is_some());
+    }
+
+    #[test]
+    fn a_group_on_its_own_request_expires_or_ends_with_its_last_member() {
+        let mut l: Lender<Fake, Woken, &'static str> = Lender::new(1);
+        l.adopt(Role::Writer, Fake(0));
+        let _held = lease(l.request(Role::Writer, Woken::default).unwrap());
+        let start = |l: &mut Lender<Fake, Woken, &'static str>| {
+            assert!(matches!(
+                joined(l.group_join("leader").unwrap()),
+                Joined::Leads
+            ));
+            let leader = queued(l.request(Role::Writer, Woken::default).unwrap());
+            let Joined::Queued(member) = joined(l.group_join("member").unwrap()) else {
+                panic!("member did not queue")
+            };
+            (leader, member)
+        };
+        let now = Instant::now();
+        let (leader, _) = start(&mut l);
+        l.group_hand_off(leader, now, now + Duration::from_millis(5))
+            .unwrap();
+        let (writes, _) = l
+            .group_expire(now + Duration::from_millis(5))
+            .expect("past its wait");
+        assert_eq!(writes, vec!["member"]);
+        assert_eq!(l.waiting(), 0);
+        // The group's last member withdraws: the group's request goes too.
+        let (leader, member) = start(&mut l);
+        l.group_hand_off(leader, now, now + Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(l.group_withdraw(member), Some("member"));
+        assert_eq!(l.waiting(), 0);
+        assert!(matches!(
+            joined(l.group_join("next").unwrap()),
+            Joined::Leads
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
-use crate::group_commit::{Batch, Joined, Write};
+use crate::group_commit::{self, Batch, Joined, Write};
 use crate::lender::{
     self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
 };
@@ -45,6 +45,17 @@ struct Handle {
     pragmas: Vec<(String, String)>,
     /// This open holds the pool open (until [`Pool::release`]).
     holds: std::sync::atomic::AtomicBool,
+}
+
+/// How a group's leader's wait for the writer ended ([`PoolInner::group_lead`]).
+pub(crate) enum Lead {
+    /// It got the writer, for the group.
+    Holds(Lease),
+    /// It was interrupted and others wait in its group: its own write left the group, which
+    /// waits on for the writer without it (the group's driver starts when it gets it).
+    HandedOff(Error),
+    /// The wait failed for the whole group (timeout, close): the caller fails its writes.
+    Failed(Error),
 }
 
 /// A connection lent to a session: the worker, which connection it is, and its state after
@@ -625,6 +636,19 @@ impl PoolInner {
         timeout: Duration,
         ticket: Option<&Ticket>,
     ) -> Result<Lease> {
+        self.acquire_as(role, timeout, ticket, None)
+    }
+
+    /// [`PoolInner::acquire_for`], for a group's leader when `leads` is given: a cancel that
+    /// finds others in the leader's group hands the leader's place in the queue to the group
+    /// (and sets `*leads`) instead of withdrawing it.
+    fn acquire_as(
+        &self,
+        role: Role,
+        timeout: Duration,
+        ticket: Option<&Ticket>,
+        leads: Option<&mut bool>,
+    ) -> Result<Lease> {
         if let Some(ticket) = ticket {
             ticket.check()?;
         }
@@ -657,7 +681,7 @@ impl PoolInner {
                 }
             }));
         }
-        let result = self.wait_for_grant(st, role, id, &wake, start, timeout, ticket);
+        let result = self.wait_for_grant(st, role, id, &wake, start, timeout, ticket, leads);
         if let Some(ticket) = ticket {
             ticket.stop_waiting();
         }
@@ -675,6 +699,7 @@ impl PoolInner {
         start: Instant,
         timeout: Duration,
         ticket: Option<&Ticket>,
+        leads: Option<&mut bool>,
     ) -> Result<Lease> {
         let deadline = start + timeout;
         loop {
@@ -693,24 +718,36 @@ impl PoolInner {
             let closed = st.lender.is_closed();
             let cancelled = ticket.is_some_and(Ticket::is_cancelled);
             if closed || cancelled || now >= deadline {
-                if st.lender.cancel(id) {
+                let handed_off = match leads {
+                    Some(leads) if cancelled && !closed => {
+                        let own = st.lender.group_hand_off(id, start, deadline).ok();
+                        *leads = own.is_some();
+                        own
+                    }
+                    _ => None,
+                };
+                if handed_off.is_none() && st.lender.cancel(id) {
                     self.returned.notify_all();
                 }
-                if closed {
-                    return Err(Error::Closed { what: "pool" });
-                }
-                if cancelled {
-                    return Err(Error::interrupted());
-                }
-                st.counters.timeouts += 1;
-                return Err(Error::AcquireTimeout {
-                    role,
-                    waited: now - start,
-                    limit: match role {
-                        Role::Writer => 1,
-                        Role::Reader => self.config.max_readers,
-                    },
-                });
+                let error = if closed {
+                    Error::Closed { what: "pool" }
+                } else if cancelled {
+                    Error::interrupted()
+                } else {
+                    st.counters.timeouts += 1;
+                    Error::AcquireTimeout {
+                        role,
+                        waited: now - start,
+                        limit: match role {
+                            Role::Writer => 1,
+                            Role::Reader => self.config.max_readers,
+                        },
+                    }
+                };
+                // The request given back may have been the writer's grant, now the group's.
+                self.start_group(st);
+                drop(handed_off);
+                return Err(error);
             }
             st = wake
                 .wait_timeout(st, deadline - now)
@@ -789,23 +826,70 @@ impl PoolInner {
     }
 
     /// Waits (up to `timeout`) for the writer for a group whose leader's operation holds
-    /// `ticket`. A cancel of the ticket ends the wait at once when the group holds only the
-    /// leader's write (the group ends with it); when others joined, they trusted the leader
-    /// to take the writer for them, so the wait goes on (uncancelled), and the leader's own
-    /// write, refused by its ticket, fails when the batch runs.
-    pub(crate) fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Result<Lease> {
+    /// `ticket`. A cancel of the ticket ends the leader's wait at once: alone in its group,
+    /// the group ends with it; with others, its write leaves the group and its place in the
+    /// writer queue becomes the group's own (the group's driver starts when the writer comes
+    /// to it; the group still gives up at `timeout`, on the maintenance thread's tick). Only
+    /// where that cannot be (the writer is not open yet) does the leader wait on,
+    /// uncancelled, for the others, its own write refused when the batch runs.
+    pub(crate) fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Lead {
         let start = Instant::now();
-        let error = match self.acquire_for(Role::Writer, timeout, Some(ticket)) {
-            Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
-            other => return other,
-        };
+        let mut handed_off = false;
+        let error =
+            match self.acquire_as(Role::Writer, timeout, Some(ticket), Some(&mut handed_off)) {
+                Ok(lease) => return Lead::Holds(lease),
+                Err(e) if handed_off => return Lead::HandedOff(e),
+                Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
+                Err(e) => return Lead::Failed(e),
+            };
         let ended = self.lock().lender.group_end_if_alone();
         if let Some(own) = ended {
             // Dropped unlocked: the write's parameters and its (unwaited) reply go with it.
             drop(own);
-            return Err(error);
+            return Lead::Failed(error);
         }
-        self.acquire(Role::Writer, timeout.saturating_sub(start.elapsed()))
+        match self.acquire(Role::Writer, timeout.saturating_sub(start.elapsed())) {
+            Ok(lease) => Lead::Holds(lease),
+            Err(e) => Lead::Failed(e),
+        }
+    }
+
+    /// Starts the driver of a group whose own request was just granted the writer (see
+    /// [`PoolInner::group_lead`]), after releasing the pool's lock `st`.
+    fn start_group(&self, mut st: MutexGuard<'_, State>) {
+        let Some(lent) = st.lender.take_group_grant() else {
+            return;
+        };
+        st.counters.acquires += 1;
+        drop(st);
+        let lease = Lease::lent(lent);
+        match self.this.get().and_then(std::sync::Weak::upgrade) {
+            Some(pool) => group_commit::drive(pool, lease),
+            // The pool is being dropped (closed): nothing runs any more.
+            None => drop(lease),
+        }
+    }
+
+    /// Ends a group waiting for the writer on its own request (its leader was interrupted)
+    /// whose wait outlived the leader's acquire timeout, or whose pool closed: its writes
+    /// fail with `AcquireTimeout` (or `Closed`).
+    fn expire_group(&self) {
+        let mut st = self.lock();
+        let Some((writes, waited)) = st.lender.group_expire(Instant::now()) else {
+            return;
+        };
+        let error = if st.lender.is_closed() {
+            Error::Closed { what: "pool" }
+        } else {
+            st.counters.timeouts += 1;
+            Error::AcquireTimeout {
+                role: Role::Writer,
+                waited,
+                limit: 1,
+            }
+        };
+        drop(st);
+        group_commit::fail(writes, &error);
     }
 
     /// The group's leader got the writer.
@@ -849,10 +933,12 @@ impl PoolInner {
             // Lent before a fork, by the parent's pool: nothing of the child's to give back.
             return;
         }
-        let returned = self.lock().lender.release(Lent {
+        let mut st = self.lock();
+        let returned = st.lender.release(Lent {
             handle: lease.worker,
             kind: lease.kind,
         });
+        self.start_group(st);
         if returned {
             // The close, or the checkpoint, waiting for connections to come back.
             self.returned.notify_all();
@@ -1138,6 +1224,7 @@ impl PoolInner {
             let _ = self.close();
             return;
         }
+        self.expire_group();
         let idle_timeout = self.config.idle_timeout;
         let stale = {
             let mut st = self.lock();
@@ -1214,6 +1301,9 @@ impl PoolInner {
             return Ok(());
         }
         st.lender.close();
+        drop(st);
+        self.expire_group();
+        let mut st = self.lock();
         let deadline = Instant::now() + self.config.close_timeout;
         while st.lender.in_use() > 0 {
             let now = Instant::now();

@@ -42,12 +42,15 @@ fn wait_for_waiters(pool: &Pool, n: usize) {
     }
 }
 
+/// Where an operation run on another thread sends its result.
+type Done = mpsc::Receiver<Result<(), Error>>;
+
 /// Runs `op` on a session of its own on another thread; returns the session's interrupt
 /// handle and where its result arrives.
 fn spawn_op(
     pool: &Pool,
     op: impl FnOnce(&Session) -> Result<(), Error> + Send + 'static,
-) -> (litepool::InterruptHandle, mpsc::Receiver<Result<(), Error>>) {
+) -> (litepool::InterruptHandle, Done) {
     let session = Arc::new(pool.session().unwrap());
     let handle = session.interrupt_handle();
     let (tx, rx) = mpsc::channel();
@@ -203,4 +206,85 @@ fn an_interrupt_takes_a_queued_write_out_of_its_group_at_once() {
     leader.recv_timeout(LONG_WAIT).unwrap().unwrap();
     assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 1"), 1);
     assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 2"), 0);
+}
+
+/// Opens a pool whose writer `holder` holds in a transaction, with a write leading a group
+/// commit (waiting for the writer) and another queued in its group.
+fn leader_and_member(
+    dir: &tempfile::TempDir,
+    acquire_timeout: Duration,
+) -> (Pool, Session, (litepool::InterruptHandle, Done), Done) {
+    let mut config = Config::default();
+    config.acquire_timeout = acquire_timeout;
+    let pool = Pool::open(dir.path().join("group.db"), config).unwrap();
+    let s = pool.session().unwrap();
+    s.execute_batch("CREATE TABLE t(id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let holder = pool.session().unwrap();
+    holder.begin().unwrap();
+    let leader = spawn_op(&pool, |s| {
+        s.execute("INSERT INTO t VALUES (1)", Params::None)
+            .map(drop)
+    });
+    wait_for_waiters(&pool, 1);
+    let (_, member) = spawn_op(&pool, |s| {
+        s.execute("INSERT INTO t VALUES (2)", Params::None)
+            .map(drop)
+    });
+    wait_for_waiters(&pool, 2);
+    (pool, holder, leader, member)
+}
+
+/// The leader of a group that others joined returns at once when interrupted: the group
+/// waits on for the writer without the leader's write, and commits the others' when it
+/// gets it.
+#[test]
+fn an_interrupted_leader_hands_the_wait_to_its_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pool, holder, (interrupt, leader), member) = leader_and_member(&dir, LONG_WAIT);
+    interrupt.interrupt();
+    let err = leader
+        .recv_timeout(PROMPT)
+        .expect("the interrupted leader went on waiting")
+        .expect_err("the interrupted leader's write ran");
+    assert!(err.is_interrupted(), "{err:?}");
+    assert_eq!(
+        pool.stats().waiters,
+        1,
+        "the member still waits, in the group"
+    );
+    holder.commit().unwrap();
+    member
+        .recv_timeout(LONG_WAIT)
+        .unwrap()
+        .expect("the member's write committed");
+    assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 2"), 1);
+    assert_eq!(count(&pool, "SELECT count(*) FROM t WHERE id = 1"), 0);
+    assert_eq!(pool.stats().waiters, 0);
+    // The writer went back after the group's batch.
+    let s = pool.session().unwrap();
+    s.execute("INSERT INTO t VALUES (3)", Params::None).unwrap();
+}
+
+/// A group left waiting on its own (its leader was interrupted) still gives up at the
+/// leader's acquire timeout: its writes fail with `AcquireTimeout`, nothing runs.
+#[test]
+fn a_group_left_by_its_leader_still_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let timeout = Duration::from_millis(300);
+    let (pool, holder, (interrupt, leader), member) = leader_and_member(&dir, timeout);
+    interrupt.interrupt();
+    assert!(leader
+        .recv_timeout(PROMPT)
+        .unwrap()
+        .unwrap_err()
+        .is_interrupted());
+    let err = member
+        .recv_timeout(PROMPT)
+        .expect("the group waited past its acquire timeout")
+        .expect_err("the member's write ran");
+    assert!(matches!(err, Error::AcquireTimeout { .. }), "{err:?}");
+    assert_eq!(pool.stats().waiters, 0);
+    holder.commit().unwrap();
+    assert_eq!(count(&pool, "SELECT count(*) FROM t"), 0);
 }
