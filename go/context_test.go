@@ -404,6 +404,65 @@ func TestGroupedWriteHonoursContext(t *testing.T) {
 	}
 }
 
+// A write leading a group commit that another write joined gives up with its context at once
+// too: the group waits on for the writer without it, and commits the other write.
+func TestGroupLeaderHonoursContext(t *testing.T) {
+	db, _ := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	pool := poolOf(t, db)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	leader := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (1)")
+		leader <- err
+	}()
+	waitQueued := func(n int) {
+		deadline := time.Now().Add(30 * time.Second)
+		for queuedWaiters(pool) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiting, want %d", queuedWaiters(pool), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitQueued(1)
+	member := make(chan error, 1)
+	go func() {
+		_, err := db.Exec("INSERT INTO t VALUES (2)")
+		member <- err
+	}()
+	waitQueued(2)
+	start := time.Now()
+	cancel()
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled leader: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("the cancelled leader returned after %v", el)
+	}
+	if n := queuedWaiters(pool); n != 1 {
+		t.Fatalf("%d waiting, want the member alone", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-member; err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := db.QueryRow("SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY x)").Scan(&got); err != nil || got != "0,2" {
+		t.Fatalf("rows %q %v, want 0,2 (the cancelled leader's write must not run)", got, err)
+	}
+}
+
 // Goroutines waiting for the writer get it in the order they asked for it: each write is
 // queued only after the previous one is, and the rowids record the order they ran in. (Waking
 // every waiter on each release, as before, let them race and some starve to a timeout.)
