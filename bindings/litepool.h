@@ -209,8 +209,8 @@ typedef struct litepool_options {
 
 // What `litepool_dsn_parse` found in a DSN.
 typedef struct litepool_dsn_info {
-  // The DSN's `acquire_timeout` in milliseconds (default 5000), for hosts that wait for a
-  // free connection themselves (they open with `acquire_timeout=0`).
+  // The DSN's `acquire_timeout` in milliseconds (default 5000): how long a call waits for
+  // a free connection before `LITEPOOL_BUSY` (an interrupt ends the wait sooner).
   uint64_t acquire_timeout_ms;
   // 1 when the DSN names an in-memory database, else 0.
   uint32_t memory;
@@ -723,6 +723,17 @@ litepool_status litepool_session_begin(struct litepool_session session,
 litepool_status litepool_session_begin_read(struct litepool_session session,
                                             struct litepool_error **out_error);
 
+// Begins a transaction as `litepool_session_begin` (`read_only` 0) or
+// `litepool_session_begin_read` (`read_only` 1) do, as the call named `op_tag` for
+// `litepool_session_interrupt` (see `litepool_session_exec`): an interrupt ends its wait for
+// a connection at once with `LITEPOOL_INTERRUPTED`.
+//
+// Ownership and thread-safety: as for `litepool_session_begin`.
+litepool_status litepool_session_begin_tagged(struct litepool_session session,
+                                              uint32_t read_only,
+                                              uint64_t op_tag,
+                                              struct litepool_error **out_error);
+
 // Commits the open transaction; does nothing when none is open.
 //
 // Ownership and thread-safety: as for `litepool_session_begin`.
@@ -745,9 +756,12 @@ litepool_status litepool_session_in_transaction(struct litepool_session session,
 // Interrupts the call of this session that was started with `op_tag`
 // (`sqlite3_interrupt`), and only that call: it fails with `LITEPOOL_INTERRUPTED`.
 //
-// - If that call is running now, its statement is interrupted. If it has not started yet,
-//   it fails as it starts. If it has finished, nothing happens: a later call with another
-//   tag, and the next user of the connection it ran on, are never affected.
+// - If that call is inside litepool now, it stops wherever it is: a statement running is
+//   interrupted, a wait for a connection ends at once, and a call between the two fails
+//   before its statement runs (one interrupt is enough: it is never lost). If the call has
+//   not started yet, it fails as it starts. If it has finished, nothing happens: a later
+//   call with another tag, and the next user of the connection it ran on, are never
+//   affected.
 // - Rows started with `op_tag` are interrupted too: a fetch running now stops, later
 //   fetches fail.
 // - `op_tag` 0 interrupts whatever call of this session is running now, if any, and

@@ -237,8 +237,8 @@ func TestBoundedWithoutSettings(t *testing.T) {
 	}
 }
 
-// A pool wait honours the context: with every reader pinned, a query waits in Go and gives
-// up with the context (or with acquire_timeout, as ErrPoolTimeout).
+// A pool wait honours the context: with every reader pinned, a query waits in the core and
+// gives up with the context (or with acquire_timeout, as ErrPoolTimeout).
 func TestPoolWaitHonoursContext(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "w.db")
 	db, err := openDB("file:" + path + "?max_readers=1&acquire_timeout=300ms")
@@ -289,6 +289,177 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 	tx.Rollback()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A wait for the writer honours the context too, for a transaction (BeginTx) and for an
+// autocommit write (which leads a group commit while it waits): the core wakes the wait on
+// the one interrupt the context's end sends, long before acquire_timeout, and nothing runs.
+func TestWriterWaitHonoursContext(t *testing.T) {
+	db, _ := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	waits := map[string]func(ctx context.Context) error{
+		"begin": func(ctx context.Context) error {
+			other, err := db.BeginTx(ctx, nil)
+			if err == nil {
+				other.Rollback()
+			}
+			return err
+		},
+		"insert": func(ctx context.Context) error {
+			_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (1)")
+			return err
+		},
+	}
+	for name, wait := range waits {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		start := time.Now()
+		err := wait(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("%s: wait with deadline: %v", name, err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("%s: waited %v past a 50ms deadline", name, el)
+		}
+		if n := queuedWaiters(poolOf(t, db)); n != 0 {
+			t.Fatalf("%s: %d waiters still queued after giving up", name, n)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM t WHERE x = 1").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the cancelled insert ran: %d %v", n, err)
+	}
+}
+
+// A write that joined another's group commit (the group waits for the writer) gives up with
+// its context at once, leaving the group; the group's own write still commits.
+func TestGroupedWriteHonoursContext(t *testing.T) {
+	db, _ := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	pool := poolOf(t, db)
+	leader := make(chan error, 1)
+	go func() {
+		_, err := db.Exec("INSERT INTO t VALUES (1)")
+		leader <- err
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for queuedWaiters(pool) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the leading write never queued")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	start := time.Now()
+	_, err = db.ExecContext(ctx, "INSERT INTO t VALUES (2)")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("grouped write with deadline: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("waited %v past a 50ms deadline", el)
+	}
+	if n := queuedWaiters(pool); n != 1 {
+		t.Fatalf("%d waiting, want the leader alone", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-leader; err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	rows, err := db.Query("SELECT x FROM t ORDER BY x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var x int
+		if err := rows.Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, x)
+	}
+	if fmt.Sprint(got) != "[0 1]" {
+		t.Fatalf("rows %v, want [0 1] (the cancelled write must not run)", got)
+	}
+}
+
+// A write leading a group commit that another write joined gives up with its context at once
+// too: the group waits on for the writer without it, and commits the other write.
+func TestGroupLeaderHonoursContext(t *testing.T) {
+	db, _ := tempDB(t, "acquire_timeout=60s")
+	mustExec(t, db, "CREATE TABLE t(x)")
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	pool := poolOf(t, db)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	leader := make(chan error, 1)
+	go func() {
+		_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (1)")
+		leader <- err
+	}()
+	waitQueued := func(n int) {
+		deadline := time.Now().Add(30 * time.Second)
+		for queuedWaiters(pool) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiting, want %d", queuedWaiters(pool), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitQueued(1)
+	member := make(chan error, 1)
+	go func() {
+		_, err := db.Exec("INSERT INTO t VALUES (2)")
+		member <- err
+	}()
+	waitQueued(2)
+	start := time.Now()
+	cancel()
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled leader: %v", err)
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("the cancelled leader returned after %v", el)
+	}
+	if n := queuedWaiters(pool); n != 1 {
+		t.Fatalf("%d waiting, want the member alone", n)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-member; err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := db.QueryRow("SELECT group_concat(x) FROM (SELECT x FROM t ORDER BY x)").Scan(&got); err != nil || got != "0,2" {
+		t.Fatalf("rows %q %v, want 0,2 (the cancelled leader's write must not run)", got, err)
 	}
 }
 
@@ -378,13 +549,17 @@ func poolOf(t *testing.T, db *sql.DB) *poolRef {
 	return p
 }
 
-// queuedWaiters counts the goroutines queued for a connection, of either role.
+// queuedWaiters counts the calls queued for a connection, of either role: the core's
+// waiters gauge (the core queues them; Go no longer does).
 func queuedWaiters(p *poolRef) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, q := range p.queues {
-		n += len(q)
+	st, err := p.stats()
+	if err != nil {
+		return -1
 	}
-	return n
+	for _, m := range st.Metrics {
+		if strings.HasSuffix(m.Name, "waiters") {
+			return int(m.Value)
+		}
+	}
+	return -1
 }

@@ -236,7 +236,6 @@ func (p *Pool) Checkpoint(mode CheckpointMode) (CheckpointResult, error) {
 	var res C.litepool_checkpoint_result
 	var cerr *C.litepool_error
 	st := C.litepool_pool_checkpoint(p.ref.h, C.litepool_checkpoint_mode(mode), &res, &cerr)
-	p.ref.notify()
 	if err := takeError(st, cerr, "checkpoint"); err != nil {
 		return CheckpointResult{}, err
 	}

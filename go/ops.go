@@ -44,7 +44,6 @@ func runExec[T any](ctx context.Context, s *session, query string, args []T, val
 		return C.litepool_session_exec(s.h, sqlPtr, sqlLen, params, C.size_t(len(args)), tag, &s.execOut, cerr)
 	})
 	res := &s.execOut
-	s.pool.notify()
 	if err != nil && len(args) == 0 && errors.Is(err, ErrStatementCount) && strings.TrimSpace(query) != "" {
 		return s.script(ctx, query)
 	}
@@ -58,7 +57,6 @@ func (s *session) script(ctx context.Context, query string) (execResult, error) 
 	_, err := s.call(ctx, "exec", false, func(tag C.uint64_t, cerr **C.litepool_error) C.litepool_status {
 		return C.litepool_session_exec_script(s.h, sqlPtr, sqlLen, tag, cerr)
 	})
-	s.pool.notify()
 	return execResult{script: true}, err
 }
 
@@ -118,11 +116,12 @@ func multipleStatements(sql string) bool {
 }
 
 func (s *session) begin(ctx context.Context, readOnly bool) error {
-	_, err := s.call(ctx, "begin", false, func(_ C.uint64_t, cerr **C.litepool_error) C.litepool_status {
-		if readOnly {
-			return C.litepool_session_begin_read(s.h, cerr)
-		}
-		return C.litepool_session_begin(s.h, cerr)
+	var ro C.uint32_t
+	if readOnly {
+		ro = 1
+	}
+	_, err := s.call(ctx, "begin", false, func(tag C.uint64_t, cerr **C.litepool_error) C.litepool_status {
+		return C.litepool_session_begin_tagged(s.h, ro, tag, cerr)
 	})
 	return err
 }
@@ -133,7 +132,6 @@ func (s *session) commit() error {
 	}
 	var cerr *C.litepool_error
 	st := C.litepool_session_commit(s.h, &cerr)
-	s.pool.notify()
 	return takeError(st, cerr, "commit")
 }
 
@@ -143,7 +141,6 @@ func (s *session) rollback() error {
 	}
 	var cerr *C.litepool_error
 	st := C.litepool_session_rollback(s.h, &cerr)
-	s.pool.notify()
 	return takeError(st, cerr, "rollback")
 }
 
@@ -194,7 +191,6 @@ func runQuery[T any](ctx context.Context, s *session, stmt string, args []T, val
 	})
 	fb := &s.firstOut
 	if err != nil {
-		s.pool.notify()
 		return err
 	}
 	*r = rowsCore{s: s, h: fb.rows, ctx: ctx}
@@ -203,7 +199,6 @@ func runQuery[T any](ctx context.Context, s *session, stmt string, args []T, val
 	if fb.rows.id == 0 {
 		w.done() // the statement has ended: nothing left to interrupt
 		r.eof = true
-		s.pool.notify() // its connection went back
 	} else {
 		r.w = w
 	}
@@ -269,22 +264,18 @@ func (r *rowsCore) fetch() {
 	var vals *C.litepool_value
 	var n C.size_t
 	var cerr *C.litepool_error
-	r.w.enter()
 	st := C.litepool_rows_next_batch(r.h, batchRows, &vals, &n, &cerr)
-	r.w.leave()
 	if err := takeError(st, cerr, "next"); err != nil {
 		if r.ctx.Err() != nil && errors.Is(err, ErrInterrupted) {
 			err = ctxError("next", r.ctx, err)
 		}
 		r.err = err
 		r.n, r.pos = 0, 0
-		r.s.pool.notify()
 		return
 	}
 	r.load(vals, int(n))
 	if r.n == 0 {
 		r.eof = true
-		r.s.pool.notify() // the connection went back when the rows ended
 	}
 }
 
@@ -345,7 +336,6 @@ func (r *rowsCore) close() {
 	}
 	r.w.done()
 	C.litepool_rows_close(r.h)
-	r.s.pool.notify()
 }
 
 var (

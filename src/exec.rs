@@ -8,6 +8,7 @@
 use crate::classify::{immediate_begin, Class};
 use crate::error::{Error, Result};
 use crate::statement::{self, Batch, Params};
+use crate::ticket::Ticket;
 use crate::worker::{ConnCtx, ConnState, Settings, SettingsKey, WorkerShared};
 use std::sync::Arc;
 
@@ -109,22 +110,13 @@ pub(crate) fn run_statement(
     (outcome, ctx.state())
 }
 
-/// Lets a job that runs for a session outside the session's own call (a write run by a
-/// group commit on the writer thread) honour the session's interrupts.
-pub(crate) trait Gate: Send {
-    /// The job starts on `worker`; `SQLITE_INTERRUPT` when an interrupt is pending.
-    fn enter(&self, worker: &Arc<WorkerShared>) -> Result<()>;
-    /// The job is done: a later interrupt no longer reaches the connection.
-    fn leave(&self);
-}
-
 /// One write of a group commit, run on the writer (its class known, so it never moves)
 /// unless its session was interrupted, interruptible by the session while it runs.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn run_grouped(
     ctx: &mut ConnCtx<'_>,
     worker: &Arc<WorkerShared>,
-    gate: &dyn Gate,
+    ticket: &Ticket,
     sql: &str,
     params: &Params,
     class: &Class,
@@ -132,7 +124,7 @@ pub(crate) fn run_grouped(
     mode: Mode,
     text_as_bytes: bool,
 ) -> Result<Box<Ran>> {
-    gate.enter(worker)?;
+    ticket.enter(worker)?;
     let route = Route {
         movable: false,
         on_writer: true,
@@ -150,7 +142,7 @@ pub(crate) fn run_grouped(
         mode,
         &route,
     );
-    gate.leave();
+    ticket.leave();
     match step? {
         Step::Ran(ran) => Ok(ran),
         Step::Moved(_) => Err(Error::internal("a grouped write moved")),

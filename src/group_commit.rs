@@ -17,11 +17,13 @@
 //! again on its own, so each caller gets exactly the outcome of its own write.
 
 use crate::classify::Class;
-use crate::error::{Error, Result, Role};
-use crate::exec::{self, Gate, Mode, Ran};
+use crate::error::{Error, Result};
+use crate::exec::{self, Mode, Ran};
 use crate::handoff::{Reply, Unanswered};
-use crate::pool::{Lease, PoolInner};
+use crate::lender::MemberId;
+use crate::pool::{Lead, Lease, PoolInner};
 use crate::statement::Params;
+use crate::ticket::Ticket;
 use crate::worker::{unanswered, ConnCtx, Settings, WorkerShared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -39,7 +41,7 @@ pub(crate) struct Write {
     pub mode: Mode,
     pub text_as_bytes: bool,
     /// The session's interrupts reach the write through this.
-    gate: Box<dyn Gate>,
+    gate: Ticket,
     reply: Option<Answer>,
 }
 
@@ -63,7 +65,7 @@ impl Drop for Answer {
 /// What the pool did with a write offered to the group.
 pub(crate) enum Joined {
     /// Queued in the group that holds, or waits for, the writer.
-    Queued,
+    Queued(MemberId),
     /// No group existed and the writer was free: this write starts a group that holds it.
     Holds(Lease),
     /// No group existed: this write starts one, and its caller must take the writer for it.
@@ -71,16 +73,6 @@ pub(crate) enum Joined {
     /// A group holds the writer while an explicit transaction waits for it: the write must
     /// wait for the writer on its own, behind that transaction.
     Refused(Write),
-}
-
-/// The writes waiting for the group's next batch (pool state, under the pool's lock).
-#[derive(Default)]
-pub(crate) struct Group {
-    /// A group exists: its leader is waiting for the writer, or the writer thread runs it.
-    pub active: bool,
-    /// The group has the writer.
-    pub holding: bool,
-    pub queue: Vec<Write>,
 }
 
 impl Write {
@@ -91,7 +83,7 @@ impl Write {
         settings: Settings,
         mode: Mode,
         text_as_bytes: bool,
-        gate: impl Gate + 'static,
+        gate: Ticket,
     ) -> Write {
         Write {
             sql: sql.to_string(),
@@ -100,7 +92,7 @@ impl Write {
             settings,
             mode,
             text_as_bytes,
-            gate: Box::new(gate),
+            gate,
             reply: None,
         }
     }
@@ -122,19 +114,22 @@ pub(crate) fn run(
 ) -> Result<std::result::Result<Box<Ran>, Write>> {
     let reply = Arc::new(Reply::new());
     write.reply = Some(Answer(Arc::clone(&reply)));
+    let ticket = write.gate.clone();
     let lease = match pool.group_join(write)? {
-        Joined::Queued => return answer_of(reply.wait(None)).map(Ok),
+        Joined::Queued(member) => return wait_queued(pool, member, &ticket, &reply).map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
         }
         Joined::Holds(lease) => lease,
-        Joined::Leads => match pool.acquire(Role::Writer, timeout) {
-            Ok(lease) => {
+        Joined::Leads => match pool.group_lead(timeout, &ticket) {
+            Lead::Holds(lease) => {
                 pool.group_hold();
                 lease
             }
-            Err(e) => {
+            // Interrupted: the others wait on for the writer, without this write.
+            Lead::HandedOff(e) => return Err(e),
+            Lead::Failed(e) => {
                 // The writes that joined this group trusted it to take the writer for them.
                 for other in pool.group_abandon() {
                     other.answer(Err(e.clone()));
@@ -156,6 +151,52 @@ pub(crate) fn run(
         Err(_) => reply.wait(None),
     };
     answer_of(answer).map(Ok)
+}
+
+/// Waits for the answer of queued write `member`. A cancel of its ticket while it is queued
+/// takes it out of the group and answers it with `SQLITE_INTERRUPT` at once; once its batch
+/// has been taken, the batch refuses or interrupts it (see [`run_gated`]).
+fn wait_queued(
+    pool: &Arc<PoolInner>,
+    member: MemberId,
+    ticket: &Ticket,
+    reply: &Arc<Reply<Result<Box<Ran>>>>,
+) -> Result<Box<Ran>> {
+    let pool = Arc::clone(pool);
+    let withdraw: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Some(write) = pool.group_withdraw(member) {
+            write.answer(Err(Error::interrupted()));
+        }
+    });
+    ticket.waiting(Arc::clone(&withdraw));
+    if ticket.is_cancelled() {
+        // Cancelled before the wait was registered: nobody else withdraws it.
+        withdraw();
+    }
+    let answer = reply.wait(None);
+    ticket.stop_waiting();
+    answer_of(answer)
+}
+
+/// Runs the group on the writer for a group whose own request got it (its leader was
+/// interrupted while it waited: [`PoolInner::group_lead`]); nobody waits on the driver.
+pub(crate) fn drive(pool: Arc<PoolInner>, lease: Lease) {
+    let worker = Arc::clone(&lease.worker);
+    let driver = Driver {
+        pool,
+        lease: Some(lease),
+        worker: Arc::clone(&worker),
+    };
+    // If the writer has shut down the job is dropped unrun, and the driver's drop answers
+    // the queued writes (with `Closed`) and gives the writer back.
+    let _ = worker.post(move |ctx| driver.drive(ctx));
+}
+
+/// Answers `writes` with `error` (a group that never got the writer).
+pub(crate) fn fail(writes: Vec<Write>, error: &Error) {
+    for write in writes {
+        write.answer(Err(error.clone()));
+    }
 }
 
 /// A write's answer, or the error for a write that got none.
@@ -342,7 +383,7 @@ fn run_gated(ctx: &mut ConnCtx<'_>, worker: &Arc<WorkerShared>, write: &Write) -
     exec::run_grouped(
         ctx,
         worker,
-        write.gate.as_ref(),
+        &write.gate,
         &write.sql,
         &write.params,
         &write.class,

@@ -38,6 +38,7 @@ mod fork;
 pub mod functions;
 mod group_commit;
 mod handoff;
+mod lender;
 mod maintenance;
 mod pool;
 mod raw_hooks;
@@ -46,6 +47,7 @@ mod rows;
 mod session;
 mod statement;
 mod stats;
+mod ticket;
 mod worker;
 
 #[cfg(feature = "capi")]

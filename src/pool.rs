@@ -2,17 +2,21 @@
 //! FIFO with a timeout, closed explicitly.
 
 use crate::checkpoint::{self, CheckpointLog, CheckpointMode, CheckpointResult, WalWatch};
-use crate::classify::{ClassCache, FastMap};
+use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd;
-use crate::group_commit::{CommitMode, Group, Joined, Write};
+use crate::group_commit::{self, CommitMode, Joined, Write};
+use crate::lender::{
+    self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
+};
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
 use crate::session::Session;
 use crate::stats::Stats;
+use crate::ticket::Ticket;
 use crate::worker::{ConnState, Worker, WorkerShared};
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -43,32 +47,37 @@ struct Handle {
     holds: std::sync::atomic::AtomicBool,
 }
 
-/// A connection lent to a session: the worker, its role, and its state after the last job.
+/// How a group's leader's wait for the writer ended ([`PoolInner::group_lead`]).
+pub(crate) enum Lead {
+    /// It got the writer, for the group.
+    Holds(Lease),
+    /// It was interrupted and others wait in its group: its own write left the group, which
+    /// waits on for the writer without it (the group's driver starts when it gets it).
+    HandedOff(Error),
+    /// The wait failed for the whole group (timeout, close): the caller fails its writes.
+    Failed(Error),
+}
+
+/// A connection lent to a session: the worker, which connection it is, and its state after
+/// the last job.
 pub(crate) struct Lease {
     pub worker: Arc<WorkerShared>,
-    pub role: Role,
-    /// The reader's key in the pool, 0 for the writer, `u64::MAX` for a private connection.
-    reader_id: u64,
+    pub kind: LeaseKind,
     pub state: ConnState,
 }
 
-enum Grant {
-    Lease(Lease),
-    /// Permission to open a new connection of the waited-for role (one failed to open).
-    Open,
+impl Conn for Worker {
+    type Handle = Arc<WorkerShared>;
+    fn handle(&self) -> &Arc<WorkerShared> {
+        self.shared()
+    }
 }
 
-struct Waiter {
-    id: u64,
-    wake: Arc<Condvar>,
-}
-
-/// A reader lent to a session: since when (its read transaction is at most this old), and
-/// whether the maintenance thread has ended that read transaction.
-struct ReaderLease {
-    worker: Arc<WorkerShared>,
-    since: Instant,
-    ended: bool,
+/// A lease waiter sleeps on its own condition variable, with the pool's state lock.
+impl Wake for Arc<Condvar> {
+    fn wake(&self) {
+        self.notify_one();
+    }
 }
 
 #[derive(Default)]
@@ -85,57 +94,26 @@ struct Counters {
     group_commit_retries: u64,
 }
 
-#[derive(Default)]
 struct State {
-    closed: bool,
-    writer: Option<Worker>,
-    writer_leased: bool,
-    writer_opening: bool,
-    readers: HashMap<u64, Worker>,
-    idle_readers: Vec<(u64, Arc<WorkerShared>, Instant)>,
-    readers_opening: usize,
-    reader_leases: FastMap<u64, ReaderLease>,
-    /// New read leases wait while a TRUNCATE checkpoint needs the WAL free of readers.
-    hold_readers: bool,
-    next_reader_id: u64,
+    /// The writer and readers, who holds them and who waits for them (group-commit writes
+    /// included).
+    lender: Lender<Worker, Arc<Condvar>, Write>,
     private_open: usize,
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
     next_temp_id: u64,
-    writer_waiters: VecDeque<Waiter>,
-    reader_waiters: VecDeque<Waiter>,
-    grants: HashMap<u64, Grant>,
-    next_waiter: u64,
     counters: Counters,
-    group: Group,
 }
 
 impl State {
-    fn waiters(&mut self, role: Role) -> &mut VecDeque<Waiter> {
-        match role {
-            Role::Writer => &mut self.writer_waiters,
-            Role::Reader => &mut self.reader_waiters,
+    fn new(max_readers: usize) -> State {
+        State {
+            lender: Lender::new(max_readers),
+            private_open: 0,
+            temp_conns: HashMap::new(),
+            next_temp_id: 0,
+            counters: Counters::default(),
         }
-    }
-
-    fn in_use(&self) -> usize {
-        usize::from(self.writer_leased) + self.reader_leases.len()
-    }
-
-    /// Readers lent out whose read transaction may still hold a WAL snapshot.
-    fn active_reads(&self) -> usize {
-        self.reader_leases.values().filter(|l| !l.ended).count()
-    }
-
-    fn lend_reader(&mut self, id: u64, worker: &Arc<WorkerShared>) {
-        self.reader_leases.insert(
-            id,
-            ReaderLease {
-                worker: Arc::clone(worker),
-                since: Instant::now(),
-                ended: false,
-            },
-        );
     }
 }
 
@@ -393,17 +371,9 @@ impl PoolInner {
             )?)
         };
         let fingerprint = first.as_ref().and_then(|_| registry::fingerprint(&path));
-        let mut state = State::default();
-        match (first, first_role) {
-            (None, _) => {}
-            (Some(worker), Role::Writer) => state.writer = Some(worker),
-            (Some(worker), Role::Reader) => {
-                state
-                    .idle_readers
-                    .push((0, Arc::clone(worker.shared()), Instant::now()));
-                state.readers.insert(0, worker);
-                state.next_reader_id = 1;
-            }
+        let mut state = State::new(config.max_readers);
+        if let Some(worker) = first {
+            state.lender.adopt(first_role, worker);
         }
         let wal_mode = AtomicBool::new(config.journal_mode == JournalMode::Wal);
         let inner = Arc::new(PoolInner {
@@ -466,8 +436,10 @@ impl PoolInner {
     fn after_fork(&self, st: &mut State) {
         self.generation
             .store(crate::fork::generation(), Ordering::Relaxed);
-        let inherited = std::mem::take(st);
-        st.closed = inherited.closed;
+        let inherited = std::mem::replace(st, State::new(self.config.max_readers));
+        if inherited.lender.is_closed() {
+            st.lender.close();
+        }
         st.counters = Counters {
             acquires: inherited.counters.acquires,
             ..Counters::default()
@@ -479,7 +451,7 @@ impl PoolInner {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         std::mem::forget(maintenance);
-        if !self.memory && !st.closed {
+        if !self.memory && !st.lender.is_closed() {
             let _ = self.start_maintenance();
         }
     }
@@ -547,7 +519,7 @@ impl PoolInner {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.lock().lender.is_closed()
     }
 
     pub(crate) fn next_session_id(&self) -> u64 {
@@ -558,7 +530,7 @@ impl PoolInner {
     pub(crate) fn spawn_private(&self) -> Result<Worker> {
         {
             let mut st = self.lock();
-            if st.closed {
+            if st.lender.is_closed() {
                 return Err(Error::Closed { what: "pool" });
             }
             st.private_open += 1;
@@ -587,7 +559,7 @@ impl PoolInner {
     pub(crate) fn spawn_temp(&self) -> Result<Option<(u64, Arc<WorkerShared>)>> {
         let id = {
             let mut st = self.lock();
-            if st.closed {
+            if st.lender.is_closed() {
                 return Err(Error::Closed { what: "pool" });
             }
             // It opens as the writer does, setting the configured journal mode: not while a
@@ -611,7 +583,7 @@ impl PoolInner {
         );
         let mut st = self.lock();
         match worker {
-            Ok(worker) if !st.closed => {
+            Ok(worker) if !st.lender.is_closed() => {
                 let shared = Arc::clone(worker.shared());
                 st.temp_conns.insert(id, worker);
                 Ok(Some((id, shared)))
@@ -652,58 +624,130 @@ impl PoolInner {
 
     /// Waits (FIFO, up to `timeout`) for a connection of `role`.
     pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
+        self.acquire_for(role, timeout, None)
+    }
+
+    /// Waits (FIFO, up to `timeout`) for a connection of `role` for the operation holding
+    /// `ticket`: a cancel of the ticket (before or during the wait) ends it with
+    /// `SQLITE_INTERRUPT`, and a connection granted meanwhile goes to the next waiter.
+    pub(crate) fn acquire_for(
+        &self,
+        role: Role,
+        timeout: Duration,
+        ticket: Option<&Ticket>,
+    ) -> Result<Lease> {
+        self.acquire_as(role, timeout, ticket, None)
+    }
+
+    /// [`PoolInner::acquire_for`], for a group's leader when `leads` is given: a cancel that
+    /// finds others in the leader's group hands the leader's place in the queue to the group
+    /// (and sets `*leads`) instead of withdrawing it.
+    fn acquire_as(
+        &self,
+        role: Role,
+        timeout: Duration,
+        ticket: Option<&Ticket>,
+        leads: Option<&mut bool>,
+    ) -> Result<Lease> {
+        if let Some(ticket) = ticket {
+            ticket.check()?;
+        }
         let mut st = self.lock();
-        if st.closed {
-            return Err(Error::Closed { what: "pool" });
-        }
-        if st.waiters(role).is_empty() {
-            if let Some(lease) = self.take_idle(&mut st, role) {
+        let wake = Arc::new(Condvar::new());
+        let id = match st.lender.request(role, || Arc::clone(&wake)) {
+            Err(_) => return Err(Error::Closed { what: "pool" }),
+            Ok(Request::Now(Grant::Lease(lent))) => {
                 st.counters.acquires += 1;
-                return Ok(lease);
+                return Ok(Lease::lent(lent));
             }
-        }
+            Ok(Request::Now(Grant::Open(_))) => {
+                drop(st);
+                return self.open_for_lease(role, Instant::now());
+            }
+            Ok(Request::Queued(id)) => id,
+        };
         // Not lent at once: from here the wait counts (the clock is not read on the fast path).
         let start = Instant::now();
-        if st.waiters(role).is_empty() && self.reserve_open(&mut st, role) {
-            drop(st);
-            return self.open_for_lease(role, start);
+        if let Some(ticket) = ticket {
+            // Set under the pool's lock, before the flag is checked below: a cancel either
+            // is seen by that check or finds the wait and wakes it, taking the pool's lock
+            // to notify (so not before this waiter sleeps).
+            let pool = self.this.get().cloned().unwrap_or_default();
+            let cancelled = Arc::clone(&wake);
+            ticket.waiting(Arc::new(move || {
+                if let Some(pool) = pool.upgrade() {
+                    let _st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+                    cancelled.notify_one();
+                }
+            }));
         }
-        let id = st.next_waiter;
-        st.next_waiter += 1;
-        let wake = Arc::new(Condvar::new());
-        st.waiters(role).push_back(Waiter {
-            id,
-            wake: Arc::clone(&wake),
-        });
+        let result = self.wait_for_grant(st, role, id, &wake, start, timeout, ticket, leads);
+        if let Some(ticket) = ticket {
+            ticket.stop_waiting();
+        }
+        result
+    }
+
+    /// Waits for the grant of queued request `id` (see [`PoolInner::acquire_for`]).
+    #[allow(clippy::too_many_arguments)]
+    fn wait_for_grant(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        role: Role,
+        id: WaiterId,
+        wake: &Condvar,
+        start: Instant,
+        timeout: Duration,
+        ticket: Option<&Ticket>,
+        leads: Option<&mut bool>,
+    ) -> Result<Lease> {
         let deadline = start + timeout;
         loop {
-            if let Some(grant) = st.grants.remove(&id) {
-                match grant {
-                    Grant::Lease(lease) => {
-                        self.count_wait(&mut st, start);
-                        return Ok(lease);
-                    }
-                    Grant::Open => {
-                        drop(st);
-                        return self.open_for_lease(role, start);
-                    }
+            match st.lender.take_grant(id) {
+                Some(Grant::Lease(lent)) => {
+                    self.count_wait(&mut st, start);
+                    return Ok(Lease::lent(lent));
                 }
+                Some(Grant::Open(_)) => {
+                    drop(st);
+                    return self.open_for_lease(role, start);
+                }
+                None => {}
             }
             let now = Instant::now();
-            if st.closed || now >= deadline {
-                st.waiters(role).retain(|w| w.id != id);
-                if st.closed {
-                    return Err(Error::Closed { what: "pool" });
+            let closed = st.lender.is_closed();
+            let cancelled = ticket.is_some_and(Ticket::is_cancelled);
+            if closed || cancelled || now >= deadline {
+                let handed_off = match leads {
+                    Some(leads) if cancelled && !closed => {
+                        let own = st.lender.group_hand_off(id, start, deadline).ok();
+                        *leads = own.is_some();
+                        own
+                    }
+                    _ => None,
+                };
+                if handed_off.is_none() && st.lender.cancel(id) {
+                    self.returned.notify_all();
                 }
-                st.counters.timeouts += 1;
-                return Err(Error::AcquireTimeout {
-                    role,
-                    waited: now - start,
-                    limit: match role {
-                        Role::Writer => 1,
-                        Role::Reader => self.config.max_readers,
-                    },
-                });
+                let error = if closed {
+                    Error::Closed { what: "pool" }
+                } else if cancelled {
+                    Error::interrupted()
+                } else {
+                    st.counters.timeouts += 1;
+                    Error::AcquireTimeout {
+                        role,
+                        waited: now - start,
+                        limit: match role {
+                            Role::Writer => 1,
+                            Role::Reader => self.config.max_readers,
+                        },
+                    }
+                };
+                // The request given back may have been the writer's grant, now the group's.
+                self.start_group(st);
+                drop(handed_off);
+                return Err(error);
             }
             st = wake
                 .wait_timeout(st, deadline - now)
@@ -716,58 +760,17 @@ impl PoolInner {
     /// waiting behind anyone.
     pub(crate) fn try_acquire(&self, role: Role) -> Result<Option<Lease>> {
         let mut st = self.lock();
-        if st.closed {
-            return Err(Error::Closed { what: "pool" });
-        }
-        if !st.waiters(role).is_empty() {
-            return Ok(None);
-        }
-        if let Some(lease) = self.take_idle(&mut st, role) {
-            st.counters.acquires += 1;
-            return Ok(Some(lease));
-        }
-        if self.reserve_open(&mut st, role) {
-            drop(st);
-            return self.open_for_lease(role, Instant::now()).map(Some);
-        }
-        Ok(None)
-    }
-
-    fn take_idle(&self, st: &mut State, role: Role) -> Option<Lease> {
-        match role {
-            Role::Writer => {
-                if st.writer_leased {
-                    return None;
-                }
-                let worker = Arc::clone(st.writer.as_ref()?.shared());
-                st.writer_leased = true;
-                Some(Lease::new(worker, Role::Writer, 0))
+        match st.lender.try_request(role) {
+            Err(_) => Err(Error::Closed { what: "pool" }),
+            Ok(None) => Ok(None),
+            Ok(Some(Grant::Lease(lent))) => {
+                st.counters.acquires += 1;
+                Ok(Some(Lease::lent(lent)))
             }
-            Role::Reader => {
-                if st.hold_readers {
-                    return None;
-                }
-                let (id, worker, _) = st.idle_readers.pop()?;
-                st.lend_reader(id, &worker);
-                Some(Lease::new(worker, Role::Reader, id))
+            Ok(Some(Grant::Open(_))) => {
+                drop(st);
+                self.open_for_lease(role, Instant::now()).map(Some)
             }
-        }
-    }
-
-    fn reserve_open(&self, st: &mut State, role: Role) -> bool {
-        match role {
-            Role::Writer if st.writer.is_none() && !st.writer_opening => {
-                st.writer_opening = true;
-                true
-            }
-            Role::Reader
-                if !st.hold_readers
-                    && st.readers.len() + st.readers_opening < self.config.max_readers =>
-            {
-                st.readers_opening += 1;
-                true
-            }
-            _ => false,
         }
     }
 
@@ -780,42 +783,23 @@ impl PoolInner {
         c.max_wait = c.max_wait.max(waited);
     }
 
-    /// Opens a connection for a slot reserved by `reserve_open` and lends it to the caller.
+    /// Opens a connection for a [`Grant::Open`] and lends it to the caller.
     fn open_for_lease(&self, role: Role, start: Instant) -> Result<Lease> {
         let opened = self.spawn(role);
         let mut st = self.lock();
-        match role {
-            Role::Writer => st.writer_opening = false,
-            Role::Reader => st.readers_opening -= 1,
-        }
         let worker = match opened {
             Ok(worker) => worker,
             Err(e) => {
-                if let Some(next) = st.waiters(role).pop_front() {
-                    st.grants.insert(next.id, Grant::Open);
-                    next.wake.notify_one();
-                }
+                st.lender.open_failed(role);
                 return Err(e);
             }
         };
-        if st.closed {
-            drop(st);
-            drop(worker);
-            return Err(Error::Closed { what: "pool" });
-        }
-        let shared = Arc::clone(worker.shared());
-        let lease = match role {
-            Role::Writer => {
-                st.writer = Some(worker);
-                st.writer_leased = true;
-                Lease::new(shared, role, 0)
-            }
-            Role::Reader => {
-                let id = st.next_reader_id;
-                st.next_reader_id += 1;
-                st.readers.insert(id, worker);
-                st.lend_reader(id, &shared);
-                Lease::new(shared, role, id)
+        let lent = match st.lender.opened(role, worker) {
+            Ok(lent) => lent,
+            Err(worker) => {
+                drop(st);
+                drop(worker);
+                return Err(Error::Closed { what: "pool" });
             }
         };
         if start.elapsed() > Duration::from_millis(1) {
@@ -823,57 +807,111 @@ impl PoolInner {
         } else {
             st.counters.acquires += 1;
         }
-        Ok(lease)
+        Ok(Lease::lent(lent))
     }
 
     /// Offers an autocommit write to the group (see [`crate::group_commit`]).
     pub(crate) fn group_join(&self, write: Write) -> Result<Joined> {
         let mut st = self.lock();
-        if st.closed {
-            return Err(Error::Closed { what: "pool" });
-        }
-        if !st.group.active {
-            st.group.active = true;
-            st.group.queue.push(write);
-            if st.writer_waiters.is_empty() {
-                if let Some(lease) = self.take_idle(&mut st, Role::Writer) {
-                    st.counters.acquires += 1;
-                    st.group.holding = true;
-                    return Ok(Joined::Holds(lease));
-                }
+        match st.lender.group_join(write) {
+            Err(_) => Err(Error::Closed { what: "pool" }),
+            Ok(lender::Joined::Holds(lent)) => {
+                st.counters.acquires += 1;
+                Ok(Joined::Holds(Lease::lent(lent)))
             }
-            return Ok(Joined::Leads);
+            Ok(lender::Joined::Leads) => Ok(Joined::Leads),
+            Ok(lender::Joined::Queued(member)) => Ok(Joined::Queued(member)),
+            Ok(lender::Joined::Refused(write)) => Ok(Joined::Refused(write)),
         }
-        if st.group.holding && !st.writer_waiters.is_empty() {
-            return Ok(Joined::Refused(write));
+    }
+
+    /// Waits (up to `timeout`) for the writer for a group whose leader's operation holds
+    /// `ticket`. A cancel of the ticket ends the leader's wait at once: alone in its group,
+    /// the group ends with it; with others, its write leaves the group and its place in the
+    /// writer queue becomes the group's own (the group's driver starts when the writer comes
+    /// to it; the group still gives up at `timeout`, on the maintenance thread's tick). Only
+    /// where that cannot be (the writer is not open yet) does the leader wait on,
+    /// uncancelled, for the others, its own write refused when the batch runs.
+    pub(crate) fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Lead {
+        let start = Instant::now();
+        let mut handed_off = false;
+        let error =
+            match self.acquire_as(Role::Writer, timeout, Some(ticket), Some(&mut handed_off)) {
+                Ok(lease) => return Lead::Holds(lease),
+                Err(e) if handed_off => return Lead::HandedOff(e),
+                Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
+                Err(e) => return Lead::Failed(e),
+            };
+        let ended = self.lock().lender.group_end_if_alone();
+        if let Some(own) = ended {
+            // Dropped unlocked: the write's parameters and its (unwaited) reply go with it.
+            drop(own);
+            return Lead::Failed(error);
         }
-        st.group.queue.push(write);
-        Ok(Joined::Queued)
+        match self.acquire(Role::Writer, timeout.saturating_sub(start.elapsed())) {
+            Ok(lease) => Lead::Holds(lease),
+            Err(e) => Lead::Failed(e),
+        }
+    }
+
+    /// Starts the driver of a group whose own request was just granted the writer (see
+    /// [`PoolInner::group_lead`]), after releasing the pool's lock `st`.
+    fn start_group(&self, mut st: MutexGuard<'_, State>) {
+        let Some(lent) = st.lender.take_group_grant() else {
+            return;
+        };
+        st.counters.acquires += 1;
+        drop(st);
+        let lease = Lease::lent(lent);
+        match self.this.get().and_then(std::sync::Weak::upgrade) {
+            Some(pool) => group_commit::drive(pool, lease),
+            // The pool is being dropped (closed): nothing runs any more.
+            None => drop(lease),
+        }
+    }
+
+    /// Ends a group waiting for the writer on its own request (its leader was interrupted)
+    /// whose wait outlived the leader's acquire timeout, or whose pool closed: its writes
+    /// fail with `AcquireTimeout` (or `Closed`).
+    fn expire_group(&self) {
+        let mut st = self.lock();
+        let Some((writes, waited)) = st.lender.group_expire(Instant::now()) else {
+            return;
+        };
+        let error = if st.lender.is_closed() {
+            Error::Closed { what: "pool" }
+        } else {
+            st.counters.timeouts += 1;
+            Error::AcquireTimeout {
+                role: Role::Writer,
+                waited,
+                limit: 1,
+            }
+        };
+        drop(st);
+        group_commit::fail(writes, &error);
     }
 
     /// The group's leader got the writer.
     pub(crate) fn group_hold(&self) {
-        self.lock().group.holding = true;
+        self.lock().lender.group_hold();
     }
 
     /// The writes for the group's next batch; none ends the group, whose driver then gives
     /// the writer back.
     pub(crate) fn group_next(&self) -> Vec<Write> {
-        let mut st = self.lock();
-        let batch = std::mem::take(&mut st.group.queue);
-        if batch.is_empty() {
-            st.group.active = false;
-            st.group.holding = false;
-        }
-        batch
+        self.lock().lender.group_next()
     }
 
     /// Ends the group without running what is queued, and returns those writes.
     pub(crate) fn group_abandon(&self) -> Vec<Write> {
-        let mut st = self.lock();
-        st.group.active = false;
-        st.group.holding = false;
-        std::mem::take(&mut st.group.queue)
+        self.lock().lender.group_abandon()
+    }
+
+    /// Takes queued write `member` out of the group (its caller was interrupted), so it
+    /// never runs; `None` once its batch has been taken.
+    pub(crate) fn group_withdraw(&self, member: MemberId) -> Option<Write> {
+        self.lock().lender.group_withdraw(member)
     }
 
     pub(crate) fn count_group_batch(&self, mode: CommitMode, writes: usize) {
@@ -896,39 +934,13 @@ impl PoolInner {
             return;
         }
         let mut st = self.lock();
-        if lease.role == Role::Reader {
-            st.reader_leases.remove(&lease.reader_id);
-        }
-        if st.closed {
-            if lease.role == Role::Writer {
-                st.writer_leased = false;
-            }
-            drop(st);
-            self.returned.notify_all();
-            return;
-        }
-        let held = lease.role == Role::Reader && st.hold_readers;
-        if !held {
-            if let Some(next) = st.waiters(lease.role).pop_front() {
-                if lease.role == Role::Reader {
-                    st.lend_reader(lease.reader_id, &lease.worker);
-                }
-                st.grants.insert(next.id, Grant::Lease(lease.fresh()));
-                drop(st);
-                next.wake.notify_one();
-                return;
-            }
-        }
-        match lease.role {
-            Role::Writer => st.writer_leased = false,
-            Role::Reader => {
-                st.idle_readers
-                    .push((lease.reader_id, lease.worker, Instant::now()));
-            }
-        }
-        drop(st);
-        if held {
-            // The checkpoint waiting for in-flight reads to finish.
+        let returned = st.lender.release(Lent {
+            handle: lease.worker,
+            kind: lease.kind,
+        });
+        self.start_group(st);
+        if returned {
+            // The close, or the checkpoint, waiting for connections to come back.
             self.returned.notify_all();
         }
     }
@@ -939,8 +951,8 @@ impl PoolInner {
     fn hold_readers(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
-        st.hold_readers = true;
-        while st.active_reads() > 0 && !st.closed {
+        st.lender.hold_readers();
+        while st.lender.active_reads() > 0 && !st.lender.is_closed() {
             let now = Instant::now();
             if now >= deadline {
                 return false;
@@ -957,33 +969,12 @@ impl PoolInner {
     /// Ends a hold: hands idle readers to the readers that queued meanwhile, and lets the
     /// rest open new ones.
     pub(crate) fn release_readers(&self) {
-        let mut st = self.lock();
-        st.hold_readers = false;
-        while !st.reader_waiters.is_empty() {
-            let grant = if let Some(lease) = self.take_idle(&mut st, Role::Reader) {
-                Grant::Lease(lease)
-            } else if self.reserve_open(&mut st, Role::Reader) {
-                Grant::Open
-            } else {
-                break;
-            };
-            let next = st
-                .reader_waiters
-                .pop_front()
-                .expect("checked non-empty above");
-            st.grants.insert(next.id, grant);
-            next.wake.notify_one();
-        }
+        self.lock().lender.release_readers();
     }
 
     /// How old the oldest read transaction still holding a snapshot is.
     pub(crate) fn oldest_read_age(&self) -> Option<Duration> {
-        let st = self.lock();
-        st.reader_leases
-            .values()
-            .filter(|l| !l.ended)
-            .map(|l| l.since.elapsed())
-            .max()
+        self.lock().lender.oldest_read_age()
     }
 
     /// Ends every read transaction older than `max_read_txn_age`, with an error that says why.
@@ -991,23 +982,16 @@ impl PoolInner {
     pub(crate) fn end_old_reads(&self, wal_frames: u64) -> usize {
         let limit = self.config.max_read_txn_age;
         let mut st = self.lock();
-        let mut ended = 0;
-        for lease in st.reader_leases.values_mut() {
-            let age = lease.since.elapsed();
-            if lease.ended || age < limit {
-                continue;
-            }
-            lease.ended = true;
-            // Under the pool lock the reader cannot go back and be lent to someone else, so
-            // the interrupt only reaches the session that held the snapshot too long.
-            lease.worker.end_read_txn(Error::ReadTransactionEnded {
+        // Under the pool lock the reader cannot go back and be lent to someone else, so the
+        // interrupt only reaches the session that held the snapshot too long.
+        let ended = st.lender.end_old_reads(limit, |worker, age| {
+            worker.end_read_txn(Error::ReadTransactionEnded {
                 path: self.path.display().to_string(),
                 age,
                 limit,
                 wal_frames,
             });
-            ended += 1;
-        }
+        });
         drop(st);
         if ended > 0 {
             self.checkpoint_log().read_txns_ended += ended as u64;
@@ -1022,10 +1006,10 @@ impl PoolInner {
     /// The writer's connection thread, for maintenance jobs; `None` when the pool has none.
     pub(crate) fn writer(&self) -> Option<Arc<WorkerShared>> {
         let st = self.lock();
-        if st.closed {
+        if st.lender.is_closed() {
             return None;
         }
-        st.writer.as_ref().map(|w| Arc::clone(w.shared()))
+        st.lender.writer().cloned()
     }
 
     /// Whether this pool checkpoints at all: a file pool in WAL mode with a writer (a pool
@@ -1033,7 +1017,7 @@ impl PoolInner {
     pub(crate) fn checkpoints_wal(&self) -> bool {
         !self.memory
             && self.wal_mode.load(Ordering::Relaxed)
-            && (!self.config.read_only || self.lock().writer.is_some())
+            && (!self.config.read_only || self.lock().lender.writer().is_some())
     }
 
     /// Whether `PRAGMA journal_mode=<mode>` would take the file into or out of WAL mode.
@@ -1053,11 +1037,7 @@ impl PoolInner {
     /// readers reopen as sessions need them.
     pub(crate) fn close_readers(&self) {
         self.hold_readers(self.config.busy_timeout);
-        let idle: Vec<Worker> = {
-            let mut st = self.lock();
-            let ids: Vec<u64> = st.idle_readers.drain(..).map(|(id, _, _)| id).collect();
-            ids.iter().filter_map(|id| st.readers.remove(id)).collect()
-        };
+        let idle = self.lock().lender.take_idle_readers(Duration::ZERO);
         for worker in idle {
             let _ = worker.shutdown(false);
         }
@@ -1087,8 +1067,7 @@ impl PoolInner {
                 held_since = Instant::now();
                 // A session's TEMP connection may hold a snapshot too: then the WAL is not
                 // known to be another process's.
-                ours_done =
-                    held && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
+                ours_done = held && self.hold_readers(timeout) && self.lock().temp_conns.is_empty();
                 let path = self.path.display().to_string();
                 // With this process's reads held back and its writer taken, only another
                 // process can keep the WAL busy: waiting for it would stall our readers for
@@ -1245,24 +1224,14 @@ impl PoolInner {
             let _ = self.close();
             return;
         }
+        self.expire_group();
         let idle_timeout = self.config.idle_timeout;
-        let stale: Vec<Worker> = {
+        let stale = {
             let mut st = self.lock();
-            if st.closed {
+            if st.lender.is_closed() {
                 return;
             }
-            let mut stale_ids = Vec::new();
-            st.idle_readers.retain(|(id, _, since)| {
-                let keep = since.elapsed() < idle_timeout;
-                if !keep {
-                    stale_ids.push(*id);
-                }
-                keep
-            });
-            stale_ids
-                .iter()
-                .filter_map(|id| st.readers.remove(id))
-                .collect()
+            st.lender.take_idle_readers(idle_timeout)
         };
         for worker in stale {
             let _ = worker.shutdown(false);
@@ -1274,14 +1243,14 @@ impl PoolInner {
         let c = &st.counters;
         let stats = Stats {
             path: self.path.display().to_string(),
-            closed: st.closed,
-            writer_open: st.writer.is_some(),
-            writer_in_use: st.writer_leased,
-            readers_open: st.readers.len(),
-            readers_in_use: st.reader_leases.len(),
+            closed: st.lender.is_closed(),
+            writer_open: st.lender.writer().is_some(),
+            writer_in_use: st.lender.writer_in_use(),
+            readers_open: st.lender.readers_open(),
+            readers_in_use: st.lender.readers_in_use(),
             max_readers: self.config.max_readers,
             private_open: st.private_open,
-            waiters: st.writer_waiters.len() + st.reader_waiters.len(),
+            waiters: st.lender.waiting(),
             acquires: c.acquires,
             waits: c.waits,
             total_wait: c.total_wait,
@@ -1328,15 +1297,15 @@ impl PoolInner {
 
     pub(crate) fn close(&self) -> Result<()> {
         let mut st = self.lock();
-        if st.closed {
+        if st.lender.is_closed() {
             return Ok(());
         }
-        st.closed = true;
-        for waiter in st.writer_waiters.iter().chain(st.reader_waiters.iter()) {
-            waiter.wake.notify_one();
-        }
+        st.lender.close();
+        drop(st);
+        self.expire_group();
+        let mut st = self.lock();
         let deadline = Instant::now() + self.config.close_timeout;
-        while st.in_use() > 0 {
+        while st.lender.in_use() > 0 {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -1347,25 +1316,14 @@ impl PoolInner {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        if st.in_use() > 0 {
-            let idle: Vec<u64> = st.idle_readers.iter().map(|(id, _, _)| *id).collect();
-            for (id, worker) in &st.readers {
-                if !idle.contains(id) {
-                    worker.shared().interrupt();
-                }
-            }
-            if st.writer_leased {
-                if let Some(writer) = &st.writer {
-                    writer.shared().interrupt();
-                }
-            }
+        for worker in st.lender.lent_handles() {
+            worker.interrupt();
         }
-        st.idle_readers.clear();
-        let readers: Vec<Worker> = st.readers.drain().map(|(_, w)| w).collect();
+        let connections = st.lender.take_connections();
+        let (readers, writer) = (connections.readers, connections.writer);
         let temp_open = st.temp_conns.len();
         st.private_open -= temp_open;
         let temp_conns: Vec<Worker> = st.temp_conns.drain().map(|(_, w)| w).collect();
-        let writer = st.writer.take();
         drop(st);
         let maintenance = self
             .maintenance
@@ -1408,11 +1366,10 @@ impl Drop for PoolInner {
 }
 
 impl Lease {
-    fn new(worker: Arc<WorkerShared>, role: Role, reader_id: u64) -> Lease {
+    fn lent(lent: Lent<Arc<WorkerShared>>) -> Lease {
         Lease {
-            worker,
-            role,
-            reader_id,
+            worker: lent.handle,
+            kind: lent.kind,
             state: ConnState {
                 autocommit: true,
                 cursors: 0,
@@ -1420,18 +1377,23 @@ impl Lease {
         }
     }
 
-    /// A lease on a session's own `:memory:` connection, never returned to the pool.
+    /// A lease on a session's own connection (`:memory:`, TEMP objects), never returned to
+    /// the pool.
     pub(crate) fn private(worker: Arc<WorkerShared>) -> Lease {
-        Lease::new(worker, Role::Writer, u64::MAX)
+        Lease::lent(Lent {
+            handle: worker,
+            kind: LeaseKind::Private,
+        })
     }
 
-    /// Whether this lease is a session's private connection.
+    /// Whether this lease is a session's own connection.
     pub(crate) fn is_private(&self) -> bool {
-        self.reader_id == u64::MAX
+        self.kind == LeaseKind::Private
     }
 
-    fn fresh(self) -> Lease {
-        Lease::new(self.worker, self.role, self.reader_id)
+    /// The role of the connection (a private one is the writer of its own database).
+    pub(crate) fn role(&self) -> Role {
+        self.kind.role()
     }
 }
 

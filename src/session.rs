@@ -4,7 +4,7 @@
 use crate::blob::Blob;
 use crate::classify::{Class, ENDS_WITH_TRANSACTION};
 use crate::error::{Error, Result, Role};
-use crate::exec::{self, ExecResult, Gate, ManyError, Mode, Outcome, Ran, Route};
+use crate::exec::{self, ExecResult, ManyError, Mode, Outcome, Ran, Route};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
 };
@@ -12,6 +12,7 @@ use crate::group_commit::{self, Write};
 use crate::pool::{Lease, PoolInner};
 use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
+use crate::ticket::Ticket;
 use crate::worker::{ConnCtx, Settings, SettingsKey, Worker, WorkerShared};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +21,11 @@ use std::time::Duration;
 
 /// Parameter sets [`Session::execute_many`] reads ahead and sends in one job.
 const MANY_CHUNK: usize = 1024;
+
+thread_local! {
+    /// The ticket a host gave the calls this thread makes now ([`Session::run_with`]).
+    static HOST_TICKET: std::cell::RefCell<Option<Ticket>> = const { std::cell::RefCell::new(None) };
+}
 
 /// A session on a pool: the unit hosts hand out as a "connection".
 ///
@@ -43,7 +49,9 @@ pub(crate) struct SessionShared {
     pool: Arc<PoolInner>,
     id: u64,
     state: Mutex<SessionState>,
-    running: Arc<Mutex<Running>>,
+    /// The ticket of the operation in progress (see [`SessionShared::operation`]); `None`
+    /// between operations. A leaf lock.
+    ticket: Mutex<Option<Ticket>>,
     next_cursor: AtomicU64,
     /// This session's acquire timeout in nanoseconds; `u64::MAX` for the pool's.
     acquire_timeout: AtomicU64,
@@ -52,56 +60,6 @@ pub(crate) struct SessionShared {
     /// Opened read-only (`mode=ro`): every statement runs on a reader, so writes fail as
     /// SQLite's "attempt to write a readonly database".
     read_only: AtomicBool,
-}
-
-/// What an interrupt of the session would hit now.
-enum Running {
-    /// No operation is in progress: an interrupt does nothing.
-    Idle,
-    /// An operation is between connection jobs (waiting for a connection, routing): an
-    /// interrupt makes its next job fail before it runs.
-    Between { pending: bool },
-    /// A job of the session is running on this connection.
-    On(Arc<WorkerShared>),
-}
-
-/// Lets a job that runs outside [`SessionShared::call`] (a group commit's write, run by the
-/// writer thread for the session) honour the session's interrupts: one that came while the
-/// job waited makes it fail before it runs; one that comes while it runs interrupts it.
-pub(crate) struct JobGate(Arc<Mutex<Running>>);
-
-impl JobGate {
-    /// The job starts on `worker`; `SQLITE_INTERRUPT` when an interrupt is pending.
-    pub(crate) fn enter(&self, worker: &Arc<WorkerShared>) -> Result<()> {
-        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Running::Between { pending: true } = *running {
-            *running = Running::Between { pending: false };
-            return Err(Error::interrupted());
-        }
-        *running = Running::On(Arc::clone(worker));
-        Ok(())
-    }
-
-    /// The job is done: a later interrupt no longer reaches the connection.
-    pub(crate) fn leave(&self) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Running::Between { pending: false };
-    }
-}
-
-impl Gate for JobGate {
-    fn enter(&self, worker: &Arc<WorkerShared>) -> Result<()> {
-        JobGate::enter(self, worker)
-    }
-
-    fn leave(&self) {
-        JobGate::leave(self)
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Writer,
-    Reader,
 }
 
 struct SessionState {
@@ -118,7 +76,7 @@ struct SessionState {
     reader: Option<Lease>,
     pinned: bool,
     /// Open cursors and blobs, and the connection each keeps.
-    cursors: HashMap<u64, Slot>,
+    cursors: HashMap<u64, Role>,
     settings: Settings,
     /// The session has registered something at some point, so a connection it closes with
     /// must have it taken off.
@@ -163,17 +121,17 @@ impl SessionState {
             .any(|l| !l.state.autocommit)
     }
 
-    fn lease_ref(&self, slot: Slot) -> Option<&Lease> {
+    fn lease_ref(&self, slot: Role) -> Option<&Lease> {
         match slot {
-            Slot::Writer => self.writer.as_ref(),
-            Slot::Reader => self.reader.as_ref(),
+            Role::Writer => self.writer.as_ref(),
+            Role::Reader => self.reader.as_ref(),
         }
     }
 
-    fn lease(&mut self, slot: Slot) -> Option<&mut Lease> {
+    fn lease(&mut self, slot: Role) -> Option<&mut Lease> {
         match slot {
-            Slot::Writer => self.writer.as_mut(),
-            Slot::Reader => self.reader.as_mut(),
+            Role::Writer => self.writer.as_mut(),
+            Role::Reader => self.reader.as_mut(),
         }
     }
 }
@@ -224,7 +182,7 @@ impl Session {
                     hooked: false,
                     used: Vec::new(),
                 }),
-                running: Arc::new(Mutex::new(Running::Idle)),
+                ticket: Mutex::new(None),
                 next_cursor: AtomicU64::new(1),
                 acquire_timeout: AtomicU64::new(u64::MAX),
                 text_as_bytes: AtomicBool::new(false),
@@ -310,19 +268,15 @@ impl Session {
         let mut st = self.shared.lock()?;
         let ran = self.shared.operation(|| {
             let slot = if st.writer.is_some() {
-                Slot::Writer
+                Role::Writer
             } else {
                 if st.reader.is_none() {
-                    st.reader = Some(
-                        self.shared
-                            .pool
-                            .acquire(Role::Reader, self.shared.acquire_timeout())?,
-                    );
+                    st.reader = Some(self.shared.acquire(Role::Reader)?);
                 }
-                Slot::Reader
+                Role::Reader
             };
-            // On a TEMP connection, BEGIN is made IMMEDIATE (see `run_statement`).
-            self.shared.guard_write(&mut st, slot == Slot::Writer)?;
+            // On a TEMP connection, BEGIN is made IMMEDIATE (see `exec::run_statement`).
+            self.shared.guard_write(&mut st, slot == Role::Writer)?;
             let known = self.shared.pool.classes.get("BEGIN");
             self.shared.run_on(
                 &mut st,
@@ -407,8 +361,8 @@ impl Session {
 
     /// Sets how long this session's statements wait for a free connection before failing
     /// with [`Error::AcquireTimeout`], instead of the pool's `acquire_timeout`; `None` goes
-    /// back to the pool's. `Some(Duration::ZERO)` fails at once when none is free, for hosts
-    /// that wait on their own terms (Go contexts).
+    /// back to the pool's. `Some(Duration::ZERO)` fails at once when none is free. A wait ends
+    /// early when the operation is interrupted ([`InterruptHandle`]).
     pub fn set_acquire_timeout(&self, timeout: Option<Duration>) {
         // At most 100 years (as the pool's own), so a deadline can never overflow.
         const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
@@ -620,6 +574,18 @@ impl Session {
         Ok(())
     }
 
+    /// Runs `f` (calls on this session, from this thread) under `ticket`: every operation
+    /// it starts shares the ticket, so one cancel of it — even one that came before `f`
+    /// reached a connection — stops them all. For hosts that name their calls (the C ABI's
+    /// operation tags).
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    pub(crate) fn run_with<R>(&self, ticket: &Ticket, f: impl FnOnce(&Session) -> R) -> R {
+        let previous = HOST_TICKET.with(|t| t.replace(Some(ticket.clone())));
+        let result = f(self);
+        HOST_TICKET.with(|t| *t.borrow_mut() = previous);
+        result
+    }
+
     /// Whether [`Session::close`] has run.
     pub fn is_closed(&self) -> bool {
         self.shared
@@ -675,15 +641,10 @@ impl InterruptHandle {
     /// `SQLITE_INTERRUPT`, and so does one that is still waiting for a connection (before it
     /// runs). With no operation in progress it does nothing: it never affects a later one.
     pub fn interrupt(&self) {
-        let mut running = self
-            .session
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        match &mut *running {
-            Running::Idle => {}
-            Running::Between { pending } => *pending = true,
-            Running::On(worker) => worker.interrupt(),
+        // Cancelled outside the session's lock: an operation that ended meanwhile is done,
+        // and its ticket reaches nothing.
+        if let Some(ticket) = self.session.current_ticket() {
+            ticket.cancel();
         }
     }
 }
@@ -714,56 +675,82 @@ impl SessionShared {
         Ok(st)
     }
 
-    /// Runs `f` as one operation that an [`InterruptHandle`] can stop at any point: while it
-    /// waits for a connection as well as while a statement runs.
-    fn operation<T>(&self, f: impl FnOnce() -> T) -> T {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) =
-            Running::Between { pending: false };
-        let result = f();
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Running::Idle;
-        result
+    /// The ticket of the operation in progress, if any.
+    fn current_ticket(&self) -> Option<Ticket> {
+        self.ticket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Runs `f` on `worker`, visible to [`InterruptHandle`] while it runs. Inside an
-    /// [`SessionShared::operation`] that was interrupted before this, fails at once with
-    /// `SQLITE_INTERRUPT` instead. The job stops being interruptible on the connection thread,
-    /// before its result is handed back, so a late interrupt cannot land on the connection
-    /// once the job is done.
+    /// Runs `f` as one operation that an [`InterruptHandle`] can stop at any point: while it
+    /// waits for a connection as well as while a statement runs. It gets a fresh ticket,
+    /// unless it runs inside an operation already (or under a host's ticket:
+    /// [`Session::run_with`]), whose ticket it shares.
+    fn operation<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.operation_under(HOST_TICKET.with(|t| t.borrow().clone()), f)
+    }
+
+    /// Runs `f`, which gives back what the session leaves (a cursor's statement, a dirty
+    /// connection at close), as an operation of its own: a host's ticket, cancelled or not,
+    /// never keeps it from running.
+    fn cleanup<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.operation_under(None, f)
+    }
+
+    /// [`SessionShared::operation`] under the host's ticket `host` (a fresh one if `None`).
+    fn operation_under<T>(&self, host: Option<Ticket>, f: impl FnOnce() -> T) -> T {
+        /// Ends the operation it began (even if it panics): a later one gets its own ticket.
+        struct Ends<'a>(&'a Mutex<Option<Ticket>>);
+        impl Drop for Ends<'_> {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+        }
+        let _ends = {
+            let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
+            slot.is_none().then(|| {
+                *slot = Some(host.unwrap_or_default());
+                Ends(&self.ticket)
+            })
+        };
+        f()
+    }
+
+    /// Waits (FIFO, up to the session's acquire timeout) for a connection of `role`; the
+    /// operation's ticket ends the wait with `SQLITE_INTERRUPT`.
+    fn acquire(&self, role: Role) -> Result<Lease> {
+        let ticket = self.current_ticket();
+        self.pool
+            .acquire_for(role, self.acquire_timeout(), ticket.as_ref())
+    }
+
+    /// Runs `f` on `worker` as a step of the operation in progress (one of its own when none
+    /// is): fails at once with `SQLITE_INTERRUPT` if the operation was cancelled, and is
+    /// interrupted by a cancel while it runs. The job leaves the ticket on the connection
+    /// thread, before its result is handed back, so a late cancel cannot land on the
+    /// connection once the job is done.
     fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        let in_operation = {
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            let in_operation = match &*running {
-                Running::Idle => false,
-                Running::Between { pending: true } => {
-                    *running = Running::Between { pending: false };
-                    return Err(Error::interrupted());
-                }
-                Running::Between { pending: false } | Running::On(_) => true,
-            };
-            *running = Running::On(Arc::clone(worker));
-            in_operation
-        };
-        let after = move || {
-            if in_operation {
-                Running::Between { pending: false }
-            } else {
-                Running::Idle
+        self.operation(|| {
+            let ticket = self
+                .current_ticket()
+                .ok_or_else(|| Error::internal("a job outside an operation"))?;
+            ticket.enter(worker)?;
+            let leaving = ticket.clone();
+            let result = worker.call(move |ctx| {
+                let result = f(ctx);
+                leaving.leave();
+                result
+            });
+            if result.is_err() {
+                ticket.leave();
             }
-        };
-        let running = Arc::clone(&self.running);
-        let result = worker.call(move |ctx| {
-            let result = f(ctx);
-            *running.lock().unwrap_or_else(|e| e.into_inner()) = after();
             result
-        });
-        if result.is_err() {
-            *self.running.lock().unwrap_or_else(|e| e.into_inner()) = after();
-        }
-        result
+        })
     }
 
     fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
@@ -841,11 +828,11 @@ impl SessionShared {
         let result = (|| {
             let in_read_txn = st.reader.as_ref().is_some_and(|l| !l.state.autocommit);
             let slot = if st.writer.is_none() && in_read_txn {
-                Slot::Reader
+                Role::Reader
             } else {
-                self.take(&mut st, Slot::Writer)?
+                self.take(&mut st, Role::Writer)?
             };
-            self.guard_write(&mut st, slot == Slot::Writer)?;
+            self.guard_write(&mut st, slot == Role::Writer)?;
             let settings = st.settings.clone();
             let worker = match st.lease(slot) {
                 Some(lease) => Arc::clone(&lease.worker),
@@ -897,18 +884,18 @@ impl SessionShared {
         // taken just to compile it (not held for a transaction, cursor or pin).
         let held_nothing = st.writer.is_none() && st.reader.is_none();
         let slot = if st.writer.is_some() {
-            Slot::Writer
+            Role::Writer
         } else if in_read_txn || st.reader.is_some() {
             match &known {
                 Some(class) if class.needs_writer() && !in_read_txn => {
                     self.take_writer_for(st, class)?
                 }
-                _ => Slot::Reader,
+                _ => Role::Reader,
             }
         } else {
             match &known {
                 Some(class) if class.needs_writer() => self.take_writer_for(st, class)?,
-                Some(class) if !class.runs_anywhere() => self.take(st, Slot::Reader)?,
+                Some(class) if !class.runs_anywhere() => self.take(st, Role::Reader)?,
                 _ => self.take_any(st)?,
             }
         };
@@ -917,8 +904,8 @@ impl SessionShared {
         }
         let movable = known.is_none()
             && match slot {
-                Slot::Reader => !in_read_txn,
-                Slot::Writer => held_nothing,
+                Role::Reader => !in_read_txn,
+                Role::Writer => held_nothing,
             };
         match self.run_on(st, slot, sql, params, known, mode, movable)? {
             Outcome::Ran(ran) => Ok(ran),
@@ -934,7 +921,7 @@ impl SessionShared {
                 let slot = if class.needs_writer() {
                     self.take_writer_for(st, &class)?
                 } else {
-                    self.take(st, Slot::Reader)?
+                    self.take(st, Role::Reader)?
                 };
                 self.guard_write(st, class.may_write())?;
                 match self.run_on(st, slot, sql, params, Some(class), mode, false)? {
@@ -962,7 +949,7 @@ impl SessionShared {
             st.settings.clone(),
             mode,
             self.text_as_bytes.load(Ordering::Relaxed),
-            JobGate(Arc::clone(&self.running)),
+            self.current_ticket().unwrap_or_default(),
         );
         Ok(group_commit::run(&self.pool, write, self.acquire_timeout())?.map_err(|w| w.params))
     }
@@ -992,17 +979,12 @@ impl SessionShared {
     }
 
     /// Makes sure the session holds a connection for `slot`, waiting for one if needed.
-    fn take(&self, st: &mut SessionState, slot: Slot) -> Result<Slot> {
+    fn take(&self, st: &mut SessionState, slot: Role) -> Result<Role> {
         match slot {
-            Slot::Writer if st.writer.is_none() => {
-                st.writer = Some(
-                    self.pool
-                        .acquire(self.writer_role(), self.acquire_timeout())?,
-                )
+            Role::Writer if st.writer.is_none() => {
+                st.writer = Some(self.acquire(self.writer_role())?)
             }
-            Slot::Reader if st.reader.is_none() => {
-                st.reader = Some(self.pool.acquire(Role::Reader, self.acquire_timeout())?)
-            }
+            Role::Reader if st.reader.is_none() => st.reader = Some(self.acquire(Role::Reader)?),
             _ => {}
         }
         Ok(slot)
@@ -1012,7 +994,7 @@ impl SessionShared {
     /// objects gets a connection of its own for them (they would otherwise keep the pool's
     /// writer from every other session for as long as they live), if the pool has one to
     /// spare; else the pool's writer, which it then keeps.
-    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Slot> {
+    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Role> {
         if class.pins && st.writer.is_none() && st.private.is_none() {
             if let Some((id, worker)) = self.pool.spawn_temp()? {
                 st.temp = Some(id);
@@ -1020,30 +1002,30 @@ impl SessionShared {
                 st.pinned = true;
             }
         }
-        self.take(st, Slot::Writer)
+        self.take(st, Role::Writer)
     }
 
     /// Before work that may write the main database runs on the session's TEMP connection,
     /// takes the pool writer's lease for it (until the transaction ends).
     fn guard_write(&self, st: &mut SessionState, may_write: bool) -> Result<()> {
         if st.temp.is_some() && st.write_guard.is_none() && may_write {
-            st.write_guard = Some(self.pool.acquire(Role::Writer, self.acquire_timeout())?);
+            st.write_guard = Some(self.acquire(Role::Writer)?);
         }
         Ok(())
     }
 
     /// Takes whichever connection is free now to classify a new statement: a reader, else
     /// the writer, else waits for a reader.
-    fn take_any(&self, st: &mut SessionState) -> Result<Slot> {
+    fn take_any(&self, st: &mut SessionState) -> Result<Role> {
         if let Some(reader) = self.pool.try_acquire(Role::Reader)? {
             st.reader = Some(reader);
-            return Ok(Slot::Reader);
+            return Ok(Role::Reader);
         }
         if let Some(writer) = self.pool.try_acquire(self.writer_role())? {
             st.writer = Some(writer);
-            return Ok(Slot::Writer);
+            return Ok(Role::Writer);
         }
-        self.take(st, Slot::Reader)
+        self.take(st, Role::Reader)
     }
 
     /// Runs one statement on the connection in `slot` and records what it did.
@@ -1051,7 +1033,7 @@ impl SessionShared {
     fn run_on(
         &self,
         st: &mut SessionState,
-        slot: Slot,
+        slot: Role,
         sql: &str,
         params: Params,
         known: Option<Class>,
@@ -1065,7 +1047,7 @@ impl SessionShared {
         let worker = Arc::clone(&lease.worker);
         st.note_used(&worker);
         let sql_owned = sql.to_string();
-        let on_writer = slot == Slot::Writer;
+        let on_writer = slot == Role::Writer;
         let on_temp = on_writer && st.temp.is_some();
         let unguarded = on_temp && st.write_guard.is_none();
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
@@ -1156,10 +1138,7 @@ impl SessionShared {
         let mut st = self.lock()?;
         let result = self.operation(|| {
             if st.writer.is_none() {
-                st.writer = Some(
-                    self.pool
-                        .acquire(self.writer_role(), self.acquire_timeout())?,
-                );
+                st.writer = Some(self.acquire(self.writer_role())?);
             }
             self.guard_write(&mut st, true)?;
             let settings = st.settings.clone();
@@ -1194,7 +1173,7 @@ impl SessionShared {
                 self.pool.release(guard);
             }
         }
-        for slot in [Slot::Writer, Slot::Reader] {
+        for slot in [Role::Writer, Role::Reader] {
             let busy_cursor = st.cursors.values().any(|s| *s == slot);
             let keep = match st.lease(slot) {
                 None => continue,
@@ -1205,13 +1184,13 @@ impl SessionShared {
                     !lease.state.autocommit
                         || busy_cursor
                         || lease.state.cursors > 0
-                        || (slot == Slot::Writer && st.pinned)
+                        || (slot == Role::Writer && st.pinned)
                 }
             };
             if !keep {
                 let lease = match slot {
-                    Slot::Writer => st.writer.take(),
-                    Slot::Reader => st.reader.take(),
+                    Role::Writer => st.writer.take(),
+                    Role::Reader => st.reader.take(),
                 };
                 if let Some(lease) = lease {
                     if st.hooked {
@@ -1273,9 +1252,9 @@ impl SessionShared {
         let mut st = self.lock()?;
         let result = self.operation(|| {
             let slot = if read_only && st.writer.is_none() {
-                Slot::Reader
+                Role::Reader
             } else {
-                Slot::Writer
+                Role::Writer
             };
             let slot = self.take(&mut st, slot)?;
             let settings = st.settings.clone();
@@ -1378,12 +1357,15 @@ impl SessionShared {
         };
         if let Some(lease) = st.lease(slot) {
             let worker = Arc::clone(&lease.worker);
-            if let Ok(state) = self.call(&worker, move |ctx| {
-                if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
-                    statement::reset(&mut stmt);
-                }
-                ctx.state()
-            }) {
+            let reset = self.cleanup(|| {
+                self.call(&worker, move |ctx| {
+                    if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
+                        statement::reset(&mut stmt);
+                    }
+                    ctx.state()
+                })
+            });
+            if let Ok(state) = reset {
                 if let Some(lease) = st.lease(slot) {
                     lease.state = state;
                 }
@@ -1425,16 +1407,18 @@ impl SessionShared {
         drop(registrations);
         for lease in leases {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
-            let leaves_objects = pinned && lease.role == Role::Writer && !lease.is_private();
+            let leaves_objects = pinned && lease.role() == Role::Writer && !lease.is_private();
             if dirty || leaves_objects {
-                let cleaned = self.call(&lease.worker, move |ctx| {
-                    let counts = ctx.make_clean();
-                    if leaves_objects {
-                        // Best effort: a failure leaves objects a later session could see,
-                        // but must not keep the writer from going back to the pool.
-                        let _ = ctx.clear_session_objects();
-                    }
-                    counts
+                let cleaned = self.cleanup(|| {
+                    self.call(&lease.worker, move |ctx| {
+                        let counts = ctx.make_clean();
+                        if leaves_objects {
+                            // Best effort: a failure leaves objects a later session could see,
+                            // but must not keep the writer from going back to the pool.
+                            let _ = ctx.clear_session_objects();
+                        }
+                        counts
+                    })
                 });
                 if let Ok((reset, rolled_back)) = cleaned {
                     self.pool.count_cleanup(reset, rolled_back);

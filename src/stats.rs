@@ -25,7 +25,8 @@ pub struct Stats {
     /// Private connections open now: those of `:memory:` sessions, and those holding a
     /// session's TEMP objects.
     pub private_open: usize,
-    /// Callers waiting for a connection now.
+    /// Callers waiting for a connection now: queued for a lease, or autocommit writes queued
+    /// in a group commit for the writer.
     pub waiters: usize,
     /// Connections handed out since the pool opened.
     pub acquires: u64,

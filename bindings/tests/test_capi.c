@@ -672,9 +672,9 @@ struct interrupter {
     litepool_status status;
 };
 
-/* Interrupts once the call had time to start, and again every 250 ms while it runs (an
- * interrupt landing before the statement reaches its connection thread is not latched by
- * the core; see bindings/README.md). */
+/* Interrupts once the call had time to start, and again every 250 ms while it runs (one
+ * interrupt is enough — the core keeps it for the call wherever it is, see
+ * test_interrupt_while_waiting — the repeats only count how long the call took). */
 static void *interrupt_thread(void *arg) {
     struct interrupter *it = arg;
     for (int i = 0; i < 200 && !__atomic_load_n(&it->done, __ATOMIC_SEQ_CST); i++) {
@@ -766,6 +766,84 @@ static void test_interrupt(void) {
 
     OK(litepool_session_close(s, &err), err);
     OK(litepool_session_close(other, &err), err);
+    OK(litepool_pool_close(p, &err), err);
+}
+
+/* ---------------------------------------------------------------- interrupt while waiting */
+
+/* The pool's "waiters" gauge now. */
+static double pool_waiters(litepool_pool p) {
+    litepool_error *err = NULL;
+    litepool_stats stats = {0};
+    OK(litepool_pool_stats(p, &stats, &err), err);
+    size_t n = 0;
+    OK(litepool_stats_count(stats, &n, &err), err);
+    double waiters = -1;
+    for (size_t i = 0; i < n; i++) {
+        litepool_metric m;
+        OK(litepool_stats_metric(stats, i, &m, &err), err);
+        size_t len = m.name.len;
+        if (len >= 7 && strcmp((const char *)m.name.ptr + len - 7, "waiters") == 0)
+            waiters = m.value;
+    }
+    litepool_stats_free(stats);
+    return waiters;
+}
+
+struct waiting_call {
+    litepool_session session;
+    uint64_t tag;
+    int begin; /* litepool_session_begin (tag 0) instead of an INSERT tagged `tag` */
+    volatile int done;
+    litepool_status status;
+    double took;
+};
+
+static void *waiting_call_thread(void *arg) {
+    struct waiting_call *c = arg;
+    litepool_error *err = NULL;
+    double t0 = now_s();
+    c->status = c->begin ? litepool_session_begin(c->session, &err)
+                         : litepool_session_exec(c->session, S("INSERT INTO t VALUES (9)"), NULL,
+                                                 0, c->tag, NULL, &err);
+    c->took = now_s() - t0;
+    litepool_error_free(err);
+    __atomic_store_n(&c->done, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+/* A call waiting for the writer (acquire_timeout 30 s) is woken by one interrupt, sent once
+ * while it waits — before its statement reached any connection — and returns
+ * LITEPOOL_INTERRUPTED at once, without running when the writer frees up. */
+static void test_interrupt_while_waiting(void) {
+    litepool_error *err = NULL;
+    litepool_pool p = open_pool("interrupt_wait.db", 1, 30000);
+    litepool_session holder = open_session(p), waiter = open_session(p);
+    OK(litepool_session_exec(holder, S("CREATE TABLE t(x)"), NULL, 0, 0, NULL, &err), err);
+    OK(litepool_session_begin(holder, &err), err);
+    for (int begin = 0; begin <= 1; begin++) {
+        struct waiting_call c = {.session = waiter, .tag = 70 + begin, .begin = begin};
+        pthread_t th;
+        pthread_create(&th, NULL, waiting_call_thread, &c);
+        double t0 = now_s();
+        while (pool_waiters(p) < 1 && now_s() - t0 < 10) usleep(1000);
+        CHECK(pool_waiters(p) == 1, "the call queued for the writer (%s)",
+              begin ? "begin" : "insert");
+        OK(litepool_session_interrupt(waiter, begin ? 0 : c.tag, &err), err);
+        for (int i = 0; i < 5000 && !__atomic_load_n(&c.done, __ATOMIC_SEQ_CST); i++)
+            usleep(1000);
+        CHECK(__atomic_load_n(&c.done, __ATOMIC_SEQ_CST), "one interrupt woke the wait (%s)",
+              begin ? "begin" : "insert");
+        pthread_join(th, NULL);
+        CHECK(c.status == LITEPOOL_INTERRUPTED, "interrupted wait status %u", c.status);
+        CHECK(c.took < 5.0, "the wait ended in %.2f s", c.took);
+        CHECK(pool_waiters(p) == 0, "nothing left queued");
+    }
+    OK(litepool_session_commit(holder, &err), err);
+    CHECK(scalar(holder, "SELECT count(*) FROM t") == 0, "the interrupted insert never ran");
+    CHECK(scalar(waiter, "SELECT count(*) FROM t") == 0, "the waiter's next call runs");
+    OK(litepool_session_close(holder, &err), err);
+    OK(litepool_session_close(waiter, &err), err);
     OK(litepool_pool_close(p, &err), err);
 }
 
@@ -995,6 +1073,7 @@ int main(void) {
         {"dsn", test_dsn},                   {"null_pointers", test_null_pointers},
         {"use_after_close", test_use_after_close}, {"invalid_input", test_invalid_input},
         {"busy", test_busy},                 {"interrupt", test_interrupt},
+        {"interrupt_wait", test_interrupt_while_waiting},
         {"threads", test_threads},           {"query_first", test_query_first},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

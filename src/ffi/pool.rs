@@ -324,8 +324,8 @@ pub extern "C" fn litepool_pool_release(
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct litepool_dsn_info {
-    /// The DSN's `acquire_timeout` in milliseconds (default 5000), for hosts that wait for a
-    /// free connection themselves (they open with `acquire_timeout=0`).
+    /// The DSN's `acquire_timeout` in milliseconds (default 5000): how long a call waits for
+    /// a free connection before `LITEPOOL_BUSY` (an interrupt ends the wait sooner).
     pub acquire_timeout_ms: u64,
     /// 1 when the DSN names an in-memory database, else 0.
     pub memory: u32,

@@ -10,7 +10,8 @@ use super::ptr::{self, check_out, write_out};
 use super::rows::{litepool_rows, RowsH, ROWS};
 use super::status::litepool_status;
 use super::value::{litepool_str, litepool_value, params_from_c};
-use crate::{InterruptHandle, Params, Rows, Session, Value};
+use crate::ticket::Ticket;
+use crate::{Params, Rows, Session, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -39,22 +40,30 @@ pub struct litepool_exec_result {
     pub last_insert_rowid: i64,
 }
 
-/// Which operation of a session is inside the core now, for interrupts.
+/// Which call of a session is inside the core now, and which tags and rows were
+/// interrupted, for `litepool_session_interrupt` and `litepool_rows_interrupt`.
 #[derive(Default)]
 struct Gate {
-    running: bool,
-    tag: u64,
-    rows: u64,
-    /// The most recent tag an interrupt named: an operation with this tag that has not
-    /// started yet fails with `LITEPOOL_INTERRUPTED` when it starts.
+    running: Option<InCore>,
+    /// The most recent tag an interrupt named: a call with this tag that has not started
+    /// yet fails with `LITEPOOL_INTERRUPTED` when it starts.
     cancelled_tag: u64,
     /// The cancel flags of this session's open rows, by rows id, with their tags.
     rows_flags: HashMap<u64, (u64, Arc<AtomicBool>)>,
 }
 
+/// The call inside the core now.
+struct InCore {
+    tag: u64,
+    /// The rows it fetches for, 0 for none.
+    rows: u64,
+    /// Its ticket: a cancel reaches it wherever it is (waiting for a connection, running on
+    /// one, or on its way between), and is never lost.
+    ticket: Ticket,
+}
+
 pub(crate) struct SessionH {
     session: Session,
-    interrupt: InterruptHandle,
     /// Serializes the operations of this session, so the gate names the one running.
     ops: Mutex<()>,
     gate: Mutex<Gate>,
@@ -150,16 +159,11 @@ struct Running<'a>(&'a SessionH);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        let mut g = lock(&self.0.gate);
-        g.running = false;
-        g.tag = 0;
-        g.rows = 0;
+        lock(&self.0.gate).running = None;
     }
 }
 
 impl SessionH {
-    /// Runs `f` as the operation `tag` (and rows `rows`, 0 for none) of this session: one at
-    /// a time, visible to interrupts while it runs, refused if an interrupt named it first.
     /// Starts a statement and reads its first batch, which is in hand after the query: reading
     /// it here costs no hop and makes a statement that failed before its first row fail now.
     fn query_first(
@@ -180,6 +184,10 @@ impl SessionH {
         )
     }
 
+    /// Runs `f` as the operation `tag` (and rows `rows`, 0 for none) of this session, under
+    /// a ticket of its own: one at a time, refused if an interrupt named it (or `cancelled`
+    /// says its rows were interrupted) before it started, stopped by one that comes while it
+    /// is inside the core, wherever it is there.
     pub(crate) fn run_op<R>(
         &self,
         tag: u64,
@@ -188,6 +196,7 @@ impl SessionH {
         f: impl FnOnce(&Session) -> crate::Result<R>,
     ) -> Result<R, Failure> {
         let _serial = lock(&self.ops);
+        let ticket = Ticket::default();
         {
             let mut g = lock(&self.gate);
             if (tag != 0 && g.cancelled_tag == tag) || cancelled() {
@@ -195,12 +204,14 @@ impl SessionH {
                     "interrupted: the statement was interrupted before it started",
                 ));
             }
-            g.running = true;
-            g.tag = tag;
-            g.rows = rows;
+            g.running = Some(InCore {
+                tag,
+                rows,
+                ticket: ticket.clone(),
+            });
         }
         let _running = Running(self);
-        Ok(f(&self.session)?)
+        Ok(self.session.run_with(&ticket, f)?)
     }
 
     /// Interrupts the operation with `tag` (any operation when `tag` is 0) if it is inside
@@ -215,11 +226,9 @@ impl SessionH {
                 }
             }
         }
-        if g.running && (tag == 0 || g.tag == tag) {
-            // Delivered under the gate lock: the operation cannot end and the next begin in
-            // between, and the core only interrupts a call that is running on a connection
-            // this session holds.
-            self.interrupt.interrupt();
+        if let Some(running) = g.running.as_ref().filter(|r| tag == 0 || r.tag == tag) {
+            // Under the gate lock: the call cannot end and the next one begin in between.
+            running.ticket.cancel();
         }
     }
 
@@ -243,8 +252,8 @@ impl SessionH {
         if let Some((_, flag)) = g.rows_flags.get(&rows) {
             flag.store(true, Ordering::SeqCst);
         }
-        if g.running && g.rows == rows {
-            self.interrupt.interrupt();
+        if let Some(running) = g.running.as_ref().filter(|r| r.rows == rows) {
+            running.ticket.cancel();
         }
     }
 }
@@ -269,10 +278,8 @@ pub extern "C" fn litepool_session_open(
         check_out(F, "out_session", out_session)?;
         let pool = POOLS.get(F, pool.id)?;
         let session = pool.session()?;
-        let interrupt = session.interrupt_handle();
         let (id, _) = SESSIONS.insert_with(|_| SessionH {
             session,
-            interrupt,
             ops: Mutex::new(()),
             gate: Mutex::new(Gate::default()),
             first: Mutex::new(FirstBatch::default()),
@@ -571,6 +578,30 @@ pub extern "C" fn litepool_session_begin_read(
     )
 }
 
+/// Begins a transaction as `litepool_session_begin` (`read_only` 0) or
+/// `litepool_session_begin_read` (`read_only` 1) do, as the call named `op_tag` for
+/// `litepool_session_interrupt` (see `litepool_session_exec`): an interrupt ends its wait for
+/// a connection at once with `LITEPOOL_INTERRUPTED`.
+///
+/// Ownership and thread-safety: as for `litepool_session_begin`.
+#[no_mangle]
+pub extern "C" fn litepool_session_begin_tagged(
+    session: litepool_session,
+    read_only: u32,
+    op_tag: u64,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_begin_tagged";
+    ffi_call(F, out_error, || {
+        let begin = if read_only != 0 {
+            Session::begin_read
+        } else {
+            Session::begin
+        };
+        get_session(F, session)?.run_op(op_tag, 0, || false, begin)
+    })
+}
+
 /// Commits the open transaction; does nothing when none is open.
 ///
 /// Ownership and thread-safety: as for `litepool_session_begin`.
@@ -625,9 +656,12 @@ pub extern "C" fn litepool_session_in_transaction(
 /// Interrupts the call of this session that was started with `op_tag`
 /// (`sqlite3_interrupt`), and only that call: it fails with `LITEPOOL_INTERRUPTED`.
 ///
-/// - If that call is running now, its statement is interrupted. If it has not started yet,
-///   it fails as it starts. If it has finished, nothing happens: a later call with another
-///   tag, and the next user of the connection it ran on, are never affected.
+/// - If that call is inside litepool now, it stops wherever it is: a statement running is
+///   interrupted, a wait for a connection ends at once, and a call between the two fails
+///   before its statement runs (one interrupt is enough: it is never lost). If the call has
+///   not started yet, it fails as it starts. If it has finished, nothing happens: a later
+///   call with another tag, and the next user of the connection it ran on, are never
+///   affected.
 /// - Rows started with `op_tag` are interrupted too: a fetch running now stops, later
 ///   fetches fail.
 /// - `op_tag` 0 interrupts whatever call of this session is running now, if any, and
