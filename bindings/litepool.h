@@ -155,8 +155,8 @@ typedef struct litepool_checkpoint_result {
 typedef uint32_t litepool_kind;
 
 // Which of a pool's connections an error is about: one of the `LITEPOOL_ROLE_*` constants.
-// Hosts that wait for a free connection themselves (acquire_timeout=0) use it to queue a
-// `LITEPOOL_BUSY` caller behind others waiting for the same kind of connection.
+// A `LITEPOOL_BUSY` that names a role is a wait for that kind of connection that ran out
+// its `acquire_timeout` (Go maps it to `ErrPoolTimeout`).
 typedef uint32_t litepool_role;
 
 // A UTF-8 string handed out by litepool: `len` bytes at `ptr`. Strings litepool returns are
@@ -472,7 +472,7 @@ litepool_status litepool_pool_open(const uint8_t *path,
                                    struct litepool_error **out_error);
 
 // Opens (or joins) a pool from a DSN: a path, `:memory:`, or a `file:` URI whose query
-// string holds the options, e.g. `file:/data/app.db?max_readers=8&acquire_timeout=0`
+// string holds the options, e.g. `file:/data/app.db?max_readers=8&acquire_timeout=250ms`
 // (`dsn_len` bytes of UTF-8). Option names are those of the Rust `Config` (README.md,
 // "Options"), e.g. max_readers, acquire_timeout, busy_timeout, foreign_keys, mode,
 // pragma=name(value). A file already open in this process is joined as with

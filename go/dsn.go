@@ -53,7 +53,7 @@ func peerOptions() string {
 // config is a parsed DSN.
 type config struct {
 	dsn            string // as given
-	uri            string // what the C ABI opens: the core's DSN, with acquire_timeout=0
+	uri            string // what the C ABI opens: the core's DSN
 	acquireTimeout time.Duration
 	loc            *time.Location
 }
@@ -75,12 +75,7 @@ func parseDSN(dsn string) (*config, error) {
 		return nil, err
 	}
 	cfg.acquireTimeout = time.Duration(info.acquire_timeout_ms) * time.Millisecond
-	// The core never waits for a connection: Go does, cancellably (see session.call).
-	if strings.Contains(core, "?") {
-		cfg.uri = core + "&acquire_timeout=0"
-	} else {
-		cfg.uri = pathURI(core) + "?acquire_timeout=0"
-	}
+	cfg.uri = core
 	return cfg, nil
 }
 
@@ -92,6 +87,9 @@ func (cfg *config) translate(dsn string) (string, error) {
 	if len(dsn) >= 5 && strings.EqualFold(dsn[:5], "file:") {
 		rest, _, _ := strings.Cut(dsn, "#")
 		head, query, _ = strings.Cut(rest, "?")
+		if query == "" {
+			return head, nil
+		}
 	} else {
 		var path string
 		path, query, _ = strings.Cut(dsn, "?")

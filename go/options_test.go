@@ -116,7 +116,7 @@ func TestAutoVacuumAndOptimizeAreChoices(t *testing.T) {
 }
 
 // In a plain path's options '#' is a character, as go-sqlite3 reads them: it does not start a
-// fragment that would hide the options after it (and the acquire_timeout=0 Go appends).
+// fragment that would hide the options after it.
 func TestPlainPathOptionsHaveNoFragment(t *testing.T) {
 	_, err := parseDSN("a.db?_fk=1&#x=1")
 	if err == nil || !strings.Contains(err.Error(), `unknown option "#x"`) {
@@ -126,7 +126,7 @@ func TestPlainPathOptionsHaveNoFragment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "file:a.db?pragma=foreign_keys%281%29&acquire_timeout=0"; cfg.uri != want {
+	if want := "file:a.db?pragma=foreign_keys%281%29"; cfg.uri != want {
 		t.Fatalf("URI %q, want %q", cfg.uri, want)
 	}
 }

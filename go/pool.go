@@ -24,10 +24,7 @@ type poolRef struct {
 
 func acquirePool(cfg *config) (*poolRef, error) {
 	p := &poolRef{cfg: cfg}
-	// The core waits for a free connection (FIFO, up to acquire_timeout; a later key wins
-	// over the acquire_timeout=0 in cfg.uri), and the call's context interrupts that wait.
-	uri := fmt.Sprintf("%s&acquire_timeout=%dms", cfg.uri, cfg.acquireTimeout.Milliseconds())
-	ptr, n := strArg(uri)
+	ptr, n := strArg(cfg.uri)
 	var cerr *C.litepool_error
 	st := C.litepool_pool_open_dsn(ptr, n, &p.h, &cerr)
 	if err := takeError(st, cerr, "open"); err != nil {

@@ -112,6 +112,7 @@ impl Pool {
     /// # Errors
     ///
     /// As [`Pool::backup_to`], without the destination's.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
     pub(crate) fn backup_to_image(
         &self,
         pages_per_step: u32,
@@ -206,6 +207,7 @@ fn copy_snapshot(
 /// A serialized database image marked as rollback-journal: a copy of a WAL database says
 /// WAL in its header (bytes 18 and 19), which an in-memory database opened from the image
 /// cannot honour.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 fn without_wal(mut image: Vec<u8>) -> Vec<u8> {
     if image.len() >= 20 && image[18] == 2 && image[19] == 2 {
         image[18] = 1;
@@ -272,6 +274,7 @@ fn copy(
 /// [`stepwise`]; [`StepwiseBackup::finish`] returns the copy's image. Dropping it unfinished
 /// abandons the copy. The session must stay open until it is finished or dropped: its
 /// connection cannot close while a backup of it is pending.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 pub(crate) struct StepwiseBackup<'a> {
     session: &'a Session,
     /// Moved into each step's job and back; `None` once finished.
@@ -286,6 +289,7 @@ pub(crate) struct StepwiseBackup<'a> {
 ///
 /// SQLite's error when `name` is no database of the connection ("unknown database");
 /// [`Error::NotSupported`] for a file pool; [`Error::Closed`] after close.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 pub(crate) fn stepwise<'a>(
     pool: &Pool,
     session: &'a Session,
@@ -304,6 +308,7 @@ pub(crate) fn stepwise<'a>(
     })
 }
 
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 impl StepwiseBackup<'_> {
     /// Copies up to `pages` more pages (all for a negative count) in one job on the source
     /// connection. Returns SQLite's `sqlite3_backup_step` result code (`SQLITE_OK` while

@@ -209,6 +209,7 @@ pub(crate) fn deserialize(conn: &Connection, schema: &str, data: &[u8]) -> Resul
 /// An online backup (`sqlite3_backup`) of one database of a source connection into a new
 /// in-memory database it owns. Every call on it must run on the source connection's thread,
 /// and the source must stay open until it is finished (dropped or [`RawBackup::finish`]).
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 pub(crate) struct RawBackup {
     backup: *mut ffi::sqlite3_backup,
     /// The copy; closed after the backup is finished (in `Drop`, which runs first).
@@ -219,6 +220,7 @@ pub(crate) struct RawBackup {
 // a `RawBackup` between jobs run on the source connection's thread, never sharing it.
 unsafe impl Send for RawBackup {}
 
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 impl RawBackup {
     /// Starts copying database `schema` of `source` (`sqlite3_backup_init`).
     ///
@@ -289,6 +291,7 @@ impl Drop for RawBackup {
 /// # Safety
 ///
 /// `db` must be an open connection handle used on this thread.
+#[cfg_attr(not(feature = "python"), allow(dead_code))] // used by the Python host
 unsafe fn handle_error(db: *mut ffi::sqlite3) -> Error {
     // SAFETY: per the function's contract; errmsg is a NUL-terminated string SQLite owns.
     let (code, message) = unsafe {

@@ -244,7 +244,7 @@ pub extern "C" fn litepool_pool_open(
 }
 
 /// Opens (or joins) a pool from a DSN: a path, `:memory:`, or a `file:` URI whose query
-/// string holds the options, e.g. `file:/data/app.db?max_readers=8&acquire_timeout=0`
+/// string holds the options, e.g. `file:/data/app.db?max_readers=8&acquire_timeout=250ms`
 /// (`dsn_len` bytes of UTF-8). Option names are those of the Rust `Config` (README.md,
 /// "Options"), e.g. max_readers, acquire_timeout, busy_timeout, foreign_keys, mode,
 /// pragma=name(value). A file already open in this process is joined as with

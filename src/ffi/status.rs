@@ -87,8 +87,8 @@ pub const LITEPOOL_KIND_NOT_SUPPORTED: litepool_kind = 7;
 pub const LITEPOOL_KIND_INTERNAL: litepool_kind = 8;
 
 /// Which of a pool's connections an error is about: one of the `LITEPOOL_ROLE_*` constants.
-/// Hosts that wait for a free connection themselves (acquire_timeout=0) use it to queue a
-/// `LITEPOOL_BUSY` caller behind others waiting for the same kind of connection.
+/// A `LITEPOOL_BUSY` that names a role is a wait for that kind of connection that ran out
+/// its `acquire_timeout` (Go maps it to `ErrPoolTimeout`).
 pub type litepool_role = u32;
 /// The error is not about one kind of connection.
 pub const LITEPOOL_ROLE_NONE: litepool_role = 0;
