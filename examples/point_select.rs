@@ -8,7 +8,8 @@
 //!
 //! PATH is created (WAL, 10,000 rows) when it does not exist. With THREADS (litepool only),
 //! that many threads share the pool's readers (its default number), each with a session of
-//! its own, `N` queries in all: many callers on few connections.
+//! its own, `N` queries in all: many callers on few connections; the line then also gives
+//! the pool's count of waits for a reader and their mean and longest (warm-up included).
 
 use cpu_time::ProcessTime;
 use litepool::{Config, Pool, Value};
@@ -51,6 +52,8 @@ fn main() {
     if !path.exists() {
         setup(path).expect("setup");
     }
+    // THREADS mode: how often and how long callers waited for a reader (warm-up included).
+    let mut waits = None;
     let m = match side.as_str() {
         "rusqlite" => {
             let conn = rusqlite::Connection::open(path).expect("open");
@@ -85,6 +88,13 @@ fn main() {
                 });
             };
             let measured = measure(n, &mut run);
+            let stats = pool.stats();
+            waits = Some(format!(
+                ", \"waits\": {}, \"mean_wait_us\": {:.1}, \"max_wait_us\": {:.1}",
+                stats.waits,
+                stats.total_wait.as_secs_f64() * 1e6 / stats.waits.max(1) as f64,
+                stats.max_wait.as_secs_f64() * 1e6
+            ));
             pool.close().expect("close pool");
             measured
         }
@@ -107,8 +117,12 @@ fn main() {
         other => panic!("unknown side {other}"),
     };
     println!(
-        "{{\"wall_ns\": {:.1}, \"cpu_ns\": {:.1}, \"vcsw\": {:.3}, \"ivcsw\": {:.3}}}",
-        m.wall, m.cpu, m.voluntary, m.involuntary
+        "{{\"wall_ns\": {:.1}, \"cpu_ns\": {:.1}, \"vcsw\": {:.3}, \"ivcsw\": {:.3}{}}}",
+        m.wall,
+        m.cpu,
+        m.voluntary,
+        m.involuntary,
+        waits.unwrap_or_default()
     );
 }
 
