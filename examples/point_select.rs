@@ -4,14 +4,18 @@
 //! JSON line: wall and process CPU nanoseconds per query, and the context switches per query
 //! of all the process's threads (voluntary: a thread parked; involuntary: it was preempted).
 //!
-//!     point_select rusqlite|litepool PATH N
+//!     point_select rusqlite|litepool PATH N [THREADS]
 //!
-//! PATH is created (WAL, 10,000 rows) when it does not exist.
+//! PATH is created (WAL, 10,000 rows) when it does not exist. With THREADS (litepool only),
+//! that many threads share the pool's readers (its default number), each with a session of
+//! its own, `N` queries in all: many callers on few connections; the line then also gives
+//! the pool's count of waits for a reader and their mean and longest (warm-up included).
 
 use cpu_time::ProcessTime;
 use litepool::{Config, Pool, Value};
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 const KEYS: i64 = 10_000;
@@ -34,15 +38,22 @@ fn setup(path: &Path) -> rusqlite::Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, side, path, n] = args.as_slice() else {
-        eprintln!("usage: point_select rusqlite|litepool PATH N");
-        std::process::exit(2);
+    let (side, path, n, threads) = match args.as_slice() {
+        [_, side, path, n] => (side, path, n, None),
+        [_, side, path, n, threads] if side == "litepool" => (side, path, n, Some(threads)),
+        _ => {
+            eprintln!("usage: point_select rusqlite|litepool PATH N [THREADS]");
+            std::process::exit(2);
+        }
     };
     let path = Path::new(path);
     let n: i64 = n.parse().expect("N: a number of queries");
+    let threads: Option<i64> = threads.map(|t| t.parse().expect("THREADS: a number"));
     if !path.exists() {
         setup(path).expect("setup");
     }
+    // THREADS mode: how often and how long callers waited for a reader (warm-up included).
+    let mut waits = None;
     let m = match side.as_str() {
         "rusqlite" => {
             let conn = rusqlite::Connection::open(path).expect("open");
@@ -54,6 +65,38 @@ fn main() {
                 }
             };
             measure(n, &mut run)
+        }
+        "litepool" if threads.is_some() => {
+            let threads = threads.expect("checked above");
+            let pool = Pool::open(path, Config::default()).expect("open");
+            let mut run = |count: i64| {
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let pool = &pool;
+                        s.spawn(move || {
+                            let session = pool.session().expect("session");
+                            for i in (t..count).step_by(threads as usize) {
+                                let mut rows = session
+                                    .query(SQL, vec![Value::Integer(key(i))])
+                                    .expect("query");
+                                black_box(rows.next_row().expect("row").expect("one row"));
+                            }
+                            session.close().expect("close session");
+                            EXITED_SWITCHES.with_this_thread();
+                        });
+                    }
+                });
+            };
+            let measured = measure(n, &mut run);
+            let stats = pool.stats();
+            waits = Some(format!(
+                ", \"waits\": {}, \"mean_wait_us\": {:.1}, \"max_wait_us\": {:.1}",
+                stats.waits,
+                stats.total_wait.as_secs_f64() * 1e6 / stats.waits.max(1) as f64,
+                stats.max_wait.as_secs_f64() * 1e6
+            ));
+            pool.close().expect("close pool");
+            measured
         }
         "litepool" => {
             let pool = Pool::open(path, Config::default()).expect("open");
@@ -74,8 +117,12 @@ fn main() {
         other => panic!("unknown side {other}"),
     };
     println!(
-        "{{\"wall_ns\": {:.1}, \"cpu_ns\": {:.1}, \"vcsw\": {:.3}, \"ivcsw\": {:.3}}}",
-        m.wall, m.cpu, m.voluntary, m.involuntary
+        "{{\"wall_ns\": {:.1}, \"cpu_ns\": {:.1}, \"vcsw\": {:.3}, \"ivcsw\": {:.3}{}}}",
+        m.wall,
+        m.cpu,
+        m.voluntary,
+        m.involuntary,
+        waits.unwrap_or_default()
     );
 }
 
@@ -87,28 +134,56 @@ struct Measured {
     involuntary: f64,
 }
 
-/// The voluntary and involuntary context switches of the process's live threads so far
-/// (`/proc/self/task/*/status`; the connection threads are alive while a run is timed).
-fn context_switches() -> (u64, u64) {
+/// The context switches of caller threads that have exited (THREADS mode), which
+/// `/proc/self/task` no longer lists.
+struct ExitedSwitches(AtomicU64, AtomicU64);
+
+static EXITED_SWITCHES: ExitedSwitches = ExitedSwitches(AtomicU64::new(0), AtomicU64::new(0));
+
+impl ExitedSwitches {
+    /// Adds the calling thread's switches so far (called as it ends).
+    fn with_this_thread(&self) {
+        let (voluntary, involuntary) = thread_switches(Path::new("/proc/thread-self"));
+        self.0.fetch_add(voluntary, Ordering::Relaxed);
+        self.1.fetch_add(involuntary, Ordering::Relaxed);
+    }
+}
+
+/// The voluntary and involuntary context switches of one thread (`TASK/status`).
+fn thread_switches(task: &Path) -> (u64, u64) {
     let mut total = (0, 0);
+    let Ok(status) = std::fs::read_to_string(task.join("status")) else {
+        return total;
+    };
+    for line in status.lines() {
+        let count = |prefix: &str| {
+            line.strip_prefix(prefix)
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        };
+        if let Some(n) = count("voluntary_ctxt_switches:") {
+            total.0 += n;
+        } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
+            total.1 += n;
+        }
+    }
+    total
+}
+
+/// The voluntary and involuntary context switches of the process's threads so far: the
+/// live ones (`/proc/self/task/*/status`; the connection threads are alive while a run is
+/// timed) and the caller threads that ended.
+fn context_switches() -> (u64, u64) {
+    let mut total = (
+        EXITED_SWITCHES.0.load(Ordering::Relaxed),
+        EXITED_SWITCHES.1.load(Ordering::Relaxed),
+    );
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return total;
     };
     for task in tasks.flatten() {
-        let Ok(status) = std::fs::read_to_string(task.path().join("status")) else {
-            continue;
-        };
-        for line in status.lines() {
-            let count = |prefix: &str| {
-                line.strip_prefix(prefix)
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-            };
-            if let Some(n) = count("voluntary_ctxt_switches:") {
-                total.0 += n;
-            } else if let Some(n) = count("nonvoluntary_ctxt_switches:") {
-                total.1 += n;
-            }
-        }
+        let (voluntary, involuntary) = thread_switches(&task.path());
+        total.0 += voluntary;
+        total.1 += involuntary;
     }
     total
 }
