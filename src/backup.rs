@@ -69,15 +69,7 @@ impl Pool {
         progress: impl FnMut(BackupProgress) + Send + 'static,
     ) -> Result<BackupProgress> {
         let inner = &self.inner;
-        if pages_per_step == 0 {
-            return Err(Error::config("backup pages_per_step must be at least 1"));
-        }
-        if inner.memory {
-            return Err(Error::NotSupported {
-                message: "cannot back up an in-memory pool: each session has its own database"
-                    .into(),
-            });
-        }
+        let step = self.backup_step(pages_per_step)?;
         let dest = dest.as_ref().to_path_buf();
         match std::fs::metadata(&dest) {
             Ok(meta) if meta.is_dir() => {
@@ -93,15 +85,8 @@ impl Pool {
             }
             _ => {}
         }
-        let step = i32::try_from(pages_per_step).unwrap_or(i32::MAX);
         let busy_timeout = inner.config.busy_timeout;
-        let lease = inner.acquire(Role::Reader, inner.config.acquire_timeout)?;
-        let result = lease
-            .worker
-            .call(move |ctx| run(ctx, &dest, step, busy_timeout, progress))
-            .and_then(|r| r);
-        inner.release(lease);
-        result
+        self.on_reader(move |ctx| run(ctx, &dest, step, busy_timeout, progress))
     }
 
     /// Copies the database, as [`Pool::backup_to`] does (one snapshot, on a reader, calling
@@ -118,29 +103,40 @@ impl Pool {
         pages_per_step: u32,
         mut progress: impl FnMut(BackupProgress) + Send + 'static,
     ) -> Result<Vec<u8>> {
-        let inner = &self.inner;
+        let step = self.backup_step(pages_per_step)?;
+        self.on_reader(move |ctx| {
+            let mut target = Connection::open_in_memory()?;
+            copy_snapshot(ctx, &mut target, step, &mut progress).map_err(|e| match e {
+                CopyError::Sqlite(e) => ctx.explain_interrupt(e.into()),
+                CopyError::Other(e) => e,
+            })?;
+            crate::raw_hooks::serialize(&target, "main").map(without_wal)
+        })
+    }
+
+    /// The pages per step SQLite takes, after the checks every backup of a pool makes.
+    fn backup_step(&self, pages_per_step: u32) -> Result<i32> {
         if pages_per_step == 0 {
             return Err(Error::config("backup pages_per_step must be at least 1"));
         }
-        if inner.memory {
+        if self.inner.memory {
             return Err(Error::NotSupported {
                 message: "cannot back up an in-memory pool: each session has its own database"
                     .into(),
             });
         }
-        let step = i32::try_from(pages_per_step).unwrap_or(i32::MAX);
+        Ok(i32::try_from(pages_per_step).unwrap_or(i32::MAX))
+    }
+
+    /// Runs a backup `job` on a reader of the pool (one snapshot), waiting for one up to
+    /// `acquire_timeout`.
+    fn on_reader<R: Send + 'static>(
+        &self,
+        job: impl for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let inner = &self.inner;
         let lease = inner.acquire(Role::Reader, inner.config.acquire_timeout)?;
-        let result = lease
-            .worker
-            .call(move |ctx| {
-                let mut target = Connection::open_in_memory()?;
-                copy_snapshot(ctx, &mut target, step, &mut progress).map_err(|e| match e {
-                    CopyError::Sqlite(e) => ctx.explain_interrupt(e.into()),
-                    CopyError::Other(e) => e,
-                })?;
-                crate::raw_hooks::serialize(&target, "main").map(without_wal)
-            })
-            .and_then(|r| r);
+        let result = lease.worker.call(job).and_then(|r| r);
         inner.release(lease);
         result
     }
