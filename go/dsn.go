@@ -32,8 +32,8 @@ var pragmaAliases = map[string]string{
 }
 
 // ignoredOptions are the peers' options litepool accepts and has no use for, with the values
-// the peers accept. Write transactions always begin IMMEDIATE in litepool (one writer per pool,
-// so a deferred read→write upgrade cannot deadlock or fail with SQLITE_BUSY) and EXCLUSIVE adds
+// the peers accept. BeginTx always begins IMMEDIATE in litepool (one writer per pool, so a
+// deferred read→write upgrade cannot deadlock or fail with SQLITE_BUSY) and EXCLUSIVE adds
 // nothing in WAL mode (_txlock); each connection is used by one thread (_mutex); times are
 // always stored in one layout, TimeFormat (_time_format).
 var ignoredOptions = map[string][]string{
