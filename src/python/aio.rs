@@ -717,16 +717,9 @@ impl AioConnection {
                 let conn = lane.conn()?;
                 let dml = is_dml(&sql);
                 conn.begin_due(dml)?;
-                let outcome = conn.session.execute_many(&sql, sets);
-                let done = match &outcome {
-                    Ok(done) => *done,
-                    Err(e) => e.done,
-                };
-                conn.note_changes(
-                    done.changes,
-                    (dml && done.changes > 0).then_some(done.last_insert_rowid),
-                );
-                outcome.map_err(|e| e.error)?;
+                let done = conn
+                    .execute_many_counted(&sql, dml, sets)
+                    .map_err(|e| e.error)?;
                 if let Some(e) = failure {
                     return Err(Failure::Py(e));
                 }

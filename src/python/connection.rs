@@ -456,6 +456,27 @@ impl Connection {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs the statement `sql` (`dml`: as [`is_dml`] says) once per parameter set, as
+    /// `Session::execute_many` does, and counts the changes made as
+    /// `sqlite3_total_changes` and `sqlite3_last_insert_rowid` do, whatever failed after.
+    pub(crate) fn execute_many_counted(
+        &self,
+        sql: &str,
+        dml: bool,
+        sets: impl IntoIterator<Item = Params>,
+    ) -> std::result::Result<crate::ExecResult, crate::ManyError> {
+        let outcome = self.session.execute_many(sql, sets);
+        let done = match &outcome {
+            Ok(done) => *done,
+            Err(e) => e.done,
+        };
+        self.note_changes(
+            done.changes,
+            (dml && done.changes > 0).then_some(done.last_insert_rowid),
+        );
+        outcome
+    }
+
     pub(crate) fn note_changes(&self, changes: u64, rowid: Option<i64>) {
         let mut a = self.attrs();
         a.total_changes += changes;

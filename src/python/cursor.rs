@@ -365,23 +365,13 @@ impl Cursor {
         let mut sets = ParamSets::new(sql_str, seq.try_iter()?.unbind());
         let dml = is_dml(sql_str);
         conn.begin_if_needed(py, dml)?;
-        let session = &conn.session;
-        let outcome = py.detach(|| session.execute_many(sql_str, &mut sets));
-        let done = match &outcome {
-            Ok(done) => *done,
-            Err(e) => e.done,
-        };
-        // As `sqlite3_total_changes` and `sqlite3_last_insert_rowid` count them, whatever
-        // failed after; the cursor's own `lastrowid` is left as it was, as the stdlib's.
-        conn.note_changes(
-            done.changes,
-            (dml && done.changes > 0).then_some(done.last_insert_rowid),
-        );
+        // The cursor's own `lastrowid` is left as it was, as the stdlib's.
+        let outcome = py.detach(|| conn.execute_many_counted(sql_str, dml, &mut sets));
         if let Some(e) = conn.take_pending() {
             return Err(e);
         }
         // The statement's error came first: the iterator's came at a later set.
-        outcome.map_err(|e| err(py)(e.error))?;
+        let done = outcome.map_err(|e| err(py)(e.error))?;
         if let Some(e) = sets.failure {
             return Err(e);
         }
