@@ -298,13 +298,7 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 func TestWriterWaitHonoursContext(t *testing.T) {
 	db, _ := tempDB(t, "acquire_timeout=60s")
 	mustExec(t, db, "CREATE TABLE t(x)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
-		t.Fatal(err)
-	}
+	tx := writerHeld(t, db, "INSERT INTO t VALUES (0)")
 	waits := map[string]func(ctx context.Context) error{
 		"begin": func(ctx context.Context) error {
 			other, err := db.BeginTx(ctx, nil)
@@ -347,13 +341,7 @@ func TestWriterWaitHonoursContext(t *testing.T) {
 func TestGroupedWriteHonoursContext(t *testing.T) {
 	db, _ := tempDB(t, "acquire_timeout=60s")
 	mustExec(t, db, "CREATE TABLE t(x)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
-		t.Fatal(err)
-	}
+	tx := writerHeld(t, db, "INSERT INTO t VALUES (0)")
 	pool := poolOf(t, db)
 	leader := make(chan error, 1)
 	go func() {
@@ -369,7 +357,7 @@ func TestGroupedWriteHonoursContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	start := time.Now()
-	_, err = db.ExecContext(ctx, "INSERT INTO t VALUES (2)")
+	_, err := db.ExecContext(ctx, "INSERT INTO t VALUES (2)")
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("grouped write with deadline: %v", err)
@@ -409,13 +397,7 @@ func TestGroupedWriteHonoursContext(t *testing.T) {
 func TestGroupLeaderHonoursContext(t *testing.T) {
 	db, _ := tempDB(t, "acquire_timeout=60s")
 	mustExec(t, db, "CREATE TABLE t(x)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("INSERT INTO t VALUES (0)"); err != nil {
-		t.Fatal(err)
-	}
+	tx := writerHeld(t, db, "INSERT INTO t VALUES (0)")
 	pool := poolOf(t, db)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -469,13 +451,7 @@ func TestGroupLeaderHonoursContext(t *testing.T) {
 func TestWaitersServedInOrder(t *testing.T) {
 	db, _ := tempDB(t, "acquire_timeout=60s")
 	mustExec(t, db, "CREATE TABLE log(i INTEGER)")
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec("INSERT INTO log VALUES (-1)"); err != nil {
-		t.Fatal(err)
-	}
+	tx := writerHeld(t, db, "INSERT INTO log VALUES (-1)")
 	pool := poolOf(t, db)
 	const n = 8
 	errs := make(chan error, n)
@@ -562,4 +538,18 @@ func queuedWaiters(p *poolRef) int {
 		}
 	}
 	return -1
+}
+
+// writerHeld begins a transaction on db that holds the pool's writer (its first statement,
+// insert, has run) until the test commits or rolls it back.
+func writerHeld(t *testing.T, db *sql.DB, insert string) *sql.Tx {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(insert); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
