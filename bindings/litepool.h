@@ -650,6 +650,40 @@ litepool_status litepool_session_exec(struct litepool_session session,
                                       struct litepool_exec_result *out_result,
                                       struct litepool_error **out_error);
 
+// Submits one statement, as `litepool_session_exec` runs it, without waiting for it:
+// `callback(user, status, result, error)` is called exactly once when it ends, with
+// `status` `LITEPOOL_OK` and `result` filled in, or another status and `error` saying why
+// (`result` zeroed). The statement runs after the session's calls submitted or running
+// before it; waiting for a connection or for the connection thread holds no thread of the
+// caller's nor of litepool's. `op_tag` names it for `litepool_session_interrupt` as in
+// `litepool_session_exec`: an interrupt ends it with `LITEPOOL_INTERRUPTED` wherever it is.
+//
+// Returns `LITEPOOL_OK` once submitted (even if the statement then fails: the callback
+// says so). A bad argument (invalid or closed session, NULL `sql` or `callback`, invalid
+// UTF-8 or parameters) fails here, and the callback is never called.
+//
+// The callback runs on the calling thread before this returns when the statement did not
+// have to wait, else on litepool's completion thread (one per process). It must return
+// promptly and must not wait for another submitted statement, nor call a blocking litepool
+// function that may wait for one (the completion thread would wait for itself); submitting
+// more work from it is fine.
+//
+// Ownership: `sql` and `params` are only read during this call; `user` is handed back to
+// the callback untouched, on whichever thread calls it; `error` (NULL on success) belongs
+// to litepool and is valid only during the callback. Thread-safety: any thread.
+litepool_status litepool_session_exec_submit(struct litepool_session session,
+                                             const uint8_t *sql,
+                                             size_t sql_len,
+                                             const struct litepool_value *params,
+                                             size_t n_params,
+                                             uint64_t op_tag,
+                                             void (*callback)(void *user,
+                                                              litepool_status status,
+                                                              struct litepool_exec_result result,
+                                                              const struct litepool_error *error),
+                                             void *user,
+                                             struct litepool_error **out_error);
+
 // Runs a script of `;`-separated statements without parameters on the writer (as
 // `executescript` does). `sql` is `sql_len` bytes of UTF-8.
 //

@@ -21,6 +21,7 @@
 use crate::fd::current_cpu;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -281,10 +282,22 @@ pub(crate) enum Unanswered {
 /// compare-exchange, and the sender's swap to `FULL`/`ABANDONED` sees `PARKED` (and unparks)
 /// whenever that exchange came first; otherwise the exchange fails and the waiter never
 /// parks. Spurious wake-ups: the waiter parks in a loop until the state leaves `PARKED`.
+///
+/// A slot made by [`Reply::for_task`] is awaited instead ([`Reply::poll_answer`]): the
+/// waiter stores its task's waker before it checks the state, and the sender swaps the state
+/// before it takes the waker, both under the waker's lock, so one of the two sees the other.
 pub(crate) struct Reply<T> {
     state: AtomicU8,
     value: Mutex<Option<T>>,
-    waiter: Thread,
+    waiter: Waiter,
+}
+
+/// Who waits on a reply slot.
+enum Waiter {
+    /// The thread that made the slot, parked in [`Reply::wait`].
+    Thread(Thread),
+    /// A task polling [`Reply::poll_answer`]: the waker of its latest poll.
+    Task(Mutex<Option<Waker>>),
 }
 
 impl<T> Reply<T> {
@@ -293,7 +306,16 @@ impl<T> Reply<T> {
         Reply {
             state: AtomicU8::new(EMPTY),
             value: Mutex::new(None),
-            waiter: thread::current(),
+            waiter: Waiter::Thread(thread::current()),
+        }
+    }
+
+    /// An empty slot awaited by a task ([`Reply::poll_answer`]).
+    pub(crate) fn for_task() -> Reply<T> {
+        Reply {
+            state: AtomicU8::new(EMPTY),
+            value: Mutex::new(None),
+            waiter: Waiter::Task(Mutex::new(None)),
         }
     }
 
@@ -327,9 +349,7 @@ impl<T> Reply<T> {
                 .compare_exchange(current, state, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => {
-                    if current == PARKED {
-                        self.waiter.unpark();
-                    }
+                    self.wake(current == PARKED);
                     return;
                 }
                 Err(now) => current = now,
@@ -339,10 +359,58 @@ impl<T> Reply<T> {
 
     fn finish(&self, state: u8) -> bool {
         let parked = self.state.swap(state, Ordering::SeqCst) == PARKED;
-        if parked {
-            self.waiter.unpark();
+        self.wake(parked)
+    }
+
+    /// Wakes the waiter after the state left `EMPTY`/`PARKED`: a thread if it had parked, a
+    /// task if it had polled. Returns whether the waiter was off its CPU.
+    fn wake(&self, parked: bool) -> bool {
+        match &self.waiter {
+            Waiter::Thread(thread) => {
+                if parked {
+                    thread.unpark();
+                }
+                parked
+            }
+            Waiter::Task(waker) => {
+                let waker = waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(waker) = waker {
+                    waker.wake();
+                }
+                true
+            }
         }
-        parked
+    }
+
+    /// Polls a slot made by [`Reply::for_task`] for the reply, or for why there is none.
+    pub(crate) fn poll_answer(&self, cx: &mut Context<'_>) -> Poll<Result<T, Unanswered>> {
+        let Waiter::Task(waker) = &self.waiter else {
+            return Poll::Ready(Err(Unanswered::Dropped));
+        };
+        {
+            let mut slot = waker.lock().unwrap_or_else(|e| e.into_inner());
+            if self.state.load(Ordering::SeqCst) < FULL {
+                match slot.as_mut() {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *slot = Some(cx.waker().clone()),
+                }
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(self.answer())
+    }
+
+    fn answer(&self) -> Result<T, Unanswered> {
+        match self.state.load(Ordering::Acquire) {
+            PANICKED => Err(Unanswered::Panicked),
+            ABANDONED => Err(Unanswered::Dropped),
+            _ => self
+                .value
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or(Unanswered::Dropped),
+        }
     }
 
     /// Waits for the reply, or for why there is none. Spins first,
@@ -365,16 +433,7 @@ impl<T> Reply<T> {
                 thread::park();
             }
         }
-        match self.state.load(Ordering::Acquire) {
-            PANICKED => Err(Unanswered::Panicked),
-            ABANDONED => Err(Unanswered::Dropped),
-            _ => self
-                .value
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take()
-                .ok_or(Unanswered::Dropped),
-        }
+        self.answer()
     }
 }
 

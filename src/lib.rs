@@ -48,6 +48,7 @@ mod session;
 mod statement;
 mod stats;
 mod ticket;
+mod wait;
 mod worker;
 
 #[cfg(feature = "capi")]

@@ -22,14 +22,20 @@ pub(crate) fn run(pool: Weak<PoolInner>) {
     let Some(mut policy) = pool.upgrade().map(|p| Policy::new(&p)) else {
         return;
     };
+    let mut next_deadline: Option<Instant> = None;
     loop {
-        thread::park_timeout(policy.tick);
+        let nap = next_deadline.map_or(policy.tick, |d| {
+            d.saturating_duration_since(Instant::now()).min(policy.tick)
+        });
+        thread::park_timeout(nap);
         let Some(pool) = pool.upgrade() else {
             return;
         };
         if pool.is_closed() {
             return;
         }
+        // Lease waits of tasks time out here (a blocked thread times itself out).
+        next_deadline = pool.wake_due_tasks();
         pool.reap_idle_readers();
         policy.tick(&pool);
     }

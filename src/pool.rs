@@ -15,12 +15,14 @@ use crate::registry::{self, Fingerprint};
 use crate::session::Session;
 use crate::stats::Stats;
 use crate::ticket::Ticket;
+use crate::wait::{block_on, blocking, WaitSlot};
 use crate::worker::{ConnState, Worker, WorkerShared};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::{self, JoinHandle};
+use std::task::Poll;
+use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 /// A connection pool for one database file.
@@ -73,10 +75,32 @@ impl Conn for Worker {
     }
 }
 
-/// A lease waiter sleeps on its own condition variable, with the pool's state lock.
-impl Wake for Arc<Condvar> {
+/// A lease waiter is a thread blocked on its slot's condition variable, with the pool's
+/// state lock, or a task whose waker the slot keeps (crate::wait).
+impl Wake for Arc<WaitSlot> {
     fn wake(&self) {
-        self.notify_one();
+        WaitSlot::wake(self);
+    }
+}
+
+/// A lease request queued in the lender while its caller waits. Dropped before the wait
+/// ended (a task dropped mid-wait), it withdraws the request, passing a grant made meanwhile
+/// to the next waiter.
+struct QueuedWait<'p> {
+    pool: &'p PoolInner,
+    /// `None` once the wait ended.
+    id: Option<WaiterId>,
+}
+
+impl Drop for QueuedWait<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            let mut st = self.pool.lock();
+            if st.lender.cancel(id) {
+                self.pool.returned.notify_all();
+            }
+            self.pool.start_group(st);
+        }
     }
 }
 
@@ -97,7 +121,12 @@ struct Counters {
 struct State {
     /// The writer and readers, who holds them and who waits for them (group-commit writes
     /// included).
-    lender: Lender<Worker, Arc<Condvar>, Write>,
+    lender: Lender<Worker, Arc<WaitSlot>, Write>,
+    /// Deadlines of lease waits by tasks, which no blocked thread times out: the maintenance
+    /// thread wakes each task at its deadline (it then finds it passed and gives up).
+    task_deadlines: Vec<(Instant, Arc<WaitSlot>)>,
+    /// The maintenance thread, unparked when a task's deadline comes before its next tick.
+    maintenance_thread: Option<Thread>,
     private_open: usize,
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
@@ -109,6 +138,8 @@ impl State {
     fn new(max_readers: usize) -> State {
         State {
             lender: Lender::new(max_readers),
+            task_deadlines: Vec::new(),
+            maintenance_thread: None,
             private_open: 0,
             temp_conns: HashMap::new(),
             next_temp_id: 0,
@@ -403,11 +434,12 @@ impl PoolInner {
         if memory {
             return Ok(inner);
         }
-        inner.start_maintenance()?;
+        inner.start_maintenance(&mut inner.lock())?;
         Ok(inner)
     }
 
-    fn start_maintenance(&self) -> Result<()> {
+    /// Starts the maintenance thread; `st` is the pool's state, locked by the caller.
+    fn start_maintenance(&self, st: &mut State) -> Result<()> {
         let weak = self.this.get().cloned().unwrap_or_default();
         let handle = thread::Builder::new()
             .name("litepool-maint".into())
@@ -416,6 +448,7 @@ impl PoolInner {
         if self.config.checkpoint == CheckpointPolicy::Timed {
             self.wal.wake_on_growth(handle.thread().clone());
         }
+        st.maintenance_thread = Some(handle.thread().clone());
         *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         Ok(())
     }
@@ -452,7 +485,7 @@ impl PoolInner {
             .take();
         std::mem::forget(maintenance);
         if !self.memory && !st.lender.is_closed() {
-            let _ = self.start_maintenance();
+            let _ = self.start_maintenance(st);
         }
     }
 
@@ -622,27 +655,28 @@ impl PoolInner {
         result
     }
 
-    /// Waits (FIFO, up to `timeout`) for a connection of `role`.
+    /// Waits (FIFO, up to `timeout`) for a connection of `role`, blocking.
     pub(crate) fn acquire(&self, role: Role, timeout: Duration) -> Result<Lease> {
-        self.acquire_for(role, timeout, None)
+        block_on(self.acquire_as(role, timeout, None, None))
     }
 
     /// Waits (FIFO, up to `timeout`) for a connection of `role` for the operation holding
     /// `ticket`: a cancel of the ticket (before or during the wait) ends it with
-    /// `SQLITE_INTERRUPT`, and a connection granted meanwhile goes to the next waiter.
-    pub(crate) fn acquire_for(
+    /// `SQLITE_INTERRUPT`, and a connection granted meanwhile goes to the next waiter. A task
+    /// that drops the wait gives its place (or its grant) up the same way.
+    pub(crate) async fn acquire_for(
         &self,
         role: Role,
         timeout: Duration,
         ticket: Option<&Ticket>,
     ) -> Result<Lease> {
-        self.acquire_as(role, timeout, ticket, None)
+        self.acquire_as(role, timeout, ticket, None).await
     }
 
     /// [`PoolInner::acquire_for`], for a group's leader when `leads` is given: a cancel that
     /// finds others in the leader's group hands the leader's place in the queue to the group
     /// (and sets `*leads`) instead of withdrawing it.
-    fn acquire_as(
+    async fn acquire_as(
         &self,
         role: Role,
         timeout: Duration,
@@ -652,108 +686,158 @@ impl PoolInner {
         if let Some(ticket) = ticket {
             ticket.check()?;
         }
-        let mut st = self.lock();
-        let wake = Arc::new(Condvar::new());
-        let id = match st.lender.request(role, || Arc::clone(&wake)) {
-            Err(_) => return Err(Error::Closed { what: "pool" }),
-            Ok(Request::Now(Grant::Lease(lent))) => {
-                st.counters.acquires += 1;
-                return Ok(Lease::lent(lent));
+        let wake = Arc::new(WaitSlot::default());
+        let id = {
+            let mut st = self.lock();
+            match st.lender.request(role, || Arc::clone(&wake)) {
+                Err(_) => return Err(Error::Closed { what: "pool" }),
+                Ok(Request::Now(Grant::Lease(lent))) => {
+                    st.counters.acquires += 1;
+                    return Ok(Lease::lent(lent));
+                }
+                Ok(Request::Now(Grant::Open(_))) => {
+                    drop(st);
+                    return self.open_for_lease(role, Instant::now());
+                }
+                Ok(Request::Queued(id)) => id,
             }
-            Ok(Request::Now(Grant::Open(_))) => {
-                drop(st);
-                return self.open_for_lease(role, Instant::now());
-            }
-            Ok(Request::Queued(id)) => id,
         };
         // Not lent at once: from here the wait counts (the clock is not read on the fast path).
         let start = Instant::now();
         if let Some(ticket) = ticket {
-            // Set under the pool's lock, before the flag is checked below: a cancel either
-            // is seen by that check or finds the wait and wakes it, taking the pool's lock
-            // to notify (so not before this waiter sleeps).
+            // A cancel either is seen by the wait's check (under the pool's lock) or finds
+            // the wait registered and wakes it, taking the pool's lock to do so (so not
+            // between that check and the waiter's sleep).
             let pool = self.this.get().cloned().unwrap_or_default();
             let cancelled = Arc::clone(&wake);
             ticket.waiting(Arc::new(move || {
                 if let Some(pool) = pool.upgrade() {
                     let _st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
-                    cancelled.notify_one();
+                    cancelled.wake();
                 }
             }));
         }
-        let result = self.wait_for_grant(st, role, id, &wake, start, timeout, ticket, leads);
+        let mut queued = QueuedWait {
+            pool: self,
+            id: Some(id),
+        };
+        let result = self
+            .wait_for_grant(&mut queued, role, &wake, start, timeout, ticket, leads)
+            .await;
         if let Some(ticket) = ticket {
             ticket.stop_waiting();
         }
         result
     }
 
-    /// Waits for the grant of queued request `id` (see [`PoolInner::acquire_for`]).
+    /// Waits for the grant of queued request `queued` (see [`PoolInner::acquire_for`]).
     #[allow(clippy::too_many_arguments)]
-    fn wait_for_grant(
+    async fn wait_for_grant(
         &self,
-        mut st: MutexGuard<'_, State>,
+        queued: &mut QueuedWait<'_>,
         role: Role,
-        id: WaiterId,
-        wake: &Condvar,
+        wake: &Arc<WaitSlot>,
         start: Instant,
         timeout: Duration,
         ticket: Option<&Ticket>,
-        leads: Option<&mut bool>,
+        mut leads: Option<&mut bool>,
     ) -> Result<Lease> {
         let deadline = start + timeout;
-        loop {
-            match st.lender.take_grant(id) {
-                Some(Grant::Lease(lent)) => {
-                    self.count_wait(&mut st, start);
-                    return Ok(Lease::lent(lent));
-                }
-                Some(Grant::Open(_)) => {
-                    drop(st);
-                    return self.open_for_lease(role, start);
-                }
-                None => {}
-            }
-            let now = Instant::now();
-            let closed = st.lender.is_closed();
-            let cancelled = ticket.is_some_and(Ticket::is_cancelled);
-            if closed || cancelled || now >= deadline {
-                let handed_off = match leads {
-                    Some(leads) if cancelled && !closed => {
-                        let own = st.lender.group_hand_off(id, start, deadline).ok();
-                        *leads = own.is_some();
-                        own
+        let Some(id) = queued.id else {
+            return Err(Error::internal("a lease wait without its request"));
+        };
+        let mut watched = false;
+        let granted = std::future::poll_fn(|cx| {
+            let mut st = self.lock();
+            loop {
+                match st.lender.take_grant(id) {
+                    Some(Grant::Lease(lent)) => {
+                        self.count_wait(&mut st, start);
+                        return Poll::Ready(Ok(Some(Lease::lent(lent))));
                     }
-                    _ => None,
-                };
-                if handed_off.is_none() && st.lender.cancel(id) {
-                    self.returned.notify_all();
+                    Some(Grant::Open(_)) => return Poll::Ready(Ok(None)),
+                    None => {}
                 }
-                let error = if closed {
-                    Error::Closed { what: "pool" }
-                } else if cancelled {
-                    Error::interrupted()
-                } else {
-                    st.counters.timeouts += 1;
-                    Error::AcquireTimeout {
-                        role,
-                        waited: now - start,
-                        limit: match role {
-                            Role::Writer => 1,
-                            Role::Reader => self.config.max_readers,
-                        },
+                let now = Instant::now();
+                let closed = st.lender.is_closed();
+                let cancelled = ticket.is_some_and(Ticket::is_cancelled);
+                if closed || cancelled || now >= deadline {
+                    let handed_off = match leads.as_deref_mut() {
+                        Some(leads) if cancelled && !closed => {
+                            let own = st.lender.group_hand_off(id, start, deadline).ok();
+                            *leads = own.is_some();
+                            own
+                        }
+                        _ => None,
+                    };
+                    if handed_off.is_none() && st.lender.cancel(id) {
+                        self.returned.notify_all();
                     }
-                };
-                // The request given back may have been the writer's grant, now the group's.
-                self.start_group(st);
-                drop(handed_off);
-                return Err(error);
+                    let error = if closed {
+                        Error::Closed { what: "pool" }
+                    } else if cancelled {
+                        Error::interrupted()
+                    } else {
+                        st.counters.timeouts += 1;
+                        Error::AcquireTimeout {
+                            role,
+                            waited: now - start,
+                            limit: match role {
+                                Role::Writer => 1,
+                                Role::Reader => self.config.max_readers,
+                            },
+                        }
+                    };
+                    // The request given back may have been the writer's grant, now the group's.
+                    self.start_group(st);
+                    drop(handed_off);
+                    return Poll::Ready(Err(error));
+                }
+                if !watched && !blocking() {
+                    watched = true;
+                    self.watch_deadline(&mut st, deadline, wake);
+                }
+                match wake.wait(st, Some(deadline), cx) {
+                    Some(again) => st = again,
+                    None => return Poll::Pending,
+                }
             }
-            st = wake
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        })
+        .await;
+        // Granted, or given up: either way the request has left the lender's queue.
+        queued.id = None;
+        match granted? {
+            Some(lease) => Ok(lease),
+            None => self.open_for_lease(role, start),
         }
+    }
+
+    /// Has the maintenance thread wake the task waiting on `slot` at `deadline`.
+    fn watch_deadline(&self, st: &mut State, deadline: Instant, slot: &Arc<WaitSlot>) {
+        let earliest = st.task_deadlines.iter().all(|(d, _)| deadline < *d);
+        st.task_deadlines.push((deadline, Arc::clone(slot)));
+        if earliest {
+            if let Some(thread) = &st.maintenance_thread {
+                thread.unpark();
+            }
+        }
+    }
+
+    /// Wakes the tasks whose lease waits reached their deadline; returns the next deadline.
+    pub(crate) fn wake_due_tasks(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let (due, next) = {
+            let mut st = self.lock();
+            let (due, left): (Vec<_>, Vec<_>) =
+                st.task_deadlines.drain(..).partition(|(d, _)| *d <= now);
+            st.task_deadlines = left;
+            let next = st.task_deadlines.iter().map(|(d, _)| *d).min();
+            (due, next)
+        };
+        for (_, slot) in due {
+            slot.wake();
+        }
+        next
     }
 
     /// Lends a connection of `role` only if one is free (or may be opened) now, without
@@ -835,13 +919,17 @@ impl PoolInner {
     pub(crate) fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Lead {
         let start = Instant::now();
         let mut handed_off = false;
-        let error =
-            match self.acquire_as(Role::Writer, timeout, Some(ticket), Some(&mut handed_off)) {
-                Ok(lease) => return Lead::Holds(lease),
-                Err(e) if handed_off => return Lead::HandedOff(e),
-                Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
-                Err(e) => return Lead::Failed(e),
-            };
+        let error = match block_on(self.acquire_as(
+            Role::Writer,
+            timeout,
+            Some(ticket),
+            Some(&mut handed_off),
+        )) {
+            Ok(lease) => return Lead::Holds(lease),
+            Err(e) if handed_off => return Lead::HandedOff(e),
+            Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
+            Err(e) => return Lead::Failed(e),
+        };
         let ended = self.lock().lender.group_end_if_alone();
         if let Some(own) = ended {
             // Dropped unlocked: the write's parameters and its (unwaited) reply go with it.

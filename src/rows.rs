@@ -3,6 +3,7 @@
 use crate::error::{Error, Result};
 use crate::exec::{ExecResult, Ran};
 use crate::session::SessionShared;
+use crate::wait::block_on;
 use rusqlite::types::Value;
 use std::sync::Arc;
 
@@ -68,7 +69,7 @@ impl Rows {
             return self.end();
         }
         if self.buffered.len() == 0 {
-            self.refill()?;
+            block_on(self.refill())?;
         }
         if self.buffered.len() == 0 {
             return self.end();
@@ -86,8 +87,13 @@ impl Rows {
     /// The next batch of rows as one row-major vector (`columns().len()` values per row);
     /// `Ok(None)` at the end. For hosts that convert whole batches at once.
     pub fn next_batch(&mut self) -> Result<Option<Vec<Value>>> {
+        block_on(self.next_batch_async())
+    }
+
+    /// [`Rows::next_batch`] as a future (crate::wait).
+    pub(crate) async fn next_batch_async(&mut self) -> Result<Option<Vec<Value>>> {
         if self.buffered.len() == 0 {
-            self.refill()?;
+            self.refill().await?;
         }
         if self.buffered.len() == 0 || self.columns.is_empty() {
             return self.end();
@@ -114,7 +120,7 @@ impl Rows {
         }
     }
 
-    fn refill(&mut self) -> Result<()> {
+    async fn refill(&mut self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed { what: "rows" });
         }
@@ -124,7 +130,7 @@ impl Rows {
         let Some(cursor) = self.cursor else {
             return Ok(());
         };
-        let batch = self.session.fetch(cursor);
+        let batch = self.session.fetch(cursor).await;
         let batch = match batch {
             Ok(batch) => batch,
             Err(e) => {
@@ -146,6 +152,20 @@ impl Rows {
         if let Some(cursor) = self.cursor.take() {
             self.session.close_cursor(cursor);
         }
+        self.forget();
+    }
+
+    /// [`Rows::close`] as a future (crate::wait).
+    /// Used by the asyncio host.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) async fn close_async(&mut self) {
+        if let Some(cursor) = self.cursor.take() {
+            self.session.close_cursor_async(cursor).await;
+        }
+        self.forget();
+    }
+
+    fn forget(&mut self) {
         self.buffered = Vec::new().into_iter();
         self.error = None;
         self.closed = true;

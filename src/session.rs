@@ -13,10 +13,12 @@ use crate::pool::{Lease, PoolInner};
 use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
 use crate::ticket::Ticket;
+use crate::wait::{block_on, blocking, Turn, Turns};
 use crate::worker::{ConnCtx, Settings, SettingsKey, Worker, WorkerShared};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Parameter sets [`Session::execute_many`] reads ahead and sends in one job.
@@ -48,7 +50,9 @@ pub struct Session {
 pub(crate) struct SessionShared {
     pool: Arc<PoolInner>,
     id: u64,
-    state: Mutex<SessionState>,
+    /// Taken by one operation at a time, for the whole operation (its waits included); the
+    /// lock inside is held only to take and give it back (crate::wait::Turns).
+    state: Turns<SessionState>,
     /// The ticket of the operation in progress (see [`SessionShared::operation`]); `None`
     /// between operations. A leaf lock.
     ticket: Mutex<Option<Ticket>>,
@@ -160,7 +164,7 @@ impl Session {
             shared: Arc::new(SessionShared {
                 pool,
                 id,
-                state: Mutex::new(SessionState {
+                state: Turns::new(SessionState {
                     closed: false,
                     pinned: private.is_some(),
                     private,
@@ -194,7 +198,12 @@ impl Session {
     /// Runs one statement to completion and returns its change count and last rowid. Rows
     /// it produces are discarded on the connection thread.
     pub fn execute(&self, sql: &str, params: impl Into<Params>) -> Result<ExecResult> {
-        let ran = self.shared.run(sql, params.into(), Mode::Execute)?;
+        block_on(self.execute_async(sql, params.into()))
+    }
+
+    /// [`Session::execute`] as a future (crate::wait).
+    pub(crate) async fn execute_async(&self, sql: &str, params: Params) -> Result<ExecResult> {
+        let ran = self.shared.run(sql, params, Mode::Execute).await?;
         match ran.batch.error {
             Some(e) => Err(e),
             None => Ok(ran.result),
@@ -205,8 +214,13 @@ impl Session {
     /// while rows remain, the session keeps the connection the statement runs on (a reader
     /// outside a transaction) until the rows are read to the end or closed.
     pub fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
+        block_on(self.query_async(sql, params.into()))
+    }
+
+    /// [`Session::query`] as a future (crate::wait).
+    pub(crate) async fn query_async(&self, sql: &str, params: Params) -> Result<Rows> {
         let cursor = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
-        let ran = self.shared.run(sql, params.into(), Mode::Query(cursor))?;
+        let ran = self.shared.run(sql, params, Mode::Query(cursor)).await?;
         Ok(Rows::new(Arc::clone(&self.shared), *ran))
     }
 
@@ -229,26 +243,48 @@ impl Session {
     where
         I: IntoIterator<Item = Params>,
     {
-        self.shared.run_many(sql, &mut sets.into_iter())
+        block_on(self.shared.run_many(sql, sets.into_iter()))
+    }
+
+    /// [`Session::execute_many`] as a future (crate::wait).
+    /// Used by the asyncio host.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) async fn execute_many_async<I>(
+        &self,
+        sql: &str,
+        sets: I,
+    ) -> std::result::Result<ExecResult, ManyError>
+    where
+        I: Iterator<Item = Params>,
+    {
+        self.shared.run_many(sql, sets).await
     }
 
     /// Runs a script of `;`-separated statements on the writer, as `executescript` does.
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        block_on(self.execute_batch_async(sql))
+    }
+
+    /// [`Session::execute_batch`] as a future (crate::wait).
+    pub(crate) async fn execute_batch_async(&self, sql: &str) -> Result<()> {
         let sql = sql.to_string();
         // A script's connection pragmas are the session's, as a single statement's are: read
         // back after it ran (even when it failed part-way), when it may have set any.
         let may_set_pragmas = sql.to_ascii_lowercase().contains("pragma");
-        let (ran, set) = self.shared.on_writer(move |ctx| {
-            let ran = statement::run_script(ctx.conn, &sql).map_err(Error::from);
-            let set = if may_set_pragmas {
-                ctx.pragmas_set_by_script(&sql)
-            } else {
-                Vec::new()
-            };
-            Ok((ran, set))
-        })?;
+        let (ran, set) = self
+            .shared
+            .on_writer(move |ctx| {
+                let ran = statement::run_script(ctx.conn, &sql).map_err(Error::from);
+                let set = if may_set_pragmas {
+                    ctx.pragmas_set_by_script(&sql)
+                } else {
+                    Vec::new()
+                };
+                Ok((ran, set))
+            })
+            .await?;
         if !set.is_empty() {
-            let mut st = self.shared.lock()?;
+            let mut st = self.shared.turn().await?;
             for (name, value) in &set {
                 st.set_pragma(name, Some(value));
             }
@@ -265,65 +301,80 @@ impl Session {
     /// Begins a read transaction on a reader: every read until commit or rollback sees one
     /// snapshot. Writes inside it fail as they would on a read-only connection.
     pub fn begin_read(&self) -> Result<()> {
-        let mut st = self.shared.lock()?;
-        let ran = self.shared.operation(|| {
-            let slot = if st.writer.is_some() {
-                Role::Writer
-            } else {
-                if st.reader.is_none() {
-                    st.reader = Some(self.shared.acquire(Role::Reader)?);
-                }
-                Role::Reader
-            };
-            // On a TEMP connection, BEGIN is made IMMEDIATE (see `exec::run_statement`).
-            self.shared.guard_write(&mut st, slot == Role::Writer)?;
-            let known = self.shared.pool.classes.get("BEGIN");
-            self.shared.run_on(
-                &mut st,
-                slot,
-                "BEGIN",
-                Params::None,
-                known,
-                Mode::Execute,
-                false,
-            )
-        });
-        let result = ran.and_then(|r| match r {
-            Outcome::Ran(r) => r.batch.error.map_or(Ok(()), Err),
-            Outcome::Moved(..) => Err(Error::internal("BEGIN was moved")),
-        });
-        self.shared.settle(&mut st);
-        result
+        let shared = &self.shared;
+        block_on(async {
+            let mut st = shared.turn().await?;
+            let ran = shared
+                .operation(async {
+                    let slot = if st.writer.is_some() {
+                        Role::Writer
+                    } else {
+                        if st.reader.is_none() {
+                            st.reader = Some(shared.acquire(Role::Reader).await?);
+                        }
+                        Role::Reader
+                    };
+                    // On a TEMP connection, BEGIN is made IMMEDIATE (see `exec::run_statement`).
+                    shared.guard_write(&mut st, slot == Role::Writer).await?;
+                    let known = shared.pool.classes.get("BEGIN");
+                    shared
+                        .run_on(
+                            &mut st,
+                            slot,
+                            "BEGIN",
+                            Params::None,
+                            known,
+                            Mode::Execute,
+                            false,
+                        )
+                        .await
+                })
+                .await;
+            let result = ran.and_then(|r| match r {
+                Outcome::Ran(r) => r.batch.error.map_or(Ok(()), Err),
+                Outcome::Moved(..) => Err(Error::internal("BEGIN was moved")),
+            });
+            shared.settle(&mut st).await;
+            result
+        })
     }
 
     /// Commits the open transaction; does nothing when none is open (as the stdlib does).
     pub fn commit(&self) -> Result<()> {
-        self.end_transaction("COMMIT")
+        block_on(self.end_transaction(true))
     }
 
     /// Rolls back the open transaction; does nothing when none is open.
     pub fn rollback(&self) -> Result<()> {
-        self.end_transaction("ROLLBACK")
+        block_on(self.end_transaction(false))
     }
 
-    /// Ends the open transaction, if any, under one hold of the session's lock, so two
-    /// threads ending it at once cannot both see it open.
-    fn end_transaction(&self, sql: &'static str) -> Result<()> {
+    /// Commits (`commit`) or rolls back the open transaction, if any, in one turn of the
+    /// session, so two threads ending it at once cannot both see it open. The future of
+    /// [`Session::commit`] and [`Session::rollback`] (crate::wait).
+    pub(crate) async fn end_transaction(&self, commit: bool) -> Result<()> {
+        let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         let shared = &self.shared;
         let known = shared.pool.classes.get(sql);
-        let mut st = shared.lock()?;
+        let mut st = shared.turn().await?;
         if !st.in_transaction() {
             return Ok(());
         }
         let result = shared
-            .operation(|| shared.run_routed(&mut st, sql, Params::None, Mode::Execute, known));
-        shared.settle(&mut st);
+            .operation(shared.run_routed(&mut st, sql, Params::None, Mode::Execute, known))
+            .await;
+        shared.settle(&mut st).await;
         result?.batch.error.map_or(Ok(()), Err)
     }
 
     /// Whether a transaction is open on this session.
     pub fn in_transaction(&self) -> Result<bool> {
-        Ok(self.shared.lock()?.in_transaction())
+        block_on(self.in_transaction_async())
+    }
+
+    /// [`Session::in_transaction`] as a future: it waits for the session's turn.
+    pub(crate) async fn in_transaction_async(&self) -> Result<bool> {
+        Ok(self.shared.turn().await?.in_transaction())
     }
 
     /// A handle that interrupts the statement this session is running, from any thread.
@@ -342,7 +393,7 @@ impl Session {
         R: Send + 'static,
         F: FnOnce(&rusqlite::Connection) -> Result<R> + Send + 'static,
     {
-        self.shared.on_writer(move |ctx| f(ctx.conn))
+        self.shared.on_writer_blocking(move |ctx| f(ctx.conn))
     }
 
     /// Makes a connection-local pragma part of the session's settings without running it
@@ -457,7 +508,8 @@ impl Session {
         if let Some(value) = self.shared.lock()?.settings.hooks.limit(category) {
             return Ok(value);
         }
-        self.shared.on_writer(move |ctx| Ok(ctx.conn.limit(limit)?))
+        self.shared
+            .on_writer_blocking(move |ctx| Ok(ctx.conn.limit(limit)?))
     }
 
     /// Sets the session's limit for `category` on every connection it uses and returns the
@@ -471,7 +523,7 @@ impl Session {
         }
         // The value SQLite would keep, learned on the writer and undone there: the
         // registration applies it (and restores the default before the writer goes back).
-        let effective = self.shared.on_writer(move |ctx| {
+        let effective = self.shared.on_writer_blocking(move |ctx| {
             let before = ctx.conn.set_limit(limit, value)?;
             let effective = ctx.conn.limit(limit)?;
             ctx.conn.set_limit(limit, before)?;
@@ -492,7 +544,7 @@ impl Session {
         let schema = schema.to_string();
         let mut image = self
             .shared
-            .on_writer(move |ctx| crate::raw_hooks::serialize(ctx.conn, &schema))?;
+            .on_writer_blocking(move |ctx| crate::raw_hooks::serialize(ctx.conn, &schema))?;
         if image.len() >= 20 && image[18] == 2 && image[19] == 2 {
             image[18] = 1;
             image[19] = 1;
@@ -520,7 +572,7 @@ impl Session {
         let schema = schema.to_string();
         let data = data.to_vec();
         self.shared
-            .on_writer(move |ctx| crate::raw_hooks::deserialize(ctx.conn, &schema, &data))
+            .on_writer_blocking(move |ctx| crate::raw_hooks::deserialize(ctx.conn, &schema, &data))
     }
 
     /// Opens the BLOB in `column` of the row with rowid `row` of `table` in database `db`
@@ -586,13 +638,32 @@ impl Session {
         result
     }
 
+    /// [`Session::run_with`] for a future: each poll of `fut` runs under `ticket`.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    pub(crate) fn under<'a, F>(
+        &self,
+        ticket: &Ticket,
+        fut: F,
+    ) -> impl Future<Output = F::Output> + 'a
+    where
+        F: Future + 'a,
+    {
+        let ticket = ticket.clone();
+        async move {
+            let mut fut = std::pin::pin!(fut);
+            std::future::poll_fn(|cx| {
+                let previous = HOST_TICKET.with(|t| t.replace(Some(ticket.clone())));
+                let polled = fut.as_mut().poll(cx);
+                HOST_TICKET.with(|t| *t.borrow_mut() = previous);
+                polled
+            })
+            .await
+        }
+    }
+
     /// Whether [`Session::close`] has run.
     pub fn is_closed(&self) -> bool {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .closed
+        self.shared.state.take_blocking().closed
     }
 
     /// Closes the session: open cursors are reset (and their [`Rows`] fail with `Closed`), an
@@ -600,6 +671,13 @@ impl Session {
     /// `:memory:` connection is closed). Idempotent.
     pub fn close(&self) -> Result<()> {
         self.shared.close()
+    }
+
+    /// [`Session::close`] as a future (crate::wait); not on a connection thread.
+    /// Used by the asyncio host.
+    #[cfg_attr(not(feature = "python"), allow(dead_code))]
+    pub(crate) async fn close_async(&self) -> Result<()> {
+        self.shared.close_now().await
     }
 
     /// The OS thread ids of the connections this session holds now (for diagnostics).
@@ -667,12 +745,18 @@ impl SessionShared {
         }
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, SessionState>> {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Waits for the session's turn (see [`SessionShared::state`]); `Closed` once closed.
+    async fn turn(&self) -> Result<Turn<'_, SessionState>> {
+        let st = self.state.take().await;
         if st.closed {
             return Err(Error::Closed { what: "session" });
         }
         Ok(st)
+    }
+
+    /// [`SessionShared::turn`], blocking.
+    fn lock(&self) -> Result<Turn<'_, SessionState>> {
+        block_on(self.turn())
     }
 
     /// The ticket of the operation in progress, if any.
@@ -687,19 +771,20 @@ impl SessionShared {
     /// waits for a connection as well as while a statement runs. It gets a fresh ticket,
     /// unless it runs inside an operation already (or under a host's ticket:
     /// [`Session::run_with`]), whose ticket it shares.
-    fn operation<T>(&self, f: impl FnOnce() -> T) -> T {
+    async fn operation<T>(&self, f: impl Future<Output = T>) -> T {
         self.operation_under(HOST_TICKET.with(|t| t.borrow().clone()), f)
+            .await
     }
 
     /// Runs `f`, which gives back what the session leaves (a cursor's statement, a dirty
     /// connection at close), as an operation of its own: a host's ticket, cancelled or not,
     /// never keeps it from running.
-    fn cleanup<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.operation_under(None, f)
+    async fn cleanup<T>(&self, f: impl Future<Output = T>) -> T {
+        self.operation_under(None, f).await
     }
 
     /// [`SessionShared::operation`] under the host's ticket `host` (a fresh one if `None`).
-    fn operation_under<T>(&self, host: Option<Ticket>, f: impl FnOnce() -> T) -> T {
+    async fn operation_under<T>(&self, host: Option<Ticket>, f: impl Future<Output = T>) -> T {
         /// Ends the operation it began (even if it panics): a later one gets its own ticket.
         struct Ends<'a>(&'a Mutex<Option<Ticket>>);
         impl Drop for Ends<'_> {
@@ -714,15 +799,16 @@ impl SessionShared {
                 Ends(&self.ticket)
             })
         };
-        f()
+        f.await
     }
 
     /// Waits (FIFO, up to the session's acquire timeout) for a connection of `role`; the
     /// operation's ticket ends the wait with `SQLITE_INTERRUPT`.
-    fn acquire(&self, role: Role) -> Result<Lease> {
+    async fn acquire(&self, role: Role) -> Result<Lease> {
         let ticket = self.current_ticket();
         self.pool
             .acquire_for(role, self.acquire_timeout(), ticket.as_ref())
+            .await
     }
 
     /// Runs `f` on `worker` as a step of the operation in progress (one of its own when none
@@ -730,86 +816,99 @@ impl SessionShared {
     /// interrupted by a cancel while it runs. The job leaves the ticket on the connection
     /// thread, before its result is handed back, so a late cancel cannot land on the
     /// connection once the job is done.
-    fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
+    async fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        self.operation(|| {
+        self.operation(async {
             let ticket = self
                 .current_ticket()
                 .ok_or_else(|| Error::internal("a job outside an operation"))?;
             ticket.enter(worker)?;
             let leaving = ticket.clone();
-            let result = worker.call(move |ctx| {
-                let result = f(ctx);
-                leaving.leave();
-                result
-            });
+            let result = worker
+                .call_async(move |ctx| {
+                    let result = f(ctx);
+                    leaving.leave();
+                    result
+                })
+                .await;
             if result.is_err() {
                 ticket.leave();
             }
             result
         })
+        .await
     }
 
-    fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
+    pub(crate) async fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
         let known = self.pool.classes.get(sql);
-        let mut st = self.lock()?;
-        let result = self.operation(|| self.run_routed(&mut st, sql, params, mode, known));
-        self.settle(&mut st);
+        let mut st = self.turn().await?;
+        let result = self
+            .operation(self.run_routed(&mut st, sql, params, mode, known))
+            .await;
+        self.settle(&mut st).await;
         result
     }
 
     /// [`Session::execute_many`], as one operation: an interrupt stops it between chunks too.
-    fn run_many(
+    pub(crate) async fn run_many<I>(
         &self,
         sql: &str,
-        sets: &mut dyn Iterator<Item = Params>,
-    ) -> std::result::Result<ExecResult, ManyError> {
+        sets: I,
+    ) -> std::result::Result<ExecResult, ManyError>
+    where
+        I: Iterator<Item = Params>,
+    {
+        let mut sets = sets;
         let mut done = ExecResult::default();
-        let result = self.operation(|| {
-            let class = match self.pool.classes.get(sql) {
-                Some(class) => class,
-                // Learned before a set is read, as the stdlib compiles before it iterates.
-                None => self.run_many_chunk(sql, Vec::new(), None)?.class,
-            };
-            if class.readonly {
-                return Err(exec::not_a_write());
-            }
-            if !exec::runs_as_many(&class) {
-                for params in sets {
-                    let known = self.pool.classes.get(sql);
-                    let mut st = self.lock()?;
-                    let ran = self.run_routed(&mut st, sql, params, Mode::Execute, known);
-                    self.settle(&mut st);
-                    drop(st);
-                    let ran = ran?;
-                    if let Some(e) = ran.batch.error {
-                        return Err(e);
+        let result = self
+            .operation(async {
+                let class = match self.pool.classes.get(sql) {
+                    Some(class) => class,
+                    // Learned before a set is read, as the stdlib compiles before it iterates.
+                    None => self.run_many_chunk(sql, Vec::new(), None).await?.class,
+                };
+                if class.readonly {
+                    return Err(exec::not_a_write());
+                }
+                if !exec::runs_as_many(&class) {
+                    for params in sets.by_ref() {
+                        let known = self.pool.classes.get(sql);
+                        let mut st = self.turn().await?;
+                        let ran = self
+                            .run_routed(&mut st, sql, params, Mode::Execute, known)
+                            .await;
+                        self.settle(&mut st).await;
+                        drop(st);
+                        let ran = ran?;
+                        if let Some(e) = ran.batch.error {
+                            return Err(e);
+                        }
+                        done.changes += ran.result.changes;
+                        done.last_insert_rowid = ran.result.last_insert_rowid;
                     }
+                    return Ok(());
+                }
+                loop {
+                    let chunk: Vec<Params> = sets.by_ref().take(MANY_CHUNK).collect();
+                    if chunk.is_empty() {
+                        return Ok(());
+                    }
+                    let last = chunk.len() < MANY_CHUNK;
+                    let ran = self.run_many_chunk(sql, chunk, Some(class.clone())).await?;
                     done.changes += ran.result.changes;
                     done.last_insert_rowid = ran.result.last_insert_rowid;
+                    if let Some(e) = ran.error {
+                        return Err(e);
+                    }
+                    if last {
+                        return Ok(());
+                    }
                 }
-                return Ok(());
-            }
-            loop {
-                let chunk: Vec<Params> = sets.take(MANY_CHUNK).collect();
-                if chunk.is_empty() {
-                    return Ok(());
-                }
-                let last = chunk.len() < MANY_CHUNK;
-                let ran = self.run_many_chunk(sql, chunk, Some(class.clone()))?;
-                done.changes += ran.result.changes;
-                done.last_insert_rowid = ran.result.last_insert_rowid;
-                if let Some(e) = ran.error {
-                    return Err(e);
-                }
-                if last {
-                    return Ok(());
-                }
-            }
-        });
+            })
+            .await;
         match result {
             Ok(()) => Ok(done),
             Err(error) => Err(ManyError { error, done }),
@@ -818,21 +917,21 @@ impl SessionShared {
 
     /// Runs `sets` of `sql` in one job on the writer (a reader inside a read transaction),
     /// or with no sets and no `known` class, only learns the statement's class.
-    fn run_many_chunk(
+    async fn run_many_chunk(
         &self,
         sql: &str,
         sets: Vec<Params>,
         known: Option<Class>,
     ) -> Result<exec::RanMany> {
-        let mut st = self.lock()?;
-        let result = (|| {
+        let mut st = self.turn().await?;
+        let result = async {
             let in_read_txn = st.reader.as_ref().is_some_and(|l| !l.state.autocommit);
             let slot = if st.writer.is_none() && in_read_txn {
                 Role::Reader
             } else {
-                self.take(&mut st, Role::Writer)?
+                self.take(&mut st, Role::Writer).await?
             };
-            self.guard_write(&mut st, slot == Role::Writer)?;
+            self.guard_write(&mut st, slot == Role::Writer).await?;
             let settings = st.settings.clone();
             let worker = match st.lease(slot) {
                 Some(lease) => Arc::clone(&lease.worker),
@@ -840,9 +939,11 @@ impl SessionShared {
             };
             st.note_used(&worker);
             let sql_owned = sql.to_string();
-            let (ran, state) = self.call(&worker, move |ctx| {
-                exec::run_many(ctx, &sql_owned, &sets, known, &settings)
-            })?;
+            let (ran, state) = self
+                .call(&worker, move |ctx| {
+                    exec::run_many(ctx, &sql_owned, &sets, known, &settings)
+                })
+                .await?;
             if let Some(lease) = st.lease(slot) {
                 lease.state = state;
             }
@@ -854,8 +955,9 @@ impl SessionShared {
                 st.set_pragma(ENDS_WITH_TRANSACTION, None);
             }
             Ok(ran)
-        })();
-        self.settle(&mut st);
+        }
+        .await;
+        self.settle(&mut st).await;
         result
     }
 
@@ -864,7 +966,7 @@ impl SessionShared {
     /// else on the writer if it is free, else on a reader once one frees up. When that
     /// connection is the wrong one for the class, the statement moves before it runs, so a
     /// write never waits for a reader and a read never runs on the writer.
-    fn run_routed(
+    async fn run_routed(
         &self,
         st: &mut SessionState,
         sql: &str,
@@ -888,30 +990,33 @@ impl SessionShared {
         } else if in_read_txn || st.reader.is_some() {
             match &known {
                 Some(class) if class.needs_writer() && !in_read_txn => {
-                    self.take_writer_for(st, class)?
+                    self.take_writer_for(st, class).await?
                 }
                 _ => Role::Reader,
             }
         } else {
             match &known {
-                Some(class) if class.needs_writer() => self.take_writer_for(st, class)?,
-                Some(class) if !class.runs_anywhere() => self.take(st, Role::Reader)?,
-                _ => self.take_any(st)?,
+                Some(class) if class.needs_writer() => self.take_writer_for(st, class).await?,
+                Some(class) if !class.runs_anywhere() => self.take(st, Role::Reader).await?,
+                _ => self.take_any(st).await?,
             }
         };
         if let Some(class) = &known {
-            self.guard_write(st, class.may_write())?;
+            self.guard_write(st, class.may_write()).await?;
         }
         let movable = known.is_none()
             && match slot {
                 Role::Reader => !in_read_txn,
                 Role::Writer => held_nothing,
             };
-        match self.run_on(st, slot, sql, params, known, mode, movable)? {
+        match self
+            .run_on(st, slot, sql, params, known, mode, movable)
+            .await?
+        {
             Outcome::Ran(ran) => Ok(ran),
             Outcome::Moved(class, mut params) => {
                 self.pool.classes.insert(sql, class.clone());
-                self.settle(st);
+                self.settle(st).await;
                 if self.groups(st, &class) {
                     match self.run_grouped(st, sql, params, &class, mode)? {
                         Ok(ran) => return Ok(ran),
@@ -919,12 +1024,15 @@ impl SessionShared {
                     }
                 }
                 let slot = if class.needs_writer() {
-                    self.take_writer_for(st, &class)?
+                    self.take_writer_for(st, &class).await?
                 } else {
-                    self.take(st, Role::Reader)?
+                    self.take(st, Role::Reader).await?
                 };
-                self.guard_write(st, class.may_write())?;
-                match self.run_on(st, slot, sql, params, Some(class), mode, false)? {
+                self.guard_write(st, class.may_write()).await?;
+                match self
+                    .run_on(st, slot, sql, params, Some(class), mode, false)
+                    .await?
+                {
                     Outcome::Ran(ran) => Ok(ran),
                     Outcome::Moved(..) => Err(Error::internal("a statement moved twice")),
                 }
@@ -958,9 +1066,13 @@ impl SessionShared {
     /// transaction control, pragma, TEMP object or ATTACH) from a session outside any
     /// transaction that holds no writer and carries no pragmas or registrations of its own
     /// (which act per connection, so cannot be shared within one transaction).
+    ///
+    /// A task (crate::wait) takes the writer for its write instead: a member of a group
+    /// waits for its group's answer on a blocked thread.
     fn groups(&self, st: &SessionState, class: &Class) -> bool {
         let config = &self.pool.config;
         config.group_commit
+            && blocking()
             && !self.read_only.load(Ordering::Relaxed)
             && st.private.is_none()
             && st.writer.is_none()
@@ -979,12 +1091,14 @@ impl SessionShared {
     }
 
     /// Makes sure the session holds a connection for `slot`, waiting for one if needed.
-    fn take(&self, st: &mut SessionState, slot: Role) -> Result<Role> {
+    async fn take(&self, st: &mut SessionState, slot: Role) -> Result<Role> {
         match slot {
             Role::Writer if st.writer.is_none() => {
-                st.writer = Some(self.acquire(self.writer_role())?)
+                st.writer = Some(self.acquire(self.writer_role()).await?)
             }
-            Role::Reader if st.reader.is_none() => st.reader = Some(self.acquire(Role::Reader)?),
+            Role::Reader if st.reader.is_none() => {
+                st.reader = Some(self.acquire(Role::Reader).await?)
+            }
             _ => {}
         }
         Ok(slot)
@@ -994,7 +1108,7 @@ impl SessionShared {
     /// objects gets a connection of its own for them (they would otherwise keep the pool's
     /// writer from every other session for as long as they live), if the pool has one to
     /// spare; else the pool's writer, which it then keeps.
-    fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Role> {
+    async fn take_writer_for(&self, st: &mut SessionState, class: &Class) -> Result<Role> {
         if class.pins && st.writer.is_none() && st.private.is_none() {
             if let Some((id, worker)) = self.pool.spawn_temp()? {
                 st.temp = Some(id);
@@ -1002,21 +1116,21 @@ impl SessionShared {
                 st.pinned = true;
             }
         }
-        self.take(st, Role::Writer)
+        self.take(st, Role::Writer).await
     }
 
     /// Before work that may write the main database runs on the session's TEMP connection,
     /// takes the pool writer's lease for it (until the transaction ends).
-    fn guard_write(&self, st: &mut SessionState, may_write: bool) -> Result<()> {
+    async fn guard_write(&self, st: &mut SessionState, may_write: bool) -> Result<()> {
         if st.temp.is_some() && st.write_guard.is_none() && may_write {
-            st.write_guard = Some(self.acquire(Role::Writer)?);
+            st.write_guard = Some(self.acquire(Role::Writer).await?);
         }
         Ok(())
     }
 
     /// Takes whichever connection is free now to classify a new statement: a reader, else
     /// the writer, else waits for a reader.
-    fn take_any(&self, st: &mut SessionState) -> Result<Role> {
+    async fn take_any(&self, st: &mut SessionState) -> Result<Role> {
         if let Some(reader) = self.pool.try_acquire(Role::Reader)? {
             st.reader = Some(reader);
             return Ok(Role::Reader);
@@ -1025,12 +1139,12 @@ impl SessionShared {
             st.writer = Some(writer);
             return Ok(Role::Writer);
         }
-        self.take(st, Role::Reader)
+        self.take(st, Role::Reader).await
     }
 
     /// Runs one statement on the connection in `slot` and records what it did.
     #[allow(clippy::too_many_arguments)]
-    fn run_on(
+    async fn run_on(
         &self,
         st: &mut SessionState,
         slot: Role,
@@ -1061,26 +1175,28 @@ impl SessionShared {
         if switching {
             self.pool.close_readers();
         }
-        let outcome = self.call(&worker, move |ctx| {
-            let ran = exec::run_statement(
-                ctx,
-                &sql_owned,
-                params,
-                known,
-                &settings,
-                mode,
-                Route {
-                    movable,
-                    on_writer,
-                    text_as_bytes,
-                    switching,
-                    unguarded,
-                    on_temp,
-                },
-            );
-            let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
-            (ran, mode.flatten())
-        });
+        let outcome = self
+            .call(&worker, move |ctx| {
+                let ran = exec::run_statement(
+                    ctx,
+                    &sql_owned,
+                    params,
+                    known,
+                    &settings,
+                    mode,
+                    Route {
+                        movable,
+                        on_writer,
+                        text_as_bytes,
+                        switching,
+                        unguarded,
+                        on_temp,
+                    },
+                );
+                let mode = switching.then(|| crate::worker::pragma_value(ctx.conn, "journal_mode"));
+                (ran, mode.flatten())
+            })
+            .await;
         if switching {
             if let Ok((_, Some(mode))) = &outcome {
                 self.pool.journal_mode_is(mode);
@@ -1130,26 +1246,29 @@ impl SessionShared {
     }
 
     /// Runs `f` on the writer (taking it if needed) and settles the lease afterwards.
-    fn on_writer<R, F>(&self, f: F) -> Result<R>
+    async fn on_writer<R, F>(&self, f: F) -> Result<R>
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<R> + Send + 'static,
     {
-        let mut st = self.lock()?;
-        let result = self.operation(|| {
-            if st.writer.is_none() {
-                st.writer = Some(self.acquire(self.writer_role())?);
-            }
-            self.guard_write(&mut st, true)?;
-            let settings = st.settings.clone();
-            let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
-            st.note_used(&worker);
-            self.call(&worker, move |ctx| {
-                let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
-                let pinned = ctx.take_pins();
-                (result, ctx.state(), pinned)
+        let mut st = self.turn().await?;
+        let result = self
+            .operation(async {
+                if st.writer.is_none() {
+                    st.writer = Some(self.acquire(self.writer_role()).await?);
+                }
+                self.guard_write(&mut st, true).await?;
+                let settings = st.settings.clone();
+                let worker = Arc::clone(&st.writer.as_ref().expect("writer taken above").worker);
+                st.note_used(&worker);
+                self.call(&worker, move |ctx| {
+                    let result = ctx.apply_settings(&settings).and_then(|()| f(ctx));
+                    let pinned = ctx.take_pins();
+                    (result, ctx.state(), pinned)
+                })
+                .await
             })
-        });
+            .await;
         let result = match result {
             Ok((result, state, pinned)) => {
                 if let Some(lease) = st.writer.as_mut() {
@@ -1160,13 +1279,22 @@ impl SessionShared {
             }
             Err(e) => Err(e),
         };
-        self.settle(&mut st);
+        self.settle(&mut st).await;
         result
+    }
+
+    /// [`SessionShared::on_writer`], blocking.
+    fn on_writer_blocking<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<R> + Send + 'static,
+    {
+        block_on(self.on_writer(f))
     }
 
     /// Returns connections the session no longer needs: outside a transaction, with no open
     /// cursor on them, and not pinned.
-    fn settle(&self, st: &mut SessionState) {
+    async fn settle(&self, st: &mut SessionState) {
         let writes_done = st.writer.as_ref().is_none_or(|l| l.state.autocommit);
         if writes_done {
             if let Some(guard) = st.write_guard.take() {
@@ -1194,7 +1322,7 @@ impl SessionShared {
                 };
                 if let Some(lease) = lease {
                     if st.hooked {
-                        release_hooks(&lease);
+                        release_hooks(&lease).await;
                     }
                     self.pool.release(lease);
                 }
@@ -1202,8 +1330,9 @@ impl SessionShared {
         }
     }
 
-    pub(crate) fn fetch(&self, cursor: u64) -> Result<Batch> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// The next batch of rows of cursor `cursor` (crate::wait).
+    pub(crate) async fn fetch(&self, cursor: u64) -> Result<Batch> {
+        let mut st = self.state.take().await;
         let slot = match st.cursors.get(&cursor) {
             Some(slot) if !st.closed => *slot,
             _ => return Err(Error::Closed { what: "rows" }),
@@ -1213,8 +1342,8 @@ impl SessionShared {
             None => return Err(Error::internal("cursor without a connection")),
         };
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
-        let result = self.operation(|| {
-            self.call(&worker, move |ctx| {
+        let result = self
+            .operation(self.call(&worker, move |ctx| {
                 let mut batch = match ctx.cursors.get_mut(&cursor) {
                     Some(stmt) => statement::step_batch(stmt, text_as_bytes),
                     None => Batch {
@@ -1228,8 +1357,8 @@ impl SessionShared {
                     ctx.cursors.remove(&cursor);
                 }
                 (batch, ctx.state())
-            })
-        });
+            }))
+            .await;
         let result = result.map(|(batch, state)| {
             if let Some(lease) = st.lease(slot) {
                 lease.state = state;
@@ -1239,7 +1368,7 @@ impl SessionShared {
             }
             batch
         });
-        self.settle(&mut st);
+        self.settle(&mut st).await;
         result
     }
 
@@ -1249,34 +1378,40 @@ impl SessionShared {
     where
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<usize> + Send + 'static,
     {
-        let mut st = self.lock()?;
-        let result = self.operation(|| {
-            let slot = if read_only && st.writer.is_none() {
-                Role::Reader
-            } else {
-                Role::Writer
-            };
-            let slot = self.take(&mut st, slot)?;
-            let settings = st.settings.clone();
-            let worker = match st.lease(slot) {
-                Some(lease) => Arc::clone(&lease.worker),
-                None => return Err(Error::internal("no connection in the blob's slot")),
-            };
-            st.note_used(&worker);
-            let (opened, state) = self.call(&worker, move |ctx| {
-                let opened = ctx.apply_settings(&settings).and_then(|()| open(ctx));
-                (opened, ctx.state())
-            })?;
-            if let Some(lease) = st.lease(slot) {
-                lease.state = state;
-            }
-            if opened.is_ok() {
-                st.cursors.insert(id, slot);
-            }
-            opened
-        });
-        self.settle(&mut st);
-        result
+        block_on(async {
+            let mut st = self.turn().await?;
+            let result = self
+                .operation(async {
+                    let slot = if read_only && st.writer.is_none() {
+                        Role::Reader
+                    } else {
+                        Role::Writer
+                    };
+                    let slot = self.take(&mut st, slot).await?;
+                    let settings = st.settings.clone();
+                    let worker = match st.lease(slot) {
+                        Some(lease) => Arc::clone(&lease.worker),
+                        None => return Err(Error::internal("no connection in the blob's slot")),
+                    };
+                    st.note_used(&worker);
+                    let (opened, state) = self
+                        .call(&worker, move |ctx| {
+                            let opened = ctx.apply_settings(&settings).and_then(|()| open(ctx));
+                            (opened, ctx.state())
+                        })
+                        .await?;
+                    if let Some(lease) = st.lease(slot) {
+                        lease.state = state;
+                    }
+                    if opened.is_ok() {
+                        st.cursors.insert(id, slot);
+                    }
+                    opened
+                })
+                .await;
+            self.settle(&mut st).await;
+            result
+        })
     }
 
     /// Runs `f` on open blob `id` on its connection's thread.
@@ -1285,7 +1420,7 @@ impl SessionShared {
         R: Send + 'static,
         F: for<'b> FnOnce(&mut rusqlite::blob::Blob<'b>) -> Result<R> + Send + 'static,
     {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let st = self.state.take_blocking();
         let slot = match st.cursors.get(&id) {
             Some(slot) if !st.closed => *slot,
             _ => return Err(Error::Closed { what: "blob" }),
@@ -1294,33 +1429,39 @@ impl SessionShared {
             Some(lease) => Arc::clone(&lease.worker),
             None => return Err(Error::internal("blob without a connection")),
         };
-        let result = self.operation(|| {
-            self.call(&worker, move |ctx| match ctx.blobs.get_mut(&id) {
-                Some(blob) => f(blob),
-                None => Err(Error::Closed { what: "blob" }),
-            })
-        });
+        let result =
+            block_on(
+                self.operation(self.call(&worker, move |ctx| match ctx.blobs.get_mut(&id) {
+                    Some(blob) => f(blob),
+                    None => Err(Error::Closed { what: "blob" }),
+                })),
+            );
         drop(st);
         result?
     }
 
     fn close_blob_now(&self, id: u64) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(slot) = st.cursors.remove(&id) else {
-            return;
-        };
-        if let Some(lease) = st.lease(slot) {
-            let worker = Arc::clone(&lease.worker);
-            if let Ok(state) = worker.call(move |ctx| {
-                ctx.blobs.remove(&id);
-                ctx.state()
-            }) {
-                if let Some(lease) = st.lease(slot) {
-                    lease.state = state;
+        block_on(async {
+            let mut st = self.state.take().await;
+            let Some(slot) = st.cursors.remove(&id) else {
+                return;
+            };
+            if let Some(lease) = st.lease(slot) {
+                let worker = Arc::clone(&lease.worker);
+                let closed = worker
+                    .call_async(move |ctx| {
+                        ctx.blobs.remove(&id);
+                        ctx.state()
+                    })
+                    .await;
+                if let Ok(state) = closed {
+                    if let Some(lease) = st.lease(slot) {
+                        lease.state = state;
+                    }
                 }
             }
-        }
-        self.settle(&mut st);
+            self.settle(&mut st).await;
+        })
     }
 
     /// Runs `close` now, or on a thread of its own when called on a connection thread: a
@@ -1347,45 +1488,48 @@ impl SessionShared {
 
     /// Resets cursor `cursor` and gives back its connection if nothing else keeps it.
     pub(crate) fn close_cursor(self: &Arc<Self>, cursor: u64) {
-        self.close_soon(move |shared| shared.close_cursor_now(cursor));
+        self.close_soon(move |shared| block_on(shared.close_cursor_async(cursor)));
     }
 
-    fn close_cursor_now(&self, cursor: u64) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Resets cursor `cursor` and gives back its connection if nothing else keeps it
+    /// (crate::wait); not on a connection thread (see [`SessionShared::close_cursor`]).
+    pub(crate) async fn close_cursor_async(&self, cursor: u64) {
+        let mut st = self.state.take().await;
         let Some(slot) = st.cursors.remove(&cursor) else {
             return;
         };
         if let Some(lease) = st.lease(slot) {
             let worker = Arc::clone(&lease.worker);
-            let reset = self.cleanup(|| {
-                self.call(&worker, move |ctx| {
+            let reset = self
+                .cleanup(self.call(&worker, move |ctx| {
                     if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
                         statement::reset(&mut stmt);
                     }
                     ctx.state()
-                })
-            });
+                }))
+                .await;
             if let Ok(state) = reset {
                 if let Some(lease) = st.lease(slot) {
                     lease.state = state;
                 }
             }
         }
-        self.settle(&mut st);
+        self.settle(&mut st).await;
     }
 
     /// Closes the session (see [`SessionShared::close_soon`]); a close deferred to another
     /// thread reports no error.
     fn close(self: &Arc<Self>) -> Result<()> {
         if crate::worker::on_connection_thread() {
-            self.close_soon(|shared| drop(shared.close_now()));
+            self.close_soon(|shared| drop(block_on(shared.close_now())));
             return Ok(());
         }
-        self.close_now()
+        block_on(self.close_now())
     }
 
-    fn close_now(&self) -> Result<()> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+    /// Closes the session now (crate::wait): idempotent.
+    pub(crate) async fn close_now(&self) -> Result<()> {
+        let mut st = self.state.take().await;
         if st.closed {
             return Ok(());
         }
@@ -1409,8 +1553,8 @@ impl SessionShared {
             let dirty = !lease.state.autocommit || lease.state.cursors > 0;
             let leaves_objects = pinned && lease.role() == Role::Writer && !lease.is_private();
             if dirty || leaves_objects {
-                let cleaned = self.cleanup(|| {
-                    self.call(&lease.worker, move |ctx| {
+                let cleaned = self
+                    .cleanup(self.call(&lease.worker, move |ctx| {
                         let counts = ctx.make_clean();
                         if leaves_objects {
                             // Best effort: a failure leaves objects a later session could see,
@@ -1418,15 +1562,15 @@ impl SessionShared {
                             let _ = ctx.clear_session_objects();
                         }
                         counts
-                    })
-                });
+                    }))
+                    .await;
                 if let Ok((reset, rolled_back)) = cleaned {
                     self.pool.count_cleanup(reset, rolled_back);
                 }
             }
             if !lease.is_private() {
                 if registered {
-                    clear_registrations(&lease);
+                    clear_registrations(&lease).await;
                 }
                 self.pool.release(lease);
             }
@@ -1440,7 +1584,9 @@ impl SessionShared {
         }
         let session = self.id;
         for worker in used {
-            let _ = worker.call(move |ctx| ctx.forget_session(session));
+            let _ = worker
+                .call_async(move |ctx| ctx.forget_session(session))
+                .await;
         }
         let temp_closed = temp.map_or(Ok(()), |id| self.pool.close_temp(id));
         // Counted closed even if its TEMP connection failed to close, so the pool can idle.
@@ -1463,13 +1609,147 @@ fn limit_category(category: i32) -> Result<rusqlite::limits::Limit> {
 
 /// Takes a session's hooks and limits off a connection before it goes back to the pool. It
 /// runs even when an interrupt is pending (that is for the session's statements, not this).
-fn release_hooks(lease: &Lease) {
-    let _ = lease.worker.call(|ctx| ctx.release_hooks());
+async fn release_hooks(lease: &Lease) {
+    let _ = lease.worker.call_async(|ctx| ctx.release_hooks()).await;
 }
 
 /// Takes all of a closing session's registrations off a connection before it goes back. A
 /// failure is ignored: the connection has no statement running that could cause one, and
 /// the next session to use it replaces them anyway.
-fn clear_registrations(lease: &Lease) {
-    let _ = lease.worker.call(|ctx| ctx.clear_registrations());
+async fn clear_registrations(lease: &Lease) {
+    let _ = lease
+        .worker
+        .call_async(|ctx| ctx.clear_registrations())
+        .await;
+}
+
+/// The session's operations polled as tasks (crate::wait), as asyncio polls them: no thread
+/// blocks for a task, and whoever ends its wait wakes it.
+#[cfg(test)]
+mod task_tests {
+    use super::*;
+    use crate::{Config, Pool, Value};
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Instant;
+
+    /// Counts its wake-ups.
+    struct Woken(AtomicUsize);
+    impl Wake for Woken {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn task_waker() -> (Arc<Woken>, Waker) {
+        let woken = Arc::new(Woken(AtomicUsize::new(0)));
+        (Arc::clone(&woken), Waker::from(woken))
+    }
+
+    /// Polls `fut` as a task until it is ready, re-polling only after a wake-up (up to 10 s).
+    fn run_task<F: Future>(mut fut: Pin<&mut F>, woken: &Woken, waker: &Waker) -> F::Output {
+        let mut cx = Context::from_waker(waker);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen = woken.0.load(Ordering::SeqCst);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+                return out;
+            }
+            while woken.0.load(Ordering::SeqCst) == seen {
+                assert!(Instant::now() < deadline, "the task was never woken");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn pool_with_writer_held() -> (tempfile::TempDir, Pool, Session) {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::open(dir.path().join("task.db"), Config::default()).unwrap();
+        let holder = pool.session().unwrap();
+        holder.execute("CREATE TABLE t(x)", Params::None).unwrap();
+        holder.begin().unwrap();
+        (dir, pool, holder)
+    }
+
+    #[test]
+    fn a_task_waiting_for_the_writer_holds_no_thread_and_runs_once_it_is_given_back() {
+        let (_dir, pool, holder) = pool_with_writer_held();
+        let session = pool.session().unwrap();
+        let (woken, waker) = task_waker();
+        let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
+        // On the test's only thread: a blocking wait here would never end.
+        let first = insert.as_mut().poll(&mut Context::from_waker(&waker));
+        assert!(first.is_pending(), "the writer is held: the task waits");
+        assert_eq!(pool.stats().waiters, 1, "queued in the pool's writer queue");
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        holder.commit().unwrap();
+        assert!(
+            woken.0.load(Ordering::SeqCst) >= 1,
+            "the commit woke the task"
+        );
+        let done = run_task(insert.as_mut(), &woken, &waker).unwrap();
+        assert_eq!(done.changes, 1);
+        let mut rows = holder
+            .query("SELECT count(*) FROM t", Params::None)
+            .unwrap();
+        assert_eq!(rows.next_row().unwrap(), Some(vec![Value::Integer(1)]));
+    }
+
+    #[test]
+    fn a_task_lease_wait_times_out_at_its_deadline() {
+        let (_dir, pool, _holder) = pool_with_writer_held();
+        let session = pool.session().unwrap();
+        session.set_acquire_timeout(Some(Duration::from_millis(100)));
+        let (woken, waker) = task_waker();
+        let start = Instant::now();
+        let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
+        let result = run_task(insert.as_mut(), &woken, &waker);
+        assert!(
+            matches!(result, Err(Error::AcquireTimeout { .. })),
+            "{result:?}"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(100));
+        assert_eq!(pool.stats().waiters, 0);
+    }
+
+    #[test]
+    fn a_task_dropped_while_it_waits_gives_its_place_up() {
+        let (_dir, pool, holder) = pool_with_writer_held();
+        let session = pool.session().unwrap();
+        let (_woken, waker) = task_waker();
+        let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
+        assert!(insert
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        drop(insert);
+        assert_eq!(pool.stats().waiters, 0, "the request left the queue");
+        holder.commit().unwrap();
+        // The writer went back to the pool, not to the dropped task: a blocking caller gets
+        // it at once.
+        session.set_acquire_timeout(Some(Duration::ZERO));
+        session
+            .execute("INSERT INTO t VALUES (2)", Params::None)
+            .unwrap();
+        assert!(!session.is_closed());
+    }
+
+    #[test]
+    fn a_task_interrupted_while_it_waits_for_the_writer_ends_with_interrupt() {
+        let (_dir, pool, _holder) = pool_with_writer_held();
+        let session = pool.session().unwrap();
+        let (woken, waker) = task_waker();
+        let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
+        assert!(insert
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        session.interrupt_handle().interrupt();
+        let result = run_task(insert.as_mut(), &woken, &waker);
+        assert!(
+            matches!(&result, Err(e) if e.is_interrupted()),
+            "{result:?}"
+        );
+    }
 }

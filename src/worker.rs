@@ -642,6 +642,28 @@ impl WorkerShared {
         queued.wait(&call.reply).map_err(unanswered)
     }
 
+    /// [`WorkerShared::call`] as a future (crate::wait): driven by `block_on` it is that call;
+    /// polled by a task it queues the job and returns `Pending` until the connection thread
+    /// answers and wakes the task. The job runs whether or not the future is polled again.
+    pub(crate) async fn call_async<R, F>(&self, f: F) -> Result<R>
+    where
+        R: Send + 'static,
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
+    {
+        if crate::wait::blocking() {
+            return self.call(f);
+        }
+        let call = Arc::new(Call {
+            job: Mutex::new(Some(f)),
+            reply: Reply::for_task(),
+        });
+        // Not waited on: the task is woken by the reply slot (no spin for a task).
+        self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
+        std::future::poll_fn(|cx| call.reply.poll_answer(cx))
+            .await
+            .map_err(unanswered)
+    }
+
     /// Queues `f` to run on the connection thread without waiting for it. Fails with `Closed`
     /// (dropping `f` unrun) when the worker has shut down; a job still queued at shutdown is
     /// dropped unrun too. The result tells a caller that waits for an answer the job sends

@@ -847,6 +847,118 @@ static void test_interrupt_while_waiting(void) {
     OK(litepool_pool_close(p, &err), err);
 }
 
+/* A statement submitted with a callback: `done` set once, by the callback, with what it got.
+ * The callback may run on litepool's completion thread, hence the atomics. */
+struct submitted {
+    int calls;
+    litepool_status status;
+    litepool_exec_result result;
+    char message[128];
+};
+
+static void on_exec_done(void *user, litepool_status status, litepool_exec_result result,
+                         const litepool_error *error) {
+    struct submitted *s = user;
+    s->status = status;
+    s->result = result;
+    s->message[0] = '\0';
+    if (error) {
+        litepool_str m = litepool_error_message(error);
+        snprintf(s->message, sizeof s->message, "%.*s", (int)m.len, (const char *)m.ptr);
+    }
+    __atomic_add_fetch(&s->calls, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Whether the pool's waiters reach `n` within 10 s (a submitted statement new to the pool is
+ * compiled on a reader first, then queues for the writer). */
+static int wait_waiters(litepool_pool p, double n) {
+    double t0 = now_s();
+    while (pool_waiters(p) != n && now_s() - t0 < 10) usleep(1000);
+    return pool_waiters(p) == n;
+}
+
+static int wait_calls(struct submitted *s, double seconds) {
+    double t0 = now_s();
+    while (__atomic_load_n(&s->calls, __ATOMIC_SEQ_CST) == 0 && now_s() - t0 < seconds)
+        usleep(1000);
+    return __atomic_load_n(&s->calls, __ATOMIC_SEQ_CST);
+}
+
+static void test_submit(void) {
+    litepool_error *err = NULL;
+    litepool_pool p = open_pool("submit.db", 1, 30000);
+    litepool_session holder = open_session(p), s = open_session(p);
+    OK(litepool_session_exec(holder, S("CREATE TABLE t(x)"), NULL, 0, 0, NULL, &err), err);
+
+    /* Nothing to wait for: done before the call returns, on this thread. */
+    struct submitted now = {0};
+    OK(litepool_session_exec_submit(s, S("INSERT INTO t VALUES (1)"), NULL, 0, 0, on_exec_done,
+                                    &now, &err),
+       err);
+    CHECK(wait_calls(&now, 10) == 1, "callback called once");
+    CHECK(now.status == LITEPOOL_OK && now.result.changes == 1 && now.result.last_insert_rowid == 1,
+          "status %u changes %llu rowid %lld", now.status,
+          (unsigned long long)now.result.changes, (long long)now.result.last_insert_rowid);
+
+    /* The writer held by a transaction: the submitted insert waits, holding no thread of
+     * ours, and runs when the writer is given back. */
+    OK(litepool_session_begin(holder, &err), err);
+    struct submitted later = {0};
+    OK(litepool_session_exec_submit(s, S("INSERT INTO t VALUES (2)"), NULL, 0, 0, on_exec_done,
+                                    &later, &err),
+       err);
+    CHECK(wait_waiters(p, 1), "queued for the writer");
+    usleep(50 * 1000);
+    CHECK(__atomic_load_n(&later.calls, __ATOMIC_SEQ_CST) == 0, "not done while it waits");
+    OK(litepool_session_commit(holder, &err), err);
+    CHECK(wait_calls(&later, 10) == 1, "done once the writer was given back");
+    CHECK(later.status == LITEPOOL_OK && later.result.changes == 1, "status %u (%s)",
+          later.status, later.message);
+    CHECK(scalar(holder, "SELECT count(*) FROM t") == 2, "both inserts ran");
+
+    /* Interrupted by tag while it waits: the callback says so and nothing ran. */
+    OK(litepool_session_begin(holder, &err), err);
+    struct submitted stopped = {0};
+    OK(litepool_session_exec_submit(s, S("INSERT INTO t VALUES (3)"), NULL, 0, 81, on_exec_done,
+                                    &stopped, &err),
+       err);
+    CHECK(wait_waiters(p, 1), "queued for the writer");
+    OK(litepool_session_interrupt(s, 81, &err), err);
+    CHECK(wait_calls(&stopped, 10) == 1, "the interrupt ended the wait");
+    CHECK(stopped.status == LITEPOOL_INTERRUPTED, "status %u (%s)", stopped.status,
+          stopped.message);
+    CHECK(pool_waiters(p) == 0, "nothing left queued");
+    OK(litepool_session_commit(holder, &err), err);
+    CHECK(scalar(holder, "SELECT count(*) FROM t") == 2, "the interrupted insert never ran");
+
+    /* A failing statement reports through the callback; bad arguments fail the call and
+     * the callback is never called. */
+    struct submitted bad = {0};
+    OK(litepool_session_exec_submit(s, S("INSERT INTO nope VALUES (1)"), NULL, 0, 0,
+                                    on_exec_done, &bad, &err),
+       err);
+    CHECK(wait_calls(&bad, 10) == 1 && bad.status == LITEPOOL_SQLITE_ERROR &&
+              strstr(bad.message, "no such table") != NULL,
+          "status %u (%s)", bad.status, bad.message);
+    struct submitted never = {0};
+    EXPECT(litepool_session_exec_submit(s, S("SELECT 1"), NULL, 0, 0, NULL, &never, &err), err,
+           LITEPOOL_NULL_ARGUMENT, "callback");
+    EXPECT(litepool_session_exec_submit((litepool_session){0}, S("SELECT 1"), NULL, 0, 0,
+                                        on_exec_done, &never, &err),
+           err, LITEPOOL_NULL_ARGUMENT, "session");
+    EXPECT(litepool_session_exec_submit((litepool_session){987654321}, S("SELECT 1"), NULL, 0,
+                                        0, on_exec_done, &never, &err),
+           err, LITEPOOL_INVALID_HANDLE, "session");
+    EXPECT(litepool_session_exec_submit(s, NULL, 0, NULL, 0, 0, on_exec_done, &never, &err), err,
+           LITEPOOL_NULL_ARGUMENT, "sql");
+    usleep(20 * 1000);
+    CHECK(never.calls == 0, "no callback for a refused submit");
+
+    OK(litepool_session_close(s, &err), err);
+    OK(litepool_session_close(holder, &err), err);
+    OK(litepool_pool_close(p, &err), err);
+}
+
 /* ---------------------------------------------------------------- threads */
 
 #define THREADS 16
@@ -1073,7 +1185,7 @@ int main(void) {
         {"dsn", test_dsn},                   {"null_pointers", test_null_pointers},
         {"use_after_close", test_use_after_close}, {"invalid_input", test_invalid_input},
         {"busy", test_busy},                 {"interrupt", test_interrupt},
-        {"interrupt_wait", test_interrupt_while_waiting},
+        {"interrupt_wait", test_interrupt_while_waiting}, {"submit", test_submit},
         {"threads", test_threads},           {"query_first", test_query_first},
     };
     for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -9,14 +9,17 @@
             async for row in cur:
                 ...
 
-How it runs: there is no Python thread per connection. Each connection's calls are jobs
-queued, in order, on a lane of litepool's native executor: a small bounded set of Rust
-threads per process that run the blocking session calls without the GIL (handing each
-statement to the pinned connection thread, as the sync API does). A finished job is put in
-its event loop's completion queue; the job that finds that queue empty writes one byte to a
-socket the loop watches (``loop.add_reader``), and the loop's reader callback resolves every
-finished future on the loop thread. Executor threads never take the GIL to report results;
-the loop thread never waits on SQLite nor on the pool.
+How it runs: no thread waits on the loop's behalf. Each connection's calls are jobs queued,
+in order, on a native lane; a job is one of litepool's core operations, polled on the
+loop's thread without the GIL: it hands its statement to the pinned connection thread (as
+the sync API does) or queues for a pool connection, and yields until that is done. The
+thread that finishes the wait (the connection thread, or a session giving a connection
+back) writes one byte to a socket the loop watches (``loop.add_reader``) when the loop has
+nothing queued yet, and the loop's reader callback polls every woken lane and resolves the
+finished futures. The loop thread never waits on SQLite nor on the pool. Calls with no
+asyncio counterpart (opening, pool statistics, ``create_function``, ``iterdump``,
+``backup``) run the sync call on the loop's default executor, holding their place in the
+connection's order.
 
 Cancelling a task that awaits a call interrupts its statement (or drops it if it had not
 started) and then resets the cursor and rolls back the connection's open transaction, so
@@ -52,8 +55,8 @@ NotSupportedError = litepool.NotSupportedError
 sqlite_version = litepool.sqlite_version
 sqlite_version_info = litepool.sqlite_version_info
 
-# Stop the native executor before the interpreter finalizes, so no Rust thread waits for
-# the GIL then and exit never waits on a running statement (they are interrupted).
+# At exit, interrupt the statements still running for asyncio callers, so exit never waits
+# on one.
 atexit.register(_litepool._aio_shutdown)
 
 _wakers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _litepool._AioWaker]" = (
@@ -71,11 +74,8 @@ def _waker(loop):
 
 
 async def _call(func):
-    """Runs ``func()`` on the native executor (it may release the GIL) and returns its result."""
-    loop = asyncio.get_running_loop()
-    fut = loop.create_future()
-    _litepool._aio_call(fut, _waker(loop), func)
-    return await fut
+    """Runs ``func()`` (a sync call that may wait) on the loop's default executor."""
+    return await asyncio.get_running_loop().run_in_executor(None, func)
 
 
 class _Awaitable:
@@ -209,7 +209,7 @@ class Cursor(_litepool._AioCursor):
 
 class Connection:
     """An asyncio connection: a litepool session (no SQLite connection while idle) whose
-    calls run in order on the native executor. Use as ``async with`` (closes on exit, as
+    calls run in order on its native lane. Use as ``async with`` (closes on exit, as
     aiosqlite does; it does not commit) or ``await`` it after :func:`connect`.
     """
 
@@ -268,15 +268,20 @@ class Connection:
         return (cursor.lastrowid,)
 
     async def _on_lane(self, func):
-        """Runs ``func()`` (a call on the sync connection) after the calls queued before."""
+        """Runs ``func()`` (a call on the sync connection) after the calls queued before and
+        before those queued after, on the loop's default executor."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        ticket = self._native.call(fut, self._waker_for(loop), func)
+        ticket, hold = self._native.call(fut, self._waker_for(loop))
         try:
-            return await fut
-        except asyncio.CancelledError:
-            self._native.cancel(ticket)
-            raise
+            try:
+                await fut
+            except asyncio.CancelledError:
+                self._native.cancel(ticket)
+                raise
+            return await loop.run_in_executor(None, func)
+        finally:
+            hold.release()
 
     async def create_function(self, name, num_params, func, *, deterministic=False):
         """Registers a user function, as the sync ``Connection.create_function``."""

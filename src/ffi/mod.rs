@@ -15,6 +15,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod checkpoint;
+mod completion;
 pub mod error;
 mod handle;
 mod panic;

@@ -2,6 +2,7 @@
 //! interrupts aimed at one statement.
 #![allow(unsafe_code)]
 
+use super::completion;
 use super::error::{litepool_error, Failure};
 use super::handle::Table;
 use super::panic::ffi_call;
@@ -11,8 +12,10 @@ use super::rows::{litepool_rows, RowsH, ROWS};
 use super::status::litepool_status;
 use super::value::{litepool_str, litepool_value, params_from_c};
 use crate::ticket::Ticket;
+use crate::wait::Turns;
 use crate::{Params, Rows, Session, Value};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -64,8 +67,9 @@ struct InCore {
 
 pub(crate) struct SessionH {
     session: Session,
-    /// Serializes the operations of this session, so the gate names the one running.
-    ops: Mutex<()>,
+    /// Serializes the operations of this session (submitted ones included), so the gate
+    /// names the one running.
+    ops: Turns<()>,
     gate: Mutex<Gate>,
     /// What the last `litepool_session_query_first` handed out.
     first: Mutex<FirstBatch>,
@@ -195,23 +199,43 @@ impl SessionH {
         cancelled: impl Fn() -> bool,
         f: impl FnOnce(&Session) -> crate::Result<R>,
     ) -> Result<R, Failure> {
-        let _serial = lock(&self.ops);
-        let ticket = Ticket::default();
-        {
-            let mut g = lock(&self.gate);
-            if (tag != 0 && g.cancelled_tag == tag) || cancelled() {
-                return Err(litepool_error::interrupted(
-                    "interrupted: the statement was interrupted before it started",
-                ));
-            }
-            g.running = Some(InCore {
-                tag,
-                rows,
-                ticket: ticket.clone(),
-            });
-        }
+        let _serial = self.ops.take_blocking();
+        let ticket = self.enter(tag, rows, cancelled)?;
         let _running = Running(self);
         Ok(self.session.run_with(&ticket, f)?)
+    }
+
+    /// [`SessionH::run_op`] for a submitted statement (no rows): `f` makes its future.
+    async fn run_op_async<'a, R, Fut>(
+        &'a self,
+        tag: u64,
+        f: impl FnOnce(&'a Session) -> Fut,
+    ) -> Result<R, Failure>
+    where
+        Fut: Future<Output = crate::Result<R>> + 'a,
+    {
+        let _serial = self.ops.take().await;
+        let ticket = self.enter(tag, 0, || false)?;
+        let _running = Running(self);
+        Ok(self.session.under(&ticket, f(&self.session)).await?)
+    }
+
+    /// Makes the operation `tag` (rows `rows`) the one in the core, under a new ticket;
+    /// refused if an interrupt named it (or `cancelled` says its rows were interrupted).
+    fn enter(&self, tag: u64, rows: u64, cancelled: impl Fn() -> bool) -> Result<Ticket, Failure> {
+        let ticket = Ticket::default();
+        let mut g = lock(&self.gate);
+        if (tag != 0 && g.cancelled_tag == tag) || cancelled() {
+            return Err(litepool_error::interrupted(
+                "interrupted: the statement was interrupted before it started",
+            ));
+        }
+        g.running = Some(InCore {
+            tag,
+            rows,
+            ticket: ticket.clone(),
+        });
+        Ok(ticket)
     }
 
     /// Interrupts the operation with `tag` (any operation when `tag` is 0) if it is inside
@@ -280,7 +304,7 @@ pub extern "C" fn litepool_session_open(
         let session = pool.session()?;
         let (id, _) = SESSIONS.insert_with(|_| SessionH {
             session,
-            ops: Mutex::new(()),
+            ops: Turns::new(()),
             gate: Mutex::new(Gate::default()),
             first: Mutex::new(FirstBatch::default()),
         });
@@ -305,7 +329,7 @@ pub extern "C" fn litepool_session_close(
 ) -> litepool_status {
     ffi_call("litepool_session_close", out_error, || {
         if let Some(s) = SESSIONS.remove(session.id) {
-            let _serial = lock(&s.ops);
+            let _serial = s.ops.take_blocking();
             s.session.close()?;
         }
         Ok(())
@@ -381,6 +405,116 @@ pub extern "C" fn litepool_session_exec(
                 },
             );
         }
+        Ok(())
+    })
+}
+
+/// The callback of a submitted statement and its `user` pointer, called once.
+struct ExecDone(Mutex<Option<(ExecCallback, UserPtr)>>);
+
+type ExecCallback = extern "C" fn(
+    user: *mut std::ffi::c_void,
+    status: litepool_status,
+    result: litepool_exec_result,
+    error: *const litepool_error,
+);
+
+/// The caller's `user` pointer, handed back to its callback on whichever thread ends the
+/// statement.
+struct UserPtr(*mut std::ffi::c_void);
+
+// SAFETY: litepool never dereferences `user`; `litepool_session_exec_submit`'s contract is
+// that the callback may receive it on another thread.
+unsafe impl Send for UserPtr {}
+
+impl ExecDone {
+    fn report(&self, outcome: Result<crate::ExecResult, Failure>) {
+        let Some((callback, user)) = lock(&self.0).take() else {
+            return;
+        };
+        match outcome {
+            Ok(r) => callback(
+                user.0,
+                litepool_status::LITEPOOL_OK,
+                litepool_exec_result {
+                    changes: r.changes,
+                    last_insert_rowid: r.last_insert_rowid,
+                },
+                std::ptr::null(),
+            ),
+            Err(error) => callback(
+                user.0,
+                error.status,
+                litepool_exec_result::default(),
+                &*error,
+            ),
+        }
+    }
+}
+
+/// Submits one statement, as `litepool_session_exec` runs it, without waiting for it:
+/// `callback(user, status, result, error)` is called exactly once when it ends, with
+/// `status` `LITEPOOL_OK` and `result` filled in, or another status and `error` saying why
+/// (`result` zeroed). The statement runs after the session's calls submitted or running
+/// before it; waiting for a connection or for the connection thread holds no thread of the
+/// caller's nor of litepool's. `op_tag` names it for `litepool_session_interrupt` as in
+/// `litepool_session_exec`: an interrupt ends it with `LITEPOOL_INTERRUPTED` wherever it is.
+///
+/// Returns `LITEPOOL_OK` once submitted (even if the statement then fails: the callback
+/// says so). A bad argument (invalid or closed session, NULL `sql` or `callback`, invalid
+/// UTF-8 or parameters) fails here, and the callback is never called.
+///
+/// The callback runs on the calling thread before this returns when the statement did not
+/// have to wait, else on litepool's completion thread (one per process). It must return
+/// promptly and must not wait for another submitted statement, nor call a blocking litepool
+/// function that may wait for one (the completion thread would wait for itself); submitting
+/// more work from it is fine.
+///
+/// Ownership: `sql` and `params` are only read during this call; `user` is handed back to
+/// the callback untouched, on whichever thread calls it; `error` (NULL on success) belongs
+/// to litepool and is valid only during the callback. Thread-safety: any thread.
+#[no_mangle]
+pub extern "C" fn litepool_session_exec_submit(
+    session: litepool_session,
+    sql: *const u8,
+    sql_len: usize,
+    params: *const litepool_value,
+    n_params: usize,
+    op_tag: u64,
+    callback: Option<
+        extern "C" fn(
+            user: *mut std::ffi::c_void,
+            status: litepool_status,
+            result: litepool_exec_result,
+            error: *const litepool_error,
+        ),
+    >,
+    user: *mut std::ffi::c_void,
+    out_error: *mut *mut litepool_error,
+) -> litepool_status {
+    const F: &str = "litepool_session_exec_submit";
+    ffi_call(F, out_error, || {
+        let callback = callback.ok_or_else(|| litepool_error::null(F, "callback"))?;
+        let s = get_session(F, session)?;
+        // SAFETY: the caller passes readable `sql` and `params` for the call.
+        let (sql, params) = unsafe { statement_args(F, sql, sql_len, params, n_params)? };
+        let sql = sql.to_string();
+        let done = Arc::new(ExecDone(Mutex::new(Some((callback, UserPtr(user))))));
+        let on_panic = Arc::clone(&done);
+        completion::submit(
+            async move {
+                let outcome = s
+                    .run_op_async(op_tag, |session| session.execute_async(&sql, params))
+                    .await;
+                done.report(outcome);
+            },
+            move || {
+                on_panic.report(Err(litepool_error::new(
+                    litepool_status::LITEPOOL_PANIC,
+                    format!("{F}: litepool panicked (a bug) running the statement"),
+                )))
+            },
+        );
         Ok(())
     })
 }

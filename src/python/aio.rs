@@ -1,34 +1,33 @@
-//! The native half of `litepool.aio`: blocking session calls run on a small bounded set of
-//! Rust threads, and their results wake the event loop that awaits them.
+//! The native half of `litepool.aio`: each call is one of the core's operations polled as a
+//! task (crate::wait) on the event loop's thread, so no thread waits on the loop's behalf.
 //!
 //! Design:
 //! - **Lanes.** Each asyncio connection has a [`Lane`]: a FIFO of jobs that run one at a
-//!   time, in order (as aiosqlite's per-connection thread runs them), without the GIL. A job
-//!   is a closure over the connection's [`crate::Session`]: the session hands the statement
-//!   to its pinned connection thread, exactly as the sync API does.
-//! - **Executor.** A process-wide set of at most [`THREADS`] Rust threads, started on demand,
-//!   runs ready lanes. A lane whose session holds a pool connection (a transaction, an open
-//!   cursor) is run first, and lanes that would have to take a connection from the pool may
-//!   occupy at most [`ACQUIRING`] threads: so the tasks waiting for the writer can never take
-//!   every thread from the transaction they wait for, whose `commit` must run to free it.
-//! - **Waking the loop.** Finished jobs go into the completion queue of the loop that
-//!   awaits them ([`AioWaker`], one per event loop). The job that finds the queue empty
-//!   writes one byte to a socket the loop watches (`loop.add_reader`); the loop's reader
-//!   callback converts every queued result to Python objects and resolves the futures on the
-//!   loop thread. Executor threads never take the GIL to report a result, so a busy loop
-//!   never stalls them (a GIL hand-off waits up to the 5 ms switch interval), and under load
-//!   one wake-up carries many results. No thread polls.
+//!   time, in order (as aiosqlite's per-connection thread runs them). A job is a future over
+//!   the connection's [`crate::Session`] — the same operations the sync API drives with
+//!   `block_on`, here polled without blocking: a statement is handed to its pinned
+//!   connection thread, a wait for a pool connection is a waiter in the pool's queue, and
+//!   each returns `Pending` until it is done.
+//! - **Polling.** A lane is polled on the thread of its event loop, without the GIL: when a
+//!   call is submitted, and when one of its waits ends. The thread that ends a wait (the
+//!   connection thread answering, a session giving a connection back, the pool's maintenance
+//!   thread at a deadline) only wakes the lane: it queues the lane on its loop's [`AioWaker`]
+//!   and, when that queue was empty, writes one byte to a socket the loop watches
+//!   (`loop.add_reader`). The loop's reader callback polls every queued lane and resolves the
+//!   futures of the jobs that finished. Nothing here takes the GIL off the loop thread, and
+//!   under load one wake-up carries many lanes.
+//! - **Calls without an asyncio counterpart** (`create_function`, `iterdump`, `backup`) hold
+//!   their lane ([`LaneHold`]) while the sync call runs on the loop's default executor, so
+//!   they keep their place in the connection's order.
 //! - **Cancellation.** Cancelling an awaited job drops it if it has not started, interrupts
-//!   its statement if it is running, and queues a clean-up job on the lane: the cursor's
-//!   statement is reset and an open transaction rolled back.
-//! - **Exit.** `_aio_shutdown` (an `atexit` hook, run before the interpreter finalizes)
-//!   closes the gate that lets executor threads take the GIL (only jobs that call Python,
-//!   such as opening a connection, do) and stops the executor: running statements are
-//!   interrupted, and from then on every job fails at once, except those that only give
-//!   resources back (closing a connection, ending a statement, rolling back), which still run.
-//!   So exit never waits on a job nor on a thread that wants the GIL, and code that still
-//!   awaits a call after it gets an error instead of waiting forever. Committed
-//!   transactions are in the database file (its WAL) already.
+//!   its operation if it has (a statement is interrupted, a wait for a connection ends), and
+//!   queues a clean-up job on the lane: the cursor's statement is reset and an open
+//!   transaction rolled back. A started job always runs to its end (its session's state
+//!   depends on it): cancelling only makes that end come sooner.
+//! - **Exit.** `_aio_shutdown` (an `atexit` hook) interrupts the jobs in progress, and from
+//!   then on every job fails at once except those that only give resources back (closing a
+//!   connection, ending a statement, rolling back). Committed transactions are in the
+//!   database file (its WAL) already.
 
 use super::connection::{is_dml, Connection, Isolation, PyConnection, LEGACY};
 use super::cursor::{column_converters, describe, no_nul, row_tuple, start, ParamSets};
@@ -42,144 +41,26 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, RwLock};
-
-/// Most executor threads in the process.
-const THREADS: usize = 32;
-/// Most executor threads running lanes that hold no pool connection (and so may wait for
-/// one); the rest are kept for lanes that hold one and will give it back.
-const ACQUIRING: usize = 16;
-/// Jobs a lane runs before it goes to the back of the ready queue, so one busy connection
-/// cannot starve the others.
-const FAIR_SHARE: usize = 64;
-/// Results a lane with more jobs queued may hold back before waking their loop.
-const WAKE_BATCH: usize = 32;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Wake, Waker};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Whether executor threads may still take the GIL: closed for good by `_aio_shutdown`.
-static GATE: RwLock<bool> = RwLock::new(true);
-
 static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
 
-static EXECUTOR: LazyLock<Executor> = LazyLock::new(|| Executor {
-    sched: Mutex::new(Sched::default()),
-    ready: Condvar::new(),
-});
+/// Set by `_aio_shutdown`: jobs that do not only give resources back fail at once.
+static STOPPED: AtomicBool = AtomicBool::new(false);
 
-struct Executor {
-    sched: Mutex<Sched>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct Sched {
-    /// Ready lanes whose session holds a pool connection.
-    holding: VecDeque<Arc<Lane>>,
-    /// Ready lanes that may have to wait for a pool connection.
-    acquiring: VecDeque<Arc<Lane>>,
-    /// Lanes being run now, to interrupt at shutdown.
-    running: Vec<Arc<Lane>>,
-    running_acquiring: usize,
-    threads: usize,
-    /// Threads waiting for a ready lane, including `woken` ones.
-    idle: usize,
-    /// Idle threads notified that have not taken the lock again yet: a lane scheduled
-    /// meanwhile needs another thread, as they may take the lanes queued before it.
-    woken: usize,
-    stopped: bool,
-}
-
-impl Executor {
-    fn schedule(&'static self, lane: Arc<Lane>) {
-        let mut s = lock(&self.sched);
-        if lane.holds.load(Ordering::Acquire) {
-            s.holding.push_back(lane);
-        } else {
-            s.acquiring.push_back(lane);
-        }
-        if s.idle > s.woken {
-            s.woken += 1;
-            self.ready.notify_one();
-        } else if s.threads < THREADS {
-            let spawned = std::thread::Builder::new()
-                .name("litepool-aio".into())
-                .spawn(move || self.work());
-            if spawned.is_ok() {
-                s.threads += 1;
-            }
-        }
-    }
-
-    fn work(&'static self) {
-        let mut s = lock(&self.sched);
-        loop {
-            // Once stopped, lanes only fail their jobs fast (or give resources back): no cap.
-            let picked = match s.holding.pop_front() {
-                Some(lane) => Some((lane, false)),
-                None if s.stopped || s.running_acquiring < ACQUIRING => {
-                    s.acquiring.pop_front().map(|lane| (lane, true))
-                }
-                None => None,
-            };
-            let Some((lane, acquiring)) = picked else {
-                if s.stopped {
-                    s.threads -= 1;
-                    return;
-                }
-                s.idle += 1;
-                s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
-                s.idle -= 1;
-                // Saturating: a thread may also wake without being notified.
-                s.woken = s.woken.saturating_sub(1);
-                continue;
-            };
-            s.running_acquiring += usize::from(acquiring);
-            s.running.push(Arc::clone(&lane));
-            drop(s);
-            let again = lane.run();
-            s = lock(&self.sched);
-            s.running.retain(|l| !Arc::ptr_eq(l, &lane));
-            if acquiring {
-                s.running_acquiring -= 1;
-                if !s.acquiring.is_empty() && s.idle > s.woken {
-                    s.woken += 1;
-                    self.ready.notify_one();
-                }
-            }
-            if again {
-                drop(s);
-                self.schedule(lane);
-                s = lock(&self.sched);
-            }
-        }
-    }
-
-    fn stop(&self) {
-        let running = {
-            let mut s = lock(&self.sched);
-            s.stopped = true;
-            std::mem::take(&mut s.running)
-        };
-        self.ready.notify_all();
-        for lane in running {
-            lane.stopping.store(true, Ordering::Release);
-            if let Some(h) = &lane.interrupt {
-                h.interrupt();
-            }
-        }
-    }
-
-    fn is_stopped(&self) -> bool {
-        lock(&self.sched).stopped
-    }
-}
+/// Lanes with a job in progress, to interrupt at shutdown.
+static ACTIVE: Mutex<Vec<Weak<Lane>>> = Mutex::new(Vec::new());
 
 /// What a job failed with: a database error, or one raised by Python code it called.
 enum Failure {
@@ -234,11 +115,16 @@ struct Started {
 
 enum Payload {
     Nothing,
-    Object(Py<PyAny>),
     Rows(Box<Batch>),
 }
 
-type Work = Box<dyn FnOnce(&Lane) -> Result<Payload, Failure> + Send>;
+type JobFuture = Pin<Box<dyn Future<Output = Result<Payload, Failure>> + Send>>;
+
+/// Makes a job's future when the job starts (after the jobs before it on its lane).
+type Work = Box<dyn FnOnce(Arc<Lane>) -> JobFuture + Send>;
+
+/// Where a job's result goes: the loop's completion queue and the future it resolves.
+type Reply = (Arc<WakerInner>, Py<PyAny>);
 
 struct Job {
     ticket: u64,
@@ -246,133 +132,213 @@ struct Job {
     /// The job only gives resources back (closes a session, ends a statement, rolls back):
     /// it still runs after shutdown, when every other job fails at once.
     releases: bool,
-    /// Where the result goes; `None` for clean-up jobs nobody awaits.
-    reply: Option<(Arc<WakerInner>, Py<PyAny>)>,
+    /// `None` for clean-up jobs nobody awaits.
+    reply: Option<Reply>,
+}
+
+/// The job a lane runs now.
+struct Running {
+    future: JobFuture,
+    reply: Option<Reply>,
 }
 
 struct LaneState {
     queue: VecDeque<Job>,
-    scheduled: bool,
-    /// The ticket of the job running now, 0 when none is.
-    running: u64,
+    /// The job in progress; taken out while it is polled.
+    running: Option<Running>,
+    /// The ticket of the job in progress, 0 when none is.
+    running_ticket: u64,
+    /// Queued on its loop's waker to be polled, and not polled since.
+    ready: bool,
+    /// Being polled now; `again` when it was woken meanwhile.
+    polling: bool,
+    again: bool,
+    /// The loop that polls the lane: the one of the last call awaited on it.
+    home: Option<Arc<WakerInner>>,
 }
 
-/// The serial job queue of one asyncio connection (or of one free-standing job).
+/// The serial job queue of one asyncio connection.
 struct Lane {
-    conn: Option<Arc<Connection>>,
-    interrupt: Option<InterruptHandle>,
+    conn: Arc<Connection>,
+    interrupt: InterruptHandle,
     state: Mutex<LaneState>,
-    /// The session held a pool connection after the last job.
-    holds: AtomicBool,
     /// The session was in a transaction after the last job.
     in_txn: AtomicBool,
     /// SQLite rolled back the transaction when a cancelled job was interrupted: the next
     /// `commit()` raises instead of committing nothing.
     txn_lost: AtomicBool,
-    stopping: AtomicBool,
+    /// Wakes the lane (see [`LaneWake`]); made once.
+    waker: std::sync::OnceLock<Waker>,
+}
+
+/// A lane's waker: queues the lane on its loop to be polled. Holds the lane weakly, so a
+/// lane nobody else keeps is not kept alive by a connection thread's reply slot.
+struct LaneWake(Weak<Lane>);
+
+impl Wake for LaneWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Some(lane) = self.0.upgrade() {
+            lane.schedule();
+        }
+    }
 }
 
 impl Lane {
-    fn new(conn: Option<Arc<Connection>>) -> Arc<Lane> {
-        let interrupt = conn.as_ref().map(|c| c.session.interrupt_handle());
+    fn new(conn: Arc<Connection>) -> Arc<Lane> {
+        let interrupt = conn.session.interrupt_handle();
         Arc::new(Lane {
             conn,
             interrupt,
             state: Mutex::new(LaneState {
                 queue: VecDeque::new(),
-                scheduled: false,
-                running: 0,
+                running: None,
+                running_ticket: 0,
+                ready: false,
+                polling: false,
+                again: false,
+                home: None,
             }),
-            holds: AtomicBool::new(false),
             in_txn: AtomicBool::new(false),
             txn_lost: AtomicBool::new(false),
-            stopping: AtomicBool::new(false),
+            waker: std::sync::OnceLock::new(),
         })
     }
 
-    fn conn(&self) -> Result<&Connection, Failure> {
-        self.conn
-            .as_deref()
-            .ok_or_else(|| Failure::Db(Error::internal("a connection job on a free lane")))
+    fn waker(self: &Arc<Self>) -> Waker {
+        self.waker
+            .get_or_init(|| Waker::from(Arc::new(LaneWake(Arc::downgrade(self)))))
+            .clone()
     }
 
-    fn submit(self: &Arc<Self>, job: Job) {
+    /// Queues `job`; returns whether the caller should poll the lane now: it is idle, or it
+    /// moves to the caller's loop (its job in progress may have been woken on a loop that
+    /// is gone, which will never poll it).
+    fn submit(&self, job: Job) -> bool {
         let mut st = lock(&self.state);
+        let mut moved = false;
+        if let Some((waker, _)) = &job.reply {
+            moved = !st
+                .home
+                .as_ref()
+                .is_some_and(|home| Arc::ptr_eq(home, waker));
+            st.home = Some(Arc::clone(waker));
+        }
         st.queue.push_back(job);
-        if !st.scheduled {
-            st.scheduled = true;
-            drop(st);
-            EXECUTOR.schedule(Arc::clone(self));
+        (st.running_ticket == 0 || moved) && !st.polling
+    }
+
+    /// Queues the lane on its loop to be polled (a wait of its job ended).
+    fn schedule(self: &Arc<Self>) {
+        let home = {
+            let mut st = lock(&self.state);
+            if st.polling {
+                st.again = true;
+                return;
+            }
+            if st.ready {
+                return;
+            }
+            st.ready = true;
+            st.home.clone()
+        };
+        if let Some(home) = home {
+            home.schedule(Arc::clone(self));
         }
     }
 
-    /// Runs queued jobs in order; returns whether jobs remain (the lane stays scheduled and
-    /// must be queued again).
-    fn run(&self) -> bool {
-        // Wakers whose queue this run made non-empty and has not announced yet: under a burst
-        // of queued jobs one wake-up carries up to `WAKE_BATCH` results.
-        let mut unannounced: Vec<Arc<WakerInner>> = Vec::new();
-        let mut batched = 0;
-        let mut drained = false;
-        for _ in 0..FAIR_SHARE {
-            let job = {
+    /// Polls the job in progress and starts the next ones, in order, until one has to wait
+    /// or none is left; returns the results to deliver (on the loop thread, with the GIL).
+    /// Called without the GIL.
+    fn drive(self: &Arc<Self>) -> Vec<Done> {
+        let mut done = Vec::new();
+        let waker = self.waker();
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            let (running, starting) = {
                 let mut st = lock(&self.state);
-                match st.queue.pop_front() {
-                    Some(job) => {
-                        st.running = job.ticket;
-                        job
-                    }
-                    None => {
-                        st.scheduled = false;
-                        drained = true;
-                        break;
+                if st.polling {
+                    st.again = true;
+                    return done;
+                }
+                st.ready = false;
+                st.again = false;
+                let next = match st.running.take() {
+                    Some(running) => (Some(running), None),
+                    None => match st.queue.pop_front() {
+                        None => {
+                            st.running_ticket = 0;
+                            return done;
+                        }
+                        Some(job) => {
+                            st.running_ticket = job.ticket;
+                            (None, Some(job))
+                        }
+                    },
+                };
+                // Set with the job taken out, so no other driver starts the next job.
+                st.polling = true;
+                next
+            };
+            let mut running = match (running, starting) {
+                (Some(running), _) => running,
+                (None, Some(job)) => self.start(job),
+                (None, None) => return done,
+            };
+            let polled = running.future.as_mut().poll(&mut cx);
+            let mut st = lock(&self.state);
+            st.polling = false;
+            match polled {
+                Poll::Ready(result) => {
+                    st.running_ticket = 0;
+                    drop(st);
+                    lock(&ACTIVE)
+                        .retain(|l| l.strong_count() > 0 && !l.ptr_eq(&Arc::downgrade(self)));
+                    if let Some((waker, fut)) = running.reply {
+                        done.push(Done { waker, fut, result });
                     }
                 }
-            };
-            let stopping = self.stopping.load(Ordering::Acquire) || EXECUTOR.is_stopped();
-            let result = if stopping && !job.releases {
-                Err(Failure::Db(Error::interrupted()))
-            } else {
-                (job.work)(self)
-            };
-            if let Some(conn) = &self.conn {
-                let session = &conn.session;
-                let held = session.held_connections().is_ok_and(|h| !h.is_empty());
-                self.holds.store(held, Ordering::Release);
-                let in_txn = session.in_transaction().unwrap_or(false);
-                self.in_txn.store(in_txn, Ordering::Release);
-            }
-            let more_queued = {
-                let mut st = lock(&self.state);
-                st.running = 0;
-                !st.queue.is_empty()
-            };
-            if let Some((waker, fut)) = job.reply {
-                if waker.push(Done { fut, result })
-                    && !unannounced.iter().any(|w| Arc::ptr_eq(w, &waker))
-                {
-                    unannounced.push(waker);
+                Poll::Pending => {
+                    st.running = Some(running);
+                    if !st.again {
+                        return done;
+                    }
                 }
             }
-            batched += 1;
-            if !more_queued || batched >= WAKE_BATCH {
-                unannounced.drain(..).for_each(|w| w.wake());
-                batched = 0;
-            }
         }
-        unannounced.drain(..).for_each(|w| w.wake());
-        if drained {
-            return false;
-        }
-        let mut st = lock(&self.state);
-        if st.queue.is_empty() {
-            st.scheduled = false;
-            return false;
-        }
-        true
     }
 
-    /// Drops job `ticket` if it has not started, interrupts it if it is running.
+    /// Makes the future of `job`, which starts now: after the job it records whether the
+    /// session is in a transaction (for `in_transaction` on the loop side).
+    fn start(self: &Arc<Self>, job: Job) -> Running {
+        lock(&ACTIVE).push(Arc::downgrade(self));
+        let future: JobFuture = if STOPPED.load(Ordering::Acquire) && !job.releases {
+            Box::pin(async { Err(Failure::Db(Error::interrupted())) })
+        } else {
+            let work = (job.work)(Arc::clone(self));
+            let lane = Arc::clone(self);
+            Box::pin(async move {
+                let result = work.await;
+                let in_txn = lane
+                    .conn
+                    .session
+                    .in_transaction_async()
+                    .await
+                    .unwrap_or(false);
+                lane.in_txn.store(in_txn, Ordering::Release);
+                result
+            })
+        };
+        Running {
+            future,
+            reply: job.reply,
+        }
+    }
+
+    /// Drops job `ticket` if it has not started, interrupts it if it is in progress.
     fn cancel(&self, ticket: u64) -> Option<Job> {
         if ticket == 0 {
             return None; // refused at submission: it never reached the lane
@@ -381,37 +347,56 @@ impl Lane {
         if let Some(i) = st.queue.iter().position(|j| j.ticket == ticket) {
             return st.queue.remove(i);
         }
-        if st.running == ticket {
-            if let Some(h) = &self.interrupt {
-                h.interrupt();
-            }
+        if st.running_ticket == ticket {
+            self.interrupt.interrupt();
         }
         None
     }
 }
 
+/// A finished job's result, for its loop to deliver.
 struct Done {
+    waker: Arc<WakerInner>,
     fut: Py<PyAny>,
     result: Result<Payload, Failure>,
 }
 
 struct WakerInner {
-    queue: Mutex<Vec<Done>>,
-    /// Written (one byte) when the queue becomes non-empty: the loop watches `rx`.
+    /// Lanes woken since the loop last polled.
+    ready: Mutex<Vec<Arc<Lane>>>,
+    /// Results to deliver that no poll of the loop returned (a held lane's turn).
+    done: Mutex<Vec<Done>>,
+    /// Written (one byte) when `ready` becomes non-empty: the loop watches `rx`.
     tx: UnixStream,
     rx: UnixStream,
 }
 
 impl WakerInner {
-    /// Queues a finished job; returns whether the queue was empty, in which case the caller
-    /// must [`WakerInner::wake`] the loop (now or after a few more results).
-    fn push(&self, done: Done) -> bool {
-        let mut q = lock(&self.queue);
-        q.push(done);
-        q.len() == 1
+    /// Queues `lane` to be polled on the loop.
+    fn schedule(&self, lane: Arc<Lane>) {
+        let first = {
+            let mut ready = lock(&self.ready);
+            ready.push(lane);
+            ready.len() == 1
+        };
+        if first {
+            self.wake_loop();
+        }
     }
 
-    fn wake(&self) {
+    /// Queues a result for the loop to deliver.
+    fn deliver_later(&self, done: Done) {
+        let first = {
+            let mut queued = lock(&self.done);
+            queued.push(done);
+            queued.len() == 1
+        };
+        if first {
+            self.wake_loop();
+        }
+    }
+
+    fn wake_loop(&self) {
         // Non-blocking: a full socket buffer means a wake-up is pending already.
         let _ = (&self.tx).write(&[1]);
     }
@@ -433,25 +418,39 @@ impl AioWaker {
         rx.set_nonblocking(true)?;
         Ok(AioWaker {
             inner: Arc::new(WakerInner {
-                queue: Mutex::new(Vec::new()),
+                ready: Mutex::new(Vec::new()),
+                done: Mutex::new(Vec::new()),
                 tx,
                 rx,
             }),
         })
     }
 
-    /// The descriptor that becomes readable when finished jobs are queued.
+    /// The descriptor that becomes readable when lanes are ready to be polled.
     fn fileno(&self) -> i32 {
         self.inner.rx.as_raw_fd()
     }
 
-    /// Resolves every finished job's future (the loop's reader callback).
+    /// Polls every woken lane and resolves the futures of the jobs that finished (the loop's
+    /// reader callback).
     fn drain(&self, py: Python<'_>) {
         let mut sink = [0u8; 64];
         while matches!((&self.inner.rx).read(&mut sink), Ok(n) if n > 0) {}
-        let done = std::mem::take(&mut *lock(&self.inner.queue));
-        for d in done {
+        let ready = std::mem::take(&mut *lock(&self.inner.ready));
+        let done: Vec<Done> = py.detach(|| ready.iter().flat_map(Lane::drive).collect());
+        let told = std::mem::take(&mut *lock(&self.inner.done));
+        deliver_all(py, &self.inner, told.into_iter().chain(done));
+    }
+}
+
+/// Resolves the futures of `done` that belong to the loop of `here` (this thread's), and
+/// queues the others on their own loops (a connection used from two loops).
+fn deliver_all(py: Python<'_>, here: &Arc<WakerInner>, done: impl IntoIterator<Item = Done>) {
+    for d in done {
+        if Arc::ptr_eq(&d.waker, here) {
             deliver(py, d);
+        } else {
+            Arc::clone(&d.waker).deliver_later(d);
         }
     }
 }
@@ -460,7 +459,6 @@ fn deliver(py: Python<'_>, d: Done) {
     let fut = d.fut.bind(py);
     let outcome = match d.result {
         Ok(Payload::Nothing) => Ok(py.None()),
-        Ok(Payload::Object(obj)) => Ok(obj),
         Ok(Payload::Rows(batch)) => {
             let cursor = batch.cursor.clone_ref(py);
             cursor.get().receive(py, *batch).map(|()| cursor.into_any())
@@ -484,39 +482,39 @@ fn deliver(py: Python<'_>, d: Done) {
     }
 }
 
-/// Closes the GIL gate, stops the executor and interrupts running statements (the
-/// `atexit` hook of `litepool.aio`). Idempotent.
+/// Interrupts the jobs in progress; from now on jobs that do not only give resources back
+/// fail at once (the `atexit` hook of `litepool.aio`). Idempotent.
 #[pyfunction]
-pub(crate) fn _aio_shutdown(py: Python<'_>) {
-    py.detach(|| {
-        *GATE.write().unwrap_or_else(|e| e.into_inner()) = false;
-        EXECUTOR.stop();
-    });
+pub(crate) fn _aio_shutdown() {
+    STOPPED.store(true, Ordering::Release);
+    let active = std::mem::take(&mut *lock(&ACTIVE));
+    for lane in active.iter().filter_map(Weak::upgrade) {
+        lane.interrupt.interrupt();
+    }
 }
 
-/// Runs `func()` on an executor thread (with the GIL, which it may release) and resolves
-/// `fut` with its result on the loop of `waker`: for calls that may block only briefly or
-/// rarely (opening a connection, pool statistics, checkpoints, closing a pool).
-#[pyfunction]
-pub(crate) fn _aio_call(fut: Py<PyAny>, waker: &Bound<'_, AioWaker>, func: Py<PyAny>) {
-    let lane = Lane::new(None);
-    lane.submit(Job {
-        ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
-        work: Box::new(move |_| {
-            let gate = GATE.read().unwrap_or_else(|e| e.into_inner());
-            if !*gate {
-                return Err(Failure::Db(Error::interrupted()));
+/// A lane held by a call without an asyncio counterpart while it runs on the loop's default
+/// executor ([`AioConnection::call`]); the next job starts once it is released.
+#[pyclass(name = "_AioHold", module = "litepool", frozen)]
+pub(crate) struct LaneHold {
+    released: Arc<AtomicBool>,
+    lane: Weak<Lane>,
+}
+
+#[pymethods]
+impl LaneHold {
+    /// Lets the lane go on with its next job. Idempotent.
+    fn release(&self) {
+        if !self.released.swap(true, Ordering::AcqRel) {
+            if let Some(lane) = self.lane.upgrade() {
+                lane.schedule();
             }
-            Python::attach(|py| func.bind(py).call0().map(|o| Payload::Object(o.unbind())))
-                .map_err(Failure::Py)
-        }),
-        releases: false,
-        reply: Some((Arc::clone(&waker.get().inner), fut)),
-    });
+        }
+    }
 }
 
 /// The native half of `litepool.aio.Connection`: a sync `litepool.Connection` (opened with
-/// `check_same_thread=False`) whose blocking calls run as jobs on its lane.
+/// `check_same_thread=False`) whose calls run as jobs on its lane.
 #[pyclass(name = "_AioConnection", module = "litepool", frozen)]
 pub(crate) struct AioConnection {
     conn: Py<PyConnection>,
@@ -533,56 +531,68 @@ impl AioConnection {
         Ok(())
     }
 
-    fn submit(
-        &self,
-        waker: &Bound<'_, AioWaker>,
-        fut: &Bound<'_, PyAny>,
-        releases: bool,
-        work: impl FnOnce(&Lane) -> Result<Payload, Failure> + Send + 'static,
-    ) -> u64 {
-        let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
-        self.lane.submit(Job {
-            ticket,
-            work: Box::new(work),
-            releases,
-            reply: Some((Arc::clone(&waker.get().inner), fut.clone().unbind())),
-        });
-        ticket
-    }
-
-    /// Submits `prepare`'s job, or fails `fut` at once with the error it raised.
-    fn submit_or_fail(
+    /// Queues `work` on the lane, polling the lane at once if it was idle; returns the job's
+    /// ticket (for [`AioConnection::cancel`]).
+    fn submit<W, F>(
         &self,
         py: Python<'_>,
         waker: &Bound<'_, AioWaker>,
         fut: &Bound<'_, PyAny>,
-        prepare: impl FnOnce() -> PyResult<Work>,
-    ) -> PyResult<u64> {
+        releases: bool,
+        work: W,
+    ) -> u64
+    where
+        W: FnOnce(Arc<Lane>) -> F + Send + 'static,
+        F: Future<Output = Result<Payload, Failure>> + Send + 'static,
+    {
+        let ticket = NEXT_TICKET.fetch_add(1, Ordering::Relaxed);
+        let idle = self.lane.submit(Job {
+            ticket,
+            work: Box::new(move |lane| Box::pin(work(lane))),
+            releases,
+            reply: Some((Arc::clone(&waker.get().inner), fut.clone().unbind())),
+        });
+        if idle {
+            let lane = Arc::clone(&self.lane);
+            let done = py.detach(move || lane.drive());
+            deliver_all(py, &waker.get().inner, done);
+        }
+        ticket
+    }
+
+    /// Submits `prepare`'s job, or fails `fut` at once with the error it raised.
+    fn submit_or_fail<W, F>(
+        &self,
+        py: Python<'_>,
+        waker: &Bound<'_, AioWaker>,
+        fut: &Bound<'_, PyAny>,
+        prepare: impl FnOnce() -> PyResult<W>,
+    ) -> PyResult<u64>
+    where
+        W: FnOnce(Arc<Lane>) -> F + Send + 'static,
+        F: Future<Output = Result<Payload, Failure>> + Send + 'static,
+    {
         match self.check(py).and_then(|()| prepare()) {
-            Ok(work) => Ok(self.submit(waker, fut, false, work)),
+            Ok(work) => Ok(self.submit(py, waker, fut, false, work)),
             Err(e) => {
                 fut.call_method1("set_exception", (e.value(py),))?;
                 Ok(0)
             }
         }
     }
-}
 
-/// Ends the transaction as `commit`/`rollback` do, on the lane.
-fn end_transaction(conn: &Connection, commit: bool) -> Result<(), Error> {
-    let autocommit = conn.attrs().autocommit;
-    if autocommit == 1 {
-        return Ok(());
+    /// Queues a clean-up job nobody awaits; it runs when the lane is next polled.
+    fn submit_cleanup(lane: &Arc<Lane>, work: Work) {
+        let idle = lane.submit(Job {
+            ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
+            work,
+            releases: true,
+            reply: None,
+        });
+        if idle {
+            lane.schedule();
+        }
     }
-    if commit {
-        conn.session.commit()?;
-    } else {
-        conn.session.rollback()?;
-    }
-    if autocommit == 0 {
-        conn.attrs().pending_begin = true;
-    }
-    Ok(())
 }
 
 #[pymethods]
@@ -593,7 +603,7 @@ impl AioConnection {
             .cast::<PyConnection>()
             .map_err(|_| PyTypeError::new_err("expected a litepool.Connection"))?;
         let db = conn.get().db(conn.py())?;
-        let lane = Lane::new(Some(Arc::clone(&db)));
+        let lane = Lane::new(Arc::clone(&db));
         Ok(AioConnection {
             conn: conn.clone().unbind(),
             db,
@@ -658,18 +668,21 @@ impl AioConnection {
             let params = Adapt::new(py)?.params(&sql, parameters)?;
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
-            Ok(Box::new(move |lane: &Lane| {
-                let conn = lane.conn()?;
+            Ok(move |lane: Arc<Lane>| async move {
+                let conn = &lane.conn;
                 let slot = Arc::clone(&cursor.get().rows);
-                drop(lock(&slot).take());
-                conn.begin_due(is_dml(&sql))?;
+                let previous = lock(&slot).take();
+                if let Some(mut previous) = previous {
+                    previous.close_async().await;
+                }
+                let dml = is_dml(&sql);
+                conn.begin_due(dml).await?;
                 // As the sync cursor starts it: a statement that ended in its first batch (a
                 // point query) is done now and holds no connection afterwards.
-                let (rows, values, done, error) = start(&conn.session, &sql, params)?;
+                let (rows, values, done, error) = start(&conn.session, &sql, params).await?;
                 let values = values.unwrap_or_default();
                 let more = !done;
                 let result = rows.result();
-                let dml = is_dml(&sql);
                 conn.note_changes(
                     if dml { result.changes } else { 0 },
                     dml.then_some(result.last_insert_rowid),
@@ -688,7 +701,7 @@ impl AioConnection {
                     more,
                     error,
                 })))
-            }) as Work)
+            })
         })
     }
 
@@ -713,12 +726,13 @@ impl AioConnection {
             let failure = read.failure.take();
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
-            Ok(Box::new(move |lane: &Lane| {
-                let conn = lane.conn()?;
+            Ok(move |lane: Arc<Lane>| async move {
+                let conn = &lane.conn;
                 let dml = is_dml(&sql);
-                conn.begin_due(dml)?;
+                conn.begin_due(dml).await?;
                 let done = conn
-                    .execute_many_counted(&sql, dml, sets)
+                    .execute_many_counted(&sql, dml, sets.into_iter())
+                    .await
                     .map_err(|e| e.error)?;
                 if let Some(e) = failure {
                     return Err(Failure::Py(e));
@@ -727,7 +741,7 @@ impl AioConnection {
                 Ok(Payload::Rows(Box::new(Batch::finished(
                     cursor, rowcount, None,
                 ))))
-            }) as Work)
+            })
         })
     }
 
@@ -751,18 +765,18 @@ impl AioConnection {
             no_nul(py, &script)?;
             cursor.get().forget();
             let cursor = cursor.clone().unbind();
-            Ok(Box::new(move |lane: &Lane| {
-                let conn = lane.conn()?;
+            Ok(move |lane: Arc<Lane>| async move {
+                let conn = &lane.conn;
                 if conn.attrs().autocommit == LEGACY {
-                    conn.session.commit()?;
+                    conn.session.end_transaction(true).await?;
                 }
-                conn.session.execute_batch(&script)?;
+                conn.session.execute_batch_async(&script).await?;
                 Ok(Payload::Rows(Box::new(Batch::finished(
                     cursor,
                     -1,
                     Some(conn.attrs().last_rowid),
                 ))))
-            }) as Work)
+            })
         })
     }
 
@@ -777,21 +791,19 @@ impl AioConnection {
         self.submit_or_fail(py, waker, fut, || {
             cursor.get().check(py)?;
             let cursor = cursor.clone().unbind();
-            Ok(Box::new(move |_: &Lane| {
+            Ok(move |_: Arc<Lane>| async move {
                 let slot = Arc::clone(&cursor.get().rows);
-                let mut rows = lock(&slot);
-                let (values, more, error) = match rows.as_mut() {
-                    None => (Vec::new(), false, None),
-                    Some(r) => match r.next_batch() {
-                        Ok(Some(values)) => (values, true, None),
-                        Ok(None) => (Vec::new(), false, None),
-                        Err(e) => (Vec::new(), false, Some(e)),
+                // Taken out while the batch is fetched: only this lane's jobs touch it.
+                let taken = lock(&slot).take();
+                let (values, more, error, rows) = match taken {
+                    None => (Vec::new(), false, None, None),
+                    Some(mut r) => match r.next_batch_async().await {
+                        Ok(Some(values)) => (values, true, None, Some(r)),
+                        Ok(None) => (Vec::new(), false, None, None),
+                        Err(e) => (Vec::new(), false, Some(e), None),
                     },
                 };
-                if !more {
-                    *rows = None;
-                }
-                drop(rows);
+                *lock(&slot) = rows;
                 Ok(Payload::Rows(Box::new(Batch {
                     cursor,
                     started: None,
@@ -799,27 +811,49 @@ impl AioConnection {
                     more,
                     error,
                 })))
-            }) as Work)
+            })
         })
     }
 
-    /// Runs `func()` (a call on the sync connection) as a job of this connection, after the
-    /// jobs queued before it, with the GIL on the executor thread; `fut` resolves with its
-    /// result. For the sync API's calls without an asyncio counterpart of their own
-    /// (`create_function`, `iterdump`, `backup`).
+    /// Holds the lane for a call on the sync connection (one without an asyncio counterpart
+    /// of its own: `create_function`, `iterdump`, `backup`) once the jobs queued before it
+    /// are done: `fut` resolves when it is the call's turn, and the lane's next job waits
+    /// until the returned hold is released. Returns the job's ticket and the hold.
     fn call(
         &self,
         py: Python<'_>,
         fut: &Bound<'_, PyAny>,
         waker: &Bound<'_, AioWaker>,
-        func: Py<PyAny>,
-    ) -> PyResult<u64> {
-        self.submit_or_fail(py, waker, fut, || {
-            Ok(Box::new(move |_: &Lane| {
-                Python::attach(|py| func.bind(py).call0().map(|o| Payload::Object(o.unbind())))
-                    .map_err(Failure::Py)
-            }) as Work)
-        })
+    ) -> PyResult<(u64, LaneHold)> {
+        let released = Arc::new(AtomicBool::new(false));
+        let hold = LaneHold {
+            released: Arc::clone(&released),
+            lane: Arc::downgrade(&self.lane),
+        };
+        let turn = (Arc::clone(&waker.get().inner), fut.clone().unbind());
+        let ticket = self.submit_or_fail(py, waker, fut, || {
+            Ok(move |_: Arc<Lane>| async move {
+                let (loop_waker, turn_fut) = turn;
+                // The call's turn: resolved now, through the loop's queue like a result.
+                let mut told = Some(Done {
+                    waker: Arc::clone(&loop_waker),
+                    fut: turn_fut,
+                    result: Ok(Payload::Nothing),
+                });
+                std::future::poll_fn(|_| {
+                    if let Some(done) = told.take() {
+                        loop_waker.deliver_later(done);
+                    }
+                    if released.load(Ordering::Acquire) {
+                        Poll::Ready(Ok(Payload::Nothing))
+                    } else {
+                        Poll::Pending
+                    }
+                })
+                .await
+            })
+        })?;
+        Ok((ticket, hold))
     }
 
     /// Commits (`commit=True`) or rolls back the open transaction.
@@ -831,7 +865,7 @@ impl AioConnection {
         commit: bool,
     ) -> PyResult<u64> {
         self.submit_or_fail(py, waker, fut, || {
-            Ok(Box::new(move |lane: &Lane| {
+            Ok(move |lane: Arc<Lane>| async move {
                 if lane.txn_lost.swap(false, Ordering::AcqRel) && commit {
                     return Err(Failure::Db(Error::Sqlite {
                         code: rusqlite::ffi::SQLITE_ABORT,
@@ -841,9 +875,9 @@ impl AioConnection {
                             .into(),
                     }));
                 }
-                end_transaction(lane.conn()?, commit)?;
+                lane.conn.end_transaction(commit).await?;
                 Ok(Payload::Nothing)
-            }) as Work)
+            })
         })
     }
 
@@ -860,14 +894,14 @@ impl AioConnection {
             fut.call_method1("set_result", (py.None(),))?;
             return Ok(0);
         }
-        let conn = Arc::clone(&self.db);
         // The loop thread then calls the sync connection's `close` too, which marks it
         // closed (so its finalizer does not warn) and finds its session closed already.
-        let work = move |_: &Lane| {
-            conn.session.close()?;
-            Ok(Payload::Nothing)
-        };
-        Ok(self.submit(waker, fut, true, work))
+        Ok(
+            self.submit(py, waker, fut, true, |lane: Arc<Lane>| async move {
+                lane.conn.session.close_async().await?;
+                Ok(Payload::Nothing)
+            }),
+        )
     }
 
     /// Cancels job `ticket` (its awaiting task was cancelled): drops it if queued, interrupts
@@ -886,41 +920,46 @@ impl AioConnection {
             c.get().forget();
             Arc::clone(&c.get().rows)
         });
-        self.lane.submit(Job {
-            ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
-            work: Box::new(move |lane: &Lane| {
-                if let Some(rows) = rows {
-                    drop(lock(&rows).take());
-                }
-                if never_ran {
-                    return Ok(Payload::Nothing);
-                }
-                let conn = lane.conn()?;
-                let in_txn = conn.session.in_transaction()?;
-                if in_txn && !was_in_txn {
-                    conn.session.rollback()?;
-                    if conn.attrs().autocommit == 0 {
-                        conn.attrs().pending_begin = true;
+        Self::submit_cleanup(
+            &self.lane,
+            Box::new(move |lane: Arc<Lane>| {
+                Box::pin(async move {
+                    if let Some(rows) = rows {
+                        let taken = lock(&rows).take();
+                        if let Some(mut taken) = taken {
+                            taken.close_async().await;
+                        }
                     }
-                } else if was_in_txn && !in_txn {
-                    lane.txn_lost.store(true, Ordering::Release);
-                }
-                Ok(Payload::Nothing)
+                    if never_ran {
+                        return Ok(Payload::Nothing);
+                    }
+                    let conn = &lane.conn;
+                    let in_txn = conn.session.in_transaction_async().await?;
+                    if in_txn && !was_in_txn {
+                        conn.session.end_transaction(false).await?;
+                        if conn.attrs().autocommit == 0 {
+                            conn.attrs().pending_begin = true;
+                        }
+                    } else if was_in_txn && !in_txn {
+                        lane.txn_lost.store(true, Ordering::Release);
+                    }
+                    Ok(Payload::Nothing)
+                })
             }),
-            releases: true,
-            reply: None,
-        });
+        );
     }
 
     /// Gives back the connection `cursor`'s unread rows hold, after the queued jobs; `fut`
     /// resolves when it is back.
     fn release(
         &self,
+        py: Python<'_>,
         fut: &Bound<'_, PyAny>,
         waker: &Bound<'_, AioWaker>,
         cursor: &Bound<'_, AioCursor>,
     ) -> u64 {
-        self.submit(waker, fut, true, release(Arc::clone(&cursor.get().rows)))
+        let rows = Arc::clone(&cursor.get().rows);
+        self.submit(py, waker, fut, true, move |_: Arc<Lane>| release(rows))
     }
 }
 
@@ -935,22 +974,22 @@ impl Drop for AioCursor {
                     "unclosed litepool.aio.Cursor with unread rows: its connection was given back",
                 )
             });
-            self.lane.submit(Job {
-                ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
-                work: release(Arc::clone(&self.rows)),
-                releases: true,
-                reply: None,
-            });
+            let rows = Arc::clone(&self.rows);
+            AioConnection::submit_cleanup(
+                &self.lane,
+                Box::new(move |_: Arc<Lane>| Box::pin(release(rows))),
+            );
         }
     }
 }
 
-/// The job that ends a cursor's statement, giving back the connection its rows held.
-fn release(rows: Arc<Mutex<Option<Rows>>>) -> Work {
-    Box::new(move |_: &Lane| {
-        drop(lock(&rows).take());
-        Ok(Payload::Nothing)
-    })
+/// Ends a cursor's statement, giving back the connection its rows held.
+async fn release(rows: Arc<Mutex<Option<Rows>>>) -> Result<Payload, Failure> {
+    let taken = lock(&rows).take();
+    if let Some(mut taken) = taken {
+        taken.close_async().await;
+    }
+    Ok(Payload::Nothing)
 }
 
 /// Rows received from the lane, read on the loop thread.
@@ -1012,12 +1051,11 @@ impl AioCursor {
     fn receive(&self, py: Python<'_>, batch: Batch) -> PyResult<()> {
         if self.closed.load(Ordering::Acquire) {
             if batch.more {
-                self.lane.submit(Job {
-                    ticket: NEXT_TICKET.fetch_add(1, Ordering::Relaxed),
-                    work: release(Arc::clone(&self.rows)),
-                    releases: true,
-                    reply: None,
-                });
+                let rows = Arc::clone(&self.rows);
+                AioConnection::submit_cleanup(
+                    &self.lane,
+                    Box::new(move |_: Arc<Lane>| Box::pin(release(rows))),
+                );
             }
             return Ok(());
         }

@@ -8,6 +8,7 @@ use super::hooks;
 use super::pool::pool_for;
 use super::values::TextFactory;
 use super::{thread_token, warn_resource};
+use crate::wait::{block_on, Turns};
 use crate::{InterruptHandle, Params, Pool, Session};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -94,7 +95,7 @@ pub(crate) struct Connection {
     pub(crate) detect_types: i32,
     attrs: Mutex<Attrs>,
     /// Serializes "in a transaction? else BEGIN" between threads sharing the connection.
-    txn: Mutex<()>,
+    txn: Turns<()>,
     interrupt: InterruptHandle,
     /// Where the connection was opened, when tracemalloc or `LITEPOOL_DEBUG` is on.
     site: Option<String>,
@@ -303,7 +304,7 @@ impl Connection {
                 total_changes: 0,
                 last_rowid: 0,
             }),
-            txn: Mutex::new(()),
+            txn: Turns::new(()),
             interrupt,
             site: opening_site(py),
             max_sql_length: AtomicUsize::new(DEFAULT_MAX_SQL_LENGTH),
@@ -393,16 +394,16 @@ impl Connection {
         if self.nothing_due(dml) {
             return Ok(());
         }
-        py.detach(|| self.begin_due(dml)).map_err(err(py))
+        py.detach(|| block_on(self.begin_due(dml))).map_err(err(py))
     }
 
     /// [`Connection::begin_if_needed`] without the GIL, for a thread that does not hold it
     /// (an asyncio lane's).
-    pub(crate) fn begin_due(&self, dml: bool) -> crate::Result<()> {
+    pub(crate) async fn begin_due(&self, dml: bool) -> crate::Result<()> {
         if self.nothing_due(dml) {
             return Ok(());
         }
-        let _txn = self.txn.lock().unwrap_or_else(|e| e.into_inner());
+        let _txn = self.txn.take().await;
         let (autocommit, level, pending) = {
             let a = self.attrs();
             (a.autocommit, a.isolation_level.clone(), a.pending_begin)
@@ -411,18 +412,18 @@ impl Connection {
         match autocommit {
             LEGACY => {
                 if let Some(level) = level {
-                    if dml && !session.in_transaction()? {
+                    if dml && !session.in_transaction_async().await? {
                         let begin = format!("BEGIN {level}");
                         *self.as_written() = Some(begin.clone());
-                        let ran = session.execute(&begin, Params::None);
+                        let ran = session.execute_async(&begin, Params::None).await;
                         *self.as_written() = None;
                         ran?;
                     }
                 }
             }
             0 if pending => {
-                if !session.in_transaction()? {
-                    session.execute("BEGIN", Params::None)?;
+                if !session.in_transaction_async().await? {
+                    session.execute_async("BEGIN", Params::None).await?;
                 }
                 self.attrs().pending_begin = false;
             }
@@ -433,6 +434,22 @@ impl Connection {
 
     /// Whether no implicit `BEGIN` can be due before a statement, decided without the
     /// transaction lock (most statements need nothing).
+    /// Commits (`commit`) or rolls back the open transaction, as `commit()`/`rollback()` do:
+    /// nothing in autocommit mode (`autocommit=True`); with `autocommit=False` the next
+    /// statement begins a new one.
+    pub(crate) async fn end_transaction(&self, commit: bool) -> crate::Result<()> {
+        let autocommit = self.attrs().autocommit;
+        if autocommit == 1 {
+            return Ok(());
+        }
+        let _txn = self.txn.take().await;
+        self.session.end_transaction(commit).await?;
+        if autocommit == 0 {
+            self.attrs().pending_begin = true;
+        }
+        Ok(())
+    }
+
     fn nothing_due(&self, dml: bool) -> bool {
         let a = self.attrs();
         match a.autocommit {
@@ -459,13 +476,13 @@ impl Connection {
     /// Runs the statement `sql` (`dml`: as [`is_dml`] says) once per parameter set, as
     /// `Session::execute_many` does, and counts the changes made as
     /// `sqlite3_total_changes` and `sqlite3_last_insert_rowid` do, whatever failed after.
-    pub(crate) fn execute_many_counted(
+    pub(crate) async fn execute_many_counted(
         &self,
         sql: &str,
         dml: bool,
-        sets: impl IntoIterator<Item = Params>,
+        sets: impl Iterator<Item = Params>,
     ) -> std::result::Result<crate::ExecResult, crate::ManyError> {
-        let outcome = self.session.execute_many(sql, sets);
+        let outcome = self.session.execute_many_async(sql, sets).await;
         let done = match &outcome {
             Ok(done) => *done,
             Err(e) => e.done,
@@ -703,33 +720,15 @@ impl PyConnection {
     fn commit(&self, py: Python<'_>) -> PyResult<()> {
         let this = self.db(py)?;
         this.check(py)?;
-        let autocommit = this.attrs().autocommit;
-        if autocommit == 1 {
-            return Ok(());
-        }
-        let _txn = super::lock_detached(py, &this.txn);
-        let session = &this.session;
-        py.detach(|| session.commit()).map_err(err(py))?;
-        if autocommit == 0 {
-            this.attrs().pending_begin = true;
-        }
-        Ok(())
+        py.detach(|| block_on(this.end_transaction(true)))
+            .map_err(err(py))
     }
 
     fn rollback(&self, py: Python<'_>) -> PyResult<()> {
         let this = self.db(py)?;
         this.check(py)?;
-        let autocommit = this.attrs().autocommit;
-        if autocommit == 1 {
-            return Ok(());
-        }
-        let _txn = super::lock_detached(py, &this.txn);
-        let session = &this.session;
-        py.detach(|| session.rollback()).map_err(err(py))?;
-        if autocommit == 0 {
-            this.attrs().pending_begin = true;
-        }
-        Ok(())
+        py.detach(|| block_on(this.end_transaction(false)))
+            .map_err(err(py))
     }
 
     fn close(&self, py: Python<'_>) -> PyResult<()> {

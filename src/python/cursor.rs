@@ -7,6 +7,7 @@ use super::values::{converter_input, to_py, to_py_str, Adapt, TextFactory};
 use super::{lock_detached, thread_token, warn_resource};
 use crate::error::Error;
 use crate::statement::Params;
+use crate::wait::block_on;
 use crate::{Rows, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -302,7 +303,7 @@ impl Cursor {
         // Only SQL holding a `;` is retried as its first statement (below): the parameters
         // are kept for that retry, and otherwise handed over without a copy.
         let retry_params = sql_str.contains(';').then(|| params.clone());
-        let mut started = py.detach(|| start(session, sql_str, params));
+        let mut started = py.detach(|| block_on(start(session, sql_str, params)));
         if let Some(e) = conn.take_pending() {
             py.detach(move || drop(started));
             return Err(e);
@@ -316,7 +317,7 @@ impl Cursor {
             // A statement followed by a tail SQLite cannot parse: the stdlib runs the
             // statement when the tail holds only comments, else refuses the second statement.
             if let (Some(first), Some(params)) = (first_statement(py, sql_str)?, retry_params) {
-                started = py.detach(|| start(session, first, params));
+                started = py.detach(|| block_on(start(session, first, params)));
                 if let Some(e) = conn.take_pending() {
                     py.detach(move || drop(started));
                     return Err(e);
@@ -366,7 +367,7 @@ impl Cursor {
         let dml = is_dml(sql_str);
         conn.begin_if_needed(py, dml)?;
         // The cursor's own `lastrowid` is left as it was, as the stdlib's.
-        let outcome = py.detach(|| conn.execute_many_counted(sql_str, dml, &mut sets));
+        let outcome = py.detach(|| block_on(conn.execute_many_counted(sql_str, dml, &mut sets)));
         if let Some(e) = conn.take_pending() {
             return Err(e);
         }
@@ -615,12 +616,16 @@ impl Cursor {
 /// error that ended it after those values.
 pub(crate) type Started = (Rows, Option<Vec<Value>>, bool, Option<Error>);
 
-pub(crate) fn start(session: &crate::Session, sql: &str, params: Params) -> crate::Result<Started> {
-    let mut rows = session.query(sql, params)?;
-    let Some(mut first) = rows.next_batch()? else {
+pub(crate) async fn start(
+    session: &crate::Session,
+    sql: &str,
+    params: Params,
+) -> crate::Result<Started> {
+    let mut rows = session.query_async(sql, params).await?;
+    let Some(mut first) = rows.next_batch_async().await? else {
         return Ok((rows, None, true, None));
     };
-    match rows.next_batch() {
+    match rows.next_batch_async().await {
         Ok(Some(more)) => {
             first.extend(more);
             Ok((rows, Some(first), false, None))

@@ -92,7 +92,7 @@ fn litepool_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<aio::AioWaker>()?;
     m.add_class::<aio::AioConnection>()?;
     m.add_class::<aio::AioCursor>()?;
-    m.add_function(wrap_pyfunction!(aio::_aio_call, m)?)?;
+    m.add_class::<aio::LaneHold>()?;
     m.add_function(wrap_pyfunction!(aio::_aio_shutdown, m)?)?;
     m.add("sqlite_version", crate::sqlite_version())?;
     let info: Vec<u32> = crate::sqlite_version()

@@ -43,7 +43,7 @@ def read(db, sql):
 
 
 def aio_threads():
-    """OS threads of the native executor, from /proc (not our own counters)."""
+    """OS threads the earlier native executor ran asyncio calls on, from /proc: none now."""
     n = 0
     for tid in os.listdir("/proc/self/task"):
         try:
@@ -322,14 +322,30 @@ def test_pool_connect_stats_checkpoint_close(db):
     run(main())
 
 
-def test_no_python_thread_per_connection_and_executor_bounded(db):
+def os_threads():
+    """OS threads of this process, from /proc."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_calls_waiting_for_a_connection_hold_no_thread(db):
     async def main():
-        await setup_table(db)
-        before = threading.active_count()
-        conns = [await aio.connect(db) for _ in range(200)]
-        await asyncio.gather(*(c.execute_fetchall("SELECT v FROM t") for c in conns))
-        assert threading.active_count() == before
-        assert 1 <= aio_threads() <= 32
+        await setup_table(db, rows=0)
+        conns = [await aio.connect(db, isolation_level=None, timeout=60) for _ in range(100)]
+        async with aio.connect(db) as holder:
+            await holder.execute("INSERT INTO t(v) VALUES ('first')")  # holds the writer
+            before = os_threads()
+            tasks = [
+                asyncio.create_task(c.execute("INSERT INTO t(v) VALUES (?)", (f"w{i}",)))
+                for i, c in enumerate(conns)
+            ]
+            await asyncio.sleep(0.2)
+            assert not any(t.done() for t in tasks)
+            # A hundred calls queued for the writer, and not one thread more.
+            assert os_threads() == before
+            assert aio_threads() == 0
+            await holder.commit()
+            await asyncio.gather(*tasks)
+            assert await holder.execute_fetchall("SELECT count(*) FROM t") == [(101,)]
         await asyncio.gather(*(c.close() for c in conns))
     run(main())
 
@@ -345,11 +361,11 @@ def test_writers_waiting_for_the_pool_never_starve_the_transaction_they_wait_for
                     await c.execute("INSERT INTO t(v) VALUES (?)", (f"w{i}",))
                     await c.commit()
 
-            # More writers than executor threads: each waits for the writer the holder has.
+            # A hundred writers, each waiting for the writer the holder has.
             tasks = [asyncio.create_task(writer(i)) for i in range(100)]
             await asyncio.sleep(0.2)
             assert not any(t.done() for t in tasks)
-            await holder.commit()  # runs although every waiting lane wants a thread
+            await holder.commit()  # runs although a hundred calls wait before it
             await asyncio.gather(*tasks)
             assert await holder.execute_fetchall("SELECT count(*) FROM t") == [(101,)]
     run(main())
