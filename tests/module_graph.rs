@@ -80,7 +80,13 @@ fn tokens(src: &str) -> Vec<(Tok, usize)> {
             let hashes = chars[i + 1..].iter().take_while(|&&h| h == '#').count();
             i += 2 + hashes;
             skip_past(&mut i, &mut line, &|j| {
-                (chars[j] == '"' && chars[j + 1..].iter().take(hashes).filter(|&&h| h == '#').count() == hashes)
+                (chars[j] == '"'
+                    && chars[j + 1..]
+                        .iter()
+                        .take(hashes)
+                        .filter(|&&h| h == '#')
+                        .count()
+                        == hashes)
                     .then_some(1 + hashes)
             });
         } else if c == '"' || (c == 'b' && next == Some('"')) {
@@ -202,10 +208,14 @@ fn root_names(src: &str) -> Vec<(String, usize)> {
                 braces.pop();
                 None
             }
-            Tok::Ident(s) if s == "crate" && toks.get(i + 1).map(|t| &t.0) == Some(&Tok::PathSep) => {
+            Tok::Ident(s)
+                if s == "crate" && toks.get(i + 1).map(|t| &t.0) == Some(&Tok::PathSep) =>
+            {
                 Some(i + 2)
             }
-            Tok::Ident(s) if s == "super" && toks.get(i + 1).map(|t| &t.0) == Some(&Tok::PathSep) => {
+            Tok::Ident(s)
+                if s == "super" && toks.get(i + 1).map(|t| &t.0) == Some(&Tok::PathSep) =>
+            {
                 let mut supers = 0;
                 let mut j = i;
                 while matches!(&toks.get(j).map(|t| &t.0), Some(Tok::Ident(s)) if s == "super")
@@ -287,7 +297,12 @@ fn root_items(lib: &str) -> BTreeMap<String, Option<String>> {
                 items.insert(name, Some(module));
             }
             i = j;
-        } else if ident(i) == Some("pub") && matches!(ident(i + 1), Some("fn" | "const" | "static" | "struct" | "enum" | "type")) {
+        } else if ident(i) == Some("pub")
+            && matches!(
+                ident(i + 1),
+                Some("fn" | "const" | "static" | "struct" | "enum" | "type")
+            )
+        {
             if let Some(name) = ident(i + 2) {
                 items.insert(name.to_string(), None);
             }
@@ -380,7 +395,11 @@ fn cycles(edges: &Edges) -> Vec<(Vec<String>, Vec<String>)> {
         let mut queue = std::collections::VecDeque::from([start]);
         let mut last = None;
         'search: while let Some(v) = queue.pop_front() {
-            for w in edges[v].keys().map(String::as_str).filter(|w| members.contains(w)) {
+            for w in edges[v]
+                .keys()
+                .map(String::as_str)
+                .filter(|w| members.contains(w))
+            {
                 if w == start {
                     last = Some(v);
                     break 'search;
@@ -420,13 +439,19 @@ fn core_modules_have_no_import_cycle() {
     let mut files = BTreeMap::new();
     for entry in fs::read_dir(&src).unwrap() {
         let path = entry.unwrap().path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         if path.extension().is_some_and(|e| e == "rs") && stem != "lib" {
             files.insert(stem.to_string(), fs::read_to_string(&path).unwrap());
         }
     }
     let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
-    assert!(files.len() > 10, "read the core's modules from {}", src.display());
+    assert!(
+        files.len() > 10,
+        "read the core's modules from {}",
+        src.display()
+    );
     let edges = graph(&files, &lib);
     let found = cycles(&edges);
     let report: Vec<String> = found.iter().map(|t| describe(&edges, t)).collect();
@@ -439,7 +464,10 @@ fn core_modules_have_no_import_cycle() {
 }
 
 fn files(modules: &[(&str, &str)]) -> BTreeMap<String, String> {
-    modules.iter().map(|(m, s)| (m.to_string(), s.to_string())).collect()
+    modules
+        .iter()
+        .map(|(m, s)| (m.to_string(), s.to_string()))
+        .collect()
 }
 
 /// The reader of paths finds what a module names, and only that.
@@ -478,7 +506,10 @@ fn cycles_are_found_and_shown() {
     let tangled = files(&[
         ("error", ""),
         ("pool", "use crate::error;\nuse crate::session::Session;"),
-        ("session", "fn f() -> crate::Result<()> {\n crate::pool::g() }"),
+        (
+            "session",
+            "fn f() -> crate::Result<()> {\n crate::pool::g() }",
+        ),
         ("rows", "use crate::session;"),
     ]);
     let edges = graph(&tangled, lib);
