@@ -1075,7 +1075,9 @@ impl PoolInner {
                 let busy_wait = hold.then_some(Duration::ZERO);
                 let result = lease
                     .worker
-                    .call(move |ctx| checkpoint::run(ctx, mode, busy_wait, &path))
+                    .call(move |ctx| {
+                        checkpoint::run(ctx.conn, !ctx.cursors.is_empty(), mode, busy_wait, &path)
+                    })
                     .and_then(|r| r);
                 self.release(lease);
                 result
