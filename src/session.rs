@@ -1,7 +1,6 @@
 //! Sessions: what a host calls a "connection". A session holds no SQLite connection while
 //! idle; each statement borrows the writer or a reader for as long as it needs one.
 
-use crate::blob::Blob;
 use crate::classify::{Class, ENDS_WITH_TRANSACTION};
 use crate::error::{Error, Result, Role};
 use crate::exec::{self, ExecResult, ManyError, Mode, Outcome, Ran, Route};
@@ -10,7 +9,6 @@ use crate::functions::{
 };
 use crate::group_commit::{self, Write};
 use crate::pool::{Lease, PoolInner};
-use crate::rows::Rows;
 use crate::statement::{self, Batch, Params};
 use crate::ticket::Ticket;
 use crate::worker::{ConnCtx, Settings, SettingsKey, Worker, WorkerShared};
@@ -42,7 +40,7 @@ thread_local! {
 /// thread. [`Session::close`] (also run on drop) rolls back an open transaction, resets open
 /// cursors and returns every connection.
 pub struct Session {
-    shared: Arc<SessionShared>,
+    pub(crate) shared: Arc<SessionShared>,
 }
 
 pub(crate) struct SessionShared {
@@ -52,7 +50,7 @@ pub(crate) struct SessionShared {
     /// The ticket of the operation in progress (see [`SessionShared::operation`]); `None`
     /// between operations. A leaf lock.
     ticket: Mutex<Option<Ticket>>,
-    next_cursor: AtomicU64,
+    pub(crate) next_cursor: AtomicU64,
     /// This session's acquire timeout in nanoseconds; `u64::MAX` for the pool's.
     acquire_timeout: AtomicU64,
     /// Non-UTF-8 TEXT comes back as a BLOB value instead of failing the read.
@@ -199,15 +197,6 @@ impl Session {
             Some(e) => Err(e),
             None => Ok(ran.result),
         }
-    }
-
-    /// Starts one statement and returns its rows. The first batch comes back with this call;
-    /// while rows remain, the session keeps the connection the statement runs on (a reader
-    /// outside a transaction) until the rows are read to the end or closed.
-    pub fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        let cursor = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
-        let ran = self.shared.run(sql, params.into(), Mode::Query(cursor))?;
-        Ok(Rows::new(Arc::clone(&self.shared), *ran))
     }
 
     /// Runs the statement `sql` once per parameter set of `sets`, in order, as Python's
@@ -523,40 +512,6 @@ impl Session {
             .on_writer(move |ctx| crate::raw_hooks::deserialize(ctx.conn, &schema, &data))
     }
 
-    /// Opens the BLOB in `column` of the row with rowid `row` of `table` in database `db`
-    /// for incremental I/O (`sqlite3_blob_open`). The session keeps the connection it is open
-    /// on — a reader for a read-only blob outside a transaction, else the writer — until the
-    /// blob is closed.
-    pub fn open_blob(
-        &self,
-        db: &str,
-        table: &str,
-        column: &str,
-        row: i64,
-        read_only: bool,
-    ) -> Result<Blob> {
-        let (db, table, column) = (db.to_string(), table.to_string(), column.to_string());
-        let id = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
-        let len = self.shared.open_blob(id, read_only, move |ctx| {
-            // sqlite3_blob_open looks the table up in the schema the connection has loaded,
-            // stale on a connection that has not read since another one changed it; reading
-            // the schema table checks the schema cookie and reloads it.
-            let quoted = db.replace('"', "\"\"");
-            ctx.conn.query_row(
-                &format!("SELECT count(*) FROM \"{quoted}\".sqlite_schema"),
-                [],
-                |_| Ok(()),
-            )?;
-            let blob =
-                ctx.conn
-                    .blob_open(db.as_str(), table.as_str(), column.as_str(), row, read_only)?;
-            let len = blob.len();
-            ctx.blobs.insert(id, blob);
-            Ok(len)
-        })?;
-        Ok(Blob::new(Arc::clone(&self.shared), id, len))
-    }
-
     /// Makes non-UTF-8 TEXT come back as [`Value::Blob`](crate::Value::Blob) bytes instead
     /// of failing the read with [`Error::InvalidText`] (for hosts that hand TEXT over as
     /// bytes).
@@ -595,9 +550,9 @@ impl Session {
             .closed
     }
 
-    /// Closes the session: open cursors are reset (and their [`Rows`] fail with `Closed`), an
-    /// open transaction is rolled back, and every connection goes back to the pool (a private
-    /// `:memory:` connection is closed). Idempotent.
+    /// Closes the session: open cursors are reset (and their [`Rows`](crate::Rows) fail with
+    /// `Closed`), an open transaction is rolled back, and every connection goes back to the
+    /// pool (a private `:memory:` connection is closed). Idempotent.
     pub fn close(&self) -> Result<()> {
         self.shared.close()
     }
@@ -753,7 +708,7 @@ impl SessionShared {
         })
     }
 
-    fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
+    pub(crate) fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
         let known = self.pool.classes.get(sql);
         let mut st = self.lock()?;
         let result = self.operation(|| self.run_routed(&mut st, sql, params, mode, known));
@@ -1245,7 +1200,7 @@ impl SessionShared {
 
     /// Runs `open` (which opens blob `id` on the connection) on a reader for a read-only blob
     /// outside a transaction, else on the writer, and keeps that connection for the blob.
-    fn open_blob<F>(&self, id: u64, read_only: bool, open: F) -> Result<usize>
+    pub(crate) fn open_blob<F>(&self, id: u64, read_only: bool, open: F) -> Result<usize>
     where
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<usize> + Send + 'static,
     {
