@@ -12,7 +12,6 @@ use crate::lender::{
 };
 use crate::maintenance;
 use crate::registry::{self, Fingerprint};
-use crate::session::Session;
 use crate::stats::Stats;
 use crate::ticket::Ticket;
 use crate::worker::{ConnState, Worker, WorkerShared};
@@ -34,15 +33,15 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct Pool {
     pub(crate) inner: Arc<PoolInner>,
-    handle: Arc<Handle>,
+    pub(crate) handle: Arc<Handle>,
 }
 
 /// What one open of the pool asked for, per session.
-struct Handle {
+pub(crate) struct Handle {
     /// The pool's options with this open's per-session ones.
-    config: Config,
+    pub(crate) config: Config,
     /// The connection pragmas its sessions set on the pool's connections.
-    pragmas: Vec<(String, String)>,
+    pub(crate) pragmas: Vec<(String, String)>,
     /// This open holds the pool open (until [`Pool::release`]).
     holds: std::sync::atomic::AtomicBool,
 }
@@ -181,22 +180,6 @@ impl Pool {
     pub fn open_dsn(dsn: &str) -> Result<Pool> {
         let (path, config) = crate::config::parse_dsn(dsn)?;
         Pool::open(path, config)
-    }
-
-    /// Starts a session: a host-level "connection" that holds no SQLite connection while
-    /// idle. Fails with `Closed` after [`Pool::close`].
-    pub fn session(&self) -> Result<Session> {
-        let session = Session::new(Arc::clone(&self.inner))?;
-        for (name, value) in &self.handle.pragmas {
-            session.set_connection_pragma(name, value)?;
-        }
-        if self.handle.config.read_only {
-            session.set_read_only();
-        }
-        if self.handle.config.acquire_timeout != self.inner.config.acquire_timeout {
-            session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
-        }
-        Ok(session)
     }
 
     /// A handle on `inner` for an open that asked for `asked`: the pool's options, with the

@@ -8,7 +8,7 @@ use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
 };
 use crate::group_commit::{self, Write};
-use crate::pool::{Lease, PoolInner};
+use crate::pool::{Lease, Pool, PoolInner};
 use crate::statement::{self, Batch, Params};
 use crate::ticket::Ticket;
 use crate::worker::{ConnCtx, Settings, SettingsKey, Worker, WorkerShared};
@@ -23,6 +23,24 @@ const MANY_CHUNK: usize = 1024;
 thread_local! {
     /// The ticket a host gave the calls this thread makes now ([`Session::run_with`]).
     static HOST_TICKET: std::cell::RefCell<Option<Ticket>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Pool {
+    /// Starts a session: a host-level "connection" that holds no SQLite connection while
+    /// idle. Fails with `Closed` after [`Pool::close`].
+    pub fn session(&self) -> Result<Session> {
+        let session = Session::new(Arc::clone(&self.inner))?;
+        for (name, value) in &self.handle.pragmas {
+            session.set_connection_pragma(name, value)?;
+        }
+        if self.handle.config.read_only {
+            session.set_read_only();
+        }
+        if self.handle.config.acquire_timeout != self.inner.config.acquire_timeout {
+            session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
+        }
+        Ok(session)
+    }
 }
 
 /// A session on a pool: the unit hosts hand out as a "connection".
