@@ -6,6 +6,7 @@
 use crate::checkpoint::CheckpointMode;
 use crate::config::CheckpointPolicy;
 use crate::pool::PoolInner;
+use crate::registry;
 use std::sync::Weak;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,6 +33,29 @@ pub(crate) fn run(pool: Weak<PoolInner>) {
         }
         pool.reap_idle_readers();
         policy.tick(&pool);
+    }
+}
+
+impl PoolInner {
+    /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
+    /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
+    fn reap_idle_readers(&self) {
+        if registry::close_if_idle(self) {
+            let _ = self.close();
+            return;
+        }
+        self.expire_group();
+        let idle_timeout = self.config.idle_timeout;
+        let stale = {
+            let mut st = self.lock();
+            if st.lender.is_closed() {
+                return;
+            }
+            st.lender.take_idle_readers(idle_timeout)
+        };
+        for worker in stale {
+            let _ = worker.shutdown(false);
+        }
     }
 }
 

@@ -5,13 +5,12 @@ use crate::checkpoint::{self, CheckpointLog, CheckpointMode, CheckpointResult, W
 use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
-use crate::fd;
+use crate::fd::{self, Fingerprint};
 use crate::group_commit::{self, CommitMode, Joined, Write};
 use crate::lender::{
     self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
 };
 use crate::maintenance;
-use crate::registry::{self, Fingerprint};
 use crate::stats::Stats;
 use crate::ticket::Ticket;
 use crate::worker::{ConnState, Worker, WorkerShared};
@@ -43,7 +42,7 @@ pub(crate) struct Handle {
     /// The connection pragmas its sessions set on the pool's connections.
     pub(crate) pragmas: Vec<(String, String)>,
     /// This open holds the pool open (until [`Pool::release`]).
-    holds: std::sync::atomic::AtomicBool,
+    pub(crate) holds: std::sync::atomic::AtomicBool,
 }
 
 /// How a group's leader's wait for the writer ended ([`PoolInner::group_lead`]).
@@ -93,10 +92,10 @@ struct Counters {
     group_commit_retries: u64,
 }
 
-struct State {
+pub(crate) struct State {
     /// The writer and readers, who holds them and who waits for them (group-commit writes
     /// included).
-    lender: Lender<Worker, Arc<Condvar>, Write>,
+    pub(crate) lender: Lender<Worker, Arc<Condvar>, Write>,
     private_open: usize,
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
@@ -154,34 +153,6 @@ struct Usage {
 }
 
 impl Pool {
-    /// Opens (or joins) the pool for the database at `path`.
-    ///
-    /// The writer connection is opened now (a reader, for a read-only open), so a path in a
-    /// missing directory, a directory or a file that is not a database fails here with a
-    /// typed error; readers open lazily. A second `open` of the same file (by canonical path
-    /// and device+inode) returns a handle on the same pool whatever its `config`: the
-    /// handle's sessions get its per-session options, and pool options that differ from the
-    /// pool's are reported once (see [`Config`]). A file deleted or replaced on disk gets a
-    /// fresh pool (the old one is closed first). A file that failed as not-a-database is not
-    /// opened again until it changes on disk: the same error is returned at once. The pool
-    /// stays open until [`Pool::close`], or until every open released it
-    /// ([`Pool::release`]).
-    ///
-    /// `":memory:"` (or an empty path) opens a pool whose every session has a private
-    /// in-memory database on a connection thread of its own (one shared by name, for
-    /// `file:name?mode=memory&cache=shared` through [`Pool::open_dsn`]).
-    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
-        config.validate()?;
-        registry::open(path.as_ref(), config, true)
-    }
-
-    /// Opens a pool from a DSN: a path or `file:` URI whose query string holds the options
-    /// (see [`crate::config::parse_dsn`]).
-    pub fn open_dsn(dsn: &str) -> Result<Pool> {
-        let (path, config) = crate::config::parse_dsn(dsn)?;
-        Pool::open(path, config)
-    }
-
     /// A handle on `inner` for an open that asked for `asked`: the pool's options, with the
     /// per-session ones of `asked`. Pool options `asked` differs in are reported once.
     pub(crate) fn with_options(inner: Arc<PoolInner>, asked: &Config, hold: bool) -> Pool {
@@ -222,25 +193,6 @@ impl Pool {
                 holds: std::sync::atomic::AtomicBool::new(false),
             }),
         }
-    }
-
-    /// Gives up the hold this handle's open has on the pool (once; later calls do nothing).
-    /// When no open holds the pool any more and no session is open, the pool closes now, as
-    /// with [`Pool::close`]; with sessions still open it closes once they have closed and it
-    /// stayed unused for `pool_idle_timeout`. For hosts whose handles are shared by
-    /// reference counting (Go's `*sql.DB`s on one file).
-    ///
-    /// # Errors
-    ///
-    /// As [`Pool::close`], when this release closed the pool.
-    pub fn release(&self) -> Result<()> {
-        if !self.handle.holds.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        if registry::release(&self.inner) {
-            return self.inner.close();
-        }
-        Ok(())
     }
 
     /// The canonical path of the database (or `:memory:`).
@@ -303,19 +255,6 @@ impl Pool {
         self.inner.is_closed()
     }
 
-    /// Closes the pool for every handle and session that shares it.
-    ///
-    /// Waiting acquires fail with `Closed`; in-flight work gets up to `close_timeout` to
-    /// return its connection, then is interrupted. Then readers are closed, the writer runs
-    /// `PRAGMA optimize` and a TRUNCATE checkpoint and is closed, and every connection thread
-    /// is joined: afterwards this process holds no file descriptor on the database and (in
-    /// WAL mode, with no other process using it) the `-wal` and `-shm` files are gone.
-    /// Idempotent; returns the first error a connection reported while closing.
-    pub fn close(&self) -> Result<()> {
-        registry::forget(&self.inner);
-        self.inner.close()
-    }
-
     /// Whether two handles are the same pool.
     pub fn same_pool(&self, other: &Pool) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
@@ -353,7 +292,7 @@ impl PoolInner {
                 (first_role == Role::Writer).then(|| Arc::clone(&wal)),
             )?)
         };
-        let fingerprint = first.as_ref().and_then(|_| registry::fingerprint(&path));
+        let fingerprint = first.as_ref().and_then(|_| fd::fingerprint(&path));
         let mut state = State::new(config.max_readers);
         if let Some(worker) = first {
             state.lender.adopt(first_role, worker);
@@ -403,7 +342,7 @@ impl PoolInner {
         Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(Ordering::Relaxed) != crate::fork::generation() {
             self.after_fork(&mut st);
@@ -488,7 +427,7 @@ impl PoolInner {
     }
 
     fn check_same_file(&self) -> Result<()> {
-        if registry::fingerprint(&self.path) == self.fingerprint {
+        if fd::fingerprint(&self.path) == self.fingerprint {
             return Ok(());
         }
         Err(Error::Open {
@@ -856,7 +795,7 @@ impl PoolInner {
     /// Ends a group waiting for the writer on its own request (its leader was interrupted)
     /// whose wait outlived the leader's acquire timeout, or whose pool closed: its writes
     /// fail with `AcquireTimeout` (or `Closed`).
-    fn expire_group(&self) {
+    pub(crate) fn expire_group(&self) {
         let mut st = self.lock();
         let Some((writes, waited)) = st.lender.group_expire(Instant::now()) else {
             return;
@@ -1200,27 +1139,6 @@ impl PoolInner {
 
     fn usage(&self) -> MutexGuard<'_, Usage> {
         self.usage.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
-    /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
-    pub(crate) fn reap_idle_readers(&self) {
-        if registry::close_if_idle(self) {
-            let _ = self.close();
-            return;
-        }
-        self.expire_group();
-        let idle_timeout = self.config.idle_timeout;
-        let stale = {
-            let mut st = self.lock();
-            if st.lender.is_closed() {
-                return;
-            }
-            st.lender.take_idle_readers(idle_timeout)
-        };
-        for worker in stale {
-            let _ = worker.shutdown(false);
-        }
     }
 
     pub(crate) fn stats(&self) -> Stats {
