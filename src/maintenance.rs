@@ -5,6 +5,7 @@
 
 use crate::checkpoint::CheckpointMode;
 use crate::config::CheckpointPolicy;
+use crate::error::{Error, Result};
 use crate::pool::PoolInner;
 use crate::registry;
 use std::sync::Weak;
@@ -19,7 +20,7 @@ const VACUUM_MIN_FREE_PAGES: i64 = 1024;
 const MAX_BACKOFF_DOUBLINGS: u32 = 6;
 
 /// The thread's body.
-pub(crate) fn run(pool: Weak<PoolInner>) {
+fn run(pool: Weak<PoolInner>) {
     let Some(mut policy) = pool.upgrade().map(|p| Policy::new(&p)) else {
         return;
     };
@@ -37,6 +38,20 @@ pub(crate) fn run(pool: Weak<PoolInner>) {
 }
 
 impl PoolInner {
+    /// Starts the pool's maintenance thread (again, in a forked child).
+    pub(crate) fn start_maintenance(&self) -> Result<()> {
+        let weak = self.this.get().cloned().unwrap_or_default();
+        let handle = thread::Builder::new()
+            .name("litepool-maint".into())
+            .spawn(move || run(weak))
+            .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
+        if self.config.checkpoint == CheckpointPolicy::Timed {
+            self.wal.wake_on_growth(handle.thread().clone());
+        }
+        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
+    }
+
     /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
     /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
     fn reap_idle_readers(&self) {

@@ -10,7 +10,6 @@ use crate::group_commit::{self, CommitMode, Joined, Write};
 use crate::lender::{
     self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
 };
-use crate::maintenance;
 use crate::stats::Stats;
 use crate::ticket::Ticket;
 use crate::worker::{ConnState, Worker, WorkerShared};
@@ -128,7 +127,7 @@ pub(crate) struct PoolInner {
     pub(crate) checkpoints: Mutex<CheckpointLog>,
     state: Mutex<State>,
     returned: Condvar,
-    maintenance: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) maintenance: Mutex<Option<JoinHandle<()>>>,
     next_session: AtomicU64,
     /// Pool options later opens asked for and did not get, each reported once.
     mismatches: Mutex<(u64, Vec<String>)>,
@@ -136,7 +135,7 @@ pub(crate) struct PoolInner {
     /// The fork generation the pool's threads live in (see [`PoolInner::after_fork`]).
     generation: AtomicU64,
     /// The pool itself, for the maintenance thread a forked child starts.
-    this: std::sync::OnceLock<std::sync::Weak<PoolInner>>,
+    pub(crate) this: std::sync::OnceLock<std::sync::Weak<PoolInner>>,
 }
 
 /// Who uses the pool, so that it can close itself when nobody has for a while.
@@ -327,19 +326,6 @@ impl PoolInner {
         }
         inner.start_maintenance()?;
         Ok(inner)
-    }
-
-    fn start_maintenance(&self) -> Result<()> {
-        let weak = self.this.get().cloned().unwrap_or_default();
-        let handle = thread::Builder::new()
-            .name("litepool-maint".into())
-            .spawn(move || maintenance::run(weak))
-            .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
-        if self.config.checkpoint == CheckpointPolicy::Timed {
-            self.wal.wake_on_growth(handle.thread().clone());
-        }
-        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
