@@ -37,6 +37,7 @@ mod fd;
 mod fork;
 pub mod functions;
 mod group_commit;
+mod group_write;
 mod handoff;
 mod lender;
 mod maintenance;

@@ -6,7 +6,7 @@ use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
 use crate::fd::{self, Fingerprint};
-use crate::group_commit::{self, CommitMode, Joined, Write};
+use crate::group_write::{self, Write};
 use crate::lender::{
     self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
 };
@@ -55,6 +55,19 @@ pub(crate) enum Lead {
     Failed(Error),
 }
 
+/// What the pool did with a write offered to the group.
+pub(crate) enum Joined {
+    /// Queued in the group that holds, or waits for, the writer.
+    Queued(MemberId),
+    /// No group existed and the writer was free: this write starts a group that holds it.
+    Holds(Lease),
+    /// No group existed: this write starts one, and its caller must take the writer for it.
+    Leads,
+    /// A group holds the writer while an explicit transaction waits for it: the write must
+    /// wait for the writer on its own, behind that transaction.
+    Refused(Write),
+}
+
 /// A connection lent to a session: the worker, which connection it is, and its state after
 /// the last job.
 pub(crate) struct Lease {
@@ -78,17 +91,17 @@ impl Wake for Arc<Condvar> {
 }
 
 #[derive(Default)]
-struct Counters {
-    acquires: u64,
+pub(crate) struct Counters {
+    pub(crate) acquires: u64,
     waits: u64,
     total_wait: Duration,
     max_wait: Duration,
     timeouts: u64,
     statements_reset_on_return: u64,
     rollbacks_on_return: u64,
-    group_commits: u64,
-    group_commit_writes: u64,
-    group_commit_retries: u64,
+    pub(crate) group_commits: u64,
+    pub(crate) group_commit_writes: u64,
+    pub(crate) group_commit_retries: u64,
 }
 
 pub(crate) struct State {
@@ -99,7 +112,7 @@ pub(crate) struct State {
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
     next_temp_id: u64,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 impl State {
@@ -762,22 +775,6 @@ impl PoolInner {
         }
     }
 
-    /// Starts the driver of a group whose own request was just granted the writer (see
-    /// [`PoolInner::group_lead`]), after releasing the pool's lock `st`.
-    fn start_group(&self, mut st: MutexGuard<'_, State>) {
-        let Some(lent) = st.lender.take_group_grant() else {
-            return;
-        };
-        st.counters.acquires += 1;
-        drop(st);
-        let lease = Lease::lent(lent);
-        match self.this.get().and_then(std::sync::Weak::upgrade) {
-            Some(pool) => group_commit::drive(pool, lease),
-            // The pool is being dropped (closed): nothing runs any more.
-            None => drop(lease),
-        }
-    }
-
     /// Ends a group waiting for the writer on its own request (its leader was interrupted)
     /// whose wait outlived the leader's acquire timeout, or whose pool closed: its writes
     /// fail with `AcquireTimeout` (or `Closed`).
@@ -797,7 +794,7 @@ impl PoolInner {
             }
         };
         drop(st);
-        group_commit::fail(writes, &error);
+        group_write::fail(writes, &error);
     }
 
     /// The group's leader got the writer.
@@ -820,18 +817,6 @@ impl PoolInner {
     /// never runs; `None` once its batch has been taken.
     pub(crate) fn group_withdraw(&self, member: MemberId) -> Option<Write> {
         self.lock().lender.group_withdraw(member)
-    }
-
-    pub(crate) fn count_group_batch(&self, mode: CommitMode, writes: usize) {
-        let c = &mut self.lock().counters;
-        match mode {
-            CommitMode::Alone => {}
-            CommitMode::Grouped => {
-                c.group_commits += 1;
-                c.group_commit_writes += writes as u64;
-            }
-            CommitMode::Retried => c.group_commit_retries += 1,
-        }
     }
 
     /// Takes a connection back: straight to the longest waiter, or into the idle set. The
@@ -1255,7 +1240,7 @@ impl Drop for PoolInner {
 }
 
 impl Lease {
-    fn lent(lent: Lent<Arc<WorkerShared>>) -> Lease {
+    pub(crate) fn lent(lent: Lent<Arc<WorkerShared>>) -> Lease {
         Lease {
             worker: lent.handle,
             kind: lent.kind,

@@ -7,7 +7,8 @@ use crate::exec::{self, ExecResult, ManyError, Mode, Outcome, Ran, Route};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
 };
-use crate::group_commit::{self, Write};
+use crate::group_commit;
+use crate::group_write::Write;
 use crate::pool::{Lease, Pool, PoolInner};
 use crate::statement::{self, Batch, Params};
 use crate::ticket::Ticket;
