@@ -241,27 +241,6 @@ impl Pool {
         self.inner.checkpoint(mode)
     }
 
-    /// Writes a compacted, consistent copy of the database to `path` (`VACUUM INTO`), e.g. for
-    /// a backup. The file must not exist.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after close; SQLite's error when `path` exists or cannot be written.
-    pub fn vacuum_into(&self, path: impl AsRef<Path>) -> Result<()> {
-        let target = path.as_ref().to_str().ok_or_else(|| {
-            Error::config(format!("{} is not a UTF-8 path", path.as_ref().display()))
-        })?;
-        let session = self.session()?;
-        let result = session
-            .execute(
-                "VACUUM INTO ?",
-                vec![rusqlite::types::Value::Text(target.into())],
-            )
-            .map(|_| ());
-        session.close()?;
-        result
-    }
-
     /// Whether [`Pool::close`] has been called.
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
