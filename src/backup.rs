@@ -3,7 +3,8 @@
 //! other job), reporting progress after each step; or into a new in-memory database, whose
 //! image a host deserializes. [`StepwiseBackup`] copies a `:memory:` session's database, one
 //! job per step on its own connection, for hosts whose progress callback runs between steps
-//! on the caller's thread.
+//! on the caller's thread. [`Pool::vacuum_into`] writes a compacted copy instead, through a
+//! session.
 
 use crate::error::{Error, Result, Role};
 use crate::fd;
@@ -112,6 +113,27 @@ impl Pool {
             })?;
             crate::raw_hooks::serialize(&target, "main").map(without_wal)
         })
+    }
+
+    /// Writes a compacted, consistent copy of the database to `path` (`VACUUM INTO`), e.g. for
+    /// a backup. The file must not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after close; SQLite's error when `path` exists or cannot be written.
+    pub fn vacuum_into(&self, path: impl AsRef<Path>) -> Result<()> {
+        let target = path.as_ref().to_str().ok_or_else(|| {
+            Error::config(format!("{} is not a UTF-8 path", path.as_ref().display()))
+        })?;
+        let session = self.session()?;
+        let result = session
+            .execute(
+                "VACUUM INTO ?",
+                vec![rusqlite::types::Value::Text(target.into())],
+            )
+            .map(|_| ());
+        session.close()?;
+        result
     }
 
     /// The pages per step SQLite takes, after the checks every backup of a pool makes.

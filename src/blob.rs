@@ -1,7 +1,9 @@
-//! Incremental BLOB I/O (`sqlite3_blob_*`) on a session's connection.
+//! Incremental BLOB I/O (`sqlite3_blob_*`) on a session's connection: [`Session::open_blob`]
+//! and the [`Blob`] it returns.
 
 use crate::error::{Error, Result};
-use crate::session::SessionShared;
+use crate::session::{Session, SessionShared};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// An open BLOB, from [`crate::Session::open_blob`]. Reads and writes run on the thread of
@@ -114,5 +116,41 @@ impl std::fmt::Debug for Blob {
             .field("len", &self.len)
             .field("closed", &self.closed)
             .finish()
+    }
+}
+
+impl Session {
+    /// Opens the BLOB in `column` of the row with rowid `row` of `table` in database `db`
+    /// for incremental I/O (`sqlite3_blob_open`). The session keeps the connection it is open
+    /// on — a reader for a read-only blob outside a transaction, else the writer — until the
+    /// blob is closed.
+    pub fn open_blob(
+        &self,
+        db: &str,
+        table: &str,
+        column: &str,
+        row: i64,
+        read_only: bool,
+    ) -> Result<Blob> {
+        let (db, table, column) = (db.to_string(), table.to_string(), column.to_string());
+        let id = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
+        let len = self.shared.open_blob(id, read_only, move |ctx| {
+            // sqlite3_blob_open looks the table up in the schema the connection has loaded,
+            // stale on a connection that has not read since another one changed it; reading
+            // the schema table checks the schema cookie and reloads it.
+            let quoted = db.replace('"', "\"\"");
+            ctx.conn.query_row(
+                &format!("SELECT count(*) FROM \"{quoted}\".sqlite_schema"),
+                [],
+                |_| Ok(()),
+            )?;
+            let blob =
+                ctx.conn
+                    .blob_open(db.as_str(), table.as_str(), column.as_str(), row, read_only)?;
+            let len = blob.len();
+            ctx.blobs.insert(id, blob);
+            Ok(len)
+        })?;
+        Ok(Blob::new(Arc::clone(&self.shared), id, len))
     }
 }

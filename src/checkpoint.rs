@@ -1,9 +1,8 @@
 //! Checkpointing: the modes, what one checkpoint did, the job that runs one on the writer's
-//! thread, and the record of every checkpoint a pool ran.
+//! thread, and the record and counts of every checkpoint a pool ran.
 
 use crate::error::{Error, Result};
-use crate::stats::CheckpointCounts;
-use crate::worker::ConnCtx;
+use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::thread::Thread;
@@ -103,6 +102,64 @@ impl CheckpointResult {
     }
 }
 
+/// Checkpoint counts by result, for one mode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResultCounts {
+    /// Every frame was copied into the database.
+    pub ok: u64,
+    /// It ran, but readers kept some frames from being copied.
+    pub stuck: u64,
+    /// It could not finish in time (or the writer was inside a transaction).
+    pub busy: u64,
+    /// It failed with an error (e.g. disk full).
+    pub error: u64,
+}
+
+/// Checkpoint counts by mode and result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointCounts {
+    /// PASSIVE checkpoints.
+    pub passive: ResultCounts,
+    /// FULL checkpoints.
+    pub full: ResultCounts,
+    /// RESTART checkpoints.
+    pub restart: ResultCounts,
+    /// TRUNCATE checkpoints.
+    pub truncate: ResultCounts,
+}
+
+impl CheckpointCounts {
+    /// The counts of one mode.
+    pub fn mode(&self, mode: CheckpointMode) -> &ResultCounts {
+        match mode {
+            CheckpointMode::Passive => &self.passive,
+            CheckpointMode::Full => &self.full,
+            CheckpointMode::Restart => &self.restart,
+            CheckpointMode::Truncate => &self.truncate,
+        }
+    }
+
+    pub(crate) fn mode_mut(&mut self, mode: CheckpointMode) -> &mut ResultCounts {
+        match mode {
+            CheckpointMode::Passive => &mut self.passive,
+            CheckpointMode::Full => &mut self.full,
+            CheckpointMode::Restart => &mut self.restart,
+            CheckpointMode::Truncate => &mut self.truncate,
+        }
+    }
+
+    /// Checkpoints of every mode and result.
+    pub fn total(&self) -> u64 {
+        CheckpointMode::ALL
+            .iter()
+            .map(|m| {
+                let c = self.mode(*m);
+                c.ok + c.stuck + c.busy + c.error
+            })
+            .sum()
+    }
+}
+
 /// How a checkpoint ended, for the counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -171,17 +228,19 @@ impl WalWatch {
     }
 }
 
-/// Runs one checkpoint on the connection thread. It does not run while the connection is in a
-/// transaction or has a statement open (SQLite would refuse); that is reported as busy.
-/// `busy_timeout`, when given, replaces the connection's for the checkpoint only.
+/// Runs one checkpoint on `conn`, on its connection thread. It does not run while the
+/// connection is in a transaction or has a statement open (`statements_open`; SQLite would
+/// refuse); that is reported as busy. `busy_timeout`, when given, replaces the connection's
+/// for the checkpoint only.
 pub(crate) fn run(
-    ctx: &mut ConnCtx<'_>,
+    conn: &Connection,
+    statements_open: bool,
     mode: CheckpointMode,
     busy_timeout: Option<Duration>,
     path: &str,
 ) -> Result<CheckpointResult> {
     let start = Instant::now();
-    if !ctx.conn.is_autocommit() || !ctx.cursors.is_empty() {
+    if !conn.is_autocommit() || statements_open {
         return Ok(CheckpointResult {
             mode,
             busy: true,
@@ -192,10 +251,8 @@ pub(crate) fn run(
     }
     let previous: Option<i64> = match busy_timeout {
         Some(timeout) => {
-            let previous = ctx
-                .conn
-                .query_row("PRAGMA busy_timeout", [], |row| row.get(0))?;
-            ctx.conn.busy_timeout(timeout)?;
+            let previous = conn.query_row("PRAGMA busy_timeout", [], |row| row.get(0))?;
+            conn.busy_timeout(timeout)?;
             Some(previous)
         }
         None => None,
@@ -206,7 +263,7 @@ pub(crate) fn run(
         CheckpointMode::Restart => "PRAGMA wal_checkpoint(RESTART)",
         CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
     };
-    let ran = ctx.conn.query_row(sql, [], |row| {
+    let ran = conn.query_row(sql, [], |row| {
         Ok((
             row.get::<_, i64>(0)?,
             row.get::<_, i64>(1)?,
@@ -214,8 +271,7 @@ pub(crate) fn run(
         ))
     });
     if let Some(previous) = previous {
-        ctx.conn
-            .busy_timeout(Duration::from_millis(previous.max(0) as u64))?;
+        conn.busy_timeout(Duration::from_millis(previous.max(0) as u64))?;
     }
     match ran {
         // -1 frames: the database is not in WAL mode, so there is nothing to checkpoint.

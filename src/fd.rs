@@ -1,10 +1,27 @@
-//! What the operating system says: file descriptors held on a database, thread ids, CPUs, and the
-//! errno behind a failed open, named in the error message.
+//! What the operating system says: file descriptors held on a database, a file's identity,
+//! thread ids, CPUs, and the errno behind a failed open, named in the error message.
 
 use crate::error::Error;
 use std::fs;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+
+/// A file's identity on disk: (device, inode).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    dev: u64,
+    ino: u64,
+}
+
+/// The fingerprint of the file at `path`, if it exists.
+pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
+    let meta = fs::metadata(path).ok()?;
+    Some(Fingerprint {
+        dev: meta.dev(),
+        ino: meta.ino(),
+    })
+}
 
 /// The OS thread id of the calling thread (from `/proc/thread-self`, so no FFI is needed).
 pub(crate) fn current_tid() -> i64 {

@@ -6,6 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::raw_hooks::RawHooks;
+// The progress handler and trace callback types are defined with the raw hooks that hold them.
+pub use crate::raw_hooks::{Expansion, ProgressFn, TraceFn};
 use rusqlite::functions::{Aggregate, Context, FunctionFlags, WindowAggregate};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, TransactionOperation};
 use rusqlite::types::Value;
@@ -86,26 +88,6 @@ pub struct AuthRequest<'a> {
 /// An authorizer's answer: `SQLITE_OK` (0), `SQLITE_DENY` (1) or `SQLITE_IGNORE` (2); any
 /// other value denies.
 pub type AuthorizerFn = Arc<dyn Fn(&AuthRequest<'_>) -> i32 + Send + Sync>;
-
-/// A progress handler; returning `true` interrupts the running statement.
-pub type ProgressFn = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// A trace callback, given each statement's SQL as it starts: with bound parameters
-/// expanded, or as written when [`Expansion`] says why not.
-pub type TraceFn = Arc<dyn Fn(&str, Expansion) + Send + Sync>;
-
-/// Whether a traced statement's SQL has its bound parameters expanded
-/// (`sqlite3_expanded_sql`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Expansion {
-    /// Expanded.
-    Expanded,
-    /// As written: the expanded text would be longer than `SQLITE_LIMIT_LENGTH`.
-    TooLong,
-    /// As written: SQLite ran out of memory expanding it.
-    NoMemory,
-}
 
 #[derive(Clone)]
 enum FunctionKind {

@@ -16,93 +16,17 @@
 //! committed and nobody was answered yet: it is rolled back and every write of the batch runs
 //! again on its own, so each caller gets exactly the outcome of its own write.
 
-use crate::classify::Class;
 use crate::error::{Error, Result};
-use crate::exec::{self, Mode, Ran};
+use crate::exec::{self, Ran};
+use crate::group_write::{Answer, Write};
 use crate::handoff::{Reply, Unanswered};
 use crate::lender::MemberId;
-use crate::pool::{Lead, Lease, PoolInner};
-use crate::statement::Params;
+use crate::pool::{Joined, Lead, Lease, PoolInner, State};
 use crate::ticket::Ticket;
-use crate::worker::{unanswered, ConnCtx, Settings, WorkerShared};
+use crate::worker::{unanswered, ConnCtx, WorkerShared};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::Duration;
-
-/// One autocommit write on its way to the writer.
-pub(crate) struct Write {
-    pub sql: String,
-    pub params: Params,
-    pub class: Class,
-    /// The session's settings: no pragmas and no registrations (only such sessions' writes
-    /// are grouped, so any member's settings do for the whole batch).
-    pub settings: Settings,
-    /// Whether the rows (a `RETURNING` clause) go back or are discarded.
-    pub mode: Mode,
-    pub text_as_bytes: bool,
-    /// The session's interrupts reach the write through this.
-    gate: Ticket,
-    reply: Option<Answer>,
-}
-
-/// Where a write's result goes: the caller waits on the [`Reply`]. Dropped unsent (a job
-/// dropped at shutdown, a panic), it wakes the caller with no answer.
-struct Answer(Arc<Reply<Result<Box<Ran>>>>);
-
-impl Answer {
-    fn send(self, result: Result<Box<Ran>>) {
-        self.0.send(result);
-    }
-}
-
-impl Drop for Answer {
-    fn drop(&mut self) {
-        // Does nothing once the answer was sent.
-        self.0.abandon();
-    }
-}
-
-/// What the pool did with a write offered to the group.
-pub(crate) enum Joined {
-    /// Queued in the group that holds, or waits for, the writer.
-    Queued(MemberId),
-    /// No group existed and the writer was free: this write starts a group that holds it.
-    Holds(Lease),
-    /// No group existed: this write starts one, and its caller must take the writer for it.
-    Leads,
-    /// A group holds the writer while an explicit transaction waits for it: the write must
-    /// wait for the writer on its own, behind that transaction.
-    Refused(Write),
-}
-
-impl Write {
-    pub(crate) fn new(
-        sql: &str,
-        params: Params,
-        class: Class,
-        settings: Settings,
-        mode: Mode,
-        text_as_bytes: bool,
-        gate: Ticket,
-    ) -> Write {
-        Write {
-            sql: sql.to_string(),
-            params,
-            class,
-            settings,
-            mode,
-            text_as_bytes,
-            gate,
-            reply: None,
-        }
-    }
-
-    fn answer(mut self, result: Result<Box<Ran>>) {
-        if let Some(reply) = self.reply.take() {
-            reply.send(result);
-        }
-    }
-}
 
 /// Runs `write` through the group and returns its own result, once its transaction has
 /// committed (or failed). `timeout` bounds the wait for the writer when this write leads.
@@ -180,7 +104,7 @@ fn wait_queued(
 
 /// Runs the group on the writer for a group whose own request got it (its leader was
 /// interrupted while it waited: [`PoolInner::group_lead`]); nobody waits on the driver.
-pub(crate) fn drive(pool: Arc<PoolInner>, lease: Lease) {
+fn drive(pool: Arc<PoolInner>, lease: Lease) {
     let worker = Arc::clone(&lease.worker);
     let driver = Driver {
         pool,
@@ -190,13 +114,6 @@ pub(crate) fn drive(pool: Arc<PoolInner>, lease: Lease) {
     // If the writer has shut down the job is dropped unrun, and the driver's drop answers
     // the queued writes (with `Closed`) and gives the writer back.
     let _ = worker.post(move |ctx| driver.drive(ctx));
-}
-
-/// Answers `writes` with `error` (a group that never got the writer).
-pub(crate) fn fail(writes: Vec<Write>, error: &Error) {
-    for write in writes {
-        write.answer(Err(error.clone()));
-    }
 }
 
 /// A write's answer, or the error for a write that got none.
@@ -266,6 +183,37 @@ impl Drop for Driver {
         if let Some(lease) = self.lease.take() {
             drop(self.pool.group_abandon());
             self.pool.release(lease);
+        }
+    }
+}
+
+impl PoolInner {
+    /// Starts the driver of a group whose own request was just granted the writer (see
+    /// [`PoolInner::group_lead`]), after releasing the pool's lock `st`.
+    pub(crate) fn start_group(&self, mut st: MutexGuard<'_, State>) {
+        let Some(lent) = st.lender.take_group_grant() else {
+            return;
+        };
+        st.counters.acquires += 1;
+        drop(st);
+        let lease = Lease::lent(lent);
+        match self.this.get().and_then(std::sync::Weak::upgrade) {
+            Some(pool) => drive(pool, lease),
+            // The pool is being dropped (closed): nothing runs any more.
+            None => drop(lease),
+        }
+    }
+
+    /// Counts a batch the group's driver ran, for the stats.
+    fn count_group_batch(&self, mode: CommitMode, writes: usize) {
+        let c = &mut self.lock().counters;
+        match mode {
+            CommitMode::Alone => {}
+            CommitMode::Grouped => {
+                c.group_commits += 1;
+                c.group_commit_writes += writes as u64;
+            }
+            CommitMode::Retried => c.group_commit_retries += 1,
         }
     }
 }

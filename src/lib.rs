@@ -37,6 +37,7 @@ mod fd;
 mod fork;
 pub mod functions;
 mod group_commit;
+mod group_write;
 mod handoff;
 mod lender;
 mod maintenance;
@@ -58,7 +59,7 @@ mod python;
 
 pub use backup::BackupProgress;
 pub use blob::Blob;
-pub use checkpoint::{CheckpointMode, CheckpointResult};
+pub use checkpoint::{CheckpointCounts, CheckpointMode, CheckpointResult, ResultCounts};
 pub use config::{parse_dsn, CheckpointPolicy, Config, JournalMode, Synchronous};
 pub use error::{Error, ErrorKind, Result, Role};
 pub use exec::{ExecResult, ManyError};
@@ -69,7 +70,7 @@ pub use rows::Rows;
 pub use rusqlite::types::Value;
 pub use session::{InterruptHandle, Session};
 pub use statement::Params;
-pub use stats::{CheckpointCounts, Metric, MetricKind, ResultCounts, Stats};
+pub use stats::{Metric, MetricKind, Stats};
 
 /// The version of the bundled SQLite library, e.g. `"3.54.1"`.
 pub fn sqlite_version() -> &'static str {

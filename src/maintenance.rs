@@ -5,7 +5,9 @@
 
 use crate::checkpoint::CheckpointMode;
 use crate::config::CheckpointPolicy;
-use crate::pool::PoolInner;
+use crate::error::{Error, Result};
+use crate::pool::{PoolInner, State};
+use crate::registry;
 use std::sync::Weak;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ const VACUUM_MIN_FREE_PAGES: i64 = 1024;
 const MAX_BACKOFF_DOUBLINGS: u32 = 6;
 
 /// The thread's body.
-pub(crate) fn run(pool: Weak<PoolInner>) {
+fn run(pool: Weak<PoolInner>) {
     let Some(mut policy) = pool.upgrade().map(|p| Policy::new(&p)) else {
         return;
     };
@@ -38,6 +40,45 @@ pub(crate) fn run(pool: Weak<PoolInner>) {
         next_deadline = pool.wake_due_tasks();
         pool.reap_idle_readers();
         policy.tick(&pool);
+    }
+}
+
+impl PoolInner {
+    /// Starts the pool's maintenance thread (again, in a forked child); `st` is the pool's
+    /// state, locked by the caller.
+    pub(crate) fn start_maintenance(&self, st: &mut State) -> Result<()> {
+        let weak = self.this.get().cloned().unwrap_or_default();
+        let handle = thread::Builder::new()
+            .name("litepool-maint".into())
+            .spawn(move || run(weak))
+            .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
+        if self.config.checkpoint == CheckpointPolicy::Timed {
+            self.wal.wake_on_growth(handle.thread().clone());
+        }
+        st.maintenance_thread = Some(handle.thread().clone());
+        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        Ok(())
+    }
+
+    /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
+    /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
+    fn reap_idle_readers(&self) {
+        if registry::close_if_idle(self) {
+            let _ = self.close();
+            return;
+        }
+        self.expire_group();
+        let idle_timeout = self.config.idle_timeout;
+        let stale = {
+            let mut st = self.lock();
+            if st.lender.is_closed() {
+                return;
+            }
+            st.lender.take_idle_readers(idle_timeout)
+        };
+        for worker in stale {
+            let _ = worker.shutdown(false);
+        }
     }
 }
 

@@ -5,14 +5,11 @@ use crate::checkpoint::{self, CheckpointLog, CheckpointMode, CheckpointResult, W
 use crate::classify::ClassCache;
 use crate::config::{CheckpointPolicy, Config, JournalMode};
 use crate::error::{Error, Result, Role};
-use crate::fd;
-use crate::group_commit::{self, CommitMode, Joined, Write};
+use crate::fd::{self, Fingerprint};
+use crate::group_write::{self, Write};
 use crate::lender::{
     self, Conn, Grant, LeaseKind, Lender, Lent, MemberId, Request, WaiterId, Wake,
 };
-use crate::maintenance;
-use crate::registry::{self, Fingerprint};
-use crate::session::Session;
 use crate::stats::Stats;
 use crate::ticket::Ticket;
 use crate::wait::{block_on, blocking, WaitSlot};
@@ -36,17 +33,17 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct Pool {
     pub(crate) inner: Arc<PoolInner>,
-    handle: Arc<Handle>,
+    pub(crate) handle: Arc<Handle>,
 }
 
 /// What one open of the pool asked for, per session.
-struct Handle {
+pub(crate) struct Handle {
     /// The pool's options with this open's per-session ones.
-    config: Config,
+    pub(crate) config: Config,
     /// The connection pragmas its sessions set on the pool's connections.
-    pragmas: Vec<(String, String)>,
+    pub(crate) pragmas: Vec<(String, String)>,
     /// This open holds the pool open (until [`Pool::release`]).
-    holds: std::sync::atomic::AtomicBool,
+    pub(crate) holds: std::sync::atomic::AtomicBool,
 }
 
 /// How a group's leader's wait for the writer ended ([`PoolInner::group_lead`]).
@@ -58,6 +55,19 @@ pub(crate) enum Lead {
     HandedOff(Error),
     /// The wait failed for the whole group (timeout, close): the caller fails its writes.
     Failed(Error),
+}
+
+/// What the pool did with a write offered to the group.
+pub(crate) enum Joined {
+    /// Queued in the group that holds, or waits for, the writer.
+    Queued(MemberId),
+    /// No group existed and the writer was free: this write starts a group that holds it.
+    Holds(Lease),
+    /// No group existed: this write starts one, and its caller must take the writer for it.
+    Leads,
+    /// A group holds the writer while an explicit transaction waits for it: the write must
+    /// wait for the writer on its own, behind that transaction.
+    Refused(Write),
 }
 
 /// A connection lent to a session: the worker, which connection it is, and its state after
@@ -105,33 +115,33 @@ impl Drop for QueuedWait<'_> {
 }
 
 #[derive(Default)]
-struct Counters {
-    acquires: u64,
+pub(crate) struct Counters {
+    pub(crate) acquires: u64,
     waits: u64,
     total_wait: Duration,
     max_wait: Duration,
     timeouts: u64,
     statements_reset_on_return: u64,
     rollbacks_on_return: u64,
-    group_commits: u64,
-    group_commit_writes: u64,
-    group_commit_retries: u64,
+    pub(crate) group_commits: u64,
+    pub(crate) group_commit_writes: u64,
+    pub(crate) group_commit_retries: u64,
 }
 
-struct State {
+pub(crate) struct State {
     /// The writer and readers, who holds them and who waits for them (group-commit writes
     /// included).
-    lender: Lender<Worker, Arc<WaitSlot>, Write>,
+    pub(crate) lender: Lender<Worker, Arc<WaitSlot>, Write>,
     /// Deadlines of lease waits by tasks, which no blocked thread times out: the maintenance
     /// thread wakes each task at its deadline (it then finds it passed and gives up).
     task_deadlines: Vec<(Instant, Arc<WaitSlot>)>,
     /// The maintenance thread, unparked when a task's deadline comes before its next tick.
-    maintenance_thread: Option<Thread>,
+    pub(crate) maintenance_thread: Option<Thread>,
     private_open: usize,
     /// Connections of sessions that hold TEMP objects, by id (see [`PoolInner::spawn_temp`]).
     temp_conns: HashMap<u64, Worker>,
     next_temp_id: u64,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
 impl State {
@@ -161,7 +171,7 @@ pub(crate) struct PoolInner {
     pub(crate) checkpoints: Mutex<CheckpointLog>,
     state: Mutex<State>,
     returned: Condvar,
-    maintenance: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) maintenance: Mutex<Option<JoinHandle<()>>>,
     next_session: AtomicU64,
     /// Pool options later opens asked for and did not get, each reported once.
     mismatches: Mutex<(u64, Vec<String>)>,
@@ -169,7 +179,7 @@ pub(crate) struct PoolInner {
     /// The fork generation the pool's threads live in (see [`PoolInner::after_fork`]).
     generation: AtomicU64,
     /// The pool itself, for the maintenance thread a forked child starts.
-    this: std::sync::OnceLock<std::sync::Weak<PoolInner>>,
+    pub(crate) this: std::sync::OnceLock<std::sync::Weak<PoolInner>>,
 }
 
 /// Who uses the pool, so that it can close itself when nobody has for a while.
@@ -186,50 +196,6 @@ struct Usage {
 }
 
 impl Pool {
-    /// Opens (or joins) the pool for the database at `path`.
-    ///
-    /// The writer connection is opened now (a reader, for a read-only open), so a path in a
-    /// missing directory, a directory or a file that is not a database fails here with a
-    /// typed error; readers open lazily. A second `open` of the same file (by canonical path
-    /// and device+inode) returns a handle on the same pool whatever its `config`: the
-    /// handle's sessions get its per-session options, and pool options that differ from the
-    /// pool's are reported once (see [`Config`]). A file deleted or replaced on disk gets a
-    /// fresh pool (the old one is closed first). A file that failed as not-a-database is not
-    /// opened again until it changes on disk: the same error is returned at once. The pool
-    /// stays open until [`Pool::close`], or until every open released it
-    /// ([`Pool::release`]).
-    ///
-    /// `":memory:"` (or an empty path) opens a pool whose every session has a private
-    /// in-memory database on a connection thread of its own (one shared by name, for
-    /// `file:name?mode=memory&cache=shared` through [`Pool::open_dsn`]).
-    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
-        config.validate()?;
-        registry::open(path.as_ref(), config, true)
-    }
-
-    /// Opens a pool from a DSN: a path or `file:` URI whose query string holds the options
-    /// (see [`crate::config::parse_dsn`]).
-    pub fn open_dsn(dsn: &str) -> Result<Pool> {
-        let (path, config) = crate::config::parse_dsn(dsn)?;
-        Pool::open(path, config)
-    }
-
-    /// Starts a session: a host-level "connection" that holds no SQLite connection while
-    /// idle. Fails with `Closed` after [`Pool::close`].
-    pub fn session(&self) -> Result<Session> {
-        let session = Session::new(Arc::clone(&self.inner))?;
-        for (name, value) in &self.handle.pragmas {
-            session.set_connection_pragma(name, value)?;
-        }
-        if self.handle.config.read_only {
-            session.set_read_only();
-        }
-        if self.handle.config.acquire_timeout != self.inner.config.acquire_timeout {
-            session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
-        }
-        Ok(session)
-    }
-
     /// A handle on `inner` for an open that asked for `asked`: the pool's options, with the
     /// per-session ones of `asked`. Pool options `asked` differs in are reported once.
     pub(crate) fn with_options(inner: Arc<PoolInner>, asked: &Config, hold: bool) -> Pool {
@@ -272,25 +238,6 @@ impl Pool {
         }
     }
 
-    /// Gives up the hold this handle's open has on the pool (once; later calls do nothing).
-    /// When no open holds the pool any more and no session is open, the pool closes now, as
-    /// with [`Pool::close`]; with sessions still open it closes once they have closed and it
-    /// stayed unused for `pool_idle_timeout`. For hosts whose handles are shared by
-    /// reference counting (Go's `*sql.DB`s on one file).
-    ///
-    /// # Errors
-    ///
-    /// As [`Pool::close`], when this release closed the pool.
-    pub fn release(&self) -> Result<()> {
-        if !self.handle.holds.swap(false, Ordering::AcqRel) {
-            return Ok(());
-        }
-        if registry::release(&self.inner) {
-            return self.inner.close();
-        }
-        Ok(())
-    }
-
     /// The canonical path of the database (or `:memory:`).
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -325,43 +272,9 @@ impl Pool {
         self.inner.checkpoint(mode)
     }
 
-    /// Writes a compacted, consistent copy of the database to `path` (`VACUUM INTO`), e.g. for
-    /// a backup. The file must not exist.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after close; SQLite's error when `path` exists or cannot be written.
-    pub fn vacuum_into(&self, path: impl AsRef<Path>) -> Result<()> {
-        let target = path.as_ref().to_str().ok_or_else(|| {
-            Error::config(format!("{} is not a UTF-8 path", path.as_ref().display()))
-        })?;
-        let session = self.session()?;
-        let result = session
-            .execute(
-                "VACUUM INTO ?",
-                vec![rusqlite::types::Value::Text(target.into())],
-            )
-            .map(|_| ());
-        session.close()?;
-        result
-    }
-
     /// Whether [`Pool::close`] has been called.
     pub fn is_closed(&self) -> bool {
         self.inner.is_closed()
-    }
-
-    /// Closes the pool for every handle and session that shares it.
-    ///
-    /// Waiting acquires fail with `Closed`; in-flight work gets up to `close_timeout` to
-    /// return its connection, then is interrupted. Then readers are closed, the writer runs
-    /// `PRAGMA optimize` and a TRUNCATE checkpoint and is closed, and every connection thread
-    /// is joined: afterwards this process holds no file descriptor on the database and (in
-    /// WAL mode, with no other process using it) the `-wal` and `-shm` files are gone.
-    /// Idempotent; returns the first error a connection reported while closing.
-    pub fn close(&self) -> Result<()> {
-        registry::forget(&self.inner);
-        self.inner.close()
     }
 
     /// Whether two handles are the same pool.
@@ -401,7 +314,7 @@ impl PoolInner {
                 (first_role == Role::Writer).then(|| Arc::clone(&wal)),
             )?)
         };
-        let fingerprint = first.as_ref().and_then(|_| registry::fingerprint(&path));
+        let fingerprint = first.as_ref().and_then(|_| fd::fingerprint(&path));
         let mut state = State::new(config.max_readers);
         if let Some(worker) = first {
             state.lender.adopt(first_role, worker);
@@ -438,22 +351,7 @@ impl PoolInner {
         Ok(inner)
     }
 
-    /// Starts the maintenance thread; `st` is the pool's state, locked by the caller.
-    fn start_maintenance(&self, st: &mut State) -> Result<()> {
-        let weak = self.this.get().cloned().unwrap_or_default();
-        let handle = thread::Builder::new()
-            .name("litepool-maint".into())
-            .spawn(move || maintenance::run(weak))
-            .map_err(|e| Error::internal(format!("cannot start the maintenance thread: {e}")))?;
-        if self.config.checkpoint == CheckpointPolicy::Timed {
-            self.wal.wake_on_growth(handle.thread().clone());
-        }
-        st.maintenance_thread = Some(handle.thread().clone());
-        *self.maintenance.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        Ok(())
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if self.generation.load(Ordering::Relaxed) != crate::fork::generation() {
             self.after_fork(&mut st);
@@ -538,7 +436,7 @@ impl PoolInner {
     }
 
     fn check_same_file(&self) -> Result<()> {
-        if registry::fingerprint(&self.path) == self.fingerprint {
+        if fd::fingerprint(&self.path) == self.fingerprint {
             return Ok(());
         }
         Err(Error::Open {
@@ -942,26 +840,10 @@ impl PoolInner {
         }
     }
 
-    /// Starts the driver of a group whose own request was just granted the writer (see
-    /// [`PoolInner::group_lead`]), after releasing the pool's lock `st`.
-    fn start_group(&self, mut st: MutexGuard<'_, State>) {
-        let Some(lent) = st.lender.take_group_grant() else {
-            return;
-        };
-        st.counters.acquires += 1;
-        drop(st);
-        let lease = Lease::lent(lent);
-        match self.this.get().and_then(std::sync::Weak::upgrade) {
-            Some(pool) => group_commit::drive(pool, lease),
-            // The pool is being dropped (closed): nothing runs any more.
-            None => drop(lease),
-        }
-    }
-
     /// Ends a group waiting for the writer on its own request (its leader was interrupted)
     /// whose wait outlived the leader's acquire timeout, or whose pool closed: its writes
     /// fail with `AcquireTimeout` (or `Closed`).
-    fn expire_group(&self) {
+    pub(crate) fn expire_group(&self) {
         let mut st = self.lock();
         let Some((writes, waited)) = st.lender.group_expire(Instant::now()) else {
             return;
@@ -977,7 +859,7 @@ impl PoolInner {
             }
         };
         drop(st);
-        group_commit::fail(writes, &error);
+        group_write::fail(writes, &error);
     }
 
     /// The group's leader got the writer.
@@ -1000,18 +882,6 @@ impl PoolInner {
     /// never runs; `None` once its batch has been taken.
     pub(crate) fn group_withdraw(&self, member: MemberId) -> Option<Write> {
         self.lock().lender.group_withdraw(member)
-    }
-
-    pub(crate) fn count_group_batch(&self, mode: CommitMode, writes: usize) {
-        let c = &mut self.lock().counters;
-        match mode {
-            CommitMode::Alone => {}
-            CommitMode::Grouped => {
-                c.group_commits += 1;
-                c.group_commit_writes += writes as u64;
-            }
-            CommitMode::Retried => c.group_commit_retries += 1,
-        }
     }
 
     /// Takes a connection back: straight to the longest waiter, or into the idle set. The
@@ -1163,7 +1033,9 @@ impl PoolInner {
                 let busy_wait = hold.then_some(Duration::ZERO);
                 let result = lease
                     .worker
-                    .call(move |ctx| checkpoint::run(ctx, mode, busy_wait, &path))
+                    .call(move |ctx| {
+                        checkpoint::run(ctx.conn, !ctx.cursors.is_empty(), mode, busy_wait, &path)
+                    })
                     .and_then(|r| r);
                 self.release(lease);
                 result
@@ -1305,27 +1177,6 @@ impl PoolInner {
         self.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Closes idle readers unused for longer than `idle_timeout`, and the whole pool when
-    /// nobody held or used it for `pool_idle_timeout` (checkpointing it: TRUNCATE).
-    pub(crate) fn reap_idle_readers(&self) {
-        if registry::close_if_idle(self) {
-            let _ = self.close();
-            return;
-        }
-        self.expire_group();
-        let idle_timeout = self.config.idle_timeout;
-        let stale = {
-            let mut st = self.lock();
-            if st.lender.is_closed() {
-                return;
-            }
-            st.lender.take_idle_readers(idle_timeout)
-        };
-        for worker in stale {
-            let _ = worker.shutdown(false);
-        }
-    }
-
     pub(crate) fn stats(&self) -> Stats {
         let st = self.lock();
         let c = &st.counters;
@@ -1454,7 +1305,7 @@ impl Drop for PoolInner {
 }
 
 impl Lease {
-    fn lent(lent: Lent<Arc<WorkerShared>>) -> Lease {
+    pub(crate) fn lent(lent: Lent<Arc<WorkerShared>>) -> Lease {
         Lease {
             worker: lent.handle,
             kind: lent.kind,

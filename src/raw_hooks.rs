@@ -8,11 +8,31 @@
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
-use crate::functions::{Expansion, ProgressFn, TraceFn};
 use rusqlite::{ffi, Connection};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::Arc;
+
+/// A progress handler; returning `true` interrupts the running statement.
+pub type ProgressFn = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// A trace callback, given each statement's SQL as it starts: with bound parameters
+/// expanded, or as written when [`Expansion`] says why not.
+pub type TraceFn = Arc<dyn Fn(&str, Expansion) + Send + Sync>;
+
+/// Whether a traced statement's SQL has its bound parameters expanded
+/// (`sqlite3_expanded_sql`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expansion {
+    /// Expanded.
+    Expanded,
+    /// As written: the expanded text would be longer than `SQLITE_LIMIT_LENGTH`.
+    TooLong,
+    /// As written: SQLite ran out of memory expanding it.
+    NoMemory,
+}
 
 /// The progress handler and trace callback registered on one connection.
 pub(crate) struct RawHooks {

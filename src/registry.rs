@@ -3,20 +3,13 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fd;
+use crate::fd::{self, fingerprint, Fingerprint};
 use crate::pool::{Pool, PoolInner};
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
-
-/// A file's identity on disk: (device, inode).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Fingerprint {
-    dev: u64,
-    ino: u64,
-}
 
 #[derive(Default)]
 struct Registry {
@@ -33,15 +26,6 @@ static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(Mutex::default);
 
 /// When the alias map reaches this size, aliases of pools no longer open are dropped.
 const MAX_ALIASES: usize = 1024;
-
-/// The fingerprint of the file at `path`, if it exists.
-pub(crate) fn fingerprint(path: &Path) -> Option<Fingerprint> {
-    let meta = fs::metadata(path).ok()?;
-    Some(Fingerprint {
-        dev: meta.dev(),
-        ino: meta.ino(),
-    })
-}
 
 /// The canonical form of `path`, which need not exist yet (its directory must).
 fn canonical(path: &Path) -> Result<PathBuf> {
@@ -65,6 +49,68 @@ fn canonical(path: &Path) -> Result<PathBuf> {
     };
     let parent = fs::canonicalize(parent).map_err(|e| fd::io_error(path, &e))?;
     Ok(parent.join(name))
+}
+
+impl Pool {
+    /// Opens (or joins) the pool for the database at `path`.
+    ///
+    /// The writer connection is opened now (a reader, for a read-only open), so a path in a
+    /// missing directory, a directory or a file that is not a database fails here with a
+    /// typed error; readers open lazily. A second `open` of the same file (by canonical path
+    /// and device+inode) returns a handle on the same pool whatever its `config`: the
+    /// handle's sessions get its per-session options, and pool options that differ from the
+    /// pool's are reported once (see [`Config`]). A file deleted or replaced on disk gets a
+    /// fresh pool (the old one is closed first). A file that failed as not-a-database is not
+    /// opened again until it changes on disk: the same error is returned at once. The pool
+    /// stays open until [`Pool::close`], or until every open released it
+    /// ([`Pool::release`]).
+    ///
+    /// `":memory:"` (or an empty path) opens a pool whose every session has a private
+    /// in-memory database on a connection thread of its own (one shared by name, for
+    /// `file:name?mode=memory&cache=shared` through [`Pool::open_dsn`]).
+    pub fn open(path: impl AsRef<Path>, config: Config) -> Result<Pool> {
+        config.validate()?;
+        open(path.as_ref(), config, true)
+    }
+
+    /// Opens a pool from a DSN: a path or `file:` URI whose query string holds the options
+    /// (see [`crate::config::parse_dsn`]).
+    pub fn open_dsn(dsn: &str) -> Result<Pool> {
+        let (path, config) = crate::config::parse_dsn(dsn)?;
+        Pool::open(path, config)
+    }
+
+    /// Gives up the hold this handle's open has on the pool (once; later calls do nothing).
+    /// When no open holds the pool any more and no session is open, the pool closes now, as
+    /// with [`Pool::close`]; with sessions still open it closes once they have closed and it
+    /// stayed unused for `pool_idle_timeout`. For hosts whose handles are shared by
+    /// reference counting (Go's `*sql.DB`s on one file).
+    ///
+    /// # Errors
+    ///
+    /// As [`Pool::close`], when this release closed the pool.
+    pub fn release(&self) -> Result<()> {
+        if !self.handle.holds.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        if release(&self.inner) {
+            return self.inner.close();
+        }
+        Ok(())
+    }
+
+    /// Closes the pool for every handle and session that shares it.
+    ///
+    /// Waiting acquires fail with `Closed`; in-flight work gets up to `close_timeout` to
+    /// return its connection, then is interrupted. Then readers are closed, the writer runs
+    /// `PRAGMA optimize` and a TRUNCATE checkpoint and is closed, and every connection thread
+    /// is joined: afterwards this process holds no file descriptor on the database and (in
+    /// WAL mode, with no other process using it) the `-wal` and `-shm` files are gone.
+    /// Idempotent; returns the first error a connection reported while closing.
+    pub fn close(&self) -> Result<()> {
+        forget(&self.inner);
+        self.inner.close()
+    }
 }
 
 /// Opens or joins the pool for `path`; see [`Pool::open`] for the contract. With `hold`,

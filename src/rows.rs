@@ -1,10 +1,13 @@
-//! Rows of an executing statement, fetched from the connection thread in batches.
+//! Rows of an executing statement, fetched from the connection thread in batches, and
+//! [`Session::query`], which starts one.
 
 use crate::error::{Error, Result};
-use crate::exec::{ExecResult, Ran};
-use crate::session::SessionShared;
+use crate::exec::{ExecResult, Mode, Ran};
+use crate::session::{Session, SessionShared};
+use crate::statement::Params;
 use crate::wait::block_on;
 use rusqlite::types::Value;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The rows of a statement started with [`crate::Session::query`].
@@ -194,6 +197,22 @@ impl Iterator for Rows {
 impl Drop for Rows {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+impl Session {
+    /// Starts one statement and returns its rows. The first batch comes back with this call;
+    /// while rows remain, the session keeps the connection the statement runs on (a reader
+    /// outside a transaction) until the rows are read to the end or closed.
+    pub fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
+        block_on(self.query_async(sql, params.into()))
+    }
+
+    /// [`Session::query`] as a future (crate::wait).
+    pub(crate) async fn query_async(&self, sql: &str, params: Params) -> Result<Rows> {
+        let cursor = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
+        let ran = self.shared.run(sql, params, Mode::Query(cursor)).await?;
+        Ok(Rows::new(Arc::clone(&self.shared), *ran))
     }
 }
 

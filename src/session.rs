@@ -1,16 +1,15 @@
 //! Sessions: what a host calls a "connection". A session holds no SQLite connection while
 //! idle; each statement borrows the writer or a reader for as long as it needs one.
 
-use crate::blob::Blob;
 use crate::classify::{Class, ENDS_WITH_TRANSACTION};
 use crate::error::{Error, Result, Role};
 use crate::exec::{self, ExecResult, ManyError, Mode, Outcome, Ran, Route};
 use crate::functions::{
     self, AggregateFactory, AuthorizerFn, CollationFn, ProgressFn, Registrations, ScalarFn, TraceFn,
 };
-use crate::group_commit::{self, Write};
-use crate::pool::{Lease, PoolInner};
-use crate::rows::Rows;
+use crate::group_commit;
+use crate::group_write::Write;
+use crate::pool::{Lease, Pool, PoolInner};
 use crate::statement::{self, Batch, Params};
 use crate::ticket::Ticket;
 use crate::wait::{block_on, blocking, Turn, Turns};
@@ -29,6 +28,24 @@ thread_local! {
     static HOST_TICKET: std::cell::RefCell<Option<Ticket>> = const { std::cell::RefCell::new(None) };
 }
 
+impl Pool {
+    /// Starts a session: a host-level "connection" that holds no SQLite connection while
+    /// idle. Fails with `Closed` after [`Pool::close`].
+    pub fn session(&self) -> Result<Session> {
+        let session = Session::new(Arc::clone(&self.inner))?;
+        for (name, value) in &self.handle.pragmas {
+            session.set_connection_pragma(name, value)?;
+        }
+        if self.handle.config.read_only {
+            session.set_read_only();
+        }
+        if self.handle.config.acquire_timeout != self.inner.config.acquire_timeout {
+            session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
+        }
+        Ok(session)
+    }
+}
+
 /// A session on a pool: the unit hosts hand out as a "connection".
 ///
 /// Routing: a read-only statement (`sqlite3_stmt_readonly`) outside a transaction runs on a
@@ -44,7 +61,7 @@ thread_local! {
 /// thread. [`Session::close`] (also run on drop) rolls back an open transaction, resets open
 /// cursors and returns every connection.
 pub struct Session {
-    shared: Arc<SessionShared>,
+    pub(crate) shared: Arc<SessionShared>,
 }
 
 pub(crate) struct SessionShared {
@@ -56,7 +73,7 @@ pub(crate) struct SessionShared {
     /// The ticket of the operation in progress (see [`SessionShared::operation`]); `None`
     /// between operations. A leaf lock.
     ticket: Mutex<Option<Ticket>>,
-    next_cursor: AtomicU64,
+    pub(crate) next_cursor: AtomicU64,
     /// This session's acquire timeout in nanoseconds; `u64::MAX` for the pool's.
     acquire_timeout: AtomicU64,
     /// Non-UTF-8 TEXT comes back as a BLOB value instead of failing the read.
@@ -208,20 +225,6 @@ impl Session {
             Some(e) => Err(e),
             None => Ok(ran.result),
         }
-    }
-
-    /// Starts one statement and returns its rows. The first batch comes back with this call;
-    /// while rows remain, the session keeps the connection the statement runs on (a reader
-    /// outside a transaction) until the rows are read to the end or closed.
-    pub fn query(&self, sql: &str, params: impl Into<Params>) -> Result<Rows> {
-        block_on(self.query_async(sql, params.into()))
-    }
-
-    /// [`Session::query`] as a future (crate::wait).
-    pub(crate) async fn query_async(&self, sql: &str, params: Params) -> Result<Rows> {
-        let cursor = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
-        let ran = self.shared.run(sql, params, Mode::Query(cursor)).await?;
-        Ok(Rows::new(Arc::clone(&self.shared), *ran))
     }
 
     /// Runs the statement `sql` once per parameter set of `sets`, in order, as Python's
@@ -575,40 +578,6 @@ impl Session {
             .on_writer_blocking(move |ctx| crate::raw_hooks::deserialize(ctx.conn, &schema, &data))
     }
 
-    /// Opens the BLOB in `column` of the row with rowid `row` of `table` in database `db`
-    /// for incremental I/O (`sqlite3_blob_open`). The session keeps the connection it is open
-    /// on — a reader for a read-only blob outside a transaction, else the writer — until the
-    /// blob is closed.
-    pub fn open_blob(
-        &self,
-        db: &str,
-        table: &str,
-        column: &str,
-        row: i64,
-        read_only: bool,
-    ) -> Result<Blob> {
-        let (db, table, column) = (db.to_string(), table.to_string(), column.to_string());
-        let id = self.shared.next_cursor.fetch_add(1, Ordering::Relaxed);
-        let len = self.shared.open_blob(id, read_only, move |ctx| {
-            // sqlite3_blob_open looks the table up in the schema the connection has loaded,
-            // stale on a connection that has not read since another one changed it; reading
-            // the schema table checks the schema cookie and reloads it.
-            let quoted = db.replace('"', "\"\"");
-            ctx.conn.query_row(
-                &format!("SELECT count(*) FROM \"{quoted}\".sqlite_schema"),
-                [],
-                |_| Ok(()),
-            )?;
-            let blob =
-                ctx.conn
-                    .blob_open(db.as_str(), table.as_str(), column.as_str(), row, read_only)?;
-            let len = blob.len();
-            ctx.blobs.insert(id, blob);
-            Ok(len)
-        })?;
-        Ok(Blob::new(Arc::clone(&self.shared), id, len))
-    }
-
     /// Makes non-UTF-8 TEXT come back as [`Value::Blob`](crate::Value::Blob) bytes instead
     /// of failing the read with [`Error::InvalidText`] (for hosts that hand TEXT over as
     /// bytes).
@@ -666,9 +635,9 @@ impl Session {
         self.shared.state.take_blocking().closed
     }
 
-    /// Closes the session: open cursors are reset (and their [`Rows`] fail with `Closed`), an
-    /// open transaction is rolled back, and every connection goes back to the pool (a private
-    /// `:memory:` connection is closed). Idempotent.
+    /// Closes the session: open cursors are reset (and their [`Rows`](crate::Rows) fail with
+    /// `Closed`), an open transaction is rolled back, and every connection goes back to the
+    /// pool (a private `:memory:` connection is closed). Idempotent.
     pub fn close(&self) -> Result<()> {
         self.shared.close()
     }
@@ -1374,7 +1343,7 @@ impl SessionShared {
 
     /// Runs `open` (which opens blob `id` on the connection) on a reader for a read-only blob
     /// outside a transaction, else on the writer, and keeps that connection for the blob.
-    fn open_blob<F>(&self, id: u64, read_only: bool, open: F) -> Result<usize>
+    pub(crate) fn open_blob<F>(&self, id: u64, read_only: bool, open: F) -> Result<usize>
     where
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> Result<usize> + Send + 'static,
     {
@@ -1663,6 +1632,29 @@ mod task_tests {
         }
     }
 
+    /// Polls `fut` as a task until it waits in the pool's queue (a statement new to the pool
+    /// is compiled on a reader first).
+    fn poll_until_queued<F: Future>(
+        mut fut: Pin<&mut F>,
+        pool: &Pool,
+        woken: &Woken,
+        waker: &Waker,
+    ) {
+        let mut cx = Context::from_waker(waker);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pool.stats().waiters == 0 {
+            let seen = woken.0.load(Ordering::SeqCst);
+            assert!(
+                fut.as_mut().poll(&mut cx).is_pending(),
+                "the writer is held: it waits"
+            );
+            while pool.stats().waiters == 0 && woken.0.load(Ordering::SeqCst) == seen {
+                assert!(Instant::now() < deadline, "never queued for the writer");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
     fn pool_with_writer_held() -> (tempfile::TempDir, Pool, Session) {
         let dir = tempfile::tempdir().unwrap();
         let pool = Pool::open(dir.path().join("task.db"), Config::default()).unwrap();
@@ -1679,13 +1671,12 @@ mod task_tests {
         let (woken, waker) = task_waker();
         let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
         // On the test's only thread: a blocking wait here would never end.
-        let first = insert.as_mut().poll(&mut Context::from_waker(&waker));
-        assert!(first.is_pending(), "the writer is held: the task waits");
+        poll_until_queued(insert.as_mut(), &pool, &woken, &waker);
         assert_eq!(pool.stats().waiters, 1, "queued in the pool's writer queue");
-        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        let before = woken.0.load(Ordering::SeqCst);
         holder.commit().unwrap();
         assert!(
-            woken.0.load(Ordering::SeqCst) >= 1,
+            woken.0.load(Ordering::SeqCst) > before,
             "the commit woke the task"
         );
         let done = run_task(insert.as_mut(), &woken, &waker).unwrap();
@@ -1717,12 +1708,9 @@ mod task_tests {
     fn a_task_dropped_while_it_waits_gives_its_place_up() {
         let (_dir, pool, holder) = pool_with_writer_held();
         let session = pool.session().unwrap();
-        let (_woken, waker) = task_waker();
+        let (woken, waker) = task_waker();
         let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
-        assert!(insert
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
+        poll_until_queued(insert.as_mut(), &pool, &woken, &waker);
         drop(insert);
         assert_eq!(pool.stats().waiters, 0, "the request left the queue");
         holder.commit().unwrap();

@@ -1,6 +1,6 @@
 //! A point-in-time snapshot of a pool, and its rendering as metrics (Prometheus text).
 
-use crate::checkpoint::{CheckpointMode, CheckpointResult};
+use crate::checkpoint::{CheckpointCounts, CheckpointMode, CheckpointResult};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -93,64 +93,6 @@ pub struct Stats {
     /// Opens of this pool's file that asked for pool options other than the pool's (they
     /// joined it all the same; each distinct difference is also logged once on stderr).
     pub option_mismatches: u64,
-}
-
-/// Checkpoint counts by result, for one mode.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ResultCounts {
-    /// Every frame was copied into the database.
-    pub ok: u64,
-    /// It ran, but readers kept some frames from being copied.
-    pub stuck: u64,
-    /// It could not finish in time (or the writer was inside a transaction).
-    pub busy: u64,
-    /// It failed with an error (e.g. disk full).
-    pub error: u64,
-}
-
-/// Checkpoint counts by mode and result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CheckpointCounts {
-    /// PASSIVE checkpoints.
-    pub passive: ResultCounts,
-    /// FULL checkpoints.
-    pub full: ResultCounts,
-    /// RESTART checkpoints.
-    pub restart: ResultCounts,
-    /// TRUNCATE checkpoints.
-    pub truncate: ResultCounts,
-}
-
-impl CheckpointCounts {
-    /// The counts of one mode.
-    pub fn mode(&self, mode: CheckpointMode) -> &ResultCounts {
-        match mode {
-            CheckpointMode::Passive => &self.passive,
-            CheckpointMode::Full => &self.full,
-            CheckpointMode::Restart => &self.restart,
-            CheckpointMode::Truncate => &self.truncate,
-        }
-    }
-
-    pub(crate) fn mode_mut(&mut self, mode: CheckpointMode) -> &mut ResultCounts {
-        match mode {
-            CheckpointMode::Passive => &mut self.passive,
-            CheckpointMode::Full => &mut self.full,
-            CheckpointMode::Restart => &mut self.restart,
-            CheckpointMode::Truncate => &mut self.truncate,
-        }
-    }
-
-    /// Checkpoints of every mode and result.
-    pub fn total(&self) -> u64 {
-        CheckpointMode::ALL
-            .iter()
-            .map(|m| {
-                let c = self.mode(*m);
-                c.ok + c.stuck + c.busy + c.error
-            })
-            .sum()
-    }
 }
 
 /// Whether a metric only grows (a counter) or goes up and down (a gauge).
