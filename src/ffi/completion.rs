@@ -32,7 +32,9 @@ struct Driver {
 #[derive(Default)]
 struct DriverState {
     tasks: VecDeque<Arc<Task>>,
-    started: bool,
+    /// The fork generation the completion thread was started in: in a forked child it
+    /// does not exist, and the first task woken there starts one.
+    started: Option<u64>,
 }
 
 static DRIVER: LazyLock<Driver> = LazyLock::new(|| Driver {
@@ -52,14 +54,15 @@ impl Wake for Task {
         let spawn = {
             let mut st = lock(&DRIVER.ready);
             st.tasks.push_back(self);
-            !std::mem::replace(&mut st.started, true)
+            let now = crate::fork::generation();
+            st.started.replace(now) != Some(now)
         };
         if spawn {
             let started = std::thread::Builder::new()
                 .name("litepool-complete".into())
                 .spawn(drive);
             if started.is_err() {
-                lock(&DRIVER.ready).started = false;
+                lock(&DRIVER.ready).started = None;
             }
         }
         DRIVER.wake.notify_one();
