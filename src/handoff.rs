@@ -373,12 +373,24 @@ impl<T> Reply<T> {
                 parked
             }
             Waiter::Task(waker) => {
+                // No waker yet: the task is still spinning for this answer, on a CPU.
                 let waker = waker.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let yielded = waker.is_some();
                 if let Some(waker) = waker {
                     waker.wake();
                 }
-                true
+                yielded
             }
+        }
+    }
+
+    /// Spins for the reply as [`Reply::wait`] does before it parks, and returns whether it
+    /// came: a task does this before it yields, so a short job's answer needs no wake-up.
+    pub(crate) fn spin(&self, spin: Option<(&SpinBudget, &CpuMark)>) -> bool {
+        let done = || self.state.load(Ordering::Acquire) >= FULL;
+        match spin.zip(SpinSlot::take()) {
+            Some(((budget, sender), _slot)) => matches!(budget.spin(sender, done), Spun::Ready(_)),
+            None => done(),
         }
     }
 
@@ -418,11 +430,7 @@ impl<T> Reply<T> {
     /// CPU, when given one and a spinner slot is free; parks otherwise. Only the thread that
     /// created the slot may wait on it.
     pub(crate) fn wait(&self, spin: Option<(&SpinBudget, &CpuMark)>) -> Result<T, Unanswered> {
-        let done = || self.state.load(Ordering::Acquire) >= FULL;
-        let ready = match spin.zip(SpinSlot::take()) {
-            Some(((budget, sender), _slot)) => matches!(budget.spin(sender, done), Spun::Ready(_)),
-            None => done(),
-        };
+        let ready = self.spin(spin);
         if !ready
             && self
                 .state

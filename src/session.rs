@@ -28,6 +28,11 @@ thread_local! {
     static HOST_TICKET: std::cell::RefCell<Option<Ticket>> = const { std::cell::RefCell::new(None) };
 }
 
+/// The ticket a host gave the calls this thread makes now, if any.
+fn host_ticket() -> Option<Ticket> {
+    HOST_TICKET.with(|t| t.borrow().clone())
+}
+
 impl Pool {
     /// Starts a session: a host-level "connection" that holds no SQLite connection while
     /// idle. Fails with `Closed` after [`Pool::close`].
@@ -43,6 +48,15 @@ impl Pool {
             session.set_acquire_timeout(Some(self.handle.config.acquire_timeout));
         }
         Ok(session)
+    }
+}
+
+/// Ends the operation it began (even if it panics): a later one gets its own ticket.
+struct Ends<'a>(&'a Mutex<Option<Ticket>>);
+
+impl Drop for Ends<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -308,7 +322,7 @@ impl Session {
         block_on(async {
             let mut st = shared.turn().await?;
             let ran = shared
-                .operation(async {
+                .operation(|| async {
                     let slot = if st.writer.is_some() {
                         Role::Writer
                     } else {
@@ -364,7 +378,7 @@ impl Session {
             return Ok(());
         }
         let result = shared
-            .operation(shared.run_routed(&mut st, sql, Params::None, Mode::Execute, known))
+            .operation(|| shared.run_routed(&mut st, sql, Params::None, Mode::Execute, known))
             .await;
         shared.settle(&mut st).await;
         result?.batch.error.map_or(Ok(()), Err)
@@ -736,39 +750,38 @@ impl SessionShared {
             .clone()
     }
 
-    /// Runs `f` as one operation that an [`InterruptHandle`] can stop at any point: while it
-    /// waits for a connection as well as while a statement runs. It gets a fresh ticket,
-    /// unless it runs inside an operation already (or under a host's ticket:
-    /// [`Session::run_with`]), whose ticket it shares.
-    async fn operation<T>(&self, f: impl Future<Output = T>) -> T {
-        self.operation_under(HOST_TICKET.with(|t| t.borrow().clone()), f)
-            .await
+    /// Runs the future `make` returns as one operation that an [`InterruptHandle`] can stop
+    /// at any point: while it waits for a connection as well as while a statement runs. It
+    /// gets a fresh ticket, unless it runs inside an operation already (or under a host's
+    /// ticket: [`Session::run_with`]), whose ticket it shares. (A closure, not a future: a
+    /// future passed to an `async fn` and awaited there takes its room twice in the caller's
+    /// future, and these nest.)
+    async fn operation<T, F: Future<Output = T>>(&self, make: impl FnOnce() -> F) -> T {
+        let (_ends, _) = self.begin(host_ticket);
+        make().await
     }
 
-    /// Runs `f`, which gives back what the session leaves (a cursor's statement, a dirty
-    /// connection at close), as an operation of its own: a host's ticket, cancelled or not,
-    /// never keeps it from running.
-    async fn cleanup<T>(&self, f: impl Future<Output = T>) -> T {
-        self.operation_under(None, f).await
+    /// Runs the future `make` returns, which gives back what the session leaves (a cursor's
+    /// statement, a dirty connection at close), as an operation of its own: a host's ticket,
+    /// cancelled or not, never keeps it from running.
+    async fn cleanup<T, F: Future<Output = T>>(&self, make: impl FnOnce() -> F) -> T {
+        let (_ends, _) = self.begin(|| None);
+        make().await
     }
 
-    /// [`SessionShared::operation`] under the host's ticket `host` (a fresh one if `None`).
-    async fn operation_under<T>(&self, host: Option<Ticket>, f: impl Future<Output = T>) -> T {
-        /// Ends the operation it began (even if it panics): a later one gets its own ticket.
-        struct Ends<'a>(&'a Mutex<Option<Ticket>>);
-        impl Drop for Ends<'_> {
-            fn drop(&mut self) {
-                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    /// Begins an operation under the host's ticket `host()` (a fresh one if `None`) unless
+    /// one is in progress; returns a guard that ends the one it began, and the ticket of the
+    /// operation in progress.
+    fn begin(&self, host: impl FnOnce() -> Option<Ticket>) -> (Option<Ends<'_>>, Ticket) {
+        let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some(ticket) => (None, ticket.clone()),
+            None => {
+                let ticket = host().unwrap_or_default();
+                *slot = Some(ticket.clone());
+                (Some(Ends(&self.ticket)), ticket)
             }
         }
-        let _ends = {
-            let mut slot = self.ticket.lock().unwrap_or_else(|e| e.into_inner());
-            slot.is_none().then(|| {
-                *slot = Some(host.unwrap_or_default());
-                Ends(&self.ticket)
-            })
-        };
-        f.await
     }
 
     /// Waits (FIFO, up to the session's acquire timeout) for a connection of `role`; the
@@ -785,37 +798,39 @@ impl SessionShared {
     /// interrupted by a cancel while it runs. The job leaves the ticket on the connection
     /// thread, before its result is handed back, so a late cancel cannot land on the
     /// connection once the job is done.
-    async fn call<R, F>(&self, worker: &Arc<WorkerShared>, f: F) -> Result<R>
+    fn call<'a, R, F>(
+        &'a self,
+        worker: &'a Arc<WorkerShared>,
+        f: F,
+    ) -> impl Future<Output = Result<R>> + Send + 'a
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        self.operation(async {
-            let ticket = self
-                .current_ticket()
-                .ok_or_else(|| Error::internal("a job outside an operation"))?;
+        // Made now, in the poll that awaits it (see `WorkerShared::call_async`).
+        let (ends, ticket) = self.begin(host_ticket);
+        let leaving = ticket.clone();
+        let job = worker.call_async(move |ctx| {
+            let result = f(ctx);
+            leaving.leave();
+            result
+        });
+        async move {
+            let _ends = ends;
             ticket.enter(worker)?;
-            let leaving = ticket.clone();
-            let result = worker
-                .call_async(move |ctx| {
-                    let result = f(ctx);
-                    leaving.leave();
-                    result
-                })
-                .await;
+            let result = job.await;
             if result.is_err() {
                 ticket.leave();
             }
             result
-        })
-        .await
+        }
     }
 
     pub(crate) async fn run(&self, sql: &str, params: Params, mode: Mode) -> Result<Box<Ran>> {
         let known = self.pool.classes.get(sql);
         let mut st = self.turn().await?;
         let result = self
-            .operation(self.run_routed(&mut st, sql, params, mode, known))
+            .operation(|| self.run_routed(&mut st, sql, params, mode, known))
             .await;
         self.settle(&mut st).await;
         result
@@ -833,7 +848,7 @@ impl SessionShared {
         let mut sets = sets;
         let mut done = ExecResult::default();
         let result = self
-            .operation(async {
+            .operation(|| async {
                 let class = match self.pool.classes.get(sql) {
                     Some(class) => class,
                     // Learned before a set is read, as the stdlib compiles before it iterates.
@@ -1222,7 +1237,7 @@ impl SessionShared {
     {
         let mut st = self.turn().await?;
         let result = self
-            .operation(async {
+            .operation(|| async {
                 if st.writer.is_none() {
                     st.writer = Some(self.acquire(self.writer_role()).await?);
                 }
@@ -1312,21 +1327,23 @@ impl SessionShared {
         };
         let text_as_bytes = self.text_as_bytes.load(Ordering::Relaxed);
         let result = self
-            .operation(self.call(&worker, move |ctx| {
-                let mut batch = match ctx.cursors.get_mut(&cursor) {
-                    Some(stmt) => statement::step_batch(stmt, text_as_bytes),
-                    None => Batch {
-                        done: true,
-                        error: ctx.take_expired(cursor),
-                        ..Batch::default()
-                    },
-                };
-                batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
-                if batch.done {
-                    ctx.cursors.remove(&cursor);
-                }
-                (batch, ctx.state())
-            }))
+            .operation(|| {
+                self.call(&worker, move |ctx| {
+                    let mut batch = match ctx.cursors.get_mut(&cursor) {
+                        Some(stmt) => statement::step_batch(stmt, text_as_bytes),
+                        None => Batch {
+                            done: true,
+                            error: ctx.take_expired(cursor),
+                            ..Batch::default()
+                        },
+                    };
+                    batch.error = batch.error.map(|e| ctx.explain_interrupt(e));
+                    if batch.done {
+                        ctx.cursors.remove(&cursor);
+                    }
+                    (batch, ctx.state())
+                })
+            })
             .await;
         let result = result.map(|(batch, state)| {
             if let Some(lease) = st.lease(slot) {
@@ -1350,7 +1367,7 @@ impl SessionShared {
         block_on(async {
             let mut st = self.turn().await?;
             let result = self
-                .operation(async {
+                .operation(|| async {
                     let slot = if read_only && st.writer.is_none() {
                         Role::Reader
                     } else {
@@ -1398,13 +1415,12 @@ impl SessionShared {
             Some(lease) => Arc::clone(&lease.worker),
             None => return Err(Error::internal("blob without a connection")),
         };
-        let result =
-            block_on(
-                self.operation(self.call(&worker, move |ctx| match ctx.blobs.get_mut(&id) {
-                    Some(blob) => f(blob),
-                    None => Err(Error::Closed { what: "blob" }),
-                })),
-            );
+        let result = block_on(self.operation(|| {
+            self.call(&worker, move |ctx| match ctx.blobs.get_mut(&id) {
+                Some(blob) => f(blob),
+                None => Err(Error::Closed { what: "blob" }),
+            })
+        }));
         drop(st);
         result?
     }
@@ -1470,12 +1486,14 @@ impl SessionShared {
         if let Some(lease) = st.lease(slot) {
             let worker = Arc::clone(&lease.worker);
             let reset = self
-                .cleanup(self.call(&worker, move |ctx| {
-                    if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
-                        statement::reset(&mut stmt);
-                    }
-                    ctx.state()
-                }))
+                .cleanup(|| {
+                    self.call(&worker, move |ctx| {
+                        if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
+                            statement::reset(&mut stmt);
+                        }
+                        ctx.state()
+                    })
+                })
                 .await;
             if let Ok(state) = reset {
                 if let Some(lease) = st.lease(slot) {
@@ -1523,15 +1541,17 @@ impl SessionShared {
             let leaves_objects = pinned && lease.role() == Role::Writer && !lease.is_private();
             if dirty || leaves_objects {
                 let cleaned = self
-                    .cleanup(self.call(&lease.worker, move |ctx| {
-                        let counts = ctx.make_clean();
-                        if leaves_objects {
-                            // Best effort: a failure leaves objects a later session could see,
-                            // but must not keep the writer from going back to the pool.
-                            let _ = ctx.clear_session_objects();
-                        }
-                        counts
-                    }))
+                    .cleanup(|| {
+                        self.call(&lease.worker, move |ctx| {
+                            let counts = ctx.make_clean();
+                            if leaves_objects {
+                                // Best effort: a failure leaves objects a later session could see,
+                                // but must not keep the writer from going back to the pool.
+                                let _ = ctx.clear_session_objects();
+                            }
+                            counts
+                        })
+                    })
                     .await;
                 if let Ok((reset, rolled_back)) = cleaned {
                     self.pool.count_cleanup(reset, rolled_back);

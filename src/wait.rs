@@ -130,6 +130,9 @@ pub(crate) struct Turns<T> {
 struct TurnsState<T> {
     value: Option<Box<T>>,
     tasks: Vec<Waker>,
+    /// Threads blocked for the value: a turn given back notifies only when there are any
+    /// (a notify is a system call even with nobody waiting).
+    threads: usize,
 }
 
 /// The value of a [`Turns`], held by one operation; put back when dropped.
@@ -144,6 +147,7 @@ impl<T> Turns<T> {
             cell: Mutex::new(TurnsState {
                 value: Some(Box::new(value)),
                 tasks: Vec::new(),
+                threads: 0,
             }),
             threads: Condvar::new(),
         }
@@ -161,7 +165,9 @@ impl<T> Turns<T> {
                     });
                 }
                 if blocking() {
+                    cell.threads += 1;
                     cell = self.threads.wait(cell).unwrap_or_else(|e| e.into_inner());
+                    cell.threads -= 1;
                     continue;
                 }
                 if !cell.tasks.iter().any(|w| w.will_wake(cx.waker())) {
@@ -198,12 +204,14 @@ impl<T> std::ops::DerefMut for Turn<'_, T> {
 
 impl<T> Drop for Turn<'_, T> {
     fn drop(&mut self) {
-        let tasks = {
+        let (tasks, threads) = {
             let mut cell = self.owner.cell.lock().unwrap_or_else(|e| e.into_inner());
             cell.value = self.value.take();
-            std::mem::take(&mut cell.tasks)
+            (std::mem::take(&mut cell.tasks), cell.threads)
         };
-        self.owner.threads.notify_all();
+        if threads > 0 {
+            self.owner.threads.notify_all();
+        }
         for task in tasks {
             task.wake();
         }

@@ -19,6 +19,7 @@ use rusqlite::hooks::AuthContext;
 use rusqlite::{CachedStatement, Connection, InterruptHandle, OpenFlags, StatementStatus};
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -598,6 +599,11 @@ impl Queued<'_> {
     pub(crate) fn wait<T>(self, reply: &Reply<T>) -> Result<T, Unanswered> {
         reply.wait(self.spin)
     }
+
+    /// Spins for `reply` without parking; returns whether it came: see [`Reply::spin`].
+    pub(crate) fn spin<T>(self, reply: &Reply<T>) -> bool {
+        reply.spin(self.spin)
+    }
 }
 
 /// Where a new worker's spin budgets start: about one cached point query and its way back.
@@ -645,23 +651,37 @@ impl WorkerShared {
     /// [`WorkerShared::call`] as a future (crate::wait): driven by `block_on` it is that call;
     /// polled by a task it queues the job and returns `Pending` until the connection thread
     /// answers and wakes the task. The job runs whether or not the future is polled again.
-    pub(crate) async fn call_async<R, F>(&self, f: F) -> Result<R>
+    /// The job is made now (so `f` moves once, into it, not through every future above), and
+    /// queued when the future is first polled; call it from the poll that awaits it (its
+    /// reply slot is for a blocked thread or a task as that poll is).
+    pub(crate) fn call_async<R, F>(&self, f: F) -> impl Future<Output = Result<R>> + Send + '_
     where
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        if crate::wait::blocking() {
-            return self.call(f);
-        }
+        let task = !crate::wait::blocking();
         let call = Arc::new(Call {
             job: Mutex::new(Some(f)),
-            reply: Reply::for_task(),
+            reply: if task {
+                Reply::for_task()
+            } else {
+                Reply::new()
+            },
         });
-        // Not waited on: the task is woken by the reply slot (no spin for a task).
-        self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
-        std::future::poll_fn(|cx| call.reply.poll_answer(cx))
-            .await
-            .map_err(unanswered)
+        async move {
+            {
+                let queued = self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
+                if !task {
+                    return queued.wait(&call.reply).map_err(unanswered);
+                }
+                // A task spins as a blocked caller would before it yields: a short job's
+                // answer then needs no wake-up of the task's loop.
+                queued.spin(&call.reply);
+            }
+            std::future::poll_fn(|cx| call.reply.poll_answer(cx))
+                .await
+                .map_err(unanswered)
+        }
     }
 
     /// Queues `f` to run on the connection thread without waiting for it. Fails with `Closed`
