@@ -116,7 +116,7 @@ impl<'c> ConnCtx<'c> {
             conn,
             cursors: HashMap::new(),
             blobs: HashMap::new(),
-            columns: ColumnCache::default(),
+            columns: ColumnCache::new(Arc::clone(&auth)),
             auth,
             applied: None,
             hooks: Applied::new(conn, user_auth),
