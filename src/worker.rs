@@ -73,6 +73,9 @@ pub(crate) struct ConnCtx<'c> {
     last: Option<CachedStatement<'c>>,
     /// The SQL of `last` (kept when `last` goes, so a repeated statement allocates it once).
     last_sql: Box<str>,
+    /// Statements are cached (`Config::statement_cache_capacity` is not 0), so one may be
+    /// kept as `last`.
+    keeps_last: bool,
     auth: Arc<Mutex<AuthLog>>,
     applied: Option<SettingsKey>,
     /// The registrations on the connection and whose they are.
@@ -108,6 +111,7 @@ impl<'c> ConnCtx<'c> {
         auth: Arc<Mutex<AuthLog>>,
         ending: Arc<Mutex<Option<Error>>>,
         user_auth: AuthorizerSlot,
+        keeps_last: bool,
     ) -> Self {
         let defaults = CONNECTION_PRAGMAS
             .iter()
@@ -124,6 +128,7 @@ impl<'c> ConnCtx<'c> {
             columns: ColumnCache::new(Arc::clone(&auth)),
             last: None,
             last_sql: Box::default(),
+            keeps_last,
             auth,
             applied: None,
             hooks: Applied::new(conn, user_auth),
@@ -217,10 +222,11 @@ impl<'c> ConnCtx<'c> {
     /// Keeps `stmt`, prepared from `sql` by [`ConnCtx::prepare_classified`] and reset, for
     /// the next statement job: a session repeating one statement (a point query) takes it
     /// back without rusqlite's cache hashing the SQL twice and allocating its key per run.
-    /// The statement kept before goes back to rusqlite's cache. A schema pragma is not kept:
-    /// [`ConnCtx::prepare`] brings the schema up to date before each of its runs.
+    /// The statement kept before goes back to rusqlite's cache. Nothing is kept when the cache
+    /// is off, nor a schema pragma: [`ConnCtx::prepare`] brings the schema up to date before
+    /// each of its runs.
     pub(crate) fn keep_last(&mut self, sql: &str, mut stmt: CachedStatement<'c>) {
-        if is_schema_pragma(sql) {
+        if !self.keeps_last || is_schema_pragma(sql) {
             return;
         }
         // As rusqlite's cache does: bound values are not kept alive between runs.
@@ -872,6 +878,7 @@ impl Worker {
                     return close_connection(conn, false, false);
                 }
                 let optimize = config.optimize;
+                let keeps_last = config.statement_cache_capacity > 0;
                 serve(
                     conn,
                     &shared,
@@ -879,6 +886,7 @@ impl Worker {
                     Arc::clone(&shared.ending),
                     user_auth,
                     optimize,
+                    keeps_last,
                 )
             })
             .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
@@ -942,8 +950,9 @@ fn serve(
     ending: Arc<Mutex<Option<Error>>>,
     user_auth: AuthorizerSlot,
     optimize: bool,
+    keeps_last: bool,
 ) -> Result<()> {
-    let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth);
+    let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth, keeps_last);
     let mut caller_on_cpu = false;
     let checkpoint = loop {
         match shared.next_msg(caller_on_cpu) {
