@@ -188,6 +188,11 @@ impl Class {
 pub(crate) struct AuthLog {
     /// Any action was seen: the statement was compiled, not taken from the statement cache.
     compiled: bool,
+    /// Actions seen over the connection's life (not cleared): SQLite asks the authorizer
+    /// while compiling a statement, and every statement with result columns asks at least
+    /// once (a SELECT, a PRAGMA, RETURNING), re-prepared or not, so while this count holds
+    /// no statement with result columns was compiled on the connection.
+    actions_seen: u64,
     transaction_control: bool,
     begin: bool,
     pins: bool,
@@ -203,6 +208,7 @@ pub(crate) fn recording_authorizer(
     move |ctx: AuthContext<'_>| {
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         log.compiled = true;
+        log.actions_seen += 1;
         match ctx.action {
             AuthAction::CreateTempIndex { .. }
             | AuthAction::CreateTempTable { .. }
@@ -240,9 +246,17 @@ pub(crate) fn recording_authorizer(
 }
 
 impl AuthLog {
-    /// Forgets what was recorded, before a new prepare.
+    /// Forgets what was recorded, before a new prepare (but not the count of actions).
     pub(crate) fn clear(&mut self) {
-        *self = AuthLog::default();
+        *self = AuthLog {
+            actions_seen: self.actions_seen,
+            ..AuthLog::default()
+        };
+    }
+
+    /// The actions seen over the connection's life (see [`AuthLog`]'s field).
+    pub(crate) fn actions_seen(&self) -> u64 {
+        self.actions_seen
     }
 
     /// Whether anything was compiled since the last [`AuthLog::clear`].

@@ -196,10 +196,12 @@ fn statement(
     // writing the file, held by the session for its whole transaction, so a deferred
     // read-to-write upgrade meets no writer of this process. A TEMP connection is a second
     // one, which a deferred upgrade could find the file's write lock taken by.
+    let mut rewritten = false;
     if class.begin && on_temp {
         if let Some(immediate) = immediate_begin(sql) {
             drop(stmt);
             stmt = ctx.conn.prepare_cached(&immediate)?;
+            rewritten = true;
         }
     }
     statement::bind(&mut stmt, params)?;
@@ -225,7 +227,11 @@ fn statement(
             stmt.discard();
             None
         }
-        _ => None,
+        _ if rewritten => None,
+        _ => {
+            ctx.keep_last(sql, stmt);
+            None
+        }
     };
     if let Some((name, _)) = &class.pragma_set {
         let now = batch.error.is_none().then_some(next_key);

@@ -467,6 +467,13 @@ impl Applied {
         }
     }
 
+    /// Whether the connection carries exactly `regs`, the registrations of `session`, so
+    /// [`Applied::apply`] would change nothing (and flush no statement).
+    pub(crate) fn is_applied(&self, session: u64, regs: &Registrations) -> bool {
+        self.functions_of == Some((session, regs.functions_version))
+            && self.hooks_of == Some((session, regs.hooks_version))
+    }
+
     /// Whether what is on the connection is `session`'s.
     pub(crate) fn belongs_to(&self, session: u64) -> bool {
         self.functions_of.is_some_and(|(s, _)| s == session)

@@ -1,11 +1,11 @@
 //! Running one statement on a connection thread: binding parameters and stepping rows in
 //! batches, so a result crosses threads once per batch, never once per row.
 
-use crate::classify::FastMap;
+use crate::classify::{AuthLog, FastMap};
 use crate::error::{Error, Result};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::Statement;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Parameters for one statement.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -84,29 +84,61 @@ impl Started {
 /// The column metadata of the statements one connection has run, keyed by SQL text, so a
 /// cached statement hands out the same [`Started`] instead of copying every column name on
 /// every execution. Bounded like the statement cache it shadows.
-#[derive(Default)]
+///
+/// An entry is trusted without reading the statement's columns while the connection's
+/// authorizer has seen no action since it was checked: a statement's columns change only when
+/// it is compiled (prepared or re-prepared after a schema change), and compiling one with
+/// result columns asks the authorizer. Any compile on the connection (of any SQL) sends the
+/// next execution of each statement through the full comparison once.
 pub(crate) struct ColumnCache {
-    map: FastMap<Box<str>, Started>,
+    map: FastMap<Box<str>, Checked>,
+    auth: Arc<Mutex<AuthLog>>,
+}
+
+/// A cache entry: the columns, and the authorizer's count of actions when they last matched.
+struct Checked {
+    started: Started,
+    actions_seen: u64,
 }
 
 /// Entries kept before the column cache starts over (far above the statement cache's size).
 const COLUMN_CACHE_LIMIT: usize = 1024;
 
 impl ColumnCache {
-    /// The columns of `stmt`, prepared from `sql`: the cached copy when it still matches the
-    /// statement, else a fresh copy that replaces it.
+    /// An empty cache for the connection whose authorizer records into `auth`.
+    pub(crate) fn new(auth: Arc<Mutex<AuthLog>>) -> ColumnCache {
+        ColumnCache {
+            map: FastMap::default(),
+            auth,
+        }
+    }
+
+    /// The columns of `stmt`, prepared from `sql` and stepped (a step may re-prepare it): the
+    /// cached copy when it still matches the statement, else a fresh copy that replaces it.
     pub(crate) fn started(&mut self, sql: &str, stmt: &Statement<'_>) -> Started {
+        let actions_seen = self
+            .auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .actions_seen();
         if let Some(cached) = self.map.get_mut(sql) {
-            if !cached.matches(stmt) {
-                *cached = Started::of(stmt);
+            if cached.actions_seen != actions_seen {
+                if !cached.started.matches(stmt) {
+                    cached.started = Started::of(stmt);
+                }
+                cached.actions_seen = actions_seen;
             }
-            return cached.clone();
+            return cached.started.clone();
         }
         if self.map.len() >= COLUMN_CACHE_LIMIT {
             self.map.clear();
         }
         let started = Started::of(stmt);
-        self.map.insert(sql.into(), started.clone());
+        let checked = Checked {
+            started: started.clone(),
+            actions_seen,
+        };
+        self.map.insert(sql.into(), checked);
         started
     }
 }

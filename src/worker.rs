@@ -69,6 +69,14 @@ pub(crate) struct ConnCtx<'c> {
     pub blobs: HashMap<u64, Blob<'c>>,
     /// The result columns of the statements run here, shared between executions.
     pub columns: ColumnCache,
+    /// The statement the last statement job ran, held out of rusqlite's statement cache so
+    /// running it again skips the cache's lookup and return (see [`ConnCtx::keep_last`]).
+    last: Option<CachedStatement<'c>>,
+    /// The SQL of `last` (kept when `last` goes, so a repeated statement allocates it once).
+    last_sql: Box<str>,
+    /// Statements are cached (`Config::statement_cache_capacity` is not 0), so one may be
+    /// kept as `last`.
+    keeps_last: bool,
     auth: Arc<Mutex<AuthLog>>,
     applied: Option<SettingsKey>,
     /// The registrations on the connection and whose they are.
@@ -104,6 +112,7 @@ impl<'c> ConnCtx<'c> {
         auth: Arc<Mutex<AuthLog>>,
         ending: Arc<Mutex<Option<Error>>>,
         user_auth: AuthorizerSlot,
+        keeps_last: bool,
     ) -> Self {
         let defaults = CONNECTION_PRAGMAS
             .iter()
@@ -117,7 +126,10 @@ impl<'c> ConnCtx<'c> {
             conn,
             cursors: HashMap::new(),
             blobs: HashMap::new(),
-            columns: ColumnCache::default(),
+            columns: ColumnCache::new(Arc::clone(&auth)),
+            last: None,
+            last_sql: Box::default(),
+            keeps_last,
             auth,
             applied: None,
             hooks: Applied::new(conn, user_auth),
@@ -185,8 +197,18 @@ impl<'c> ConnCtx<'c> {
         known: Option<Class>,
     ) -> Result<(CachedStatement<'c>, Class, bool)> {
         if let Some(class) = known {
-            return Ok((self.prepare(sql)?, class, false));
+            let last = self.last.take();
+            let stmt = match last {
+                Some(stmt) if *self.last_sql == *sql => stmt,
+                _ => {
+                    drop(last);
+                    self.prepare(sql)?
+                }
+            };
+            return Ok((stmt, class, false));
         }
+        // Back into the cache, where the compile below finds (and replaces) it.
+        self.last = None;
         self.auth_log().clear();
         let mut stmt = self.prepare(sql)?;
         if !self.auth_log().compiled() {
@@ -196,6 +218,24 @@ impl<'c> ConnCtx<'c> {
         }
         let class = self.auth_log().class(stmt.readonly());
         Ok((stmt, class, true))
+    }
+
+    /// Keeps `stmt`, prepared from `sql` by [`ConnCtx::prepare_classified`] and reset, for
+    /// the next statement job: a session repeating one statement (a point query) takes it
+    /// back without rusqlite's cache hashing the SQL twice and allocating its key per run.
+    /// The statement kept before goes back to rusqlite's cache. Nothing is kept when the cache
+    /// is off, nor a schema pragma: [`ConnCtx::prepare`] brings the schema up to date before
+    /// each of its runs.
+    pub(crate) fn keep_last(&mut self, sql: &str, mut stmt: CachedStatement<'c>) {
+        if !self.keeps_last || is_schema_pragma(sql) {
+            return;
+        }
+        // As rusqlite's cache does: bound values are not kept alive between runs.
+        stmt.clear_bindings();
+        if *self.last_sql != *sql {
+            self.last_sql = sql.into();
+        }
+        self.last = Some(stmt);
     }
 
     /// Prepares `sql` through the statement cache, against the schema as last committed.
@@ -256,6 +296,12 @@ impl<'c> ConnCtx<'c> {
     /// Makes the connection carry exactly `settings`' pragmas (restoring the defaults of what
     /// an earlier session changed) and registrations, unless it already does.
     pub(crate) fn apply_settings(&mut self, settings: &Settings) -> Result<()> {
+        let hooks_applied = self.hooks.is_applied(settings.key.session, &settings.hooks);
+        if self.applied != Some(settings.key) || !hooks_applied {
+            // Into rusqlite's cache before the new settings flush it (a user authorizer
+            // judges statements as they compile).
+            self.last = None;
+        }
         if self.applied != Some(settings.key) {
             self.apply_attached(&settings.attached)?;
             self.apply_pragmas(settings)?;
@@ -267,12 +313,14 @@ impl<'c> ConnCtx<'c> {
     /// Takes a session's hooks and limits off the connection, before it goes back to the
     /// pool (its functions and collations stay until another session uses it).
     pub(crate) fn release_hooks(&mut self) {
+        self.last = None;
         self.hooks.clear_hooks(self.conn);
     }
 
     /// Takes a closed session's registrations and attached databases off the connection,
     /// if they are still on it.
     pub(crate) fn forget_session(&mut self, session: u64) {
+        self.last = None;
         if self.hooks.belongs_to(session) {
             let _ = self.hooks.clear(self.conn);
         }
@@ -872,6 +920,7 @@ impl Worker {
                     return close_connection(conn, false, false);
                 }
                 let optimize = config.optimize;
+                let keeps_last = config.statement_cache_capacity > 0;
                 serve(
                     conn,
                     &shared,
@@ -879,6 +928,7 @@ impl Worker {
                     Arc::clone(&shared.ending),
                     user_auth,
                     optimize,
+                    keeps_last,
                 )
             })
             .map_err(|e| Error::internal(format!("cannot start a connection thread: {e}")))?;
@@ -942,8 +992,9 @@ fn serve(
     ending: Arc<Mutex<Option<Error>>>,
     user_auth: AuthorizerSlot,
     optimize: bool,
+    keeps_last: bool,
 ) -> Result<()> {
-    let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth);
+    let mut ctx = ConnCtx::new(&conn, auth, ending, user_auth, keeps_last);
     let mut caller_on_cpu = false;
     let checkpoint = loop {
         match shared.next_msg(caller_on_cpu) {

@@ -168,6 +168,30 @@ fn a_schema_pragma_sees_the_latest_schema() {
     pool.close().unwrap();
 }
 
+/// The same schema pragma run twice in a row on a reader sees the table another connection
+/// created in between: a connection keeps the statement it ran last for the next job, but
+/// not a schema pragma, whose rows come from the connection's copy of the schema (and which
+/// does not check that copy when it names a table the copy lacks).
+#[test]
+fn a_schema_pragma_run_again_sees_a_table_another_connection_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pooled.db");
+    let mut config = Config::default();
+    config.max_readers = 1;
+    let pool = open(&path, config);
+    let reader = pool.session().unwrap();
+    let indexes = || values(&reader, "PRAGMA index_list(t)").len();
+    assert_eq!(indexes(), 0);
+    // Not through the pool, which may compile the DDL on the reader to learn its class.
+    let other = Connection::open(&path).unwrap();
+    other
+        .execute_batch("CREATE TABLE t(a INTEGER UNIQUE, b TEXT UNIQUE)")
+        .unwrap();
+    assert_eq!(indexes(), 2);
+    reader.close().unwrap();
+    pool.close().unwrap();
+}
+
 #[test]
 fn setting_a_connection_pragma_does_not_wait_for_the_writer() {
     let dir = tempfile::tempdir().unwrap();
