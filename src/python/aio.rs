@@ -15,7 +15,11 @@
 //!   and, when that queue was empty, writes one byte to a socket the loop watches
 //!   (`loop.add_reader`). The loop's reader callback polls every queued lane and resolves the
 //!   futures of the jobs that finished. Nothing here takes the GIL off the loop thread, and
-//!   under load one wake-up carries many lanes.
+//!   under load one wake-up carries many lanes. A job spins for its connection thread's
+//!   answer as a blocked caller would before it yields, so short jobs need no wake-up; a
+//!   result found when the call is submitted is still resolved on the loop's next turn (an
+//!   await always yields once), and one poll of a lane finishes at most [`FAIR_SHARE`]
+//!   jobs, so neither one task nor one connection holds the loop.
 //! - **Calls without an asyncio counterpart** (`create_function`, `iterdump`, `backup`) hold
 //!   their lane ([`LaneHold`]) while the sync call runs on the loop's default executor, so
 //!   they keep their place in the connection's order.
@@ -55,6 +59,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 static NEXT_TICKET: AtomicU64 = AtomicU64::new(1);
+
+/// Jobs one poll of a lane finishes before it lets the loop's other work run (the lane is
+/// queued again): a connection with many short calls queued cannot hold the loop.
+const FAIR_SHARE: usize = 64;
 
 /// Set by `_aio_shutdown`: jobs that do not only give resources back fail at once.
 static STOPPED: AtomicBool = AtomicBool::new(false);
@@ -258,6 +266,10 @@ impl Lane {
         let waker = self.waker();
         let mut cx = Context::from_waker(&waker);
         loop {
+            if done.len() >= FAIR_SHARE {
+                self.schedule();
+                return done;
+            }
             let (running, starting) = {
                 let mut st = lock(&self.state);
                 if st.polling {
@@ -554,8 +566,12 @@ impl AioConnection {
         });
         if idle {
             let lane = Arc::clone(&self.lane);
-            let done = py.detach(move || lane.drive());
-            deliver_all(py, &waker.get().inner, done);
+            // Resolved on the loop's next turn, not now: an awaited call always yields to the
+            // loop once, as a call on a thread does, so a task reading a big cursor whose
+            // batches come back within the spin cannot starve the loop's other tasks.
+            for d in py.detach(move || lane.drive()) {
+                Arc::clone(&d.waker).deliver_later(d);
+            }
         }
         ticket
     }

@@ -695,3 +695,55 @@ def test_create_function_iterdump_backup(tmp_path):
         sync.close()
     assert copied == [(42,)]
     assert steps and steps[-1][0] == litepool.SQLITE_DONE
+
+
+def test_a_task_reading_a_big_cursor_lets_the_loops_other_tasks_run(db):
+    async def main():
+        await setup_table(db, rows=50_000)
+        ticks = 0
+        reading = True
+
+        async def ticker():
+            nonlocal ticks
+            while reading:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        async def reader(c):
+            nonlocal reading
+            n = 0
+            async with c.execute("SELECT v FROM t") as cursor:
+                async for _ in cursor:
+                    n += 1
+            reading = False
+            return n
+
+        async with aio.connect(db) as c:
+            other = asyncio.create_task(ticker())
+            assert await reader(c) == 50_000
+            await other
+        # Each fetch of a batch yields to the loop (about 100 batches), whatever its speed.
+        assert ticks >= 50, ticks
+
+        # Short calls awaited one after another, each answered within the task's spin: every
+        # await still yields to the loop once, as a call on a thread's future does.
+        async with aio.connect(db) as c:
+            ticks, reading = 0, True
+            other = asyncio.create_task(ticker())
+            for i in range(1, 2001):
+                cursor = await c.execute("SELECT v FROM t WHERE id = ?", (i,))
+                assert await cursor.fetchone() == (f"v{i - 1}",)
+            reading = False
+            await other
+        assert ticks >= 1000, ticks
+
+        # Many short calls queued on one connection: other tasks run between the lane's polls.
+        async with aio.connect(db) as c:
+            ticks, reading = 0, True
+            other = asyncio.create_task(ticker())
+            await asyncio.gather(*(c.execute("SELECT v FROM t WHERE id = ?", (i,))
+                                   for i in range(1, 2001)))
+            reading = False
+            await other
+        assert ticks >= 10, ticks
+    run(main())
