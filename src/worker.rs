@@ -73,7 +73,7 @@ pub(crate) struct ConnCtx<'c> {
     /// running it again skips the cache's lookup and return (see [`ConnCtx::keep_last`]).
     last: Option<CachedStatement<'c>>,
     /// The SQL of `last` (kept when `last` goes, so a repeated statement allocates it once).
-    last_sql: Box<str>,
+    last_sql: String,
     /// Statements are cached (`Config::statement_cache_capacity` is not 0), so one may be
     /// kept as `last`.
     keeps_last: bool,
@@ -128,7 +128,7 @@ impl<'c> ConnCtx<'c> {
             blobs: HashMap::new(),
             columns: ColumnCache::new(Arc::clone(&auth)),
             last: None,
-            last_sql: Box::default(),
+            last_sql: String::new(),
             keeps_last,
             auth,
             applied: None,
@@ -199,7 +199,7 @@ impl<'c> ConnCtx<'c> {
         if let Some(class) = known {
             let last = self.last.take();
             let stmt = match last {
-                Some(stmt) if *self.last_sql == *sql => stmt,
+                Some(stmt) if self.last_sql == sql => stmt,
                 _ => {
                     drop(last);
                     self.prepare(sql)?
@@ -232,8 +232,11 @@ impl<'c> ConnCtx<'c> {
         }
         // As rusqlite's cache does: bound values are not kept alive between runs.
         stmt.clear_bindings();
-        if *self.last_sql != *sql {
-            self.last_sql = sql.into();
+        if self.last_sql != sql {
+            // Reuses its buffer: statements that alternate (BEGIN, INSERT, COMMIT) allocate
+            // nothing here.
+            self.last_sql.clear();
+            self.last_sql.push_str(sql);
         }
         self.last = Some(stmt);
     }
