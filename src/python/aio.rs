@@ -67,8 +67,9 @@ const FAIR_SHARE: usize = 64;
 /// Set by `_aio_shutdown`: jobs that do not only give resources back fail at once.
 static STOPPED: AtomicBool = AtomicBool::new(false);
 
-/// Lanes with a job in progress, to interrupt at shutdown.
-static ACTIVE: Mutex<Vec<Weak<Lane>>> = Mutex::new(Vec::new());
+/// Every lane, to interrupt the jobs in progress at shutdown (an interrupt reaches only an
+/// operation in progress).
+static LANES: Mutex<Vec<Weak<Lane>>> = Mutex::new(Vec::new());
 
 /// What a job failed with: a database error, or one raised by Python code it called.
 enum Failure {
@@ -198,7 +199,7 @@ impl Wake for LaneWake {
 impl Lane {
     fn new(conn: Arc<Connection>) -> Arc<Lane> {
         let interrupt = conn.session.interrupt_handle();
-        Arc::new(Lane {
+        let lane = Arc::new(Lane {
             conn,
             interrupt,
             state: Mutex::new(LaneState {
@@ -213,7 +214,12 @@ impl Lane {
             in_txn: AtomicBool::new(false),
             txn_lost: AtomicBool::new(false),
             waker: std::sync::OnceLock::new(),
-        })
+        });
+        let mut lanes = lock(&LANES);
+        lanes.retain(|l| l.strong_count() > 0);
+        lanes.push(Arc::downgrade(&lane));
+        drop(lanes);
+        lane
     }
 
     fn waker(self: &Arc<Self>) -> Waker {
@@ -307,8 +313,6 @@ impl Lane {
                 Poll::Ready(result) => {
                     st.running_ticket = 0;
                     drop(st);
-                    lock(&ACTIVE)
-                        .retain(|l| l.strong_count() > 0 && !l.ptr_eq(&Arc::downgrade(self)));
                     if let Some((waker, fut)) = running.reply {
                         done.push(Done { waker, fut, result });
                     }
@@ -326,7 +330,6 @@ impl Lane {
     /// Makes the future of `job`, which starts now: after the job it records whether the
     /// session is in a transaction (for `in_transaction` on the loop side).
     fn start(self: &Arc<Self>, job: Job) -> Running {
-        lock(&ACTIVE).push(Arc::downgrade(self));
         let future: JobFuture = if STOPPED.load(Ordering::Acquire) && !job.releases {
             Box::pin(async { Err(Failure::Db(Error::interrupted())) })
         } else {
@@ -499,8 +502,8 @@ fn deliver(py: Python<'_>, d: Done) {
 #[pyfunction]
 pub(crate) fn _aio_shutdown() {
     STOPPED.store(true, Ordering::Release);
-    let active = std::mem::take(&mut *lock(&ACTIVE));
-    for lane in active.iter().filter_map(Weak::upgrade) {
+    let lanes = std::mem::take(&mut *lock(&LANES));
+    for lane in lanes.iter().filter_map(Weak::upgrade) {
         lane.interrupt.interrupt();
     }
 }
