@@ -108,7 +108,7 @@ pub(crate) enum Grant<H> {
 }
 
 /// A queued request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct WaiterId(u64);
 
 /// The answer to [`Lender::request`].

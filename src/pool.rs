@@ -14,7 +14,7 @@ use crate::stats::Stats;
 use crate::ticket::Ticket;
 use crate::wait::{block_on, blocking, WaitSlot};
 use crate::worker::{ConnState, Worker, WorkerShared};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -100,12 +100,24 @@ struct QueuedWait<'p> {
     pool: &'p PoolInner,
     /// `None` once the wait ended.
     id: Option<WaiterId>,
+    /// The deadline the maintenance thread watches for this wait (a task's), if any.
+    watched: Option<Instant>,
+}
+
+impl QueuedWait<'_> {
+    /// The wait ended (under the pool's lock `st`): its deadline is no longer watched.
+    fn unwatch(&mut self, st: &mut State, id: WaiterId) {
+        if let Some(deadline) = self.watched.take() {
+            st.task_deadlines.remove(&(deadline, id));
+        }
+    }
 }
 
 impl Drop for QueuedWait<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id.take() {
             let mut st = self.pool.lock();
+            self.unwatch(&mut st, id);
             if st.lender.cancel(id) {
                 self.pool.returned.notify_all();
             }
@@ -134,7 +146,7 @@ pub(crate) struct State {
     pub(crate) lender: Lender<Worker, Arc<WaitSlot>, Write>,
     /// Deadlines of lease waits by tasks, which no blocked thread times out: the maintenance
     /// thread wakes each task at its deadline (it then finds it passed and gives up).
-    task_deadlines: Vec<(Instant, Arc<WaitSlot>)>,
+    task_deadlines: BTreeMap<(Instant, WaiterId), Arc<WaitSlot>>,
     /// The maintenance thread, unparked when a task's deadline comes before its next tick.
     pub(crate) maintenance_thread: Option<Thread>,
     private_open: usize,
@@ -148,7 +160,7 @@ impl State {
     fn new(max_readers: usize) -> State {
         State {
             lender: Lender::new(max_readers),
-            task_deadlines: Vec::new(),
+            task_deadlines: BTreeMap::new(),
             maintenance_thread: None,
             private_open: 0,
             temp_conns: HashMap::new(),
@@ -618,6 +630,7 @@ impl PoolInner {
         let mut queued = QueuedWait {
             pool: self,
             id: Some(id),
+            watched: None,
         };
         let result = self
             .wait_for_grant(&mut queued, role, &wake, start, timeout, ticket, leads)
@@ -644,22 +657,26 @@ impl PoolInner {
         let Some(id) = queued.id else {
             return Err(Error::internal("a lease wait without its request"));
         };
-        let mut watched = false;
         let granted = std::future::poll_fn(|cx| {
             let mut st = self.lock();
             loop {
                 match st.lender.take_grant(id) {
                     Some(Grant::Lease(lent)) => {
+                        queued.unwatch(&mut st, id);
                         self.count_wait(&mut st, start);
                         return Poll::Ready(Ok(Some(Lease::lent(lent))));
                     }
-                    Some(Grant::Open(_)) => return Poll::Ready(Ok(None)),
+                    Some(Grant::Open(_)) => {
+                        queued.unwatch(&mut st, id);
+                        return Poll::Ready(Ok(None));
+                    }
                     None => {}
                 }
                 let now = Instant::now();
                 let closed = st.lender.is_closed();
                 let cancelled = ticket.is_some_and(Ticket::is_cancelled);
                 if closed || cancelled || now >= deadline {
+                    queued.unwatch(&mut st, id);
                     let handed_off = match leads.as_deref_mut() {
                         Some(leads) if cancelled && !closed => {
                             let own = st.lender.group_hand_off(id, start, deadline).ok();
@@ -691,9 +708,9 @@ impl PoolInner {
                     drop(handed_off);
                     return Poll::Ready(Err(error));
                 }
-                if !watched && !blocking() {
-                    watched = true;
-                    self.watch_deadline(&mut st, deadline, wake);
+                if queued.watched.is_none() && !blocking() {
+                    queued.watched = Some(deadline);
+                    self.watch_deadline(&mut st, deadline, id, wake);
                 }
                 match wake.wait(st, Some(deadline), cx) {
                     Some(again) => st = again,
@@ -710,10 +727,20 @@ impl PoolInner {
         }
     }
 
-    /// Has the maintenance thread wake the task waiting on `slot` at `deadline`.
-    fn watch_deadline(&self, st: &mut State, deadline: Instant, slot: &Arc<WaitSlot>) {
-        let earliest = st.task_deadlines.iter().all(|(d, _)| deadline < *d);
-        st.task_deadlines.push((deadline, Arc::clone(slot)));
+    /// Has the maintenance thread wake the task waiting (request `id`) on `slot` at
+    /// `deadline`, until the wait ends.
+    fn watch_deadline(
+        &self,
+        st: &mut State,
+        deadline: Instant,
+        id: WaiterId,
+        slot: &Arc<WaitSlot>,
+    ) {
+        let earliest = st
+            .task_deadlines
+            .first_key_value()
+            .is_none_or(|((first, _), _)| deadline < *first);
+        st.task_deadlines.insert((deadline, id), Arc::clone(slot));
         if earliest {
             if let Some(thread) = &st.maintenance_thread {
                 thread.unpark();
@@ -721,18 +748,25 @@ impl PoolInner {
         }
     }
 
+    /// Deadlines of tasks' lease waits watched now.
+    #[cfg(test)]
+    pub(crate) fn watched_deadlines(&self) -> usize {
+        self.lock().task_deadlines.len()
+    }
+
     /// Wakes the tasks whose lease waits reached their deadline; returns the next deadline.
     pub(crate) fn wake_due_tasks(&self) -> Option<Instant> {
         let now = Instant::now();
-        let (due, next) = {
+        let mut due = Vec::new();
+        let next = {
             let mut st = self.lock();
-            let (due, left): (Vec<_>, Vec<_>) =
-                st.task_deadlines.drain(..).partition(|(d, _)| *d <= now);
-            st.task_deadlines = left;
-            let next = st.task_deadlines.iter().map(|(d, _)| *d).min();
-            (due, next)
+            while let Some(entry) = st.task_deadlines.first_entry().filter(|e| e.key().0 <= now) {
+                due.push(entry.remove());
+            }
+            st.task_deadlines.first_key_value().map(|((d, _), _)| *d)
         };
-        for (_, slot) in due {
+        // The tasks find their deadline passed when polled, and give up.
+        for slot in due {
             slot.wake();
         }
         next

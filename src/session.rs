@@ -1701,6 +1701,11 @@ mod task_tests {
         );
         let done = run_task(insert.as_mut(), &woken, &waker).unwrap();
         assert_eq!(done.changes, 1);
+        assert_eq!(
+            session.shared.pool.watched_deadlines(),
+            0,
+            "a wait that ended is no longer watched"
+        );
         let mut rows = holder
             .query("SELECT count(*) FROM t", Params::None)
             .unwrap();
@@ -1722,6 +1727,7 @@ mod task_tests {
         );
         assert!(start.elapsed() >= Duration::from_millis(100));
         assert_eq!(pool.stats().waiters, 0);
+        assert_eq!(session.shared.pool.watched_deadlines(), 0);
     }
 
     #[test]
@@ -1731,8 +1737,10 @@ mod task_tests {
         let (woken, waker) = task_waker();
         let mut insert = Box::pin(session.execute_async("INSERT INTO t VALUES (1)", Params::None));
         poll_until_queued(insert.as_mut(), &pool, &woken, &waker);
+        assert_eq!(session.shared.pool.watched_deadlines(), 1);
         drop(insert);
         assert_eq!(pool.stats().waiters, 0, "the request left the queue");
+        assert_eq!(session.shared.pool.watched_deadlines(), 0);
         holder.commit().unwrap();
         // The writer went back to the pool, not to the dropped task: a blocking caller gets
         // it at once.
