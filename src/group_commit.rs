@@ -31,22 +31,22 @@ use std::time::Duration;
 /// Runs `write` through the group and returns its own result, once its transaction has
 /// committed (or failed). `timeout` bounds the wait for the writer when this write leads.
 /// `Ok(Err(write))` hands the write back to run on its own (see [`Joined::Refused`]).
-pub(crate) fn run(
+pub(crate) async fn run(
     pool: &Arc<PoolInner>,
     mut write: Write,
     timeout: Duration,
 ) -> Result<std::result::Result<Box<Ran>, Write>> {
-    let reply = Arc::new(Reply::new());
+    let reply = Arc::new(Reply::for_current());
     write.reply = Some(Answer(Arc::clone(&reply)));
     let ticket = write.gate.clone();
     let lease = match pool.group_join(write)? {
-        Joined::Queued(member) => return wait_queued(pool, member, &ticket, &reply).map(Ok),
+        Joined::Queued(member) => return wait_queued(pool, member, &ticket, &reply).await.map(Ok),
         Joined::Refused(mut write) => {
             write.reply = None;
             return Ok(Err(write));
         }
         Joined::Holds(lease) => lease,
-        Joined::Leads => match pool.group_lead(timeout, &ticket) {
+        Joined::Leads => match pool.group_lead(timeout, &ticket).await {
             Lead::Holds(lease) => {
                 pool.group_hold();
                 lease
@@ -71,8 +71,8 @@ pub(crate) fn run(
     // If the writer has shut down the job is dropped unrun, and the driver's drop answers
     // the queued writes (with `Closed`) and gives the writer back.
     let answer = match worker.post(move |ctx| driver.drive(ctx)) {
-        Ok(queued) => queued.wait(&reply),
-        Err(_) => reply.wait(None),
+        Ok(queued) => queued.answer(&reply).await,
+        Err(_) => reply.answer(None).await,
     };
     answer_of(answer).map(Ok)
 }
@@ -80,7 +80,7 @@ pub(crate) fn run(
 /// Waits for the answer of queued write `member`. A cancel of its ticket while it is queued
 /// takes it out of the group and answers it with `SQLITE_INTERRUPT` at once; once its batch
 /// has been taken, the batch refuses or interrupts it (see [`run_gated`]).
-fn wait_queued(
+async fn wait_queued(
     pool: &Arc<PoolInner>,
     member: MemberId,
     ticket: &Ticket,
@@ -97,7 +97,7 @@ fn wait_queued(
         // Cancelled before the wait was registered: nobody else withdraws it.
         withdraw();
     }
-    let answer = reply.wait(None);
+    let answer = reply.answer(None).await;
     ticket.stop_waiting();
     answer_of(answer)
 }

@@ -310,6 +310,29 @@ impl<T> Reply<T> {
         }
     }
 
+    /// An empty slot for whoever polls now: the current thread when it may block
+    /// (crate::wait), else the task being polled.
+    pub(crate) fn for_current() -> Reply<T> {
+        if crate::wait::blocking() {
+            Reply::new()
+        } else {
+            Reply::for_task()
+        }
+    }
+
+    /// Waits for the reply as the slot's waiter does: a thread spins then parks
+    /// ([`Reply::wait`]); a task spins the same way, then yields until the sender wakes it.
+    pub(crate) async fn answer(
+        &self,
+        spin: Option<(&SpinBudget, &CpuMark)>,
+    ) -> Result<T, Unanswered> {
+        if let Waiter::Thread(_) = self.waiter {
+            return self.wait(spin);
+        }
+        self.spin(spin);
+        std::future::poll_fn(|cx| self.poll_answer(cx)).await
+    }
+
     /// An empty slot awaited by a task ([`Reply::poll_answer`]).
     pub(crate) fn for_task() -> Reply<T> {
         Reply {
@@ -409,10 +432,10 @@ impl<T> Reply<T> {
                 return Poll::Pending;
             }
         }
-        Poll::Ready(self.answer())
+        Poll::Ready(self.take_answer())
     }
 
-    fn answer(&self) -> Result<T, Unanswered> {
+    fn take_answer(&self) -> Result<T, Unanswered> {
         match self.state.load(Ordering::Acquire) {
             PANICKED => Err(Unanswered::Panicked),
             ABANDONED => Err(Unanswered::Dropped),
@@ -441,7 +464,7 @@ impl<T> Reply<T> {
                 thread::park();
             }
         }
-        self.answer()
+        self.take_answer()
     }
 }
 

@@ -848,15 +848,13 @@ impl PoolInner {
     /// to it; the group still gives up at `timeout`, on the maintenance thread's tick). Only
     /// where that cannot be (the writer is not open yet) does the leader wait on,
     /// uncancelled, for the others, its own write refused when the batch runs.
-    pub(crate) fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Lead {
+    pub(crate) async fn group_lead(&self, timeout: Duration, ticket: &Ticket) -> Lead {
         let start = Instant::now();
         let mut handed_off = false;
-        let error = match block_on(self.acquire_as(
-            Role::Writer,
-            timeout,
-            Some(ticket),
-            Some(&mut handed_off),
-        )) {
+        let error = match self
+            .acquire_as(Role::Writer, timeout, Some(ticket), Some(&mut handed_off))
+            .await
+        {
             Ok(lease) => return Lead::Holds(lease),
             Err(e) if handed_off => return Lead::HandedOff(e),
             Err(e) if ticket.is_cancelled() && !matches!(e, Error::Closed { .. }) => e,
@@ -868,7 +866,8 @@ impl PoolInner {
             drop(own);
             return Lead::Failed(error);
         }
-        match self.acquire(Role::Writer, timeout.saturating_sub(start.elapsed())) {
+        let left = timeout.saturating_sub(start.elapsed());
+        match self.acquire_as(Role::Writer, left, None, None).await {
             Ok(lease) => Lead::Holds(lease),
             Err(e) => Lead::Failed(e),
         }

@@ -959,7 +959,7 @@ impl SessionShared {
         known: Option<Class>,
     ) -> Result<Box<Ran>> {
         if let Some(class) = known.as_ref().filter(|c| self.groups(st, c)) {
-            match self.run_grouped(st, sql, params, class, mode)? {
+            match self.run_grouped(st, sql, params, class, mode).await? {
                 Ok(ran) => return Ok(ran),
                 Err(unrun) => params = unrun,
             }
@@ -1002,7 +1002,7 @@ impl SessionShared {
                 self.pool.classes.insert(sql, class.clone());
                 self.settle(st).await;
                 if self.groups(st, &class) {
-                    match self.run_grouped(st, sql, params, &class, mode)? {
+                    match self.run_grouped(st, sql, params, &class, mode).await? {
                         Ok(ran) => return Ok(ran),
                         Err(unrun) => params = unrun,
                     }
@@ -1026,7 +1026,7 @@ impl SessionShared {
 
     /// Runs a write through group commit. `Ok(Err(params))` gives the parameters back when
     /// the group could not take it (the write must then take the writer on its own).
-    fn run_grouped(
+    async fn run_grouped(
         &self,
         st: &SessionState,
         sql: &str,
@@ -1043,7 +1043,9 @@ impl SessionShared {
             self.text_as_bytes.load(Ordering::Relaxed),
             self.current_ticket().unwrap_or_default(),
         );
-        Ok(group_commit::run(&self.pool, write, self.acquire_timeout())?.map_err(|w| w.params))
+        Ok(group_commit::run(&self.pool, write, self.acquire_timeout())
+            .await?
+            .map_err(|w| w.params))
     }
 
     /// Whether a statement of `class` goes through group commit: a plain write (no
@@ -1051,8 +1053,9 @@ impl SessionShared {
     /// transaction that holds no writer and carries no pragmas or registrations of its own
     /// (which act per connection, so cannot be shared within one transaction).
     ///
-    /// A task (crate::wait) takes the writer for its write instead: a member of a group
-    /// waits for its group's answer on a blocked thread.
+    /// A task (crate::wait) takes the writer for its write instead: a group's leader queues
+    /// for the writer on the whole group's behalf, and a task dropped part-way (a host that
+    /// drops its connection with a call in flight) would leave the group without one.
     fn groups(&self, st: &SessionState, class: &Class) -> bool {
         let config = &self.pool.config;
         config.group_commit

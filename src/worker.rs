@@ -651,9 +651,9 @@ impl Queued<'_> {
         reply.wait(self.spin)
     }
 
-    /// Spins for `reply` without parking; returns whether it came: see [`Reply::spin`].
-    pub(crate) fn spin<T>(self, reply: &Reply<T>) -> bool {
-        reply.spin(self.spin)
+    /// Waits for `reply` as its waiter does (a thread or a task): see [`Reply::answer`].
+    pub(crate) async fn answer<T>(self, reply: &Reply<T>) -> Result<T, Unanswered> {
+        reply.answer(self.spin).await
     }
 }
 
@@ -710,28 +710,15 @@ impl WorkerShared {
         R: Send + 'static,
         F: for<'c> FnOnce(&mut ConnCtx<'c>) -> R + Send + 'static,
     {
-        let task = !crate::wait::blocking();
         let call = Arc::new(Call {
             job: Mutex::new(Some(f)),
-            reply: if task {
-                Reply::for_task()
-            } else {
-                Reply::new()
-            },
+            reply: Reply::for_current(),
         });
         async move {
-            {
-                let queued = self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
-                if !task {
-                    return queued.wait(&call.reply).map_err(unanswered);
-                }
-                // A task spins as a blocked caller would before it yields: a short job's
-                // answer then needs no wake-up of the task's loop.
-                queued.spin(&call.reply);
-            }
-            std::future::poll_fn(|cx| call.reply.poll_answer(cx))
-                .await
-                .map_err(unanswered)
+            // A task spins as a blocked caller would before it yields: a short job's answer
+            // then needs no wake-up of the task's loop.
+            let queued = self.submit(Msg::Job(Job(Arc::clone(&call) as Arc<dyn Run>)))?;
+            queued.answer(&call.reply).await.map_err(unanswered)
         }
     }
 
