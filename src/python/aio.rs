@@ -180,8 +180,10 @@ struct Lane {
     waker: std::sync::OnceLock<Waker>,
 }
 
-/// A lane's waker: queues the lane on its loop to be polled. Holds the lane weakly, so a
-/// lane nobody else keeps is not kept alive by a connection thread's reply slot.
+/// A lane's waker: queues the lane on its loop to be polled. Holds the lane weakly (the lane
+/// keeps its waker). A lane with a call in flight is alive anyway: the call's future holds
+/// the lane, so the call runs to its end even when its connection object is collected
+/// meanwhile, as a call on a thread would.
 struct LaneWake(Weak<Lane>);
 
 impl Wake for LaneWake {
