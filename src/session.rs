@@ -1054,8 +1054,8 @@ impl SessionShared {
     /// (which act per connection, so cannot be shared within one transaction).
     ///
     /// A task (crate::wait) takes the writer for its write instead: a group's leader queues
-    /// for the writer on the whole group's behalf, and a task dropped part-way (a host that
-    /// drops its connection with a call in flight) would leave the group without one.
+    /// for the writer on the whole group's behalf, and a future dropped part-way would leave
+    /// the group without one (no host drops one, but nothing in the type prevents it).
     fn groups(&self, st: &SessionState, class: &Class) -> bool {
         let config = &self.pool.config;
         config.group_commit
