@@ -1429,27 +1429,39 @@ impl SessionShared {
     }
 
     fn close_blob_now(&self, id: u64) {
-        block_on(async {
-            let mut st = self.state.take().await;
-            let Some(slot) = st.cursors.remove(&id) else {
-                return;
-            };
-            if let Some(lease) = st.lease(slot) {
-                let worker = Arc::clone(&lease.worker);
-                let closed = worker
-                    .call_async(move |ctx| {
-                        ctx.blobs.remove(&id);
+        block_on(self.end_on_connection(id, move |ctx| {
+            ctx.blobs.remove(&id);
+        }));
+    }
+
+    /// Ends cursor or blob `id` with `end`, a job on the thread of the connection it keeps,
+    /// and gives that connection back if nothing else keeps it; as an operation of its own
+    /// (see [`SessionShared::cleanup`]).
+    async fn end_on_connection<F>(&self, id: u64, end: F)
+    where
+        F: for<'c> FnOnce(&mut ConnCtx<'c>) + Send + 'static,
+    {
+        let mut st = self.state.take().await;
+        let Some(slot) = st.cursors.remove(&id) else {
+            return;
+        };
+        if let Some(lease) = st.lease(slot) {
+            let worker = Arc::clone(&lease.worker);
+            let ended = self
+                .cleanup(|| {
+                    self.call(&worker, move |ctx| {
+                        end(ctx);
                         ctx.state()
                     })
-                    .await;
-                if let Ok(state) = closed {
-                    if let Some(lease) = st.lease(slot) {
-                        lease.state = state;
-                    }
+                })
+                .await;
+            if let Ok(state) = ended {
+                if let Some(lease) = st.lease(slot) {
+                    lease.state = state;
                 }
             }
-            self.settle(&mut st).await;
-        })
+        }
+        self.settle(&mut st).await;
     }
 
     /// Runs `close` now, or on a thread of its own when called on a connection thread: a
@@ -1482,29 +1494,12 @@ impl SessionShared {
     /// Resets cursor `cursor` and gives back its connection if nothing else keeps it
     /// (crate::wait); not on a connection thread (see [`SessionShared::close_cursor`]).
     pub(crate) async fn close_cursor_async(&self, cursor: u64) {
-        let mut st = self.state.take().await;
-        let Some(slot) = st.cursors.remove(&cursor) else {
-            return;
-        };
-        if let Some(lease) = st.lease(slot) {
-            let worker = Arc::clone(&lease.worker);
-            let reset = self
-                .cleanup(|| {
-                    self.call(&worker, move |ctx| {
-                        if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
-                            statement::reset(&mut stmt);
-                        }
-                        ctx.state()
-                    })
-                })
-                .await;
-            if let Ok(state) = reset {
-                if let Some(lease) = st.lease(slot) {
-                    lease.state = state;
-                }
+        self.end_on_connection(cursor, move |ctx| {
+            if let Some(mut stmt) = ctx.cursors.remove(&cursor) {
+                statement::reset(&mut stmt);
             }
-        }
-        self.settle(&mut st).await;
+        })
+        .await;
     }
 
     /// Closes the session (see [`SessionShared::close_soon`]); a close deferred to another
